@@ -1,0 +1,267 @@
+"""The catalog: every read and write of pipeline state goes through here, in short transactions.
+
+Phases read their work from the catalog in pages (never the whole library in memory), and each state change
+of a file is one transaction that also appends to `state_changes`, so a re-run continues where a crash left off."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from media_assets.catalog.states import FileState, IllegalTransition, check_move
+
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One row of `media_files`."""
+
+    id: int
+    batch_id: str
+    source: str
+    source_id: str
+    source_version: str
+    original_name: str
+    size_bytes: int | None
+    content_hash: str | None
+    media_type: str | None
+    media_format: str | None
+    width: int | None
+    height: int | None
+    captured_at: datetime | None
+    capture_utc_offset_minutes: int | None
+    capture_date_source: str | None
+    state: FileState
+    error: str | None
+    original_path: str | None
+    output_path: str | None
+    output_size: int | None
+    output_hash: str | None
+    compression_decision: str | None
+    staged_path: str | None
+    sorted_path: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> MediaFile:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values["state"] = FileState(values["state"])
+        return cls(**values)
+
+
+_COLUMNS = ", ".join(f.name for f in fields(MediaFile))
+#: Columns a state change may set alongside the state.
+_UPDATABLE = frozenset(f.name for f in fields(MediaFile)) - {"id", "batch_id", "source", "source_id",
+                                                            "source_version", "state"}
+
+
+class Catalog:
+    """Access to the catalog database through one psycopg 3 connection."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self._conn: psycopg.Connection | None = None
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.conninfo, row_factory=dict_row, autocommit=True)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor]:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            yield cur
+
+    # -- batches -------------------------------------------------------------------------------------------
+
+    def create_batch(self, batch_id: str) -> None:
+        self.conn.execute("INSERT INTO batches (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (batch_id,))
+
+    def set_batch_status(self, batch_id: str, status: str) -> None:
+        finished = status in ("succeeded", "failed")
+        self.conn.execute(
+            "UPDATE batches SET status = %s, updated_at = now(),"
+            " finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
+            (status, finished, batch_id))
+
+    def mark_batch_scanned(self, batch_id: str) -> None:
+        self.conn.execute("UPDATE batches SET scanned_at = now(), updated_at = now() WHERE id = %s", (batch_id,))
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        return self.conn.execute("SELECT * FROM batches WHERE id = %s", (batch_id,)).fetchone()
+
+    def batches_created_since(self, since: datetime) -> int:
+        row = self.conn.execute("SELECT count(*) AS n FROM batches WHERE created_at >= %s", (since,)).fetchone()
+        return int(row["n"])
+
+    def recent_batches(self, limit: int = 5) -> list[dict[str, Any]]:
+        return self.conn.execute("SELECT * FROM batches ORDER BY created_at DESC, id DESC LIMIT %s",
+                                 (limit,)).fetchall()
+
+    # -- files ---------------------------------------------------------------------------------------------
+
+    def is_known(self, source: str, source_id: str, source_version: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM media_files WHERE source = %s AND source_id = %s AND source_version = %s",
+            (source, source_id, source_version)).fetchone()
+        return row is not None
+
+    def register_file(self, batch_id: str, *, source: str, source_id: str, source_version: str,
+                      original_name: str, size_bytes: int | None = None) -> int | None:
+        """Record a newly discovered file; None when this version of it is already in the catalog."""
+        with self.transaction() as cur:
+            row = cur.execute(
+                "INSERT INTO media_files (batch_id, source, source_id, source_version, original_name, size_bytes,"
+                " state) VALUES (%s, %s, %s, %s, %s, %s, 'discovered')"
+                " ON CONFLICT (source, source_id, source_version) DO NOTHING RETURNING id",
+                (batch_id, source, source_id, source_version, original_name, size_bytes)).fetchone()
+            if row is None:
+                return None
+            cur.execute("INSERT INTO state_changes (file_id, from_state, to_state) VALUES (%s, NULL, 'discovered')",
+                        (row["id"],))
+            return int(row["id"])
+
+    def get_file(self, file_id: int) -> MediaFile:
+        row = self.conn.execute(f"SELECT {_COLUMNS} FROM media_files WHERE id = %s", (file_id,)).fetchone()
+        if row is None:
+            raise KeyError(file_id)
+        return MediaFile.from_row(row)
+
+    def iter_files(self, batch_id: str, *states: FileState) -> Iterator[MediaFile]:
+        """The batch's files in the given states, in id order, fetched a page at a time."""
+        wanted = [s.value for s in states]
+        last_id = 0
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM media_files WHERE batch_id = %s AND state = ANY(%s) AND id > %s"
+                " ORDER BY id LIMIT %s", (batch_id, wanted, last_id, PAGE_SIZE)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield MediaFile.from_row(row)
+            last_id = rows[-1]["id"]
+
+    def move(self, file: MediaFile, target: FileState, *, detail: str | None = None,
+             cursor: psycopg.Cursor | None = None, **changes: Any) -> MediaFile:
+        """Move one file to `target`, setting `changes` in the same transaction.
+
+        Fails if the file is no longer in the state the caller read, so two workers never both move it."""
+        check_move(file.state, target)
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not a media_files column: {sorted(unknown)}")
+        assignments = "".join(f", {name} = %s" for name in changes)
+        params = [target.value, *changes.values(), file.id, file.state.value]
+
+        def apply(cur: psycopg.Cursor) -> MediaFile:
+            row = cur.execute(
+                f"UPDATE media_files SET state = %s, updated_at = now(){assignments}"
+                f" WHERE id = %s AND state = %s RETURNING {_COLUMNS}", params).fetchone()
+            if row is None:
+                raise IllegalTransition(f"file {file.id} is no longer {file.state.value}")
+            cur.execute("INSERT INTO state_changes (file_id, from_state, to_state, detail) VALUES (%s, %s, %s, %s)",
+                        (file.id, file.state.value, target.value, detail))
+            return MediaFile.from_row(row)
+
+        if cursor is not None:
+            return apply(cursor)
+        with self.transaction() as cur:
+            return apply(cur)
+
+    def set_error(self, file_id: int, error: str | None) -> None:
+        """Note a problem with a file that does not change its state (it will be retried)."""
+        self.conn.execute("UPDATE media_files SET error = %s, updated_at = now() WHERE id = %s", (error, file_id))
+
+    def find_keeper_by_hash(self, content_hash: str, size_bytes: int, exclude_id: int) -> MediaFile | None:
+        """The earliest catalogued file with these exact bytes that is (or will be) kept."""
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM media_files WHERE size_bytes = %s AND content_hash = %s AND id <> %s"
+            " AND state NOT IN ('discovered', 'duplicate', 'quarantined') AND id < %s ORDER BY id LIMIT 1",
+            (size_bytes, content_hash, exclude_id, exclude_id)).fetchone()
+        return MediaFile.from_row(row) if row else None
+
+    def mark_duplicate(self, file: MediaFile, keeper: MediaFile, *, kind: str, distance: int = 0) -> MediaFile:
+        with self.transaction() as cur:
+            moved = self.move(file, FileState.DUPLICATE, detail=f"{kind} duplicate of file {keeper.id}",
+                              cursor=cur)
+            cur.execute("INSERT INTO duplicate_files (file_id, keeper_id, batch_id, kind, distance)"
+                        " VALUES (%s, %s, %s, %s, %s)", (file.id, keeper.id, file.batch_id, kind, distance))
+            return moved
+
+    def duplicates(self, batch_id: str) -> list[dict[str, Any]]:
+        return self.conn.execute(
+            "SELECT d.file_id, d.keeper_id, d.kind, d.distance, f.original_name, k.original_name AS keeper_name"
+            " FROM duplicate_files d JOIN media_files f ON f.id = d.file_id JOIN media_files k ON k.id = d.keeper_id"
+            " WHERE d.batch_id = %s ORDER BY d.file_id", (batch_id,)).fetchall()
+
+    def quarantined(self, batch_id: str) -> list[dict[str, Any]]:
+        return self.conn.execute(
+            "SELECT id, original_name, error FROM media_files WHERE batch_id = %s AND state = 'quarantined'"
+            " ORDER BY id", (batch_id,)).fetchall()
+
+    def count_by_state(self, batch_id: str | None = None) -> dict[str, int]:
+        if batch_id is None:
+            rows = self.conn.execute("SELECT state, count(*) AS n FROM media_files GROUP BY state").fetchall()
+        else:
+            rows = self.conn.execute("SELECT state, count(*) AS n FROM media_files WHERE batch_id = %s"
+                                     " GROUP BY state", (batch_id,)).fetchall()
+        return {row["state"]: int(row["n"]) for row in rows}
+
+    # -- uploads -------------------------------------------------------------------------------------------
+
+    def upload_for(self, file_id: int, destination: str) -> dict[str, Any] | None:
+        return self.conn.execute("SELECT * FROM uploads WHERE file_id = %s AND destination = %s",
+                                 (file_id, destination)).fetchone()
+
+    def uploads_of(self, file_id: int) -> list[dict[str, Any]]:
+        return self.conn.execute("SELECT * FROM uploads WHERE file_id = %s ORDER BY destination",
+                                 (file_id,)).fetchall()
+
+    def record_upload(self, file_id: int, destination: str, *, status: str, remote_id: str | None,
+                      checksum: str | None, detail: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO uploads (file_id, destination, status, remote_id, checksum, detail)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (file_id, destination) DO UPDATE SET"
+            " status = EXCLUDED.status, remote_id = EXCLUDED.remote_id, checksum = EXCLUDED.checksum,"
+            " detail = EXCLUDED.detail, uploaded_at = now()",
+            (file_id, destination, status, remote_id, checksum, detail))
+
+    def mark_upload_verified(self, file_id: int, destination: str) -> None:
+        self.conn.execute("UPDATE uploads SET verified_at = now() WHERE file_id = %s AND destination = %s",
+                          (file_id, destination))
+
+    # -- phase runs ----------------------------------------------------------------------------------------
+
+    def start_phase_run(self, batch_id: str, phase: str, dagster_run_id: str | None) -> int:
+        row = self.conn.execute(
+            "INSERT INTO phase_runs (batch_id, phase, dagster_run_id, status) VALUES (%s, %s, %s, 'running')"
+            " RETURNING id", (batch_id, phase, dagster_run_id)).fetchone()
+        return int(row["id"])
+
+    def finish_phase_run(self, run_id: int, *, status: str, files_processed: int = 0, files_failed: int = 0,
+                         bytes_in: int = 0, bytes_out: int = 0, details: Mapping[str, Any] | None = None,
+                         error: str | None = None) -> None:
+        self.conn.execute(
+            "UPDATE phase_runs SET finished_at = now(), status = %s, files_processed = %s, files_failed = %s,"
+            " bytes_in = %s, bytes_out = %s, details = %s, error = %s WHERE id = %s",
+            (status, files_processed, files_failed, bytes_in, bytes_out, json.dumps(dict(details or {})), error,
+             run_id))
+
+    def latest_phase_runs(self, batch_id: str) -> list[dict[str, Any]]:
+        """The newest run of each phase of a batch, in the order they started."""
+        return self.conn.execute(
+            "SELECT DISTINCT ON (phase) *, extract(epoch FROM finished_at - started_at) AS seconds"
+            " FROM phase_runs WHERE batch_id = %s ORDER BY phase, started_at DESC", (batch_id,)).fetchall()

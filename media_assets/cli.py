@@ -1,0 +1,105 @@
+"""`media-pipeline`: run a batch now, show the catalog's state, run on an interval, write a sample library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from media_assets.settings import STORAGE_FOLDERS, SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="media-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="create a batch and run it through every phase now, in this process")
+    commands.add_parser("status", help="files by state, the last runs with per-phase timings, disk use")
+    interval = commands.add_parser("interval", help="run a batch every N minutes until stopped")
+    interval.add_argument("--interval", type=int, default=None,
+                          help="minutes between runs (default: PIPELINE_EXECUTION_INTERVAL_MINUTES)")
+    interval.add_argument("--max-runs", type=int, default=None, help="stop after this many runs (for tests)")
+    sample = commands.add_parser("sample-library", help="write a small sample library of photos and videos")
+    sample.add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "sample-library":
+        from media_assets.media.sample_library import write_sample_library
+
+        written = write_sample_library(args.path)
+        print(f"sample library in {args.path}: {len(written)} files")
+        return 0
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"media-pipeline: configuration error: {error}", file=sys.stderr)
+        return 2
+    from media_assets.runner import open_pipeline
+
+    pipeline = open_pipeline(settings)
+    try:
+        if args.command == "run":
+            return _run_once(pipeline)
+        if args.command == "status":
+            print(_status_text(pipeline))
+            return 0
+        if args.command == "interval":
+            minutes = args.interval or settings.execution_interval_minutes
+            if minutes < 1:
+                print("media-pipeline: --interval must be at least 1 minute", file=sys.stderr)
+                return 2
+            return _run_interval(pipeline, minutes, args.max_runs)
+    finally:
+        pipeline.close()
+    return 1
+
+
+def _run_once(pipeline) -> int:  # noqa: ANN001
+    from media_assets.runner import run_batch
+
+    report = run_batch(pipeline)
+    print(report.to_markdown())
+    return 0 if report.success else 1
+
+
+def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa: ANN001
+    from media_assets.runner import executions_today, run_batch, seconds_until_tomorrow
+
+    runs, failures = 0, 0
+    while max_runs is None or runs < max_runs:
+        if executions_today(pipeline.catalog) >= pipeline.settings.max_executions_per_day:
+            wait = seconds_until_tomorrow()
+            print(f"daily cap of {pipeline.settings.max_executions_per_day} runs reached; "
+                  f"waiting {wait / 3600:.1f} h", flush=True)
+        else:
+            report = run_batch(pipeline)
+            runs += 1
+            failures += 0 if report.success else 1
+            print(report.to_markdown(), flush=True)
+            wait = minutes * 60
+        if max_runs is not None and runs >= max_runs:
+            break
+        time.sleep(wait)
+    return 0 if failures == 0 else 1
+
+
+def _status_text(pipeline) -> str:  # noqa: ANN001
+    from media_assets.storage import folder_bytes, free_bytes
+
+    catalog, settings = pipeline.catalog, pipeline.settings
+    lines = ["Files by state:"]
+    counts = catalog.count_by_state()
+    lines += [f"  {state:<12} {n}" for state, n in sorted(counts.items())] or ["  (no files yet)"]
+    lines.append("Last batches:")
+    for batch in catalog.recent_batches(5):
+        phases = catalog.latest_phase_runs(batch["id"])
+        timing = ", ".join(f"{p['phase']} {float(p['seconds'] or 0):.1f}s" for p in
+                           sorted(phases, key=lambda p: p["started_at"]))
+        lines.append(f"  {batch['id']}  {batch['status']:<9}  {timing}")
+    lines.append(f"Storage ({settings.media_root}, {free_bytes(settings.media_root) / 1e9:.1f} GB free):")
+    lines += [f"  {name:<11} {folder_bytes(settings.storage_dir(name)) / 1e6:10.1f} MB" for name in STORAGE_FOLDERS]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The eight phases as software-defined assets partitioned by batch. Each is thin: it builds the phase's
+context from the resources, runs the plain phase function, and hands its numbers to Dagster as metadata."""
+
+
+from functools import partial
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from media_assets.defs.partitions import batch_partitions
+from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.destinations.configured import enabled_destinations, pixel_destination, primary_destination
+from media_assets.phases.common import PhaseContext, PhaseFunction, run_phase
+from media_assets.phases.compression import compress, keep_originals
+from media_assets.phases.deduplication import deduplicate, pass_all_as_unique
+from media_assets.phases.download import download as download_files
+from media_assets.phases.file_preparation import prepare_files
+from media_assets.phases.sorting import leave_in_bridge, sort_files
+from media_assets.phases.upload import finish_uploads
+from media_assets.phases.upload import upload as upload_files
+from media_assets.phases.verification import verify
+from media_assets.sources.configured import enabled_sources
+
+GROUP = "media"
+
+
+def _run(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource, name: str,
+         work: PhaseFunction, *, enabled: bool = True, when_disabled: PhaseFunction | None = None
+         ) -> MaterializeResult:
+    ctx = PhaseContext(batch_id=context.partition_key, settings=settings.load(), catalog=catalog.catalog,
+                       log=context.log, dagster_run_id=context.run.run_id)
+    try:
+        outcome = run_phase(name, ctx, work, enabled=enabled, when_disabled=when_disabled)
+    except Exception:
+        ctx.catalog.set_batch_status(ctx.batch_id, "failed")
+        raise
+    return MaterializeResult(metadata=outcome.metadata())
+
+
+def _asset(name: str, previous: str | None, description: str):  # noqa: ANN202 - a decorator
+    return asset(name=name, partitions_def=batch_partitions, deps=[previous] if previous else None,
+                 group_name=GROUP, kinds={"python"}, description=description)
+
+
+@_asset("download", None, "New files from the sources, copied into originals/<batch>/ and identified.")
+def download(context: AssetExecutionContext, settings: SettingsResource,
+             catalog: CatalogResource) -> MaterializeResult:
+    loaded = settings.load()
+    catalog.catalog.create_batch(context.partition_key)
+    catalog.catalog.set_batch_status(context.partition_key, "running")
+    return _run(context, settings, catalog, "download",
+                partial(download_files, sources=enabled_sources(loaded)))
+
+
+@_asset("deduplication", "download", "Exact duplicates against the whole catalog, recorded, not deleted.")
+def deduplication(context: AssetExecutionContext, settings: SettingsResource,
+                  catalog: CatalogResource) -> MaterializeResult:
+    return _run(context, settings, catalog, "deduplication", deduplicate,
+                enabled=settings.load().enable_deduplication, when_disabled=pass_all_as_unique)
+
+
+@_asset("compression", "deduplication", "Smaller encodings where they pay; originals are never touched.")
+def compression(context: AssetExecutionContext, settings: SettingsResource,
+                catalog: CatalogResource) -> MaterializeResult:
+    return _run(context, settings, catalog, "compression", compress,
+                enabled=settings.load().enable_compression, when_disabled=keep_originals)
+
+
+@_asset("file_preparation", "compression", "Files to upload, staged in bridge/<batch>/ with collision-free names.")
+def file_preparation(context: AssetExecutionContext, settings: SettingsResource,
+                     catalog: CatalogResource) -> MaterializeResult:
+    return _run(context, settings, catalog, "file_preparation", prepare_files)
+
+
+def _upload_phase(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource,
+                  name: str, enabled: bool, destination) -> MaterializeResult:  # noqa: ANN001
+    required = list(enabled_destinations(settings.load()))
+    work = partial(upload_files, destination=destination, required_destinations=required)
+    return _run(context, settings, catalog, name, work, enabled=enabled and destination is not None,
+                when_disabled=partial(finish_uploads, required_destinations=required))
+
+
+@_asset("icloud_upload", "file_preparation",
+        "Upload to iCloud Photos (or, with no account configured, to LOCAL_DESTINATION_DIR).")
+def icloud_upload(context: AssetExecutionContext, settings: SettingsResource,
+                  catalog: CatalogResource) -> MaterializeResult:
+    loaded = settings.load()
+    return _upload_phase(context, settings, catalog, "icloud_upload", loaded.enable_icloud_upload,
+                         primary_destination(loaded))
+
+
+@_asset("pixel_upload", "icloud_upload", "Copy into the Pixel phone's sync folder (Google Photos backs it up).")
+def pixel_upload(context: AssetExecutionContext, settings: SettingsResource,
+                 catalog: CatalogResource) -> MaterializeResult:
+    loaded = settings.load()
+    return _upload_phase(context, settings, catalog, "pixel_upload", loaded.enable_pixel_upload,
+                         pixel_destination(loaded))
+
+
+@_asset("sorting", "pixel_upload", "Kept copies moved into uploaded/YYYY/MM/DD/ by local capture date.")
+def sorting(context: AssetExecutionContext, settings: SettingsResource,
+            catalog: CatalogResource) -> MaterializeResult:
+    return _run(context, settings, catalog, "sorting", sort_files, enabled=settings.load().enable_sorting,
+                when_disabled=leave_in_bridge)
+
+
+@_asset("verification", "sorting", "Every file of the batch verified, a recorded duplicate, or quarantined.")
+def verification(context: AssetExecutionContext, settings: SettingsResource,
+                 catalog: CatalogResource) -> MaterializeResult:
+    loaded = settings.load()
+    result = _run(context, settings, catalog, "verification",
+                  partial(verify, destinations=enabled_destinations(loaded)), enabled=loaded.enable_verification)
+    catalog.catalog.set_batch_status(context.partition_key, "succeeded")
+    return result
+
+
+PHASE_ASSETS = [download, deduplication, compression, file_preparation, icloud_upload, pixel_upload, sorting,
+                verification]
+PHASES = [a.key.to_user_string() for a in PHASE_ASSETS]

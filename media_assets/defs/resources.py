@@ -1,0 +1,49 @@
+"""Resources: the only place that knows where settings, the catalog database and the outside world are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+
+from media_assets.catalog.database import resolve_conninfo
+from media_assets.catalog.migrate import upgrade_to_head
+from media_assets.catalog.repository import Catalog
+from media_assets.settings import Settings, load_settings
+
+_migrated: set[str] = set()
+
+
+class SettingsResource(ConfigurableResource):
+    """The validated settings; `settings_file` empty means MEDIA_PIPELINE_SETTINGS or ./settings.env."""
+
+    settings_file: str = ""
+
+    def load(self) -> Settings:
+        return load_settings(Path(self.settings_file) if self.settings_file else None)
+
+
+class CatalogResource(ConfigurableResource):
+    """The PostgreSQL catalog (embedded or external), migrated to the newest schema on first use."""
+
+    settings: SettingsResource
+
+    _catalog: Catalog | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        conninfo = resolve_conninfo(self.settings.load())
+        if conninfo not in _migrated:
+            upgrade_to_head(conninfo)
+            _migrated.add(conninfo)
+        self._catalog = Catalog(conninfo)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            raise RuntimeError("CatalogResource used outside of a run")
+        return self._catalog

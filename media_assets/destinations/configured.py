@@ -1,0 +1,31 @@
+"""Which destinations the settings ask for. With no iCloud account configured, the `icloud_upload` phase
+writes to LOCAL_DESTINATION_DIR instead, so the embedded default runs end to end with no account."""
+
+from __future__ import annotations
+
+from media_assets.destinations.base import Destination
+from media_assets.destinations.folder import FolderDestination
+from media_assets.settings import Settings
+
+
+def primary_destination(settings: Settings) -> Destination:
+    """The destination of the `icloud_upload` phase."""
+    return FolderDestination("local", settings.local_destination_dir)
+
+
+def pixel_destination(settings: Settings) -> Destination | None:
+    if settings.pixel_sync_dir is None:
+        return None
+    return FolderDestination("pixel", settings.pixel_sync_dir)
+
+
+def enabled_destinations(settings: Settings) -> dict[str, Destination]:
+    """The destinations every file must reach (or be declined by) before it is sorted."""
+    enabled: dict[str, Destination] = {}
+    if settings.enable_icloud_upload:
+        primary = primary_destination(settings)
+        enabled[primary.name] = primary
+    pixel = pixel_destination(settings) if settings.enable_pixel_upload else None
+    if pixel is not None:
+        enabled[pixel.name] = pixel
+    return enabled

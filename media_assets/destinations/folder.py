@@ -1,0 +1,37 @@
+"""Folder destinations: the local folder of the embedded default, and a Pixel phone's sync folder.
+
+Files are written under a temp name and renamed, so a sync app (Syncthing ignores `.syncthing.*.tmp`) never
+picks up half a file; an identical file already there counts as uploaded, a different one keeps its name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from media_assets.destinations.base import UploadError
+from media_assets.media.hashing import sha256_file
+from media_assets.storage import copy_atomically, with_suffix_id
+
+
+class FolderDestination:
+    def __init__(self, name: str, folder: Path) -> None:
+        self.name = name
+        self.folder = folder
+
+    def refusal(self, media_format: str | None, media_type: str | None) -> str | None:
+        return None
+
+    def upload(self, path: Path, name: str, checksum: str) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        candidates = [name] + [with_suffix_id(name, int(checksum[:8], 16) + n) for n in range(100)]
+        for candidate in candidates:
+            target = self.folder / candidate
+            if not target.exists():
+                copy_atomically(path, target, temp_name=f".syncthing.{candidate}.tmp")
+                return candidate
+            if sha256_file(target) == checksum:
+                return candidate
+        raise UploadError(f"no free name for {name} in {self.folder}")
+
+    def verify(self, remote_id: str, checksum: str) -> bool:
+        target = self.folder / remote_id
+        return target.is_file() and sha256_file(target) == checksum

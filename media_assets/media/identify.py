@@ -1,0 +1,425 @@
+"""Is this file a photo or a video we can handle, and which format is it really?
+
+Decided by content (magic bytes), never by extension: phones and chat apps routinely save PNGs as .jpg or
+HEICs as .jpeg, and a renamed text file must not slip through. Every image is decoded once (cheaply) and
+every video is probed, so damaged files are caught here, with a sentence a human can act on, instead of
+crashing a later phase.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import struct
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import IO
+
+from PIL import Image, ImageFile
+
+from media_assets.media.ffmpeg_tools import ProbeError, ProbeUnavailable, ffprobe_path, probe
+
+DEFAULT_MAX_PIXELS = 200_000_000
+# Above this many pixels a PNG is checked structurally (every chunk's CRC, up to IEND) instead of being
+# decoded, so one huge panorama cannot take gigabytes of memory.
+FULL_DECODE_PIXELS = 64_000_000
+_HEAD_BYTES = 4096
+
+
+class MediaKind(str, Enum):
+    PHOTO = "photo"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True)
+class Identified:
+    """What a file really is. Sizes are as the decoder / ffprobe reports them: EXIF orientation and video
+    rotation metadata are not applied, so a portrait phone video may read as 1920x1080."""
+
+    kind: MediaKind
+    format: str  # lower-case: jpeg, heic, png, dng, mp4, mov, ...
+    mime: str
+    width: int | None  # None for RAW photos, which are accepted without decoding
+    height: int | None
+
+
+class UnsupportedMedia(Exception):
+    """The file is not a photo or video we can handle; `.reason` is one sentence for a human."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Sniffed:
+    kind: MediaKind
+    format: str
+    mime: str
+    decoder: str | None = None  # Pillow plugin for photos; None = accept without decoding (RAW)
+
+
+def identify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Identified:
+    """Identify `path` by content and check it decodes (photos) or probes (videos).
+
+    Raises UnsupportedMedia for anything we would not want in the library (with the reason), and lets
+    OSError through when the file itself cannot be read (missing, permissions): that is a storage problem
+    to retry, not bad media.
+    """
+    if max_pixels <= 0:
+        raise ValueError("max_pixels must be positive")
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise UnsupportedMedia("empty file (0 bytes)")
+    with path.open("rb") as stream:
+        head = stream.read(_HEAD_BYTES)
+        sniffed = _sniff(head, path, stream)
+    if sniffed.kind is MediaKind.VIDEO:
+        return _check_video(path, sniffed)
+    if sniffed.decoder is None:
+        return Identified(MediaKind.PHOTO, sniffed.format, sniffed.mime, None, None)
+    return _check_image(path, sniffed, max_pixels)
+
+
+# --- sniffing -------------------------------------------------------------------------------------------
+
+# ISO-BMFF brands (the `ftyp` box) that mean a still image (HEIF family) rather than a movie.
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIF_BRANDS = _HEIC_BRANDS | _AVIF_BRANDS | {b"mif1", b"msf1", b"mif2"}
+_AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
+# Top-level atoms an old QuickTime file (without `ftyp`) may start with.
+_QUICKTIME_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
+
+_RAW_MIME = {
+    "dng": "image/x-adobe-dng",
+    "cr2": "image/x-canon-cr2",
+    "cr3": "image/x-canon-cr3",
+    "nef": "image/x-nikon-nef",
+    "nrw": "image/x-nikon-nrw",
+    "arw": "image/x-sony-arw",
+    "srf": "image/x-sony-srf",
+    "sr2": "image/x-sony-sr2",
+    "orf": "image/x-olympus-orf",
+    "rw2": "image/x-panasonic-rw2",
+    "rwl": "image/x-leica-rwl",
+    "raf": "image/x-fuji-raf",
+    "pef": "image/x-pentax-pef",
+    "srw": "image/x-samsung-srw",
+    "x3f": "image/x-sigma-x3f",
+    "3fr": "image/x-hasselblad-3fr",
+    "iiq": "image/x-phaseone-iiq",
+    "erf": "image/x-epson-erf",
+    "kdc": "image/x-kodak-kdc",
+    "dcr": "image/x-kodak-dcr",
+    "mrw": "image/x-minolta-mrw",
+    "mef": "image/x-mamiya-mef",
+    "mos": "image/x-leaf-mos",
+    "raw": "image/x-panasonic-raw",
+}
+# RAWs that are plain TIFF containers: recognised by TIFF magic plus the extension.
+_TIFF_RAW_EXTENSIONS = set(_RAW_MIME) - {"cr3", "x3f", "mrw", "raf"}
+_DNG_VERSION_TAG = 50706
+
+_VIDEO_MIME = {
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "m4v": "video/x-m4v",
+    "3gp": "video/3gpp",
+    "3g2": "video/3gpp2",
+    "avi": "video/x-msvideo",
+    "mkv": "video/x-matroska",
+    "webm": "video/webm",
+    "mts": "video/mp2t",
+    "m2ts": "video/mp2t",
+    "mpg": "video/mpeg",
+    "flv": "video/x-flv",
+    "wmv": "video/x-ms-wmv",
+}
+_ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+
+
+def _photo(fmt: str, mime: str, decoder: str) -> _Sniffed:
+    return _Sniffed(MediaKind.PHOTO, fmt, mime, decoder)
+
+
+def _raw(fmt: str) -> _Sniffed:
+    return _Sniffed(MediaKind.PHOTO, fmt, _RAW_MIME.get(fmt, "image/x-raw"))
+
+
+def _video(fmt: str) -> _Sniffed:
+    return _Sniffed(MediaKind.VIDEO, fmt, _VIDEO_MIME[fmt])
+
+
+def _sniff(head: bytes, path: Path, stream: IO[bytes]) -> _Sniffed:
+    """Classify by magic bytes; the extension only names RAW flavours that are plain TIFF inside."""
+    ext = path.suffix.lower().lstrip(".")
+    if head.startswith(b"\xff\xd8\xff"):
+        return _photo("jpeg", "image/jpeg", "JPEG")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return _photo("png", "image/png", "PNG")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return _photo("gif", "image/gif", "GIF")
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return _photo("webp", "image/webp", "WEBP")
+    if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"AVIX"):
+        return _video("avi")
+    if head[4:8] == b"ftyp":
+        return _sniff_ftyp(head)
+    if head.startswith(b"FUJIFILMCCD-RAW"):
+        return _raw("raf")
+    if head[:4] in (b"IIRO", b"IIRS", b"MMOR"):
+        return _raw("orf")
+    if head.startswith(b"IIU\x00"):
+        return _raw("rw2")
+    if head.startswith(b"FOVb"):
+        return _raw("x3f")
+    if head.startswith(b"\x00MRM"):
+        return _raw("mrw")
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        if head[8:10] == b"CR" and head[:2] == b"II":
+            return _raw("cr2")
+        if ext in _TIFF_RAW_EXTENSIONS:
+            return _raw(ext)
+        if _tiff_has_tag(stream, head, _DNG_VERSION_TAG):
+            return _raw("dng")
+        return _photo("tiff", "image/tiff", "TIFF")
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return _video("webm" if b"webm" in head[:64] else "mkv")
+    if head.startswith(b"FLV\x01"):
+        return _video("flv")
+    if head.startswith(_ASF_GUID):
+        return _video("wmv")
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return _video("mpg")
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
+        return _video("mts")
+    if len(head) > 388 and head[4] == head[196] == head[388] == 0x47:
+        return _video("m2ts")
+    if _is_quicktime_without_ftyp(head):
+        return _video("mov")
+    if head.startswith(b"BM") and len(head) >= 18 and struct.unpack("<I", head[14:18])[0] in _BMP_HEADERS:
+        return _photo("bmp", "image/bmp", "BMP")
+    raise UnsupportedMedia(f"not a photo or video: {_describe_other(head)}")
+
+
+_BMP_HEADERS = {12, 16, 40, 52, 56, 64, 108, 124}
+
+
+def _is_quicktime_without_ftyp(head: bytes) -> bool:
+    """Old cameras wrote .mov files that start straight with an atom; 0/1 are valid "special" box sizes."""
+    if len(head) < 8 or head[4:8] not in _QUICKTIME_ATOMS:
+        return False
+    size = struct.unpack(">I", head[:4])[0]
+    return size in (0, 1) or size >= 8
+
+
+def _sniff_ftyp(head: bytes) -> _Sniffed:
+    """ISO-BMFF: the same box format carries HEIC photos, CR3 RAWs, MP4/MOV/3GP movies and M4A audio."""
+    box_size = struct.unpack(">I", head[:4])[0]
+    end = min(box_size, len(head)) if box_size >= 16 else 16
+    major = head[8:12]
+    compatible = {head[i : i + 4] for i in range(16, end - 3, 4)}
+    brands = {major} | compatible
+    if major == b"crx ":
+        return _raw("cr3")
+    if major in _HEIF_BRANDS:
+        return _sniff_heif(brands)
+    if major in _AUDIO_BRANDS:
+        raise UnsupportedMedia(
+            f"not a photo or video: looks like an audio file ({major.decode('latin-1').strip()})"
+        )
+    if major == b"qt  ":
+        return _video("mov")
+    if major.startswith(b"M4V"):
+        return _video("m4v")
+    if major.startswith(b"3g2"):
+        return _video("3g2")
+    if major.startswith((b"3gp", b"3gg", b"3ge", b"3gs")):
+        return _video("3gp")
+    if brands & _HEIF_BRANDS and not brands & _MOVIE_BRANDS:
+        return _sniff_heif(brands)  # unusual major brand, but only image brands besides it
+    # isom, mp41, mp42, avc1, iso2..iso9, dash, XAVC, ... anything else: let ffprobe decide.
+    return _video("mp4")
+
+
+_MOVIE_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"qt  ", b"M4V "}
+
+
+def _sniff_heif(brands: set[bytes]) -> _Sniffed:
+    if brands & _HEIC_BRANDS:
+        return _photo("heic", "image/heic", "HEIF")
+    if brands & _AVIF_BRANDS:
+        return _photo("avif", "image/avif", "AVIF")
+    return _photo("heif", "image/heif", "HEIF")
+
+
+def _tiff_has_tag(stream: IO[bytes], head: bytes, tag: int) -> bool:
+    """Whether IFD0 of a classic TIFF holds `tag` (DNGVersion marks a DNG whatever its name)."""
+    if head[2:4] not in (b"*\x00", b"\x00*"):
+        return False  # BigTIFF: not a DNG
+    order = "<" if head[:2] == b"II" else ">"
+    try:
+        (offset,) = struct.unpack(order + "I", head[4:8])
+        stream.seek(offset)
+        raw_count = stream.read(2)
+        if len(raw_count) < 2:
+            return False
+        (count,) = struct.unpack(order + "H", raw_count)
+        entries = stream.read(12 * min(count, 4096))
+    except (OSError, struct.error, OverflowError, ValueError):
+        return False
+    return any(struct.unpack_from(order + "H", entries, i)[0] == tag for i in range(0, len(entries) - 11, 12))
+
+
+def _describe_other(head: bytes) -> str:
+    """A hint at what a rejected file is, so whoever reads the reason knows what they are looking at."""
+    if head.startswith(b"%PDF"):
+        return "looks like a PDF document"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "looks like a ZIP archive (or an office document)"
+    if head.startswith((b"ID3", b"fLaC", b"OggS")) or (head.startswith(b"RIFF") and head[8:12] == b"WAVE"):
+        return "looks like an audio file"
+    if _looks_like_text(head):
+        return "looks like plain text"
+    return "unrecognised file type"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # only tolerate a multi-byte character cut off by the read
+            return False
+        text = head[: exc.start].decode("utf-8")
+    controls = sum(1 for ch in text if ch < " " and ch not in "\t\n\r\f\v\x1b")
+    return controls <= len(text) // 50
+
+
+# --- photos ---------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _register_heif_opener() -> None:
+    """Teach Pillow HEIC/HEIF once per process; imported lazily so importing this module stays cheap."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+def _open_header(stream: IO[bytes], path: Path, decoder: str) -> ImageFile.ImageFile:
+    """Parse only the image header with the plugin our sniffing chose.
+
+    Goes through Pillow's plugin registry instead of `Image.open` because `Image.open` enforces Pillow's own
+    global decompression-bomb limit (about 179 MP by default) before we see the size; here `max_pixels`
+    is the one limit, and it is checked before anything is decoded.
+    """
+    if decoder == "HEIF":
+        _register_heif_opener()
+    if decoder not in Image.OPEN:
+        Image.init()
+    entry = Image.OPEN.get(decoder)
+    if entry is None:
+        raise UnsupportedMedia(f"cannot check {decoder} images: this Pillow has no {decoder} support")
+    factory, _accept = entry
+    stream.seek(0)
+    return factory(stream, os.fspath(path))
+
+
+def _check_image(path: Path, sniffed: _Sniffed, max_pixels: int) -> Identified:
+    assert sniffed.decoder is not None
+    label = sniffed.format.upper()
+    declared: tuple[int, int] | None = None
+    with path.open("rb") as stream:
+        try:
+            img = _open_header(stream, path, sniffed.decoder)
+            try:
+                declared = width, height = img.size
+                if width <= 0 or height <= 0:
+                    raise UnsupportedMedia(f"corrupt {label}: image claims {width}x{height} pixels")
+                if width * height > max_pixels:
+                    raise UnsupportedMedia(
+                        f"image claims {width}x{height} pixels, above the {max_pixels / 1e6:g} MP limit"
+                    )
+                if sniffed.decoder == "JPEG":
+                    # Decode at 1/8 scale: every byte of entropy-coded data is still read (so truncation
+                    # and broken data are caught) at a fraction of the memory and time.
+                    img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                    img.load()
+                elif sniffed.decoder == "PNG" and width * height > FULL_DECODE_PIXELS:
+                    img.verify()
+                else:
+                    img.load()  # first frame only for animations: enough to prove the file decodes
+            finally:
+                img.close()
+        except UnsupportedMedia:
+            raise
+        except Image.DecompressionBombError as exc:
+            claimed = f"{declared[0]}x{declared[1]} pixels" if declared else "too many pixels"
+            raise UnsupportedMedia(
+                f"image claims {claimed}, above Pillow's decompression-bomb limit"
+            ) from exc
+        except MemoryError as exc:
+            raise UnsupportedMedia(f"{label} too large to decode in memory") from exc
+        except Exception as exc:  # any decoder failure on bad input is a reason, never a crash
+            raise UnsupportedMedia(_decoder_reason(label, exc)) from exc
+    assert declared is not None
+    return Identified(MediaKind.PHOTO, sniffed.format, sniffed.mime, declared[0], declared[1])
+
+
+_PARENTHESISED_TAIL = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+def _decoder_reason(label: str, exc: BaseException) -> str:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    message = _PARENTHESISED_TAIL.sub("", message) or message  # "(35 bytes not processed)" is noise
+    if len(message) > 160:
+        message = message[:157] + "..."
+    lowered = message.lower()
+    if "truncated" in lowered or "end of file" in lowered or "premature end" in lowered:
+        return f"truncated {label}: {message}"
+    return f"corrupt {label}: {message}"
+
+
+# --- videos ---------------------------------------------------------------------------------------------
+
+
+def _check_video(path: Path, sniffed: _Sniffed) -> Identified:
+    if ffprobe_path() is None:
+        raise UnsupportedMedia("cannot check video: ffprobe not available")
+    try:
+        info = probe(path)
+    except ProbeUnavailable as exc:
+        raise UnsupportedMedia(f"cannot check video: {exc.reason}") from exc
+    except ProbeError as exc:
+        raise UnsupportedMedia(f"corrupt video: {exc.reason}") from exc
+    streams = [s for s in info.get("streams") or [] if isinstance(s, dict)]
+    if not streams:
+        raise UnsupportedMedia("corrupt video: ffprobe found no streams")
+    # Cover art in an audio file shows up as a one-frame "video" stream; it does not make a video.
+    pictures = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
+    if not pictures:
+        raise UnsupportedMedia("video has no video stream")
+    dimensions = ((_as_int(s.get("width")), _as_int(s.get("height"))) for s in pictures)
+    sizes = [(w, h) for w, h in dimensions if w and h]
+    if not sizes:
+        raise UnsupportedMedia("corrupt video: the video stream has no picture size")
+    width, height = max(sizes, key=lambda wh: wh[0] * wh[1])
+    return Identified(MediaKind.VIDEO, sniffed.format, sniffed.mime, width, height)
+
+
+def _as_int(value: object) -> int:
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+    return max(number, 0)

@@ -1,0 +1,103 @@
+"""What every phase shares: its inputs (batch, settings, catalog), its outcome, and the bookkeeping around it
+(a `phase_runs` row, timing, one log line per batch). Phases themselves are plain functions, free of Dagster."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from media_assets.catalog.repository import Catalog
+from media_assets.settings import Settings
+
+
+class PhaseFailed(RuntimeError):
+    """The phase found something wrong that must stop the batch (a re-run continues from here)."""
+
+
+@dataclass
+class PhaseContext:
+    batch_id: str
+    settings: Settings
+    catalog: Catalog
+    log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("media_assets"))
+    dagster_run_id: str | None = None
+
+    def path(self, relative: str) -> Path:
+        """A catalog path (relative to MEDIA_ROOT) as an absolute path."""
+        return self.settings.media_root / relative
+
+    def relative(self, path: Path) -> str:
+        return str(path.relative_to(self.settings.media_root))
+
+
+@dataclass
+class PhaseOutcome:
+    """What a phase did to a batch; numbers become Dagster metadata and the run report."""
+
+    phase: str
+    status: str = "succeeded"
+    files: int = 0
+    failed: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    note: str = ""
+
+    def summary(self) -> str:
+        if self.status == "skipped":
+            return f"{self.phase}: skipped ({self.note})"
+        parts = [f"{self.files} files"]
+        parts += [f"{n} {what}" for what, n in sorted(self.counts.items()) if n]
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.bytes_in or self.bytes_out:
+            parts.append(f"{self.bytes_in:,} -> {self.bytes_out:,} bytes")
+        parts.append(f"{self.seconds:.2f}s")
+        return f"{self.phase}: " + ", ".join(parts)
+
+    def metadata(self) -> dict[str, int | float | str]:
+        values: dict[str, int | float | str] = {
+            "files": self.files, "failed": self.failed, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+            "seconds": round(self.seconds, 3), "status": self.status,
+        }
+        values.update({k: int(v) for k, v in self.counts.items()})
+        return values
+
+
+PhaseFunction = Callable[[PhaseContext, PhaseOutcome], None]
+
+
+def run_phase(name: str, ctx: PhaseContext, work: PhaseFunction, *, enabled: bool = True,
+              when_disabled: PhaseFunction | None = None) -> PhaseOutcome:
+    """Run one phase over a batch with its bookkeeping. A disabled phase is recorded as skipped, and
+    `when_disabled` lets files flow on past it (for example compression off: originals are staged)."""
+    outcome = PhaseOutcome(phase=name)
+    run_id = ctx.catalog.start_phase_run(ctx.batch_id, name, ctx.dagster_run_id)
+    started = time.perf_counter()
+    try:
+        if enabled:
+            work(ctx, outcome)
+        else:
+            outcome.status, outcome.note = "skipped", "turned off in settings"
+            if when_disabled is not None:
+                when_disabled(ctx, outcome)
+    except Exception as error:
+        outcome.seconds = time.perf_counter() - started
+        ctx.catalog.finish_phase_run(run_id, status="failed", files_processed=outcome.files,
+                                     files_failed=outcome.failed, bytes_in=outcome.bytes_in,
+                                     bytes_out=outcome.bytes_out, details=outcome.metadata(),
+                                     error=f"{type(error).__name__}: {error}")
+        ctx.log.error(f"{name} failed for batch {ctx.batch_id}: {error}")
+        raise
+    outcome.seconds = time.perf_counter() - started
+    ctx.catalog.finish_phase_run(run_id, status=outcome.status, files_processed=outcome.files,
+                                 files_failed=outcome.failed, bytes_in=outcome.bytes_in, bytes_out=outcome.bytes_out,
+                                 details=outcome.metadata())
+    ctx.log.info(f"batch {ctx.batch_id} {outcome.summary()}")
+    return outcome

@@ -1,0 +1,86 @@
+"""Download: take new files from the sources into `originals/<batch>/`, check what they are, and record them.
+
+Each file is streamed to a temp name, hashed on the way, and renamed; the source is only read. A file that is
+not a photo or video (or is broken) is moved to `quarantine/<batch>/` with its reason, and the batch goes on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from media_assets.catalog.repository import MediaFile
+from media_assets.catalog.states import FileState
+from media_assets.media.dates import capture_date
+from media_assets.media.identify import MediaKind, UnsupportedMedia, identify
+from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.sources.base import MediaSource, SourceError, SourceItem
+from media_assets.storage import move_file, remove_partials, safe_name, write_atomically
+
+
+def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, MediaSource]) -> None:
+    originals = ctx.settings.storage_dir("originals") / ctx.batch_id
+    remove_partials(originals)
+    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.DISCOVERED):
+        source = sources.get(file.source)
+        if source is None:
+            _quarantine(ctx, outcome, file, f"its source '{file.source}' is no longer enabled")
+            continue
+        _take(ctx, outcome, file, source, source.lookup(file.source_id))
+
+    batch = ctx.catalog.batch(ctx.batch_id)
+    if batch is not None and batch["scanned_at"] is not None:
+        return  # a re-run of this batch only finishes what it had found
+    for source in sources.values():
+        for item in source.scan():
+            if ctx.catalog.is_known(item.source, item.source_id, item.version):
+                outcome.counts["already_known"] += 1
+                continue
+            file_id = ctx.catalog.register_file(ctx.batch_id, source=item.source, source_id=item.source_id,
+                                                source_version=item.version, original_name=item.original_name,
+                                                size_bytes=item.size)
+            if file_id is not None:
+                _take(ctx, outcome, ctx.catalog.get_file(file_id), source, item)
+    ctx.catalog.mark_batch_scanned(ctx.batch_id)
+
+
+def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: MediaSource,
+          item: SourceItem) -> None:
+    outcome.files += 1
+    if item.refusal:
+        _quarantine(ctx, outcome, file, item.refusal)
+        return
+    name = f"{file.id}-{safe_name(file.original_name)}"
+    target = ctx.settings.storage_dir("originals") / ctx.batch_id / name
+    try:
+        with source.open(file.source_id) as stream:
+            size, digest = write_atomically(stream, target)
+    except SourceError as error:
+        _quarantine(ctx, outcome, file, error.reason)
+        return
+    if not source.unchanged(file.source_id, item.version):
+        target.unlink(missing_ok=True)
+        _quarantine(ctx, outcome, file, "file changed while it was being copied; "
+                                        "its new version is taken in a later batch")
+        return
+    outcome.bytes_in += size
+    try:
+        identified = identify(target)
+    except UnsupportedMedia as error:
+        quarantined = ctx.settings.storage_dir("quarantine") / ctx.batch_id / name
+        move_file(target, quarantined)
+        _quarantine(ctx, outcome, file, error.reason, original_path=ctx.relative(quarantined),
+                    size_bytes=size, content_hash=digest)
+        return
+    taken = capture_date(target, is_video=identified.kind is MediaKind.VIDEO,
+                         original_name=file.original_name, file_mtime=item.modified)
+    ctx.catalog.move(file, FileState.DOWNLOADED, original_path=ctx.relative(target), size_bytes=size,
+                     content_hash=digest, media_type=identified.kind.value, media_format=identified.format,
+                     width=identified.width, height=identified.height, captured_at=taken.local,
+                     capture_utc_offset_minutes=taken.utc_offset_minutes, capture_date_source=taken.source,
+                     error=None)
+    outcome.counts[identified.kind.value + "s"] += 1
+
+
+def _quarantine(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, reason: str, **changes: object) -> None:
+    ctx.catalog.move(file, FileState.QUARANTINED, detail=reason, error=reason, **changes)
+    outcome.counts["quarantined"] += 1
+    ctx.log.warning(f"quarantined {file.original_name!r}: {reason}")

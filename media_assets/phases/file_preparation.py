@@ -1,0 +1,28 @@
+"""File preparation: stage each file to upload in `bridge/<batch>/` under its original (made safe) name,
+with the file id added only when two files of the batch share a name."""
+
+from __future__ import annotations
+
+from media_assets.catalog.states import FileState
+from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.storage import free_target, link_or_copy, safe_name
+
+
+def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
+    bridge = ctx.settings.storage_dir("bridge") / ctx.batch_id
+    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.COMPRESSED):
+        source = ctx.path(file.output_path or "")
+        target = free_target(bridge, _staged_name(file.original_name, source.suffix), file.id, file.output_hash)
+        link_or_copy(source, target)
+        ctx.catalog.move(file, FileState.STAGED, staged_path=ctx.relative(target))
+        outcome.files += 1
+        outcome.bytes_out += file.output_size or 0
+
+
+def _staged_name(original_name: str, output_suffix: str) -> str:
+    """The original name, with the extension of what compression produced (a HEIC may become a JPEG)."""
+    name = safe_name(original_name)
+    stem, dot, ext = name.rpartition(".")
+    if output_suffix and (not dot or f".{ext}".lower() != output_suffix.lower()):
+        return f"{stem if dot else name}{output_suffix}"
+    return name

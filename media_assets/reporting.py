@@ -1,0 +1,92 @@
+"""The run report: what one batch did, as JSON (for tools) and Markdown (for people), newest N kept."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from media_assets.catalog.repository import Catalog
+
+
+@dataclass
+class RunReport:
+    batch_id: str
+    success: bool
+    duration_seconds: float
+    phases_succeeded: int
+    phases_total: int
+    files_processed: int
+    files_by_state: dict[str, int]
+    bytes_in: int
+    bytes_out: int
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def bytes_saved(self) -> int:
+        return self.bytes_in - self.bytes_out
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "bytes_saved": self.bytes_saved}, indent=2, default=str)
+
+    def to_markdown(self) -> str:
+        status = "succeeded" if self.success else "FAILED"
+        lines = [
+            f"# Batch {self.batch_id}: {status}",
+            "",
+            f"- Duration: {self.duration_seconds:.1f} s",
+            f"- Phases succeeded: {self.phases_succeeded}/{self.phases_total}",
+            f"- Files processed: {self.files_processed}",
+            "- Files by state: " + ", ".join(f"{s} {n}" for s, n in sorted(self.files_by_state.items())),
+            f"- Duplicates: {len(self.duplicates)}",
+            f"- Quarantined: {len(self.quarantined)}",
+            f"- Bytes saved by compression: {self.bytes_saved:,}",
+        ]
+        if self.error:
+            lines.append(f"- Error: {self.error}")
+        lines += ["", "| phase | status | files | seconds |", "| --- | --- | ---: | ---: |"]
+        lines += [f"| {p['phase']} | {p['status']} | {p['files']} | {p['seconds']:.2f} |" for p in self.phases]
+        if self.duplicates:
+            lines += ["", "## Duplicates", ""]
+            lines += [f"- {d['original_name']} is a {d['kind']} duplicate of {d['keeper_name']} "
+                      f"(file {d['keeper_id']})" for d in self.duplicates]
+        if self.quarantined:
+            lines += ["", "## Quarantined", ""]
+            lines += [f"- {q['original_name']}: {q['error']}" for q in self.quarantined]
+        return "\n".join(lines) + "\n"
+
+
+def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, success: bool,
+                 duration_seconds: float, error: str | None = None) -> RunReport:
+    runs = {row["phase"]: row for row in catalog.latest_phase_runs(batch_id)}
+    phases = [{"phase": name, "status": runs[name]["status"] if name in runs else "not run",
+               "files": runs[name]["files_processed"] if name in runs else 0,
+               "seconds": float(runs[name]["seconds"] or 0) if name in runs else 0.0} for name in phase_order]
+    totals = catalog.conn.execute(
+        "SELECT count(*) AS files, coalesce(sum(size_bytes) FILTER (WHERE output_size IS NOT NULL), 0) AS bytes_in,"
+        " coalesce(sum(output_size), 0) AS bytes_out FROM media_files WHERE batch_id = %s", (batch_id,)).fetchone()
+    return RunReport(
+        batch_id=batch_id, success=success, duration_seconds=duration_seconds,
+        phases_succeeded=sum(1 for p in phases if p["status"] in ("succeeded", "skipped")),
+        phases_total=len(phase_order), files_processed=int(totals["files"]),
+        files_by_state=catalog.count_by_state(batch_id), bytes_in=int(totals["bytes_in"]),
+        bytes_out=int(totals["bytes_out"]), phases=phases, duplicates=catalog.duplicates(batch_id),
+        quarantined=catalog.quarantined(batch_id), error=error)
+
+
+def write_report(report: RunReport, folder: Path, keep: int) -> Path:
+    """Write `report-<batch>.json` and `.md`, then delete all but the newest `keep` reports."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"report-{report.batch_id}"
+    stem.with_suffix(".json").write_text(report.to_json())
+    markdown = stem.with_suffix(".md")
+    markdown.write_text(report.to_markdown())
+    reports = sorted(folder.glob("report-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in reports[keep:]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".md").unlink(missing_ok=True)
+    return markdown

@@ -1,0 +1,120 @@
+"""Running a batch in this process (no daemon needed): what `media-pipeline run` and `interval` do."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from dagster import DagsterInstance
+
+from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url, resolve_conninfo
+from media_assets.catalog.migrate import upgrade_to_head
+from media_assets.catalog.repository import Catalog
+from media_assets.reporting import RunReport, build_report, write_report
+from media_assets.settings import Settings
+
+DAGSTER_STORAGE_ENV = "MEDIA_PIPELINE_DAGSTER_STORAGE_URL"
+INSTANCE_YAML = f"""\
+# Written by media-pipeline: Dagster keeps its runs and events in the catalog's PostgreSQL.
+storage:
+  postgres:
+    postgres_url:
+      env: {DAGSTER_STORAGE_ENV}
+telemetry:
+  enabled: false
+"""
+
+
+@dataclass
+class Pipeline:
+    """An opened installation: settings, the migrated catalog, and a Dagster instance on the same database."""
+
+    settings: Settings
+    catalog: Catalog
+    instance: DagsterInstance
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.instance.dispose()
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME if set, else `<data>/dagster_home` with an instance file that uses the catalog database."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    home = settings.data_dir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() or config.read_text() != INSTANCE_YAML:
+        config.write_text(INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def open_pipeline(settings: Settings) -> Pipeline:
+    conninfo = resolve_conninfo(settings)
+    upgrade_to_head(conninfo)
+    os.environ[DATABASE_URL_ENV] = conninfo  # the resources of in-process runs use the same database
+    os.environ.setdefault(DAGSTER_STORAGE_ENV, dagster_storage_url(conninfo))
+    prepare_dagster_home(settings)
+    return Pipeline(settings=settings, catalog=Catalog(conninfo), instance=DagsterInstance.get())
+
+
+def new_batch_id(catalog: Catalog, now: datetime | None = None) -> str:
+    """`YYYYMMDD-HHMMSS` in UTC, with a counter when two batches start in the same second."""
+    base = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    candidate, n = base, 1
+    while catalog.batch(candidate) is not None:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
+    """Create (or re-run) a batch and take it through every phase in this process; returns its report."""
+    from media_assets.definitions import BATCH_JOB_NAME, defs
+    from media_assets.defs.assets import PHASES
+
+    catalog = pipeline.catalog
+    batch_id = batch_id or new_batch_id(catalog)
+    catalog.create_batch(batch_id)
+    if not pipeline.instance.has_dynamic_partition("batch", batch_id):
+        pipeline.instance.add_dynamic_partitions("batch", [batch_id])
+    started = time.perf_counter()
+    result = defs.resolve_job_def(BATCH_JOB_NAME).execute_in_process(
+        partition_key=batch_id, instance=pipeline.instance, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})
+    error = None
+    if not result.success:
+        catalog.set_batch_status(batch_id, "failed")
+        error = _first_failure(result.all_events)
+    report = build_report(catalog, batch_id, PHASES, success=result.success,
+                          duration_seconds=time.perf_counter() - started, error=error)
+    write_report(report, pipeline.settings.reports_dir, pipeline.settings.reports_keep)
+    return report
+
+
+def _first_failure(events: list) -> str:
+    """The root cause of the first failed step, in one line (Dagster wraps it in its own error)."""
+    for event in events:
+        if event.is_step_failure and event.step_failure_data.error is not None:
+            info = event.step_failure_data.error
+            while info.cause is not None:
+                info = info.cause
+            return f"{event.step_key}: {info.message.strip()}"
+    return "the run failed before any phase started"
+
+
+def executions_today(catalog: Catalog, now: datetime | None = None) -> int:
+    now = now or datetime.now(timezone.utc)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return catalog.batches_created_since(midnight)
+
+
+def seconds_until_tomorrow(now: datetime | None = None) -> float:
+    now = now or datetime.now(timezone.utc)
+    tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (tomorrow - now).total_seconds()

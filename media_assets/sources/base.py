@@ -1,0 +1,49 @@
+"""The source interface: anything that can list media and hand over its bytes (a folder, iCloud Photos)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+
+class SourceError(Exception):
+    """A source could not hand over one item; `reason` is one sentence for the catalog and the report."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One file a source offers. `refusal` is set when the source already knows it must not be taken."""
+
+    source: str
+    source_id: str
+    version: str
+    original_name: str
+    size: int | None = None
+    modified: float | None = None
+    refusal: str | None = None
+
+
+class MediaSource(Protocol):
+    name: str
+
+    def scan(self) -> Iterator[SourceItem]:
+        """Every item the source currently offers (known ones too: the download phase skips those)."""
+        ...
+
+    def lookup(self, source_id: str) -> SourceItem:
+        """The item as it is now, for resuming a download that a crash interrupted."""
+        ...
+
+    def open(self, source_id: str) -> AbstractContextManager[BinaryIO]:
+        """A binary stream of the item's bytes; raises SourceError when it cannot be read."""
+        ...
+
+    def unchanged(self, item_source_id: str, version: str) -> bool:
+        """Whether the item still has the version it had when listed (a file growing while copied has not)."""
+        ...

@@ -1,0 +1,15 @@
+"""Which sources the settings ask for."""
+
+from __future__ import annotations
+
+from media_assets.settings import Settings
+from media_assets.sources.base import MediaSource
+from media_assets.sources.folder import FolderSource
+
+
+def enabled_sources(settings: Settings) -> dict[str, MediaSource]:
+    sources: dict[str, MediaSource] = {}
+    if settings.enable_folder_source:
+        folder = FolderSource(settings.folder_source_paths)
+        sources[folder.name] = folder
+    return sources

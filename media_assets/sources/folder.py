@@ -1,0 +1,117 @@
+"""A folder source: recursive, incremental, read-only. A file is known by its path and its size and mtime, so
+a file that changes later is taken again as a new version, and the source folder itself is never modified."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from media_assets.sources.base import SourceError, SourceItem
+
+#: Files that operating systems and NAS boxes leave in photo folders; they are not media.
+SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", ".picasa.ini", "picasa.ini", ".nomedia"})
+SYSTEM_FOLDERS = frozenset({"@eadir", ".@__thumb", "#recycle", ".thumbnails", ".trash", ".trashes",
+                            ".spotlight-v100", ".fseventsd"})
+
+
+def path_key(path: Path) -> str:
+    """A text key for a path that survives names that are not valid UTF-8 (the catalog stores text)."""
+    raw = os.fsencode(path)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "b64:" + base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def path_from_key(key: str) -> Path:
+    if key.startswith("b64:"):
+        return Path(os.fsdecode(base64.urlsafe_b64decode(key[4:])))
+    return Path(key)
+
+
+def _version(info: os.stat_result) -> str:
+    return f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def _is_system_file(name: str) -> bool:
+    return name.lower() in SYSTEM_FILES or name.startswith("._")
+
+
+class FolderSource:
+    """Media files below one or more folders."""
+
+    name = "folder"
+
+    def __init__(self, roots: tuple[Path, ...] | list[Path]) -> None:
+        self.roots = tuple(Path(r).resolve() for r in roots)
+
+    def scan(self) -> Iterator[SourceItem]:
+        for root in self.roots:
+            yield from self._scan_root(root)
+
+    def _scan_root(self, root: Path) -> Iterator[SourceItem]:
+        for folder, dirs, files in os.walk(root, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if d.lower() not in SYSTEM_FOLDERS)
+            for name in sorted(files):
+                if _is_system_file(name):
+                    continue
+                path = Path(folder) / name
+                yield self._item(root, path)
+
+    def _item(self, root: Path, path: Path) -> SourceItem:
+        key = path_key(path)
+        display = os.fsdecode(path.name)
+        try:
+            info = path.lstat()
+        except OSError as error:
+            return SourceItem(self.name, key, "unreadable", display, refusal=f"cannot read file: {error.strerror}")
+        if stat.S_ISLNK(info.st_mode):
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                return SourceItem(self.name, key, _version(info), display,
+                                  refusal="symbolic link pointing outside the source folder")
+            try:
+                info = target.stat()
+            except OSError:
+                return SourceItem(self.name, key, "broken-link", display, refusal="broken symbolic link")
+        if not stat.S_ISREG(info.st_mode):
+            return SourceItem(self.name, key, _version(info), display, refusal="not a regular file")
+        if not os.access(path, os.R_OK):
+            return SourceItem(self.name, key, _version(info), display, refusal="file is not readable (permissions)")
+        return SourceItem(self.name, key, _version(info), display, size=info.st_size, modified=info.st_mtime)
+
+    def lookup(self, source_id: str) -> SourceItem:
+        path = path_from_key(source_id)
+        root = next((r for r in self.roots if path.is_relative_to(r)), None)
+        if root is None:
+            return SourceItem(self.name, source_id, "", os.fsdecode(path.name),
+                              refusal="file lies outside the configured source folders")
+        return self._item(root, path)
+
+    def _checked_path(self, source_id: str) -> Path:
+        path = path_from_key(source_id)
+        resolved = path.resolve()
+        if not any(resolved.is_relative_to(root) for root in self.roots):
+            raise SourceError("file lies outside the configured source folders")
+        return resolved
+
+    @contextmanager
+    def open(self, source_id: str) -> Iterator[BinaryIO]:
+        path = self._checked_path(source_id)
+        try:
+            stream = path.open("rb")
+        except OSError as error:
+            raise SourceError(f"cannot read file: {error.strerror}") from None
+        with stream:
+            yield stream
+
+    def unchanged(self, item_source_id: str, version: str) -> bool:
+        try:
+            return _version(self._checked_path(item_source_id).stat()) == version
+        except (OSError, SourceError):
+            return False

@@ -1,0 +1,130 @@
+"""The storage folders: collision-free, safe file names and atomic writes, so nobody (a phase after a crash,
+a phone's sync app) ever sees half a file, and no name that arrives from a source can escape its folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import unicodedata
+from pathlib import Path
+from typing import BinaryIO
+
+from media_assets.media.hashing import CHUNK, sha256_file
+
+MAX_NAME_BYTES = 180
+TEMP_PREFIX = ".partial-"
+
+
+def safe_name(name: str) -> str:
+    """A single, printable, bounded file name derived from whatever a source called the file."""
+    name = name.encode("utf-8", "replace").decode("utf-8")  # lone surrogates from undecodable bytes
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in name).strip()
+    name = name.lstrip(".") or "unnamed"
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext) > 10:
+        stem, ext = name, ""
+    ext = f".{ext}" if ext else ""
+    budget = MAX_NAME_BYTES - len(ext.encode())
+    stem_bytes = stem.encode()
+    if len(stem_bytes) > budget:
+        stem = stem_bytes[:budget].decode("utf-8", "ignore")
+    return f"{stem}{ext}"
+
+
+def with_suffix_id(name: str, file_id: int) -> str:
+    """`IMG_0001.JPG` -> `IMG_0001_<id>.JPG`: the deterministic alternative name when a name is taken."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}_{file_id}.{ext}" if dot and stem else f"{name}_{file_id}"
+
+
+def free_target(folder: Path, name: str, file_id: int, content_hash: str | None = None) -> Path:
+    """Where file `file_id` goes in `folder`: its name, or the name with its id when another file has it.
+
+    A file already there with the same content counts as ours, so a re-run after a crash finds its own copy."""
+    first = folder / name
+    if not first.exists() or (content_hash and sha256_file(first) == content_hash):
+        return first
+    return folder / with_suffix_id(name, file_id)
+
+
+def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = None) -> tuple[int, str]:
+    """Copy a stream to `target` through a temp file in the same folder, fsync, rename; (bytes, sha256)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.parent / (temp_name or f"{TEMP_PREFIX}{target.name}")
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with temp.open("wb") as out:
+            while chunk := source.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+    return size, digest.hexdigest()
+
+
+def copy_atomically(source: Path, target: Path, *, temp_name: str | None = None) -> tuple[int, str]:
+    with source.open("rb") as stream:
+        return write_atomically(stream, target, temp_name=temp_name)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Stage a file without duplicating bytes when the filesystem allows a hard link; copy otherwise."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target.unlink()
+    try:
+        os.link(source, target)
+    except OSError:
+        copy_atomically(source, target)
+
+
+def move_file(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, target)
+    except OSError:  # across filesystems
+        copy_atomically(source, target)
+        source.unlink()
+    _fsync_dir(target.parent)
+
+
+def remove_partials(folder: Path) -> int:
+    """Delete temp files a killed run left behind; they are never the only copy of anything."""
+    removed = 0
+    if folder.is_dir():
+        for temp in folder.rglob(f"{TEMP_PREFIX}*"):
+            temp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def free_bytes(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
