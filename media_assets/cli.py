@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"media-pipeline: configuration error: {error}", file=sys.stderr)
         return 2
+    from media_assets.catalog.database import embedded_postgres_running, stop_embedded_postgres
     from media_assets.runner import open_pipeline
 
+    # Leave the embedded server as we found it: a one-off command should not leave a database running.
+    started_embedded = settings.uses_embedded_postgres and not embedded_postgres_running(settings.data_dir)
     pipeline = open_pipeline(settings)
     try:
         if args.command == "run":
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_interval(pipeline, minutes, args.max_runs)
     finally:
         pipeline.close()
+        if started_embedded:
+            stop_embedded_postgres(settings.data_dir)
     return 1
 
 

