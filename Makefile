@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install sample clean ui
+.PHONY: run test lint install clean ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
+
+## Start the Dagster UI (http://127.0.0.1:3000) and the daemon on the embedded default.
+ui: $(STAMP)
+	@test -f settings.env || install -m 600 settings.env.example settings.env
+	$(BIN)/media-pipeline ui

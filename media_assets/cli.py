@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     interval.add_argument("--interval", type=int, default=None,
                           help="minutes between runs (default: PIPELINE_EXECUTION_INTERVAL_MINUTES)")
     interval.add_argument("--max-runs", type=int, default=None, help="stop after this many runs (for tests)")
+    ui = commands.add_parser("ui", help="start the Dagster web UI and daemon (the dashboard and the automation)")
+    ui.add_argument("--host", default=None, help="address to bind (default DAGSTER_UI_HOST or 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=None, help="port (default DAGSTER_UI_PORT or 3000)")
     sample = commands.add_parser("sample-library", help="write a small sample library of photos and videos")
     sample.add_argument("path", type=Path)
     args = parser.parse_args(argv)
@@ -52,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("media-pipeline: --interval must be at least 1 minute", file=sys.stderr)
                 return 2
             return _run_interval(pipeline, minutes, args.max_runs)
+        if args.command == "ui":
+            host = args.host or settings.raw.get("DAGSTER_UI_HOST") or "127.0.0.1"
+            port = args.port or int(settings.raw.get("DAGSTER_UI_PORT") or 3000)
+            return _serve(host, port)
     finally:
         pipeline.close()
         if started_embedded:
@@ -86,6 +95,33 @@ def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa:
             break
         time.sleep(wait)
     return 0 if failures == 0 else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(host: str, port: int) -> int:
+    """The webserver and the daemon as child processes sharing this process's database settings."""
+    bin_dir = Path(sys.executable).parent
+    module = ["-m", "media_assets.definitions"]
+    children = [
+        subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", *module]),
+        subprocess.Popen([str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *module]),
+    ]
+    print(f"Dagster UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=30)
+    return 0
 
 
 def _status_text(pipeline) -> str:  # noqa: ANN001

@@ -17,7 +17,9 @@ from media_assets.reporting import RunReport, build_report, write_report
 from media_assets.settings import Settings
 
 DAGSTER_STORAGE_ENV = "MEDIA_PIPELINE_DAGSTER_STORAGE_URL"
-INSTANCE_YAML = f"""\
+#: The repository's instance file (present in a checkout); installs without it get the minimal one below.
+REPO_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+MINIMAL_INSTANCE_YAML = f"""\
 # Written by media-pipeline: Dagster keeps its runs and events in the catalog's PostgreSQL.
 storage:
   postgres:
@@ -48,8 +50,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home = settings.data_dir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() != INSTANCE_YAML:
-        config.write_text(INSTANCE_YAML)
+    wanted = REPO_INSTANCE_YAML.read_text() if REPO_INSTANCE_YAML.is_file() else MINIMAL_INSTANCE_YAML
+    if not config.exists() or config.read_text() != wanted:
+        config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -75,8 +78,9 @@ def new_batch_id(catalog: Catalog, now: datetime | None = None) -> str:
 
 def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     """Create (or re-run) a batch and take it through every phase in this process; returns its report."""
-    from media_assets.definitions import BATCH_JOB_NAME, defs
+    from media_assets.definitions import defs
     from media_assets.defs.assets import PHASES
+    from media_assets.defs.jobs import BATCH_JOB_NAME
 
     catalog = pipeline.catalog
     batch_id = batch_id or new_batch_id(catalog)

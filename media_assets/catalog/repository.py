@@ -119,6 +119,16 @@ class Catalog:
             (source, source_id, source_version)).fetchone()
         return row is not None
 
+    def known_versions(self, source: str) -> set[tuple[str, str]]:
+        """Every (source_id, version) of one source: what the automation compares a scan against."""
+        with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+            cur.execute("SELECT source_id, source_version FROM media_files WHERE source = %s", (source,))
+            return set(cur)
+
+    def last_batch_created_at(self) -> datetime | None:
+        row = self.conn.execute("SELECT max(created_at) AS at FROM batches").fetchone()
+        return row["at"] if row else None
+
     def register_file(self, batch_id: str, *, source: str, source_id: str, source_version: str,
                       original_name: str, size_bytes: int | None = None) -> int | None:
         """Record a newly discovered file; None when this version of it is already in the catalog."""

@@ -1,0 +1,55 @@
+"""The automation: a sensor (schedules cannot add dynamic partitions) that creates the next batch and requests
+its run on the configured interval, with idempotent run keys."""
+
+from datetime import datetime, timezone
+
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from media_assets.automation import decide_next_batch, sources_have_new_files
+from media_assets.defs.jobs import BATCH_JOB_NAME, media_batch_job
+from media_assets.defs.partitions import batch_partitions
+from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.runner import executions_today, new_batch_id
+from media_assets.sources.configured import enabled_sources
+
+#: Backfills launched from the UI run under `__ASSET_JOB`; both kinds are batches.
+BATCH_JOB_NAMES = (BATCH_JOB_NAME, "__ASSET_JOB")
+ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+          DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+
+def batch_running(instance: DagsterInstance) -> bool:
+    return any(instance.get_runs_count(RunsFilter(job_name=name, statuses=ACTIVE)) for name in BATCH_JOB_NAMES)
+
+
+@sensor(job=media_batch_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+        description="Creates the next batch and runs it on PIPELINE_EXECUTION_INTERVAL_MINUTES.")
+def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
+                 catalog: CatalogResource) -> SensorResult | SkipReason:
+    loaded = settings.load()
+    now = datetime.now(timezone.utc)
+    decision = decide_next_batch(
+        mode=loaded.execution_mode, interval_minutes=loaded.execution_interval_minutes,
+        max_per_day=loaded.max_executions_per_day, now=now,
+        last_batch_at=catalog.catalog.last_batch_created_at(),
+        batches_today=executions_today(catalog.catalog, now),
+        batch_running=batch_running(context.instance))
+    if not decision.start:
+        return SkipReason(decision.reason)
+    if not sources_have_new_files(catalog.catalog, enabled_sources(loaded)):
+        return SkipReason("the sources hold nothing new")
+    batch_id = new_batch_id(catalog.catalog, now)
+    catalog.catalog.create_batch(batch_id)
+    return SensorResult(run_requests=[RunRequest(partition_key=batch_id, run_key=batch_id)],
+                        dynamic_partitions_requests=[batch_partitions.build_add_request([batch_id])])
+

@@ -1,0 +1,15 @@
+"""The batch job: every phase asset of one batch, run in one process."""
+
+from dagster import AssetSelection, define_asset_job, in_process_executor
+
+from media_assets.defs.assets import GROUP
+
+BATCH_JOB_NAME = "media_batch"
+
+media_batch_job = define_asset_job(
+    BATCH_JOB_NAME,
+    selection=AssetSelection.groups(GROUP),
+    # One process per run: phases parallelise across files themselves, and a step per process costs ~4 s each.
+    executor_def=in_process_executor,
+    description="Run one batch through every phase, from download to verification.",
+)

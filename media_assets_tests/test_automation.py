@@ -1,0 +1,99 @@
+"""The automation: when a batch starts, and the sensor that creates it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, SensorResult, SkipReason, build_sensor_context
+
+from media_assets.automation import decide_next_batch, sources_have_new_files
+from media_assets.defs.automation import batch_sensor
+from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.media import sample_library as sample
+from media_assets.runner import run_batch
+from media_assets.sources.configured import enabled_sources
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+
+def _decide(**overrides):  # noqa: ANN003, ANN202
+    args = dict(mode="interval", interval_minutes=60, max_per_day=24, now=NOW, last_batch_at=None,
+                batches_today=0, batch_running=False)
+    args.update(overrides)
+    return decide_next_batch(**args)
+
+
+def test_interval_daily_cap_overlap_and_mode() -> None:
+    assert _decide().start
+    assert not _decide(last_batch_at=NOW - timedelta(minutes=59)).start
+    assert _decide(last_batch_at=NOW - timedelta(minutes=60)).start
+    assert "daily cap of 24" in _decide(batches_today=24).reason
+    assert "still running" in _decide(batch_running=True).reason
+    assert "'once'" in _decide(mode="once").reason
+    assert _decide(mode="continuous", last_batch_at=NOW - timedelta(minutes=1)).start
+
+
+def test_new_files_are_noticed_and_known_ones_are_not(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    library = pipeline.settings.folder_source_paths[0]
+    sources = enabled_sources(pipeline.settings)
+    assert not sources_have_new_files(pipeline.catalog, sources)
+    sample.make_photo(library / "a.jpg", seed=1, size=(64, 48))
+    assert sources_have_new_files(pipeline.catalog, sources)
+    run_batch(pipeline)
+    assert not sources_have_new_files(pipeline.catalog, sources)
+
+
+@pytest.fixture
+def sensor_setup(make_pipeline, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    pipeline = make_pipeline(PIPELINE_EXECUTION_MODE="interval", PIPELINE_EXECUTION_INTERVAL_MINUTES="60")
+    settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
+    resources = {"settings": settings, "catalog": CatalogResource(settings=settings)}
+    instance = DagsterInstance.ephemeral()
+    return pipeline, instance, resources
+
+
+def _evaluate(instance, resources):  # noqa: ANN001, ANN202
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        return batch_sensor(context)
+
+
+def test_sensor_creates_a_batch_with_an_idempotent_run_key(sensor_setup) -> None:
+    pipeline, instance, resources = sensor_setup
+    library = pipeline.settings.folder_source_paths[0]
+
+    skipped = _evaluate(instance, resources)
+    assert isinstance(skipped, SkipReason) and "nothing new" in skipped.skip_message
+
+    sample.make_photo(library / "a.jpg", seed=1, size=(64, 48))
+    result = _evaluate(instance, resources)
+    assert isinstance(result, SensorResult)
+    [request] = result.run_requests
+    assert request.run_key == request.partition_key
+    assert result.dynamic_partitions_requests[0].partition_keys == [request.partition_key]
+    assert pipeline.catalog.batch(request.partition_key) is not None
+
+    again = _evaluate(instance, resources)
+    assert isinstance(again, SkipReason) and "next batch due" in again.skip_message
+
+
+def test_sensor_waits_while_a_batch_runs(sensor_setup, monkeypatch) -> None:
+    pipeline, instance, resources = sensor_setup
+    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    from media_assets.definitions import defs
+
+    job = defs.resolve_job_def("media_batch")
+    instance.create_run_for_job(job, status=DagsterRunStatus.STARTED, tags={"dagster/partition": "x"})
+    result = _evaluate(instance, resources)
+    assert isinstance(result, SkipReason) and "still running" in result.skip_message
+
+
+def test_sensor_honours_the_daily_cap(sensor_setup, monkeypatch) -> None:
+    pipeline, instance, resources = sensor_setup
+    monkeypatch.setenv("PIPELINE_MAX_EXECUTIONS_PER_DAY", "1")
+    monkeypatch.setenv("PIPELINE_EXECUTION_MODE", "continuous")
+    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    assert isinstance(_evaluate(instance, resources), SensorResult)
+    capped = _evaluate(instance, resources)
+    assert isinstance(capped, SkipReason) and "daily cap" in capped.skip_message
