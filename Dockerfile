@@ -12,15 +12,15 @@ COPY pyproject.toml README.md ./
 COPY media_assets ./media_assets
 RUN pip install --no-cache-dir .
 
-ENV DAGSTER_HOME=/data/dagster_home \
+ENV DAGSTER_HOME=/opt/dagster/home \
     MEDIA_PIPELINE_SETTINGS=/config/settings.env \
     DATA_DIR=/data \
     MEDIA_ROOT=/data/media \
     REPORTS_DIR=/data/reports \
     DAGSTER_UI_HOST=0.0.0.0
 COPY dagster.yaml workspace.yaml /app/
-RUN mkdir -p /data/dagster_home /config && cp /app/dagster.yaml /data/dagster_home/ \
-    && chown -R media:media /data /config
+RUN mkdir -p /opt/dagster/home /data /config && cp /app/dagster.yaml /opt/dagster/home/ \
+    && chown -R media:media /opt/dagster/home /data /config
 
 USER media
 VOLUME ["/data", "/config"]
