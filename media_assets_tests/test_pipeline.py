@@ -207,3 +207,18 @@ def test_reports_keep_only_the_newest(make_pipeline) -> None:
     batches = [run_batch(pipeline).batch_id for _ in range(3)]
     kept = sorted(p.name for p in pipeline.settings.reports_dir.iterdir())
     assert kept == sorted(f"report-{b}.{ext}" for b in batches[1:] for ext in ("json", "md"))
+
+
+def test_each_phase_reports_numbers_dagster_can_plot(make_pipeline) -> None:
+    from dagster import AssetKey
+
+    pipeline = make_pipeline()
+    _library(pipeline)
+    report = run_batch(pipeline)
+    event = pipeline.instance.get_latest_materialization_event(AssetKey("download"))
+    materialization = event.asset_materialization
+    assert materialization.partition == report.batch_id
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    assert metadata["files"] == report.files_processed and metadata["quarantined"] == 1
+    assert isinstance(metadata["bytes_in"], int) and metadata["bytes_in"] > 0
+    assert isinstance(metadata["seconds"], float)
