@@ -15,7 +15,11 @@ from media_assets.settings import STORAGE_FOLDERS, SettingsError, load_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="media-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="create a batch and run it through every phase now, in this process")
+    run = commands.add_parser("run", help="create a batch and run it through every phase now, in this process")
+    run.add_argument("--batch", default=None, help="re-run this existing batch (it continues where it stopped)")
+    verify = commands.add_parser("verify", help="re-hash kept files and destinations against the catalog")
+    verify.add_argument("--full", action="store_true", required=True,
+                        help="check every catalogued file (the only mode so far)")
     commands.add_parser("status", help="files by state, the last runs with per-phase timings, disk use")
     interval = commands.add_parser("interval", help="run a batch every N minutes until stopped")
     interval.add_argument("--interval", type=int, default=None,
@@ -47,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = open_pipeline(settings)
     try:
         if args.command == "run":
-            return _run_once(pipeline)
+            return _run_once(pipeline, args.batch)
+        if args.command == "verify":
+            return _verify_full(pipeline)
         if args.command == "status":
             print(_status_text(pipeline))
             return 0
@@ -68,10 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def _run_once(pipeline) -> int:  # noqa: ANN001
+def _run_once(pipeline, batch_id: str | None) -> int:  # noqa: ANN001
     from media_assets.runner import run_batch
 
-    report = run_batch(pipeline)
+    if batch_id is not None and pipeline.catalog.batch(batch_id) is None:
+        print(f"media-pipeline: no batch {batch_id!r} in the catalog", file=sys.stderr)
+        return 2
+    report = run_batch(pipeline, batch_id)
     print(report.to_markdown())
     return 0 if report.success else 1
 
@@ -95,6 +104,15 @@ def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa:
             break
         time.sleep(wait)
     return 0 if failures == 0 else 1
+
+
+def _verify_full(pipeline) -> int:  # noqa: ANN001
+    from media_assets.destinations.configured import enabled_destinations
+    from media_assets.integrity import check_everything
+
+    report = check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings))
+    print(report.to_text())
+    return 0 if report.ok else 1
 
 
 def _interrupt(signum: int, frame: object) -> None:

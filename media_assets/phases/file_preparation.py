@@ -1,11 +1,14 @@
 """File preparation: stage each file to upload in `bridge/<batch>/` under its original (made safe) name,
-with the file id added only when two files of the batch share a name."""
+with the file id added only when two files of the batch share a name.
+
+Staging copies rather than hard-links: the sorted copy must not share its bytes with the original, or an app
+that edits a photo in `uploaded/` (or one bad sector) would change the original too."""
 
 from __future__ import annotations
 
 from media_assets.catalog.states import FileState
 from media_assets.phases.common import PhaseContext, PhaseOutcome
-from media_assets.storage import free_target, link_or_copy, safe_name
+from media_assets.storage import copy_atomically, free_target, safe_name
 
 
 def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
@@ -13,7 +16,8 @@ def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     for file in ctx.catalog.iter_files(ctx.batch_id, FileState.COMPRESSED):
         source = ctx.path(file.output_path or "")
         target = free_target(bridge, _staged_name(file.original_name, source.suffix), file.id, file.output_hash)
-        link_or_copy(source, target)
+        if not target.exists():
+            copy_atomically(source, target)
         ctx.catalog.move(file, FileState.STAGED, staged_path=ctx.relative(target))
         outcome.files += 1
         outcome.bytes_out += file.output_size or 0

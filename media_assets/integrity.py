@@ -1,0 +1,103 @@
+"""`media-pipeline verify --full`: re-hash everything the catalog says is kept, like `rclone check`, to find
+bit rot, missing files and strays. Read-only: it reports and never repairs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from media_assets.catalog.repository import Catalog
+from media_assets.destinations.base import Destination
+from media_assets.media.hashing import sha256_file
+from media_assets.settings import Settings
+from media_assets.storage import TEMP_PREFIX
+
+CATEGORIES = ("matching", "differing", "missing", "unknown_extra", "errors")
+
+
+@dataclass
+class IntegrityReport:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, category: str, detail: str | None = None) -> None:
+        self.counts[category] += 1
+        if detail is not None:
+            self.problems.append(f"{category}: {detail}")
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.counts[c] for c in CATEGORIES if c != "matching")
+
+    def to_text(self) -> str:
+        lines = [", ".join(f"{n} {c.replace('_', ' ')}" for c, n in self.counts.items())]
+        lines += self.problems
+        return "\n".join(lines)
+
+
+def _kept_files(catalog: Catalog) -> Iterator[dict]:
+    """Every catalogued copy that must still hold its bytes: originals, compressed outputs, sorted copies."""
+    last_id = 0
+    while True:
+        rows = catalog.conn.execute(
+            "SELECT id, original_name, state, content_hash, original_path, output_hash, output_path, sorted_path"
+            " FROM media_files WHERE id > %s AND content_hash IS NOT NULL ORDER BY id LIMIT 500",
+            (last_id,)).fetchall()
+        if not rows:
+            return
+        yield from rows
+        last_id = rows[-1]["id"]
+
+
+def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping[str, Destination]) -> IntegrityReport:
+    report = IntegrityReport()
+    known: set[Path] = set()
+
+    def check(relative: str | None, expected: str | None, what: str) -> None:
+        if not relative or not expected:
+            return
+        path = settings.media_root / relative
+        if path in known:
+            return
+        known.add(path)
+        try:
+            if not path.is_file():
+                report.add("missing", f"{what} {relative}")
+            elif sha256_file(path) != expected:
+                report.add("differing", f"{what} {relative} does not match its checksum")
+            else:
+                report.add("matching")
+        except OSError as error:
+            report.add("errors", f"{what} {relative}: {error.strerror}")
+
+    for row in _kept_files(catalog):
+        check(row["original_path"], row["content_hash"], "original")
+        if row["output_path"] != row["original_path"]:
+            check(row["output_path"], row["output_hash"], "compressed copy")
+        if row["state"] in ("sorted", "verified"):
+            check(row["sorted_path"], row["output_hash"], "kept copy")
+        for upload in catalog.uploads_of(row["id"]):
+            if upload["status"] != "uploaded":
+                continue
+            destination = destinations.get(upload["destination"])
+            if destination is None:
+                continue  # a destination turned off since: nothing to compare against
+            try:
+                arrived = destination.verify(upload["remote_id"], upload["checksum"])
+            except Exception as error:  # noqa: BLE001 - any failure to look is an error to report
+                report.add("errors", f"{upload['destination']} {upload['remote_id']}: {error}")
+                continue
+            if arrived:
+                report.add("matching")
+            else:
+                report.add("missing", f"{row['original_name']!r} at {upload['destination']} ({upload['remote_id']})")
+
+    for folder in ("originals", "compressed", "uploaded", "quarantine"):
+        for root, _dirs, files in os.walk(settings.storage_dir(folder)):
+            for name in files:
+                path = Path(root) / name
+                if path not in known and not name.startswith(TEMP_PREFIX):
+                    report.add("unknown_extra", str(path.relative_to(settings.media_root)))
+    return report

@@ -1,0 +1,69 @@
+"""`media-pipeline verify --full` finds bit rot, missing copies and strays, and says so in its exit status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from media_assets.catalog.database import dagster_storage_url
+from media_assets.catalog.states import FileState
+from media_assets.cli import main
+from media_assets.destinations.configured import enabled_destinations
+from media_assets.integrity import check_everything
+from media_assets.media import sample_library as sample
+from media_assets.runner import DAGSTER_STORAGE_ENV, run_batch
+
+
+def _flip_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def finished(make_pipeline):  # noqa: ANN001, ANN201
+    pipeline = make_pipeline()
+    sample.write_sample_library(pipeline.settings.folder_source_paths[0])
+    report = run_batch(pipeline)
+    assert report.success
+    return pipeline, report
+
+
+def _check(pipeline):  # noqa: ANN001, ANN202
+    return check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings))
+
+
+def test_a_healthy_library_matches(finished) -> None:
+    pipeline, report = finished
+    result = _check(pipeline)
+    assert result.ok, result.to_text()
+    verified = pipeline.catalog.count_by_state(report.batch_id)["verified"]
+    # originals + kept copies + destination copies, at least.
+    assert result.counts["matching"] >= 3 * verified
+
+
+def test_one_flipped_byte_missing_copy_and_stray_are_reported(finished) -> None:
+    pipeline, report = finished
+    files = list(pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED))
+    _flip_one_byte(pipeline.settings.media_root / files[0].sorted_path)
+    [upload] = pipeline.catalog.uploads_of(files[1].id)
+    (pipeline.settings.local_destination_dir / upload["remote_id"]).unlink()
+    (pipeline.settings.storage_dir("uploaded") / "stray.jpg").write_bytes(b"who am I")
+
+    result = _check(pipeline)
+    assert not result.ok
+    assert result.counts["differing"] == 1 and result.counts["missing"] == 1 and result.counts["unknown_extra"] == 1
+    assert any(files[0].sorted_path in p for p in result.problems)
+
+
+def test_the_command_exits_non_zero_on_bit_rot(finished, monkeypatch, tmp_path, capsys) -> None:
+    pipeline, report = finished
+    (tmp_path / "dagster_home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv(DAGSTER_STORAGE_ENV, dagster_storage_url(pipeline.catalog.conninfo))
+    assert main(["verify", "--full"]) == 0
+    [file, *_] = pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)
+    _flip_one_byte(pipeline.settings.media_root / file.original_path)
+    assert main(["verify", "--full"]) == 1
+    assert "1 differing" in capsys.readouterr().out
