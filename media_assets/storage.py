@@ -20,7 +20,7 @@ def safe_name(name: str) -> str:
     """A single, printable, bounded file name derived from whatever a source called the file."""
     name = name.encode("utf-8", "replace").decode("utf-8")  # lone surrogates from undecodable bytes
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in name).strip()
+    name = "".join("_" if unicodedata.category(ch).startswith(("C", "Zl", "Zp")) else ch for ch in name).strip()
     name = name.lstrip(".") or "unnamed"
     stem, dot, ext = name.rpartition(".")
     if not dot or len(ext) > 10:

@@ -60,6 +60,10 @@ _COLUMNS = ", ".join(f.name for f in fields(MediaFile))
 #: Columns a state change may set alongside the state.
 _UPDATABLE = frozenset(f.name for f in fields(MediaFile)) - {"id", "batch_id", "source", "source_id",
                                                             "source_version", "state"}
+#: Columns of revision 0002 that deduplication writes along with its decision.
+_FINGERPRINT_COLUMNS = frozenset({"phash", "similarity", "pair_key", "content_identifier", "burst_id"})
+#: Files that are not (yet) kept: not decided by deduplication, or dropped.
+_UNDECIDED_OR_DROPPED = "'discovered', 'downloaded', 'duplicate', 'quarantined'"
 
 
 class Catalog:
@@ -211,6 +215,49 @@ class Catalog:
                         " VALUES (%s, %s, %s, %s, %s)", (file.id, keeper.id, file.batch_id, kind, distance))
             return moved
 
+    # -- deduplication fingerprints (revision 0002) ----------------------------------------------------------
+
+    def find_kept_by_hash(self, content_hash: str, size_bytes: int) -> MediaFile | None:
+        """The earliest file with these exact bytes that deduplication already decided to keep (any batch)."""
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM media_files WHERE size_bytes = %s AND content_hash = %s"
+            f" AND state NOT IN ({_UNDECIDED_OR_DROPPED}) ORDER BY id LIMIT 1", (size_bytes, content_hash)).fetchone()
+        return MediaFile.from_row(row) if row else None
+
+    def kept_phashes(self, after_id: int, limit: int) -> list[tuple[int, int]]:
+        """(id, phash) of decided, kept files with a pHash, in id order: the near-duplicate index, in pages."""
+        rows = self.conn.execute(
+            f"SELECT id, phash FROM media_files WHERE phash IS NOT NULL AND id > %s"
+            f" AND state NOT IN ({_UNDECIDED_OR_DROPPED}) ORDER BY id LIMIT %s", (after_id, limit)).fetchall()
+        return [(row["id"], row["phash"]) for row in rows]
+
+    def fingerprints(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Everything the near-duplicate confirmation needs about some catalogued files."""
+        rows = self.conn.execute(
+            "SELECT id, media_type, width, height, phash, similarity, burst_id, content_identifier, pair_key"
+            " FROM media_files WHERE id = ANY(%s)", (ids,)).fetchall()
+        return {row["id"]: row for row in rows}
+
+    def record_dedup_decision(self, file: MediaFile, target: FileState, *, keeper_id: int | None = None,
+                              kind: str | None = None, distance: int = 0, detail: str | None = None,
+                              **fingerprint: Any) -> MediaFile:
+        """One transaction: store the file's fingerprint columns, move it to unique or duplicate, and for a
+        duplicate record its keeper."""
+        unknown = set(fingerprint) - _FINGERPRINT_COLUMNS
+        if unknown:
+            raise ValueError(f"not a fingerprint column: {sorted(unknown)}")
+        with self.transaction() as cur:
+            if fingerprint:
+                assignments = ", ".join(f"{name} = %s" for name in fingerprint)
+                cur.execute(f"UPDATE media_files SET {assignments} WHERE id = %s", [*fingerprint.values(), file.id])
+            moved = self.move(file, target, detail=detail, cursor=cur)
+            if target is FileState.DUPLICATE:
+                if keeper_id is None or kind is None:
+                    raise ValueError("a duplicate needs its keeper and kind")
+                cur.execute("INSERT INTO duplicate_files (file_id, keeper_id, batch_id, kind, distance)"
+                            " VALUES (%s, %s, %s, %s, %s)", (file.id, keeper_id, file.batch_id, kind, distance))
+            return moved
+
     def duplicates(self, batch_id: str) -> list[dict[str, Any]]:
         return self.conn.execute(
             "SELECT d.file_id, d.keeper_id, d.kind, d.distance, f.original_name, k.original_name AS keeper_name"
@@ -273,5 +320,6 @@ class Catalog:
     def latest_phase_runs(self, batch_id: str) -> list[dict[str, Any]]:
         """The newest run of each phase of a batch, in the order they started."""
         return self.conn.execute(
-            "SELECT DISTINCT ON (phase) *, extract(epoch FROM finished_at - started_at) AS seconds"
-            " FROM phase_runs WHERE batch_id = %s ORDER BY phase, started_at DESC", (batch_id,)).fetchall()
+            "SELECT * FROM (SELECT DISTINCT ON (phase) *, extract(epoch FROM finished_at - started_at) AS seconds"
+            " FROM phase_runs WHERE batch_id = %s ORDER BY phase, started_at DESC, id DESC) AS latest"
+            " ORDER BY started_at, id", (batch_id,)).fetchall()

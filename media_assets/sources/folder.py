@@ -38,6 +38,11 @@ def _version(info: os.stat_result) -> str:
     return f"{info.st_size}:{info.st_mtime_ns}"
 
 
+def _display_name(path: Path) -> str:
+    """The file name as valid UTF-8 text (undecodable bytes become U+FFFD), so the catalog can store it."""
+    return os.fsencode(path.name).decode("utf-8", "replace")
+
+
 def _is_system_file(name: str) -> bool:
     return name.lower() in SYSTEM_FILES or name.startswith("._")
 
@@ -65,13 +70,16 @@ class FolderSource:
 
     def _item(self, root: Path, path: Path) -> SourceItem:
         key = path_key(path)
-        display = os.fsdecode(path.name)
+        display = _display_name(path)
         try:
             info = path.lstat()
         except OSError as error:
             return SourceItem(self.name, key, "unreadable", display, refusal=f"cannot read file: {error.strerror}")
         if stat.S_ISLNK(info.st_mode):
-            target = path.resolve()
+            try:
+                target = path.resolve()
+            except (OSError, RuntimeError):  # a symlink loop: RuntimeError before Python 3.13
+                return SourceItem(self.name, key, "broken-link", display, refusal="broken symbolic link (loop)")
             if not target.is_relative_to(root):
                 return SourceItem(self.name, key, _version(info), display,
                                   refusal="symbolic link pointing outside the source folder")
@@ -87,15 +95,18 @@ class FolderSource:
 
     def lookup(self, source_id: str) -> SourceItem:
         path = path_from_key(source_id)
-        root = next((r for r in self.roots if path.is_relative_to(r)), None)
+        root = next((r for r in self.roots if Path(os.path.normpath(path)).is_relative_to(r)), None)
         if root is None:
-            return SourceItem(self.name, source_id, "", os.fsdecode(path.name),
+            return SourceItem(self.name, source_id, "", _display_name(path),
                               refusal="file lies outside the configured source folders")
         return self._item(root, path)
 
     def _checked_path(self, source_id: str) -> Path:
         path = path_from_key(source_id)
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):  # a symlink loop: RuntimeError before Python 3.13
+            raise SourceError("cannot read file: symbolic link loop") from None
         if not any(resolved.is_relative_to(root) for root in self.roots):
             raise SourceError("file lies outside the configured source folders")
         return resolved

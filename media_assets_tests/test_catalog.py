@@ -1,0 +1,464 @@
+"""The catalog on a real PostgreSQL: migrations, the state machine, one transaction per move, paging, runs."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from alembic.script import ScriptDirectory
+
+from media_assets.catalog import repository
+from media_assets.catalog.migrate import alembic_config, upgrade_to_head
+from media_assets.catalog.repository import Catalog, MediaFile
+from media_assets.catalog.states import ALLOWED_MOVES, FINAL_STATES, FileState, IllegalTransition
+
+S = FileState
+BATCH = "2024-01-01T00-00-00"
+#: How a fresh file reaches each state.
+ROUTE: dict[FileState, list[FileState]] = {
+    S.DISCOVERED: [],
+    S.DOWNLOADED: [S.DOWNLOADED],
+    S.DUPLICATE: [S.DOWNLOADED, S.DUPLICATE],
+    S.UNIQUE: [S.DOWNLOADED, S.UNIQUE],
+    S.COMPRESSED: [S.DOWNLOADED, S.UNIQUE, S.COMPRESSED],
+    S.STAGED: [S.DOWNLOADED, S.UNIQUE, S.COMPRESSED, S.STAGED],
+    S.UPLOADED: [S.DOWNLOADED, S.UNIQUE, S.COMPRESSED, S.STAGED, S.UPLOADED],
+    S.SORTED: [S.DOWNLOADED, S.UNIQUE, S.COMPRESSED, S.STAGED, S.UPLOADED, S.SORTED],
+    S.VERIFIED: [S.DOWNLOADED, S.UNIQUE, S.COMPRESSED, S.STAGED, S.UPLOADED, S.SORTED, S.VERIFIED],
+    S.QUARANTINED: [S.QUARANTINED],
+}
+
+
+class Files:
+    """Registers files with distinct source ids and drives them to a state."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.counter = 0
+        catalog.create_batch(BATCH)
+
+    def new(self, batch: str = BATCH) -> MediaFile:
+        self.counter += 1
+        file_id = self.catalog.register_file(batch, source="folder", source_id=f"/lib/IMG_{self.counter:04}.JPG",
+                                             source_version="1:1", original_name=f"IMG_{self.counter:04}.JPG",
+                                             size_bytes=100)
+        assert file_id is not None
+        return self.catalog.get_file(file_id)
+
+    def at(self, state: FileState, batch: str = BATCH) -> MediaFile:
+        file = self.new(batch)
+        for step in ROUTE[state]:
+            file = move(self.catalog, file, step)
+        assert file.state is state
+        return file
+
+
+def move(catalog: Catalog, file: MediaFile, target: FileState, **changes: object) -> MediaFile:
+    if target is S.QUARANTINED:
+        changes.setdefault("error", "test quarantine")
+    return catalog.move(file, target, **changes)
+
+
+def history(catalog: Catalog, file_id: int) -> list[tuple[str | None, str, str | None]]:
+    rows = catalog.conn.execute("SELECT from_state, to_state, detail FROM state_changes WHERE file_id = %s"
+                                " ORDER BY id", (file_id,)).fetchall()
+    return [(r["from_state"], r["to_state"], r["detail"]) for r in rows]
+
+
+def head_revision(conninfo: str) -> str:
+    head = ScriptDirectory.from_config(alembic_config(conninfo)).get_current_head()
+    assert head is not None
+    return head
+
+
+@pytest.fixture
+def files(catalog: Catalog) -> Files:
+    return Files(catalog)
+
+
+# -- migrations ------------------------------------------------------------------------------------------------
+
+
+def test_upgrade_to_head_is_idempotent(catalog: Catalog, catalog_conninfo: str) -> None:
+    files = Files(catalog)
+    kept = files.new()
+    upgrade_to_head(catalog_conninfo)
+    upgrade_to_head(catalog_conninfo)
+
+    tables = {r["tablename"] for r in catalog.conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()}
+    assert {"batches", "media_files", "state_changes", "duplicate_files", "phase_runs", "uploads",
+            "media_catalog_version"} <= tables
+    assert "alembic_version" not in tables  # its own version table, so it can share a database with Dagster
+    versions = catalog.conn.execute("SELECT version_num FROM media_catalog_version").fetchall()
+    assert versions == [{"version_num": head_revision(catalog_conninfo)}]
+    assert catalog.get_file(kept.id) == kept  # data survives
+
+
+def test_upgrade_to_head_on_an_empty_database(postgres_admin: str, catalog_conninfo: str) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(catalog_conninfo)
+    empty = f"{params['dbname']}_empty"
+    with psycopg.connect(postgres_admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{empty}"')
+    try:
+        params["dbname"] = empty
+        conninfo = psycopg.conninfo.make_conninfo(**params)
+        upgrade_to_head(conninfo)
+        upgrade_to_head(conninfo)
+        fresh = Catalog(conninfo)
+        try:
+            assert fresh.count_by_state() == {}
+            assert fresh.conn.execute("SELECT version_num FROM media_catalog_version").fetchall() == [
+                {"version_num": head_revision(conninfo)}]
+        finally:
+            fresh.close()
+    finally:
+        with psycopg.connect(postgres_admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
+
+
+# -- registering -----------------------------------------------------------------------------------------------
+
+
+def test_register_file(catalog: Catalog) -> None:
+    catalog.create_batch(BATCH)
+    catalog.create_batch(BATCH)  # idempotent
+    file_id = catalog.register_file(BATCH, source="folder", source_id="/lib/a.jpg", source_version="10:5",
+                                    original_name="a.jpg", size_bytes=10)
+    assert isinstance(file_id, int)
+    file = catalog.get_file(file_id)
+    assert (file.state, file.source_id, file.source_version, file.original_name, file.size_bytes) == (
+        S.DISCOVERED, "/lib/a.jpg", "10:5", "a.jpg", 10)
+    assert catalog.is_known("folder", "/lib/a.jpg", "10:5")
+    assert history(catalog, file_id) == [(None, "discovered", None)]
+
+    # The same version again: nothing new, not even a state change.
+    assert catalog.register_file(BATCH, source="folder", source_id="/lib/a.jpg", source_version="10:5",
+                                 original_name="a.jpg") is None
+    assert catalog.count_by_state() == {"discovered": 1}
+    assert history(catalog, file_id) == [(None, "discovered", None)]
+
+    # A new version of the same file, or the same id in another source, is a new file.
+    newer = catalog.register_file(BATCH, source="folder", source_id="/lib/a.jpg", source_version="12:9",
+                                  original_name="a.jpg")
+    other = catalog.register_file(BATCH, source="icloud", source_id="/lib/a.jpg", source_version="10:5",
+                                  original_name="a.jpg")
+    assert newer is not None and other is not None and len({file_id, newer, other}) == 3
+    assert not catalog.is_known("folder", "/lib/a.jpg", "99:9")
+
+    with pytest.raises(KeyError):
+        catalog.get_file(12345)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):  # a file always belongs to a batch
+        catalog.register_file("no-such-batch", source="folder", source_id="x", source_version="1",
+                              original_name="x")
+    assert catalog.count_by_state() == {"discovered": 3}
+
+
+# -- the state machine -----------------------------------------------------------------------------------------
+
+
+ALL_ALLOWED = [(a, b) for a, targets in ALLOWED_MOVES.items() for b in sorted(targets, key=lambda s: s.value)]
+
+
+def test_every_allowed_move_works(files: Files) -> None:
+    assert {start for start, _ in ALL_ALLOWED} == set(FileState) - FINAL_STATES
+    for start, target in ALL_ALLOWED:
+        file = files.at(start)
+        moved = move(files.catalog, file, target, detail=f"{start.value} to {target.value}")
+        assert moved.state is target
+        assert files.catalog.get_file(file.id) == moved
+        assert history(files.catalog, file.id)[-1] == (start.value, target.value, f"{start.value} to {target.value}")
+
+
+def test_every_state_is_reachable_and_final_states_are_dead_ends() -> None:
+    reachable = {S.DISCOVERED}
+    frontier = [S.DISCOVERED]
+    while frontier:
+        for target in ALLOWED_MOVES[frontier.pop()]:
+            if target not in reachable:
+                reachable.add(target)
+                frontier.append(target)
+    assert reachable == set(FileState)
+    assert all(not ALLOWED_MOVES[state] for state in FINAL_STATES)
+
+
+FORBIDDEN = [(S.DISCOVERED, S.VERIFIED), (S.DISCOVERED, S.UNIQUE), (S.DOWNLOADED, S.COMPRESSED),
+             (S.UNIQUE, S.STAGED), (S.STAGED, S.QUARANTINED), (S.UPLOADED, S.VERIFIED),
+             (S.DUPLICATE, S.UNIQUE), (S.DUPLICATE, S.DOWNLOADED), (S.QUARANTINED, S.DOWNLOADED),
+             (S.QUARANTINED, S.DISCOVERED), (S.UNIQUE, S.DOWNLOADED), (S.COMPRESSED, S.COMPRESSED)]
+FORBIDDEN += [(S.VERIFIED, target) for target in FileState]
+
+
+def test_forbidden_moves_raise_and_change_nothing(files: Files) -> None:
+    for start, target in FORBIDDEN:
+        file = files.at(start)
+        before = history(files.catalog, file.id)
+        with pytest.raises(IllegalTransition, match=f"from {start.value} to {target.value}"):
+            files.catalog.move(file, target, error="x")
+        assert files.catalog.get_file(file.id) == file
+        assert history(files.catalog, file.id) == before
+
+
+def test_move_sets_columns_with_the_state(files: Files) -> None:
+    file = files.new()
+    moved = files.catalog.move(file, S.DOWNLOADED, original_path="originals/b/1-a.jpg", content_hash="ab" * 32,
+                               size_bytes=321, media_type="photo", width=64, height=48)
+    assert (moved.original_path, moved.content_hash, moved.size_bytes, moved.media_type, moved.width,
+            moved.height) == ("originals/b/1-a.jpg", "ab" * 32, 321, "photo", 64, 48)
+    assert files.catalog.get_file(file.id) == moved
+
+    files.catalog.set_error(file.id, "source offline, retried next run")  # a note that keeps the state
+    again = files.catalog.get_file(file.id)
+    assert (again.state, again.error, again.content_hash) == (S.DOWNLOADED, "source offline, retried next run",
+                                                              "ab" * 32)
+
+
+def test_move_refuses_unknown_or_protected_columns(files: Files) -> None:
+    file = files.new()
+    for changes in ({"no_such_column": 1}, {"state": "verified"}, {"id": 99}, {"batch_id": "other"}):
+        with pytest.raises(ValueError, match="not a media_files column"):
+            files.catalog.move(file, S.DOWNLOADED, **changes)
+    assert files.catalog.get_file(file.id) == file
+
+
+def test_move_with_a_stale_file_changes_nothing(files: Files) -> None:
+    stale = files.new()
+    current = files.catalog.move(stale, S.DOWNLOADED, content_hash="h1")
+    before = history(files.catalog, stale.id)
+
+    # Allowed from the state the caller read, but the file is no longer there.
+    with pytest.raises(IllegalTransition, match="no longer discovered"):
+        files.catalog.move(stale, S.QUARANTINED, error="late worker", content_hash="h2")
+    with pytest.raises(IllegalTransition):
+        files.catalog.move(stale, S.DOWNLOADED)
+
+    assert files.catalog.get_file(stale.id) == current
+    assert history(files.catalog, stale.id) == before
+
+
+def test_each_move_appends_a_state_change(files: Files) -> None:
+    file = files.at(S.VERIFIED)
+    assert history(files.catalog, file.id) == [
+        (None, "discovered", None), ("discovered", "downloaded", None), ("downloaded", "unique", None),
+        ("unique", "compressed", None), ("compressed", "staged", None), ("staged", "uploaded", None),
+        ("uploaded", "sorted", None), ("sorted", "verified", None)]
+
+
+def test_quarantine_without_error_is_refused_by_the_database(files: Files) -> None:
+    file = files.new()
+    with pytest.raises(psycopg.errors.CheckViolation):
+        files.catalog.move(file, S.QUARANTINED)
+    assert files.catalog.get_file(file.id) == file
+    assert history(files.catalog, file.id) == [(None, "discovered", None)]
+    # The connection is usable afterwards, and with a reason the move works.
+    moved = files.catalog.move(file, S.QUARANTINED, error="not a photo", detail="not a photo")
+    assert (moved.state, moved.error) == (S.QUARANTINED, "not a photo")
+    assert files.catalog.quarantined(BATCH) == [{"id": file.id, "original_name": file.original_name,
+                                                 "error": "not a photo"}]
+
+
+def test_move_inside_a_caller_transaction_rolls_back_with_it(files: Files) -> None:
+    file = files.new()
+    with pytest.raises(RuntimeError, match="boom"), files.catalog.transaction() as cur:
+        files.catalog.move(file, S.DOWNLOADED, cursor=cur)
+        raise RuntimeError("boom")
+    assert files.catalog.get_file(file.id) == file
+    assert history(files.catalog, file.id) == [(None, "discovered", None)]
+
+
+# -- duplicates ------------------------------------------------------------------------------------------------
+
+
+def test_mark_duplicate(files: Files) -> None:
+    keeper = files.at(S.UNIQUE)
+    copy = files.at(S.DOWNLOADED)
+    moved = files.catalog.mark_duplicate(copy, keeper, kind="near", distance=3)
+    assert moved.state is S.DUPLICATE
+    assert files.catalog.get_file(copy.id).state is S.DUPLICATE
+    assert files.catalog.duplicates(BATCH) == [{
+        "file_id": copy.id, "keeper_id": keeper.id, "kind": "near", "distance": 3,
+        "original_name": copy.original_name, "keeper_name": keeper.original_name}]
+    assert history(files.catalog, copy.id)[-1] == ("downloaded", "duplicate", f"near duplicate of file {keeper.id}")
+
+
+def test_mark_duplicate_is_one_transaction(files: Files) -> None:
+    file = files.at(S.DOWNLOADED)
+    before = history(files.catalog, file.id)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        files.catalog.mark_duplicate(file, file, kind="exact")  # duplicate_files refuses file_id = keeper_id
+    assert files.catalog.get_file(file.id) == file  # the state change was rolled back with the insert
+    assert history(files.catalog, file.id) == before
+    assert files.catalog.duplicates(BATCH) == []
+
+    keeper = files.at(S.UNIQUE)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        files.catalog.mark_duplicate(file, keeper, kind="similar")  # not a kind the table knows
+    assert files.catalog.get_file(file.id).state is S.DOWNLOADED
+    assert files.catalog.duplicates(BATCH) == []
+
+    with pytest.raises(IllegalTransition):  # a unique file is past deduplication
+        files.catalog.mark_duplicate(files.at(S.UNIQUE), keeper, kind="exact")
+    assert files.catalog.duplicates(BATCH) == []
+
+
+# -- reading in pages ------------------------------------------------------------------------------------------
+
+
+def test_iter_files_pages_and_filters(files: Files, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repository, "PAGE_SIZE", 3)
+    created = [files.new() for _ in range(10)]
+    files.catalog.create_batch("other-batch")
+    foreign = files.new("other-batch")
+    for file in created[1::3]:  # 2nd, 5th, 8th
+        move(files.catalog, file, S.DOWNLOADED)
+    quarantined = move(files.catalog, created[9], S.QUARANTINED)
+
+    queries: list[str] = []
+    original_execute = files.catalog.conn.execute
+
+    def counting_execute(query, params=None, **kwargs):  # noqa: ANN001, ANN202
+        queries.append(str(query))
+        return original_execute(query, params, **kwargs)
+
+    monkeypatch.setattr(files.catalog.conn, "execute", counting_execute)
+    discovered = [f.id for f in files.catalog.iter_files(BATCH, S.DISCOVERED)]
+    assert discovered == [created[i].id for i in (0, 2, 3, 5, 6, 8)]
+    assert len(queries) == 3  # two full pages and an empty one: really paged
+
+    assert [f.id for f in files.catalog.iter_files(BATCH, S.DOWNLOADED)] == [created[i].id for i in (1, 4, 7)]
+    both = list(files.catalog.iter_files(BATCH, S.DISCOVERED, S.QUARANTINED))
+    assert [f.id for f in both] == [created[i].id for i in (0, 2, 3, 5, 6, 8, 9)]
+    assert both[-1] == quarantined
+    assert list(files.catalog.iter_files(BATCH, S.VERIFIED)) == []
+    assert list(files.catalog.iter_files(BATCH)) == []
+    assert [f.id for f in files.catalog.iter_files("other-batch", S.DISCOVERED)] == [foreign.id]
+
+
+def test_iter_files_while_moving_the_files_it_returns(files: Files, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repository, "PAGE_SIZE", 3)
+    created = [files.new() for _ in range(10)]
+    seen = []
+    for file in files.catalog.iter_files(BATCH, S.DISCOVERED):
+        seen.append(file.id)
+        move(files.catalog, file, S.DOWNLOADED)  # leaves the filtered set mid-iteration
+    assert seen == [f.id for f in created]
+    assert files.catalog.count_by_state(BATCH) == {"downloaded": 10}
+
+
+# -- keepers, uploads, runs, counts ----------------------------------------------------------------------------
+
+
+def test_find_keeper_by_hash(files: Files) -> None:
+    same = {"content_hash": "c0ffee" * 10, "size_bytes": 2048}
+    catalog = files.catalog
+    unrelated = catalog.move(files.at(S.DOWNLOADED), S.UNIQUE)
+    discovered = files.new()
+    catalog.conn.execute("UPDATE media_files SET content_hash = %s, size_bytes = %s WHERE id = %s",
+                         (same["content_hash"], same["size_bytes"], discovered.id))
+    quarantined = move(catalog, files.new(), S.QUARANTINED, **same)
+    duplicate = catalog.mark_duplicate(catalog.move(files.new(), S.DOWNLOADED, **same), unrelated, kind="near")
+    catalog.move(files.new(), S.DOWNLOADED, content_hash=same["content_hash"], size_bytes=1)
+    catalog.move(files.new(), S.DOWNLOADED, content_hash="beef" * 16, size_bytes=2048)
+    keeper = catalog.move(files.new(), S.DOWNLOADED, **same)
+    later = catalog.move(files.new(), S.DOWNLOADED, **same)
+    assert discovered.id < quarantined.id < duplicate.id < keeper.id < later.id
+    assert duplicate.state is S.DUPLICATE
+
+    # Earlier copies that are not kept (discovered, quarantined, duplicate) and later ones do not count.
+    assert catalog.find_keeper_by_hash(same["content_hash"], same["size_bytes"], exclude_id=keeper.id) is None
+    found = catalog.find_keeper_by_hash(same["content_hash"], same["size_bytes"], exclude_id=later.id)
+    assert found is not None and found.id == keeper.id
+    assert catalog.find_keeper_by_hash(same["content_hash"], 999, exclude_id=later.id) is None
+    assert catalog.find_keeper_by_hash("0" * 64, same["size_bytes"], exclude_id=later.id) is None
+
+
+def test_find_keeper_ignores_only_later_ids(files: Files) -> None:
+    same = {"content_hash": "ab" * 32, "size_bytes": 10}
+    first = files.catalog.move(files.new(), S.DOWNLOADED, **same)
+    second = files.catalog.move(files.new(), S.DOWNLOADED, **same)
+    assert files.catalog.find_keeper_by_hash(same["content_hash"], 10, exclude_id=first.id) is None
+    found = files.catalog.find_keeper_by_hash(same["content_hash"], 10, exclude_id=second.id)
+    assert found is not None and found.id == first.id
+    # A keeper further along (compressed, uploaded, verified...) is still a keeper.
+    files.catalog.move(files.catalog.move(first, S.UNIQUE), S.COMPRESSED)
+    found = files.catalog.find_keeper_by_hash(same["content_hash"], 10, exclude_id=second.id)
+    assert found is not None and found.state is S.COMPRESSED
+
+
+def test_record_upload_is_idempotent(files: Files) -> None:
+    file = files.at(S.STAGED)
+    files.catalog.record_upload(file.id, "local", status="not_accepted", remote_id=None, checksum=None,
+                                detail="disk full")
+    files.catalog.record_upload(file.id, "local", status="uploaded", remote_id="2024/a.jpg", checksum="abc")
+    files.catalog.record_upload(file.id, "pixel", status="uploaded", remote_id="DCIM/a.jpg", checksum="abc")
+    rows = files.catalog.uploads_of(file.id)
+    assert [(r["destination"], r["status"], r["remote_id"], r["checksum"], r["detail"]) for r in rows] == [
+        ("local", "uploaded", "2024/a.jpg", "abc", None), ("pixel", "uploaded", "DCIM/a.jpg", "abc", None)]
+    assert files.catalog.upload_for(file.id, "local")["verified_at"] is None
+    files.catalog.mark_upload_verified(file.id, "local")
+    assert files.catalog.upload_for(file.id, "local")["verified_at"] is not None
+    assert files.catalog.upload_for(file.id, "pixel")["verified_at"] is None
+    assert files.catalog.upload_for(file.id, "icloud") is None
+    with pytest.raises(psycopg.errors.CheckViolation):
+        files.catalog.record_upload(file.id, "local", status="maybe", remote_id=None, checksum=None)
+
+
+def test_phase_runs(catalog: Catalog) -> None:
+    catalog.create_batch(BATCH)
+    catalog.create_batch("other")
+    first_download = catalog.start_phase_run(BATCH, "download", "run-1")
+    catalog.finish_phase_run(first_download, status="failed", error="source offline")
+    sorting = catalog.start_phase_run(BATCH, "sorting", "run-1")
+    catalog.finish_phase_run(sorting, status="succeeded", files_processed=4, bytes_in=1000, bytes_out=400,
+                             details={"skipped": 1})
+    second_download = catalog.start_phase_run(BATCH, "download", "run-2")
+    catalog.finish_phase_run(second_download, status="succeeded", files_processed=5, files_failed=1,
+                             bytes_in=1000, details={"photos": 4, "videos": 1})
+    running = catalog.start_phase_run(BATCH, "compression", None)
+    catalog.start_phase_run("other", "download", "run-3")
+    assert len({first_download, sorting, second_download, running}) == 4
+
+    runs = catalog.latest_phase_runs(BATCH)
+    assert [r["id"] for r in runs] == [sorting, second_download, running]  # newest of each, in start order
+    by_phase = {r["phase"]: r for r in runs}
+    download = by_phase["download"]
+    assert (download["status"], download["files_processed"], download["files_failed"], download["bytes_in"],
+            download["details"], download["error"], download["dagster_run_id"]) == (
+        "succeeded", 5, 1, 1000, {"photos": 4, "videos": 1}, None, "run-2")
+    assert download["finished_at"] >= download["started_at"] and download["seconds"] >= 0
+    assert by_phase["sorting"]["bytes_out"] == 400 and by_phase["sorting"]["details"] == {"skipped": 1}
+    assert by_phase["compression"]["status"] == "running" and by_phase["compression"]["finished_at"] is None
+    assert by_phase["compression"]["seconds"] is None
+    assert catalog.latest_phase_runs("no-such-batch") == []
+    with pytest.raises(psycopg.errors.CheckViolation):
+        catalog.finish_phase_run(running, status="exploded")
+
+
+def test_count_by_state(files: Files) -> None:
+    assert files.catalog.count_by_state() == {}
+    files.at(S.UNIQUE)
+    files.at(S.UNIQUE)
+    files.at(S.DUPLICATE)
+    files.at(S.QUARANTINED)
+    files.catalog.create_batch("other")
+    files.at(S.UNIQUE, batch="other")
+    files.at(S.DISCOVERED, batch="other")
+    assert files.catalog.count_by_state(BATCH) == {"unique": 2, "duplicate": 1, "quarantined": 1}
+    assert files.catalog.count_by_state("other") == {"unique": 1, "discovered": 1}
+    assert files.catalog.count_by_state() == {"unique": 3, "duplicate": 1, "quarantined": 1, "discovered": 1}
+    assert files.catalog.count_by_state("empty") == {}
+
+
+def test_batches(catalog: Catalog) -> None:
+    catalog.create_batch("b1")
+    catalog.create_batch("b2")
+    assert catalog.batch("b1")["status"] == "created" and catalog.batch("missing") is None
+    catalog.set_batch_status("b1", "running")
+    assert catalog.batch("b1")["finished_at"] is None
+    catalog.mark_batch_scanned("b1")
+    catalog.set_batch_status("b1", "succeeded")
+    b1 = catalog.batch("b1")
+    assert b1["status"] == "succeeded" and b1["finished_at"] is not None and b1["scanned_at"] is not None
+    assert [b["id"] for b in catalog.recent_batches(5)] == ["b2", "b1"]
+    assert catalog.batches_created_since(b1["created_at"]) == 2
+    with pytest.raises(psycopg.errors.CheckViolation):
+        catalog.set_batch_status("b1", "paused")
