@@ -76,17 +76,6 @@ def copy_atomically(source: Path, target: Path, *, temp_name: str | None = None)
         return write_atomically(stream, target, temp_name=temp_name)
 
 
-def link_or_copy(source: Path, target: Path) -> None:
-    """Stage a file without duplicating bytes when the filesystem allows a hard link; copy otherwise."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        target.unlink()
-    try:
-        os.link(source, target)
-    except OSError:
-        copy_atomically(source, target)
-
-
 def move_file(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from media_assets import storage
 from media_assets.storage import (
     MAX_NAME_BYTES,
     TEMP_PREFIX,
     copy_atomically,
     free_target,
-    link_or_copy,
     move_file,
     remove_partials,
     safe_name,
@@ -240,42 +238,7 @@ def test_partials_of_a_killed_write_are_removed(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-# -- link_or_copy / move_file ----------------------------------------------------------------------------------
-
-
-def test_link_or_copy_links(tmp_path: Path) -> None:
-    source = tmp_path / "orig.jpg"
-    source.write_bytes(b"photo")
-    target = tmp_path / "bridge" / "orig.jpg"
-    link_or_copy(source, target)
-    assert target.read_bytes() == b"photo"
-    assert os.path.samefile(source, target)
-
-
-def test_link_or_copy_replaces_existing_target(tmp_path: Path) -> None:
-    source = tmp_path / "orig.jpg"
-    source.write_bytes(b"photo")
-    target = tmp_path / "staged.jpg"
-    target.write_bytes(b"stale")
-    link_or_copy(source, target)
-    assert target.read_bytes() == b"photo"
-    link_or_copy(source, target)  # again: idempotent
-    assert target.read_bytes() == b"photo"
-    assert source.read_bytes() == b"photo"
-
-
-def test_link_or_copy_copies_when_links_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_links(src, dst):  # noqa: ANN001
-        raise OSError(18, "Invalid cross-device link")
-
-    monkeypatch.setattr(storage.os, "link", no_links)
-    source = tmp_path / "orig.jpg"
-    source.write_bytes(b"photo")
-    target = tmp_path / "bridge" / "orig.jpg"
-    link_or_copy(source, target)
-    assert target.read_bytes() == b"photo"
-    assert not os.path.samefile(source, target)
-    assert sorted(p.name for p in target.parent.iterdir()) == ["orig.jpg"]
+# -- move_file ----------------------------------------------------------------------------------
 
 
 def test_move_file(tmp_path: Path) -> None:
