@@ -1,0 +1,35 @@
+"""Which catalog tables and columns are mirrored. Metadata only: no file bytes, no settings, no secrets.
+The same tables and columns are created on the Supabase side by supabase/migrations/*.sql."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MirroredTable:
+    name: str
+    #: SQL type of the `id` key, to look rows up by the outbox's text keys with the index.
+    key_type: str
+    columns: tuple[str, ...]
+
+    @property
+    def select_list(self) -> str:
+        return ", ".join(self.columns)
+
+
+MIRRORED_TABLES: tuple[MirroredTable, ...] = (
+    MirroredTable("batches", "text", ("id", "created_at", "status", "scanned_at", "finished_at", "updated_at")),
+    MirroredTable("media_files", "bigint", (
+        "id", "batch_id", "source", "source_id", "source_version", "original_name", "size_bytes", "content_hash",
+        "media_type", "media_format", "width", "height", "captured_at", "capture_utc_offset_minutes",
+        "capture_date_source", "state", "error", "original_path", "output_path", "output_size", "output_hash",
+        "compression_decision", "staged_path", "sorted_path", "created_at", "updated_at")),
+    MirroredTable("duplicate_files", "bigint", ("id", "file_id", "keeper_id", "batch_id", "kind", "distance",
+                                                "created_at")),
+    MirroredTable("phase_runs", "bigint", (
+        "id", "batch_id", "phase", "dagster_run_id", "started_at", "finished_at", "status", "files_processed",
+        "files_failed", "bytes_in", "bytes_out", "details", "error")),
+    MirroredTable("uploads", "bigint", ("id", "file_id", "destination", "status", "remote_id", "checksum", "detail",
+                                        "uploaded_at", "verified_at")),
+)

@@ -1,0 +1,368 @@
+"""The Supabase mirror against a real PostgREST 12.0.2 over a real PostgreSQL, behind a gateway like Supabase's."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from alembic import command
+from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context, materialize
+from supabase import ClientOptions, create_client
+
+from media_assets.catalog.migrate import alembic_config
+from media_assets.catalog.repository import Catalog
+from media_assets.catalog.states import FileState
+from media_assets.defs.mirror import SupabaseResource, supabase_mirror, supabase_mirror_sensor
+from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.mirror import (
+    MirrorConfig,
+    MirrorError,
+    MirrorSchemaError,
+    SupabaseRemote,
+    consecutive_failures,
+    has_pending_changes,
+    run_cycle,
+    sync_once,
+)
+from media_assets.mirror.outbox import current_rows, pending_counts
+from media_assets.mirror.sync import ALERT_AFTER_FAILURES, ALERT_KEY
+from media_assets.mirror.tables import MIRRORED_TABLES
+from media_assets.settings import SettingsError
+from media_assets_tests.postgrest_server import Fault, NpmMissing, SupabaseStack
+
+TABLE_NAMES = [t.name for t in MIRRORED_TABLES]
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_admin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupabaseStack]:
+    try:
+        started = SupabaseStack(postgres_admin, tmp_path_factory.mktemp("supabase"))
+    except NpmMissing as error:
+        pytest.skip(str(error))
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def supabase(stack: SupabaseStack) -> SupabaseStack:
+    stack.reset()
+    return stack
+
+
+def _remote(supabase: SupabaseStack, *, key: str | None = None, timeout: float = 5.0, attempts: int = 3,
+            backoff: float = 0.01) -> SupabaseRemote:
+    return SupabaseRemote(supabase.url, key or supabase.key, timeout_seconds=timeout, max_attempts=attempts,
+                          backoff_seconds=backoff)
+
+
+@pytest.fixture
+def remote(supabase: SupabaseStack) -> Iterator[SupabaseRemote]:
+    client = _remote(supabase)
+    yield client
+    client.close()
+
+
+def _local_rows(catalog: Catalog, table: str) -> dict[Any, dict[str, Any]]:
+    spec = next(t for t in MIRRORED_TABLES if t.name == table)
+    rows = catalog.conn.execute(f"SELECT {spec.select_list} FROM {table}").fetchall()
+    return {row["id"]: dict(row) for row in rows}
+
+
+def assert_mirrored(catalog: Catalog, supabase: SupabaseStack) -> None:
+    for table in TABLE_NAMES:
+        assert supabase.rows(table) == _local_rows(catalog, table), table
+    assert not has_pending_changes(catalog)
+
+
+def _small_catalog(catalog: Catalog) -> None:
+    """One batch with a little of everything: files in several states, a duplicate, a phase run, uploads."""
+    catalog.create_batch("20240701-120000")
+    ids = [catalog.register_file("20240701-120000", source="folder", source_id=f"DCIM/IMG_{i}.jpg",
+                                 source_version="v1", original_name=f"IMG_{i}.jpg", size_bytes=1000 + i)
+           for i in range(3)]
+    files = [catalog.move(catalog.get_file(i), FileState.DOWNLOADED, content_hash="abc") for i in ids]
+    keeper = catalog.move(files[0], FileState.UNIQUE)
+    catalog.mark_duplicate(files[1], keeper, kind="exact")
+    run = catalog.start_phase_run("20240701-120000", "deduplication", "run-1")
+    catalog.finish_phase_run(run, status="succeeded", files_processed=3, details={"duplicates": 1})
+    catalog.record_upload(ids[0], "local", status="uploaded", remote_id="2024/IMG_0.jpg", checksum="abc")
+    catalog.record_upload(ids[2], "local", status="not_accepted", remote_id=None, checksum=None, detail="too big")
+
+
+def _bulk_files(catalog: Catalog, batch_id: str, count: int) -> None:
+    catalog.create_batch(batch_id)
+    catalog.conn.execute(
+        "INSERT INTO media_files (batch_id, source, source_id, original_name, size_bytes, state, captured_at)"
+        " SELECT %s, 'folder', 'bulk/' || g, 'IMG_' || g || '.jpg', g * 100, 'discovered',"
+        " timestamp '2024-01-01' + g * interval '1 minute' FROM generate_series(1, %s) g", (batch_id, count))
+
+
+def test_first_full_mirror_sends_every_table_in_one_request_each(catalog: Catalog, supabase: SupabaseStack,
+                                                                 remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    report = sync_once(catalog, remote, chunk_size=500)
+
+    assert_mirrored(catalog, supabase)
+    assert report.rows_upserted == {"batches": 1, "media_files": 3, "duplicate_files": 1, "phase_runs": 1,
+                                    "uploads": 2}
+    assert not report.rows_deleted
+    # Five empty selects check the schema, then one upsert per table; the client counted what the gateway saw.
+    assert supabase.gateway.requests == {"GET": 5, "POST": 5}
+    assert report.requests == supabase.gateway.total == 10
+    assert report.lag_seconds is not None and report.lag_seconds >= 0
+    assert supabase.rows("phase_runs")[1]["details"] == {"duplicates": 1}
+
+
+def test_incremental_changes_and_deletes_send_only_what_changed(catalog: Catalog, supabase: SupabaseStack,
+                                                               remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    sync_once(catalog, remote, chunk_size=500)
+    supabase.gateway.reset()
+
+    catalog.set_error(3, "cannot read EXIF")
+    catalog.register_file("20240701-120000", source="folder", source_id="DCIM/new.jpg", source_version="v1",
+                          original_name="new.jpg")
+    catalog.conn.execute("DELETE FROM uploads WHERE file_id = 3")
+    catalog.conn.execute("DELETE FROM phase_runs")
+    report = sync_once(catalog, remote, chunk_size=500)
+
+    assert_mirrored(catalog, supabase)
+    assert report.rows_upserted == {"media_files": 2}
+    assert report.rows_deleted == {"uploads": 1, "phase_runs": 1}
+    assert supabase.gateway.requests == {"GET": 5, "POST": 1, "DELETE": 2}
+    assert supabase.rows("media_files")[3]["error"] == "cannot read EXIF"
+
+
+def test_a_row_updated_and_deleted_between_syncs_is_deleted_remotely(catalog: Catalog, supabase: SupabaseStack,
+                                                                    remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    sync_once(catalog, remote, chunk_size=500)
+    catalog.mark_upload_verified(1, "local")
+    catalog.conn.execute("DELETE FROM uploads WHERE file_id = 1")
+    sync_once(catalog, remote, chunk_size=500)
+    assert_mirrored(catalog, supabase)
+    assert 1 not in {row["file_id"] for row in supabase.rows("uploads").values()}
+
+
+def test_2500_rows_go_past_the_1000_row_cap_in_exactly_ceil_rows_over_chunk_upserts(
+        catalog: Catalog, supabase: SupabaseStack, remote: SupabaseRemote) -> None:
+    _bulk_files(catalog, "bulk", 2500)
+    report = sync_once(catalog, remote, chunk_size=500)
+
+    assert report.rows_upserted == {"batches": 1, "media_files": 2500}
+    assert supabase.gateway.requests["POST"] == 1 + math.ceil(2500 / 500)
+    # Through the API a select stops at 1000 rows: page with range() and compare with the exact count.
+    client = create_client(supabase.url, supabase.key, options=ClientOptions(httpx_client=remote._http))
+    capped = client.table("media_files").select("id").execute()
+    assert len(capped.data) == 1000
+    ids: list[int] = []
+    for start in range(0, 3000, 1000):
+        page = client.table("media_files").select("id", count="exact").order("id").range(start, start + 999).execute()
+        ids += [row["id"] for row in page.data]
+        assert page.count == 2500
+    assert sorted(ids) == sorted(_local_rows(catalog, "media_files")) and len(set(ids)) == 2500
+    assert_mirrored(catalog, supabase)
+
+
+def test_postgrest_stopped_mid_sync_loses_and_duplicates_nothing(catalog: Catalog, supabase: SupabaseStack) -> None:
+    _bulk_files(catalog, "bulk", 2500)
+    remote = _remote(supabase, attempts=2)
+    # Requests 1-5 check the tables, 6 sends the batch, 7 the first 500 files; PostgREST dies before the 8th.
+    supabase.gateway.on_request = lambda n: supabase.postgrest.stop() if n == 8 else None
+    with pytest.raises(MirrorError, match="failed 2 times"):
+        sync_once(catalog, remote, chunk_size=500)
+
+    assert len(supabase.rows("media_files")) == 500
+    assert pending_counts(catalog) == {"media_files": 2000}
+    supabase.gateway.on_request = None
+    supabase.postgrest.start()
+    report = sync_once(catalog, remote, chunk_size=500)
+    remote.close()
+
+    assert report.rows_upserted == {"media_files": 2000}
+    assert_mirrored(catalog, supabase)
+
+
+def test_an_outage_shorter_than_the_retries_is_bridged_within_one_sync(catalog: Catalog,
+                                                                      supabase: SupabaseStack) -> None:
+    _bulk_files(catalog, "bulk", 1200)
+    remote = _remote(supabase, attempts=6, backoff=0.1)
+
+    def outage(number: int) -> None:
+        if number == 7:
+            supabase.postgrest.stop()
+            threading.Timer(0.3, supabase.postgrest.start).start()
+
+    supabase.gateway.on_request = outage
+    report = sync_once(catalog, remote, chunk_size=500)
+    remote.close()
+
+    assert report.retries >= 1
+    assert report.rows_upserted == {"batches": 1, "media_files": 1200}
+    assert_mirrored(catalog, supabase)
+
+
+def test_injected_500s_and_timeouts_are_retried_with_backoff(catalog: Catalog, supabase: SupabaseStack) -> None:
+    _small_catalog(catalog)
+    pauses: list[float] = []
+    remote = SupabaseRemote(supabase.url, supabase.key, timeout_seconds=0.5, max_attempts=4, backoff_seconds=0.05,
+                            sleep=pauses.append)
+    # A 500, a 503, then an answer that comes after the client gave up (the upsert still lands: sent twice, no harm).
+    supabase.gateway.faults.extend([Fault(status=500, method="POST"), Fault(status=503, method="POST"),
+                                    Fault(delay=1.0, method="POST")])
+    report = sync_once(catalog, remote, chunk_size=500)
+    remote.close()
+
+    assert report.retries == 3
+    assert pauses == [0.05, 0.1, 0.2]
+    assert supabase.gateway.requests["POST"] == 5 + 3
+    assert_mirrored(catalog, supabase)
+
+
+def test_retries_give_up_after_max_attempts_and_keep_the_changes(catalog: Catalog, supabase: SupabaseStack) -> None:
+    _small_catalog(catalog)
+    remote = _remote(supabase, attempts=3)
+    supabase.gateway.faults.extend([Fault(status=502, method="POST")] * 3)
+    with pytest.raises(MirrorError, match="upserting 1 rows into batches failed 3 times; last error: HTTP 502"):
+        sync_once(catalog, remote, chunk_size=500)
+    remote.close()
+    assert pending_counts(catalog)["batches"] == 1
+    assert supabase.rows("batches") == {}
+
+
+def test_a_missing_remote_table_stops_the_sync_with_what_to_do(catalog: Catalog, supabase: SupabaseStack,
+                                                              remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    supabase.drop_table("uploads")
+    before = pending_counts(catalog)
+    with pytest.raises(MirrorSchemaError, match=r"uploads.*apply supabase/migrations/\*\.sql"):
+        sync_once(catalog, remote, chunk_size=500)
+    assert supabase.gateway.requests == {"GET": 5}  # checked, nothing sent
+    assert pending_counts(catalog) == before
+
+
+def test_a_wrong_key_is_reported_as_such(catalog: Catalog, supabase: SupabaseStack) -> None:
+    _small_catalog(catalog)
+    remote = _remote(supabase, key="not-the-key")
+    with pytest.raises(MirrorError, match="SUPABASE_KEY"):
+        sync_once(catalog, remote, chunk_size=500)
+    remote.close()
+    assert supabase.gateway.total == 0  # refused at the gateway, before PostgREST
+
+
+def test_nothing_changed_means_zero_requests(catalog: Catalog, supabase: SupabaseStack,
+                                             remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    sync_once(catalog, remote, chunk_size=500)
+    supabase.gateway.reset()
+    report = sync_once(catalog, remote, chunk_size=500)
+    assert report.requests == 0 and report.rows_sent == 0 and report.lag_seconds is None
+    assert supabase.gateway.total == 0
+
+
+def test_consecutive_failures_are_counted_and_alert_once(catalog: Catalog, supabase: SupabaseStack) -> None:
+    _small_catalog(catalog)
+    alerts: list[tuple[str, str]] = []
+    remote = _remote(supabase, attempts=1)
+    supabase.postgrest.stop()
+    for expected in range(1, ALERT_AFTER_FAILURES + 2):
+        with pytest.raises(MirrorError):
+            run_cycle(catalog, remote, 500, alert=lambda key, text: alerts.append((key, text)))
+        assert consecutive_failures(catalog) == expected
+    assert len(alerts) == 1 and alerts[0][0] == ALERT_KEY and "3 times in a row" in alerts[0][1]
+
+    supabase.postgrest.start()
+    run_cycle(catalog, remote, 500)
+    remote.close()
+    assert consecutive_failures(catalog) == 0
+    assert_mirrored(catalog, supabase)
+
+
+def test_the_migration_queues_rows_that_existed_before_it(catalog_conninfo: str) -> None:
+    """A catalog upgraded to 0003 gets a full first mirror: the rows it already had are queued."""
+    config = alembic_config(catalog_conninfo)
+    command.downgrade(config, "0002")
+    with psycopg.connect(catalog_conninfo, autocommit=True) as conn:
+        conn.execute("INSERT INTO batches (id) VALUES ('old')")
+    command.upgrade(config, "head")
+    catalog = Catalog(catalog_conninfo)
+    assert pending_counts(catalog) == {"batches": 1}
+    catalog.close()
+
+
+# -- settings ------------------------------------------------------------------------------------------------
+
+def test_mirror_settings_are_off_by_default_and_checked_when_on() -> None:
+    assert MirrorConfig.from_raw({}).enabled is False
+    assert MirrorConfig.from_raw({}).interval_seconds == 300 and MirrorConfig.from_raw({}).chunk_size == 500
+    with pytest.raises(SettingsError, match="SUPABASE_URL"):
+        MirrorConfig.from_raw({"ENABLE_SUPABASE_MIRROR": "true", "SUPABASE_KEY": "k"})
+    with pytest.raises(SettingsError, match="SUPABASE_KEY"):
+        MirrorConfig.from_raw({"ENABLE_SUPABASE_MIRROR": "true", "SUPABASE_URL": "https://x.supabase.co"})
+    with pytest.raises(SettingsError, match="SUPABASE_CHUNK_SIZE"):
+        MirrorConfig.from_raw({"SUPABASE_CHUNK_SIZE": "0"})
+    config = MirrorConfig.from_raw({"ENABLE_SUPABASE_MIRROR": "yes", "SUPABASE_URL": "https://x.supabase.co/",
+                                    "SUPABASE_KEY": "secret", "SUPABASE_CHUNK_SIZE": "200"})
+    assert (config.url, config.chunk_size) == ("https://x.supabase.co", 200)
+    assert "secret" not in repr(config)
+
+
+# -- Dagster -------------------------------------------------------------------------------------------------
+
+def _mirror_settings(supabase: SupabaseStack, enabled: bool = True) -> dict[str, str]:
+    return {"ENABLE_SUPABASE_MIRROR": str(enabled).lower(), "SUPABASE_URL": supabase.url,
+            "SUPABASE_KEY": supabase.key, "SUPABASE_CHUNK_SIZE": "2"}
+
+
+def _sensor_result(tmp_path: Path):  # noqa: ANN202 - whatever the sensor returned
+    settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
+    with build_sensor_context(instance=DagsterInstance.ephemeral(),
+                              resources={"settings": settings, "catalog": CatalogResource(settings=settings)}) as ctx:
+        return supabase_mirror_sensor(ctx)
+
+
+def test_the_sensor_requests_a_run_only_when_something_changed(make_pipeline, supabase: SupabaseStack,
+                                                               tmp_path: Path) -> None:
+    pipeline = make_pipeline(**_mirror_settings(supabase))
+    assert isinstance(_sensor_result(tmp_path), SkipReason)  # a fresh catalog: nothing to mirror
+
+    _small_catalog(pipeline.catalog)
+    assert isinstance(_sensor_result(tmp_path), RunRequest)
+    assert supabase.gateway.total == 0  # the sensor only looked at the local outbox
+
+    result = materialize([supabase_mirror], resources={
+        "catalog": CatalogResource(settings=SettingsResource()),
+        "supabase": SupabaseResource(settings=SettingsResource())}, instance=DagsterInstance.ephemeral())
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("supabase_mirror")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    # Chunks of 2: media_files 3 rows -> 2 requests, uploads 2 -> 1, the other three tables 1 each.
+    assert metadata["rows_sent"] == 8 and metadata["upserted_media_files"] == 3
+    assert metadata["requests"] == 5 + 6 == supabase.gateway.total
+    assert_mirrored(pipeline.catalog, supabase)
+
+    supabase.gateway.reset()
+    skipped = _sensor_result(tmp_path)
+    assert isinstance(skipped, SkipReason) and "Nothing changed" in skipped.skip_message
+    assert supabase.gateway.total == 0
+
+
+def test_the_sensor_stays_quiet_when_the_mirror_is_off(make_pipeline, supabase: SupabaseStack,
+                                                       tmp_path: Path) -> None:
+    pipeline = make_pipeline(**_mirror_settings(supabase, enabled=False))
+    _small_catalog(pipeline.catalog)
+    result = _sensor_result(tmp_path)
+    assert isinstance(result, SkipReason) and "ENABLE_SUPABASE_MIRROR" in result.skip_message
+
+
+def test_local_rows_read_back_as_json_keep_every_column(catalog: Catalog) -> None:
+    """Every row of a request carries the same full key set (the key-set trap), nulls included."""
+    _small_catalog(catalog)
+    for table in MIRRORED_TABLES:
+        rows = current_rows(catalog, table, [str(k) for k in _local_rows(catalog, table.name)])
+        assert rows and all(set(row) == set(table.columns) for row in rows)
