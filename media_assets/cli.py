@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--full", action="store_true", required=True,
                         help="check every catalogued file (the only mode so far)")
     commands.add_parser("status", help="files by state, the last runs with per-phase timings, disk use")
+    commands.add_parser("retry-failed", help="re-run every failed batch in this process, oldest first")
     interval = commands.add_parser("interval", help="run a batch every N minutes until stopped")
     interval.add_argument("--interval", type=int, default=None,
                           help="minutes between runs (default: PIPELINE_EXECUTION_INTERVAL_MINUTES)")
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             print(_status_text(pipeline))
             return 0
+        if args.command == "retry-failed":
+            return _retry_failed(pipeline)
         if args.command == "interval":
             minutes = args.interval or settings.execution_interval_minutes
             if minutes < 1:
@@ -83,6 +86,16 @@ def _run_once(pipeline, batch_id: str | None) -> int:  # noqa: ANN001
     report = run_batch(pipeline, batch_id)
     print(report.to_markdown())
     return 0 if report.success else 1
+
+
+def _retry_failed(pipeline) -> int:  # noqa: ANN001
+    from media_assets.operations import retry_failed
+
+    reports = retry_failed(pipeline)
+    for report in reports:
+        print(report.to_markdown(), flush=True)
+    print(f"{sum(r.success for r in reports)} of {len(reports)} failed batch(es) now succeeded", flush=True)
+    return 0 if all(r.success for r in reports) else 1
 
 
 def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa: ANN001

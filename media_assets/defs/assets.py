@@ -36,12 +36,17 @@ def _run(context: AssetExecutionContext, settings: SettingsResource, catalog: Ca
     return MaterializeResult(metadata=outcome.metadata())
 
 
-def _asset(name: str, previous: str | None, description: str):  # noqa: ANN202 - a decorator
+def _asset(name: str, previous: str | None, description: str, pool: str | None = None):  # noqa: ANN202
     return asset(name=name, partitions_def=batch_partitions, deps=[previous] if previous else None,
-                 group_name=GROUP, kinds={"python"}, description=description)
+                 group_name=GROUP, kinds={"python"}, description=description, pool=pool)
 
 
-@_asset("download", None, "New files from the sources, copied into originals/<batch>/ and identified.")
+#: Steps that talk to Apple: the instance lets one run at a time into this pool (dagster.yaml).
+ICLOUD_POOL = "icloud"
+
+
+@_asset("download", None, "New files from the sources, copied into originals/<batch>/ and identified.",
+        pool=ICLOUD_POOL)
 def download(context: AssetExecutionContext, settings: SettingsResource,
              catalog: CatalogResource) -> MaterializeResult:
     loaded = settings.load()
@@ -80,7 +85,7 @@ def _upload_phase(context: AssetExecutionContext, settings: SettingsResource, ca
 
 
 @_asset("icloud_upload", "file_preparation",
-        "Upload to iCloud Photos (or, with no account configured, to LOCAL_DESTINATION_DIR).")
+        "Upload to iCloud Photos (or, with no account configured, to LOCAL_DESTINATION_DIR).", pool=ICLOUD_POOL)
 def icloud_upload(context: AssetExecutionContext, settings: SettingsResource,
                   catalog: CatalogResource) -> MaterializeResult:
     loaded = settings.load()

@@ -1,0 +1,130 @@
+"""Running the pipeline for years: the whole library's numbers for the dashboard, the invariants the asset checks
+guard, and re-running failed batches. Free of Dagster so tests call it directly; the read-only queries here span
+the whole library, which the per-batch `Catalog` methods do not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from media_assets.catalog.repository import Catalog
+from media_assets.catalog.states import FINAL_STATES, FileState
+from media_assets.reporting import RunReport
+from media_assets.runner import Pipeline, run_batch
+from media_assets.settings import STORAGE_FOLDERS, Settings, parse_int
+from media_assets.storage import folder_bytes, free_bytes
+
+FREE_SPACE_SETTING = "FREE_SPACE_ALERT_GB"
+FREE_SPACE_DEFAULT_GB = 5
+GB = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The verdict of one invariant, with numbers the UI can show beside it."""
+
+    passed: bool
+    description: str
+    metadata: dict[str, int | float | str] = field(default_factory=dict)
+
+
+# -- the dashboard ---------------------------------------------------------------------------------------------
+
+def watched_folders(settings: Settings) -> dict[str, Path]:
+    """Every folder the pipeline writes to, by a short name: the storage folders and the destinations."""
+    folders = {name: settings.storage_dir(name) for name in STORAGE_FOLDERS}
+    folders["destination"] = settings.local_destination_dir
+    if settings.pixel_sync_dir is not None:
+        folders["pixel_sync"] = settings.pixel_sync_dir
+    folders["data"] = settings.data_dir
+    return folders
+
+
+def library_stats(catalog: Catalog, settings: Settings) -> dict[str, int | float]:
+    """The whole library in numbers: files by state, batches by status, bytes saved by compression, duplicates,
+    and the size and free space of each folder. Every value is a number so the UI plots it over time."""
+    stats: dict[str, int | float] = {f"files_{state.value}": 0 for state in FileState}
+    counts = catalog.count_by_state()
+    stats.update({f"files_{state}": n for state, n in counts.items()})
+    stats["files_total"] = sum(counts.values())
+    for status in ("created", "running", "succeeded", "failed"):
+        stats[f"batches_{status}"] = 0
+    for row in catalog.conn.execute("SELECT status, count(*) AS n FROM batches GROUP BY status").fetchall():
+        stats[f"batches_{row['status']}"] = int(row["n"])
+    sizes = catalog.conn.execute(
+        "SELECT coalesce(sum(size_bytes) FILTER (WHERE output_size IS NOT NULL), 0) AS bytes_in,"
+        " coalesce(sum(output_size), 0) AS bytes_out,"
+        " coalesce(sum(size_bytes) FILTER (WHERE state = 'duplicate'), 0) AS duplicate_bytes"
+        " FROM media_files").fetchone()
+    stats["bytes_before_compression"] = int(sizes["bytes_in"])
+    stats["bytes_after_compression"] = int(sizes["bytes_out"])
+    stats["bytes_saved_by_compression"] = int(sizes["bytes_in"]) - int(sizes["bytes_out"])
+    stats["bytes_not_stored_twice"] = int(sizes["duplicate_bytes"])
+    stats["duplicates_exact"] = stats["duplicates_near"] = 0
+    for row in catalog.conn.execute("SELECT kind, count(*) AS n FROM duplicate_files GROUP BY kind").fetchall():
+        stats[f"duplicates_{row['kind']}"] = int(row["n"])
+    for name, folder in watched_folders(settings).items():
+        stats[f"{name}_bytes"] = folder_bytes(folder)
+        stats[f"{name}_free_gb"] = round(free_bytes(folder) / GB, 2)
+    return stats
+
+
+# -- the invariants --------------------------------------------------------------------------------------------
+
+def check_no_file_in_between(catalog: Catalog, batch_id: str) -> CheckOutcome:
+    """After a batch every file is verified, a recorded duplicate or quarantined: none is left half way."""
+    counts = catalog.count_by_state(batch_id)
+    stuck = {state: n for state, n in counts.items() if FileState(state) not in FINAL_STATES}
+    metadata: dict[str, int | float | str] = {"files": sum(counts.values()), "files_in_between": sum(stuck.values())}
+    if stuck:
+        listed = ", ".join(f"{n} {state}" for state, n in sorted(stuck.items()))
+        return CheckOutcome(False, f"batch {batch_id} left files in between: {listed}", metadata)
+    return CheckOutcome(True, f"every file of batch {batch_id} reached a final state", metadata)
+
+
+def check_uploads_verified(catalog: Catalog, batch_id: str, *, verification_enabled: bool) -> CheckOutcome:
+    """Every upload of the batch's files was re-read at its destination and matched the catalog's checksum."""
+    rows = catalog.conn.execute(
+        "SELECT f.original_name, u.destination, u.verified_at IS NOT NULL AS verified FROM uploads u"
+        " JOIN media_files f ON f.id = u.file_id WHERE f.batch_id = %s AND u.status = 'uploaded'"
+        " ORDER BY f.id, u.destination", (batch_id,)).fetchall()
+    unverified = [f"{row['original_name']} at {row['destination']}" for row in rows if not row["verified"]]
+    metadata: dict[str, int | float | str] = {"uploads": len(rows), "unverified": len(unverified)}
+    if not verification_enabled:
+        return CheckOutcome(True, "ENABLE_VERIFICATION is false: uploads are not re-read", metadata)
+    if unverified:
+        return CheckOutcome(False, f"{len(unverified)} upload(s) of batch {batch_id} not verified: "
+                            + "; ".join(unverified[:10]), metadata)
+    return CheckOutcome(True, f"all {len(rows)} upload(s) of batch {batch_id} verified", metadata)
+
+
+def free_space_threshold_gb(settings: Settings) -> int:
+    raw = settings.raw.get(FREE_SPACE_SETTING, "").strip() or str(FREE_SPACE_DEFAULT_GB)
+    return parse_int(FREE_SPACE_SETTING, raw, minimum=0)
+
+
+def check_free_space(settings: Settings) -> CheckOutcome:
+    """Every folder the pipeline writes to has at least FREE_SPACE_ALERT_GB free."""
+    threshold = free_space_threshold_gb(settings)
+    free = {name: free_bytes(folder) / GB for name, folder in watched_folders(settings).items()}
+    metadata: dict[str, int | float | str] = {f"{name}_free_gb": round(gb, 2) for name, gb in free.items()}
+    metadata["threshold_gb"] = threshold
+    low = {name: gb for name, gb in free.items() if gb < threshold}
+    if low:
+        listed = ", ".join(f"{name} has {gb:.1f} GB" for name, gb in sorted(low.items()))
+        return CheckOutcome(False, f"less than {FREE_SPACE_SETTING}={threshold} GB free: {listed}", metadata)
+    return CheckOutcome(True, f"every folder has at least {threshold} GB free", metadata)
+
+
+# -- failed batches --------------------------------------------------------------------------------------------
+
+def failed_batches(catalog: Catalog) -> list[str]:
+    """Batches whose last run failed, oldest first (the order they are re-run in)."""
+    rows = catalog.conn.execute("SELECT id FROM batches WHERE status = 'failed' ORDER BY created_at, id").fetchall()
+    return [row["id"] for row in rows]
+
+
+def retry_failed(pipeline: Pipeline) -> list[RunReport]:
+    """Re-run every failed batch in this process. Phases continue from each file's recorded state, so files
+    already uploaded are not sent again and nothing is lost; returns one report per batch."""
+    return [run_batch(pipeline, batch_id) for batch_id in failed_batches(pipeline.catalog)]
