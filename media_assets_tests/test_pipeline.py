@@ -39,11 +39,11 @@ def test_a_batch_goes_through_every_phase(make_pipeline) -> None:
     assert report.phases_succeeded == report.phases_total == 8
     states = pipeline.catalog.count_by_state(report.batch_id)
     videos = 1 if (library / sample.VIDEO).exists() else 0
-    assert states == {"verified": 6 + videos, "duplicate": 1, "quarantined": 1}
-    # The exact duplicate names its keeper; the corrupt file has its reason.
-    [duplicate] = report.duplicates
-    assert duplicate["original_name"] == Path(sample.EXACT_DUPLICATE).name
-    assert duplicate["keeper_name"] == Path(sample.HOLIDAY_NIGHT).name
+    assert states == {"verified": 5 + videos, "duplicate": 2, "quarantined": 1}
+    # The exact and the near duplicate name their keepers; the corrupt file has its reason.
+    duplicates = {(d["original_name"], d["keeper_name"], d["kind"]) for d in report.duplicates}
+    assert duplicates == {(Path(sample.EXACT_DUPLICATE).name, Path(sample.HOLIDAY_NIGHT).name, "exact"),
+                          (Path(sample.NEAR_DUPLICATE).name, Path(sample.HOLIDAY_DAY).name, "near")}
     [quarantined] = report.quarantined
     assert quarantined["original_name"] == "broken.jpg" and "truncated" in quarantined["error"]
     # Sorted by local capture date: 23:30 at +09:00 stays on the 1st of July.

@@ -1,23 +1,362 @@
-"""Deduplication: a file whose exact bytes the catalog already holds (in any batch, uploaded or not) is
-recorded as a duplicate of the earliest such file and stops flowing; it is never deleted from its source."""
+"""Deduplication: exact copies (same bytes) and near copies (resized, re-compressed, converted) of what the
+catalog already keeps or of another file in the batch are recorded as duplicates of one keeper and stop
+flowing; nothing is ever deleted from a source.
+
+How it decides, conservatively (a false duplicate loses a memory, a missed one only costs space):
+- exact: same size and SHA-256 as a kept file of any batch, or as an earlier file of this batch;
+- near: pHash within DEDUP_NEAR_RADIUS bits *and* confirmed by the detail signature (media/perceptual.py),
+  same kind of media and the same aspect ratio (a re-crop is a different picture), never within one burst;
+- groups, not chains: each file is compared with its group's keeper directly, so a drift of similar frames
+  never strings different photos together;
+- keeper inside a batch: highest resolution, then an original format over a conversion (PNG/WebP/...), then
+  the richest EXIF, then the earliest seen. A kept file of an earlier batch stays the keeper (it may already
+  be uploaded); a new copy with *more pixels* than it flows on as well instead of being dropped;
+- Live Photo (still + MOV) and RAW+JPEG pairs of this batch are one asset: unless every member of a pair is a
+  duplicate, all of them flow on.
+
+Fingerprints are computed in a process pool (reduced decodes, see media/perceptual.py); the parent alone
+writes to the catalog, one transaction per decision, and logs a progress line every DEDUP_PROGRESS_EVERY files.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
+from media_assets.media.near_index import NearIndex
+from media_assets.media.perceptual import Fingerprint, fingerprint, same_picture
 from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.settings import Settings, parse_int
+
+#: Default pHash radius: copies measured 0-4 bits apart (resized to 25 %, q70, PNG, HEIC thumbnail), and the
+#: multi-index search stays at one probe per chunk value up to 7. The signature check does the separating.
+DEFAULT_NEAR_RADIUS = 6
+DEFAULT_PROGRESS_EVERY = 500
+#: Formats that are usually conversions or screenshots rather than a camera's original.
+DERIVATIVE_FORMATS = frozenset({"png", "webp", "gif", "bmp", "tiff"})
+#: Aspect ratios may differ this much (rounding of resized copies) and still be the same framing.
+ASPECT_TOLERANCE = 0.02
+#: A Live Photo's still and movie carry capture times this close when both are known.
+LIVE_PHOTO_SECONDS = 3
+INDEX_PAGE = 100_000
+#: Fewer files than this per worker are fingerprinted in the parent: starting a pool would cost more.
+POOL_MIN_FILES_PER_WORKER = 8
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    radius: int
+    workers: int
+    progress_every: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DedupConfig:
+        raw = settings.raw
+        return cls(
+            radius=parse_int("DEDUP_NEAR_RADIUS", raw.get("DEDUP_NEAR_RADIUS", str(DEFAULT_NEAR_RADIUS)), minimum=0),
+            workers=parse_int("DEDUP_WORKERS", raw.get("DEDUP_WORKERS", "") or str(os.cpu_count() or 1), minimum=1),
+            progress_every=parse_int("DEDUP_PROGRESS_EVERY",
+                                     raw.get("DEDUP_PROGRESS_EVERY", str(DEFAULT_PROGRESS_EVERY)), minimum=1),
+        )
+
+
+@dataclass
+class Item:
+    """A file of this batch being decided."""
+
+    file: MediaFile
+    fingerprint: Fingerprint
+    pair_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    keeper_id: int | None = None  # None: the file is kept
+    kind: str = "exact"
+    distance: int = 0
+    detail: str | None = None
+
+
+# --- fingerprints (worker side) -------------------------------------------------------------------------
+
+
+def _fingerprint_job(path: str, media_type: str | None) -> Fingerprint:
+    return fingerprint(Path(path), media_type)
+
+
+def fingerprints(ctx: PhaseContext, config: DedupConfig, total: int) -> Iterator[tuple[MediaFile, Fingerprint]]:
+    """The batch's downloaded files with their fingerprints, in id order, computed `config.workers` at a time
+    with at most a few per worker in flight (memory stays bounded), with a progress line in the log."""
+    files = ctx.catalog.iter_files(ctx.batch_id, FileState.DOWNLOADED)
+    started = time.perf_counter()
+    workers = config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1
+    for done, (file, result) in enumerate(_map(ctx, files, workers), start=1):
+        if done % config.progress_every == 0 or done == total:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            ctx.log.info(f"deduplication: fingerprinted {done}/{total} files ({rate:.0f} files/s)")
+        yield file, result
+
+
+def _map(ctx: PhaseContext, files: Iterable[MediaFile], workers: int) -> Iterator[tuple[MediaFile, Fingerprint]]:
+    def job(file: MediaFile) -> tuple[str, str | None]:
+        return str(ctx.path(file.original_path or "")), file.media_type
+
+    if workers == 1:
+        for file in files:
+            yield file, _fingerprint_job(*job(file))
+        return
+    # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        window: list[tuple[MediaFile, Future[Fingerprint]]] = []
+        for file in files:
+            window.append((file, pool.submit(_fingerprint_job, *job(file))))
+            if len(window) >= workers * 4:
+                first, future = window.pop(0)
+                yield first, future.result()
+        for file, future in window:
+            yield file, future.result()
+
+
+# --- pairs ----------------------------------------------------------------------------------------------
+
+
+def _stem(name: str) -> str:
+    stem = Path(name).stem.lower()
+    return re.sub(r"_hevc$", "", stem)  # icloudpd names a Live Photo's movie IMG_0001_HEVC.MOV
+
+
+def assign_pairs(items: list[Item]) -> None:
+    """Give Live Photo (still + movie) and RAW+JPEG files of this batch a shared `pair_key`: same source folder
+    and base name (and capture times within seconds when both are known), or the same Apple content id."""
+    by_name: dict[tuple[str, str, str], list[Item]] = defaultdict(list)
+    for item in items:
+        folder = str(Path(item.file.source_id).parent) if "/" in item.file.source_id else ""
+        by_name[(item.file.source, folder, _stem(item.file.original_name))].append(item)
+    for (source, folder, stem), group in by_name.items():
+        if len(group) < 2:
+            continue
+        stills = [i for i in group if i.file.media_type == "photo" and not _is_raw(i.file)]
+        movies = [i for i in group if i.file.media_type == "video"]
+        raws = [i for i in group if _is_raw(i.file)]
+        members = [*raws, *stills] if raws and stills else []
+        if stills and movies and _close_in_time(stills + movies):
+            members += [i for i in stills + movies if i not in members]
+        for item in members:
+            item.pair_key = f"{source}:{folder}:{stem}"
+    by_identifier: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        if item.fingerprint.content_identifier:
+            by_identifier[item.fingerprint.content_identifier].append(item)
+    for identifier, group in by_identifier.items():
+        if len({i.file.media_type for i in group}) > 1:
+            key = next((i.pair_key for i in group if i.pair_key), f"apple:{identifier}")
+            for item in group:
+                item.pair_key = key
+
+
+def _is_raw(file: MediaFile) -> bool:
+    """RAW photos are accepted without decoding, so identify records no size for them."""
+    return file.media_type == "photo" and file.width is None
+
+
+def _close_in_time(items: list[Item]) -> bool:
+    times = [i.file.captured_at for i in items if i.file.captured_at is not None]
+    return len(times) < 2 or (max(times) - min(times)).total_seconds() <= LIVE_PHOTO_SECONDS
+
+
+# --- deciding -------------------------------------------------------------------------------------------
+
+
+def _rank(item: Item) -> tuple[int, int, int, int]:
+    """Sort key of the keeper policy: more pixels, original format, richer metadata, seen earlier."""
+    file = item.file
+    pixels = (file.width or 0) * (file.height or 0)
+    return (-pixels, int((file.media_format or "") in DERIVATIVE_FORMATS), -item.fingerprint.metadata_tags, file.id)
+
+
+def _same_framing(a: tuple[int | None, int | None], b: tuple[int | None, int | None]) -> bool:
+    (wa, ha), (wb, hb) = a, b
+    if not (wa and ha and wb and hb):
+        return False
+    return abs(wa * hb - wb * ha) <= ASPECT_TOLERANCE * max(wa * hb, wb * ha)
+
+
+def _confirmed(item: Item, other: dict) -> bool:
+    """The near-duplicate confirmation against another file's fingerprint columns."""
+    if other["media_type"] != item.file.media_type:
+        return False
+    if item.fingerprint.burst_id and other["burst_id"] == item.fingerprint.burst_id:
+        return False  # frames of one burst are similar, never duplicates
+    if not _same_framing((item.file.width, item.file.height), (other["width"], other["height"])):
+        return False
+    return same_picture(item.fingerprint.similarity, other["similarity"])
+
+
+def _columns(item: Item) -> dict:
+    return {"phash": item.fingerprint.phash, "similarity": item.fingerprint.similarity, "pair_key": item.pair_key,
+            "content_identifier": item.fingerprint.content_identifier, "burst_id": item.fingerprint.burst_id}
+
+
+def load_catalog_index(catalog: Catalog, radius: int) -> NearIndex:
+    """The kept files' pHashes, read in pages into two numpy arrays (16 bytes a file, no pixels)."""
+    ids: list[np.ndarray] = []
+    hashes: list[np.ndarray] = []
+    last = 0
+    while page := catalog.kept_phashes(last, INDEX_PAGE):
+        ids.append(np.fromiter((i for i, _ in page), np.int64, len(page)))
+        hashes.append(np.fromiter((h for _, h in page), np.int64, len(page)))
+        last = page[-1][0]
+    if not ids:
+        return NearIndex(np.empty(0, np.int64), np.empty(0, np.int64), radius)
+    return NearIndex(np.concatenate(ids), np.concatenate(hashes), radius)
+
+
+def decide(catalog: Catalog, items: list[Item], radius: int) -> dict[int, Decision]:
+    """Decision per file id (see the module docstring for the rules)."""
+    decisions: dict[int, Decision] = {}
+    # Exact: one representative per set of identical bytes; the others follow it.
+    by_bytes: dict[tuple[int, str], list[Item]] = defaultdict(list)
+    for item in items:
+        by_bytes[(item.file.size_bytes or 0, item.file.content_hash or f"missing-{item.file.id}")].append(item)
+    representatives: list[Item] = []
+    followers: dict[int, list[Item]] = {}
+    for (size, digest), group in by_bytes.items():
+        group.sort(key=lambda i: (i.pair_key is None, i.file.id))  # a member of a pair keeps its bytes
+        kept = catalog.find_kept_by_hash(digest, size) if group[0].file.content_hash else None
+        if kept is not None:
+            for item in group:
+                decisions[item.file.id] = Decision(kept.id, "exact", 0, f"exact duplicate of file {kept.id}")
+            continue
+        representatives.append(group[0])
+        followers[group[0].file.id] = group[1:]
+
+    hashed = [item for item in representatives if item.fingerprint.phash is not None]
+    catalog_match = _catalog_matches(catalog, hashed, radius)
+    batch_match = _batch_matches(hashed, radius)
+
+    assigned: set[int] = set()
+    for item in sorted(representatives, key=_rank):
+        file_id = item.file.id
+        if file_id in assigned:
+            continue
+        assigned.add(file_id)
+        match = catalog_match.get(file_id)
+        if match is not None:
+            keeper_id, distance, keeper_pixels = match
+            if (item.file.width or 0) * (item.file.height or 0) <= keeper_pixels:
+                decisions[file_id] = Decision(keeper_id, "near", distance, f"near duplicate of file {keeper_id}")
+                continue
+            decisions[file_id] = Decision(detail=f"kept: more pixels than its near copy, file {keeper_id}")
+        else:
+            decisions[file_id] = Decision()
+        for other_id, distance in batch_match.get(file_id, []):
+            # A copy that matches a kept file of the catalog points there instead (decided in its own turn).
+            if other_id not in assigned and other_id not in catalog_match:
+                assigned.add(other_id)
+                decisions[other_id] = Decision(file_id, "near", distance, f"near duplicate of file {file_id}")
+
+    for rep_id, group in followers.items():
+        rep = decisions[rep_id]
+        for item in group:
+            if rep.keeper_id is None:
+                decisions[item.file.id] = Decision(rep_id, "exact", 0, f"exact duplicate of file {rep_id}")
+            else:
+                decisions[item.file.id] = Decision(rep.keeper_id, rep.kind, rep.distance, rep.detail)
+    _keep_pairs_together(items, decisions)
+    return decisions
+
+
+def _catalog_matches(catalog: Catalog, items: list[Item], radius: int) -> dict[int, tuple[int, int, int]]:
+    """Per file id: (keeper id, distance, keeper's pixels) of the closest confirmed kept file of the catalog."""
+    if not items:
+        return {}
+    index = load_catalog_index(catalog, radius)
+    if not len(index):
+        return {}
+    positions, ids, distances = index.search(np.array([i.fingerprint.phash for i in items], np.int64))
+    others = catalog.fingerprints(sorted(set(ids.tolist()))) if len(ids) else {}
+    matches: dict[int, tuple[int, int, int]] = {}
+    for position, other_id, distance in zip(positions.tolist(), ids.tolist(), distances.tolist(), strict=True):
+        item = items[position]
+        if item.file.id in matches or other_id == item.file.id:
+            continue  # sorted by distance: the first confirmed one is the closest
+        other = others.get(other_id)
+        if other is not None and _confirmed(item, other):
+            matches[item.file.id] = (other_id, distance, (other["width"] or 0) * (other["height"] or 0))
+    return matches
+
+
+def _batch_matches(items: list[Item], radius: int) -> dict[int, list[tuple[int, int]]]:
+    """Per file id: the confirmed near copies among this batch's files, closest first."""
+    if len(items) < 2:
+        return {}
+    hashes = np.array([i.fingerprint.phash for i in items], np.int64)
+    index = NearIndex(np.arange(len(items)), hashes, radius)
+    positions, others, distances = index.search(hashes)
+    matches: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for position, other, distance in zip(positions.tolist(), others.tolist(), distances.tolist(), strict=True):
+        if position == other:
+            continue
+        item, candidate = items[position], items[other]
+        columns = {"media_type": candidate.file.media_type, "burst_id": candidate.fingerprint.burst_id,
+                   "width": candidate.file.width, "height": candidate.file.height,
+                   "similarity": candidate.fingerprint.similarity}
+        if _confirmed(item, columns):
+            matches[item.file.id].append((candidate.file.id, distance))
+    return matches
+
+
+def _keep_pairs_together(items: list[Item], decisions: dict[int, Decision]) -> None:
+    """A Live Photo or RAW+JPEG pair is dropped only as a whole: if any member is kept, all are."""
+    pairs: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        if item.pair_key:
+            pairs[item.pair_key].append(item)
+    for key, members in pairs.items():
+        if len(members) > 1 and any(decisions[m.file.id].keeper_id is None for m in members):
+            for member in members:
+                if decisions[member.file.id].keeper_id is not None:
+                    decisions[member.file.id] = Decision(detail=f"kept with its pair ({key})")
+
+
+# --- the phase ------------------------------------------------------------------------------------------
 
 
 def deduplicate(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
-    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.DOWNLOADED):
+    config = DedupConfig.from_settings(ctx.settings)
+    total = ctx.catalog.count_by_state(ctx.batch_id).get(FileState.DOWNLOADED.value, 0)
+    if not total:
+        return
+    items = [Item(file, result) for file, result in fingerprints(ctx, config, total)]
+    assign_pairs(items)
+    decisions = decide(ctx.catalog, items, config.radius)
+    for item in items:
+        decision = decisions[item.file.id]
         outcome.files += 1
-        keeper = ctx.catalog.find_keeper_by_hash(file.content_hash or "", file.size_bytes or 0, file.id)
-        if keeper is None:
-            ctx.catalog.move(file, FileState.UNIQUE)
+        if item.fingerprint.error:
+            outcome.counts["no_fingerprint"] += 1
+        if decision.keeper_id is None:
+            ctx.catalog.record_dedup_decision(item.file, FileState.UNIQUE, detail=decision.detail, **_columns(item))
             outcome.counts["unique"] += 1
+            if item.pair_key:
+                outcome.counts["paired"] += 1
         else:
-            ctx.catalog.mark_duplicate(file, keeper, kind="exact")
-            outcome.counts["exact_duplicates"] += 1
-            outcome.bytes_in += file.size_bytes or 0
+            ctx.catalog.record_dedup_decision(item.file, FileState.DUPLICATE, keeper_id=decision.keeper_id,
+                                              kind=decision.kind, distance=decision.distance,
+                                              detail=decision.detail, **_columns(item))
+            outcome.counts[f"{decision.kind}_duplicates"] += 1
+            outcome.bytes_in += item.file.size_bytes or 0
 
 
 def pass_all_as_unique(ctx: PhaseContext, outcome: PhaseOutcome) -> None:

@@ -1,0 +1,197 @@
+"""Deduplication: accuracy on a generated library, the index, and the rules for what must never be merged."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media_assets.catalog.states import FileState
+from media_assets.media import sample_library as sample
+from media_assets.media.near_index import NearIndex, brute_force
+from media_assets.media.perceptual import APPLE_MAKERNOTE, apple_makernote, photo_fingerprint, same_picture
+from media_assets.phases.common import PhaseContext, run_phase
+from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, DedupConfig, deduplicate
+from media_assets.phases.download import download
+from media_assets.runner import run_batch
+from media_assets.sources.configured import enabled_sources
+from media_assets_tests.dedup_corpus import burst_frames, score, write_corpus
+
+
+def _dedup_batch(pipeline, batch_id: str = "b1") -> dict[Path, Path]:  # noqa: ANN001
+    """Download and deduplicate one batch; {duplicate's source path: keeper's source path}."""
+    pipeline.catalog.create_batch(batch_id)
+    ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=pipeline.catalog)
+    run_phase("download", ctx, lambda c, o: download(c, o, enabled_sources(pipeline.settings)))
+    run_phase("deduplication", ctx, deduplicate)
+    found = {}
+    for row in pipeline.catalog.duplicates(batch_id):
+        file, keeper = pipeline.catalog.get_file(row["file_id"]), pipeline.catalog.get_file(row["keeper_id"])
+        found[Path(file.source_id)] = Path(keeper.source_id)
+    return found
+
+
+@pytest.mark.slow
+def test_copies_are_found_and_look_alikes_are_not_merged(make_pipeline) -> None:
+    pipeline = make_pipeline(DEDUP_WORKERS="2")
+    library = pipeline.settings.folder_source_paths[0]
+    files = write_corpus(library, size=(640, 480), originals=6, bursts=3, flats=2)
+    accuracy = score(files, _dedup_batch(pipeline))
+    assert accuracy["all"].false_duplicates == 0, accuracy
+    assert accuracy["all"].recall >= 0.95, accuracy
+    for kind in ("resized50", "resized25", "q70", "png", "heic"):
+        assert accuracy[kind].found == accuracy[kind].true_copies, (kind, accuracy[kind])
+    states = pipeline.catalog.count_by_state("b1")
+    assert states["duplicate"] == accuracy["all"].found
+    # Every kept file has its fingerprint, ready for the next batch's index.
+    hashed = pipeline.catalog.conn.execute(
+        "SELECT count(*) AS n FROM media_files WHERE state = 'unique' AND phash IS NOT NULL").fetchone()["n"]
+    assert hashed == states["unique"]
+
+
+def test_burst_frames_are_similar_but_not_the_same_picture(tmp_path: Path) -> None:
+    frames = burst_frames((640, 480), seed=3)
+    paths = []
+    for k, frame in enumerate(frames):
+        paths.append(tmp_path / f"f{k}.jpg")
+        frame.save(paths[-1], quality=92)
+    prints = [photo_fingerprint(p) for p in paths]
+    assert all(p.error is None for p in prints)
+    assert not same_picture(prints[0].similarity, prints[1].similarity)
+    assert same_picture(prints[0].similarity, prints[0].similarity)
+
+
+def _apple_note(entries: dict[int, str]) -> bytes:
+    """An Apple MakerNote with ASCII entries, laid out as iPhones write it."""
+    head = APPLE_MAKERNOTE + b"\x00\x01MM"
+    table_end = len(head) + 2 + 12 * len(entries) + 4
+    table, data = b"", b""
+    for tag, text in entries.items():
+        raw = text.encode() + b"\x00"
+        table += struct.pack(">HHI", tag, 2, len(raw)) + struct.pack(">I", table_end + len(data))
+        data += raw
+    return head + struct.pack(">H", len(entries)) + table + b"\x00" * 4 + data
+
+
+def test_apple_makernote_gives_content_identifier_and_burst() -> None:
+    note = _apple_note({0x0011: "CID-1234", 0x000B: "BURST-9"})
+    assert apple_makernote(note) == {0x0011: "CID-1234", 0x000B: "BURST-9"}
+    assert apple_makernote(b"Nikon\x00" + note) == {}
+    assert apple_makernote(note[:20]) == {}
+
+
+def test_near_index_finds_what_brute_force_finds() -> None:
+    rng = np.random.default_rng(7)
+    hashes = rng.integers(-(2**63), 2**63 - 1, 20_000, dtype=np.int64)
+    queries = hashes[:300].copy().view(np.uint64)
+    for i in range(len(queries)):
+        for bit in rng.choice(64, i % 9, replace=False):
+            queries[i] ^= np.uint64(1 << int(bit))
+    for radius in (0, 3, DEFAULT_NEAR_RADIUS, 9):
+        index = NearIndex(np.arange(len(hashes)) + 100, hashes, radius)
+        positions, ids, distances = index.search(queries.view(np.int64))
+        expected = set(zip(*brute_force(hashes, queries, radius), strict=True))
+        assert {(p, i - 100) for p, i in zip(positions.tolist(), ids.tolist(), strict=True)} == expected
+        assert (distances <= radius).all() and len(expected) >= min(300, 300 * (radius + 1) // 9)
+
+
+def test_radius_setting_is_validated(make_pipeline) -> None:
+    from media_assets.settings import SettingsError
+
+    assert DedupConfig.from_settings(make_pipeline(DEDUP_NEAR_RADIUS="4").settings).radius == 4
+    with pytest.raises(SettingsError, match="DEDUP_NEAR_RADIUS"):
+        DedupConfig.from_settings(make_pipeline(DEDUP_NEAR_RADIUS="-1").settings)
+
+
+def test_live_photo_raw_jpeg_and_apple_burst_are_never_merged(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    library = pipeline.settings.folder_source_paths[0]
+    taken = datetime(2024, 5, 1, 12, 0, 0)
+    still = sample.photo_bytes(size=(640, 480), seed=41, taken=taken, make="Apple", model="iPhone 15",
+                               extra_exif={0x927C: _apple_note({0x0011: "LIVE-1"})})
+    (library / "live").mkdir(parents=True)
+    (library / "live/IMG_0001.JPG").write_bytes(still)
+    sample.make_video(library / "live/IMG_0001.MOV", seconds=1.0, creation_time=taken)
+    # A RAW+JPEG pair whose JPEG has an exact copy elsewhere in the batch.
+    raw = library / "raw"
+    raw.mkdir()
+    sample.make_photo(raw / "DSC_0001.JPG", size=(640, 480), seed=42)
+    (raw / "DSC_0001.DNG").write_bytes(_tiny_dng())
+    shutil.copy(raw / "DSC_0001.JPG", library / "DSC_0001-copy.JPG")
+    # Two near-identical burst frames marked with the same BurstUUID.
+    frame = sample.textured_image((640, 480), 43)
+    for k in range(2):
+        data = sample.photo_bytes(image=frame, quality=92 - 10 * k, make="Apple", model="iPhone 15",
+                                  extra_exif={0x927C: _apple_note({0x000B: "BURST-7"})})
+        (library / f"IMG_90{k}.JPG").write_bytes(data)
+
+    duplicates = _dedup_batch(pipeline)
+    names = {p.name: k.name for p, k in duplicates.items()}
+    # The loose copy of the pair's JPEG goes; the pair itself stays whole, the burst frames both stay.
+    assert names == {"DSC_0001-copy.JPG": "DSC_0001.JPG"}
+    rows = {f.original_name: f for f in pipeline.catalog.iter_files("b1", *FileState)}
+    keys = pipeline.catalog.fingerprints([f.id for f in rows.values()])
+    if "IMG_0001.MOV" in rows:
+        assert keys[rows["IMG_0001.JPG"].id]["pair_key"] == keys[rows["IMG_0001.MOV"].id]["pair_key"] is not None
+        assert keys[rows["IMG_0001.JPG"].id]["content_identifier"] == "LIVE-1"
+    assert keys[rows["DSC_0001.JPG"].id]["pair_key"] == keys[rows["DSC_0001.DNG"].id]["pair_key"] is not None
+    assert keys[rows["IMG_900.JPG"].id]["burst_id"] == "BURST-7"
+
+
+def test_a_live_pair_is_dropped_only_as_a_whole(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    library = pipeline.settings.folder_source_paths[0]
+    taken = datetime(2024, 5, 1, 12, 0, 0)
+    (library / "a").mkdir(parents=True)
+    sample.make_photo(library / "a/IMG_0002.JPG", size=(640, 480), seed=44, taken=taken)
+    if sample.make_video(library / "a/IMG_0002.MOV", seconds=1.0, creation_time=taken) is None:
+        pytest.skip("no ffmpeg")
+    first = _dedup_batch(pipeline, "b1")
+    assert first == {}
+    # Later: the still arrives again beside a different movie. The still alone is an exact copy, but its
+    # pair is not entirely a duplicate, so both flow on together.
+    (library / "b").mkdir()
+    shutil.copy(library / "a/IMG_0002.JPG", library / "b/IMG_0002.JPG")
+    sample.make_video(library / "b/IMG_0002.MOV", seconds=2.0, creation_time=taken)
+    assert _dedup_batch(pipeline, "b2") == {}
+    assert pipeline.catalog.count_by_state("b2") == {"unique": 2}
+    # And a whole pair copied again is dropped as a whole.
+    shutil.copytree(library / "a", library / "c")
+    assert {p.name for p in _dedup_batch(pipeline, "b3")} == {"IMG_0002.JPG", "IMG_0002.MOV"}
+
+
+def _tiny_dng() -> bytes:
+    """A TIFF header with a DNGVersion tag: enough for identify() to accept it as a RAW photo."""
+    entry = struct.pack("<HHI4s", 50706, 1, 4, b"\x01\x04\x00\x00")
+    return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + entry + b"\x00" * 4
+
+
+@pytest.mark.slow
+def test_a_copy_arriving_in_a_later_batch_points_to_the_kept_file(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    library = pipeline.settings.folder_source_paths[0]
+    sample.make_photo(library / "IMG_1000.jpg", size=(1200, 900), seed=45, taken=datetime(2024, 1, 1, 10))
+    first = run_batch(pipeline)
+    assert first.success and first.duplicates == []
+
+    original = (library / "IMG_1000.jpg").read_bytes()
+    (library / "later").mkdir()
+    (library / "later/IMG_1000-small.jpg").write_bytes(sample.resized_copy_bytes(original, scale=0.25))
+    # A bigger version of it arriving later is kept as well (the earlier one may already be uploaded).
+    (library / "later/IMG_1000-big.jpg").write_bytes(
+        sample.photo_bytes(image=sample.textured_image((1200, 900), 45).resize((2400, 1800)), quality=90))
+    second = run_batch(pipeline)
+    assert second.success, second.error
+    [late] = second.duplicates
+    assert (late["original_name"], late["keeper_name"], late["kind"]) == ("IMG_1000-small.jpg", "IMG_1000.jpg",
+                                                                          "near")
+    assert late["distance"] <= DEFAULT_NEAR_RADIUS
+    keeper = pipeline.catalog.get_file(late["keeper_id"])
+    assert keeper.batch_id == first.batch_id and keeper.state is FileState.VERIFIED
+    assert pipeline.catalog.count_by_state(second.batch_id) == {"verified": 1, "duplicate": 1}
+    dedup = next(p for p in second.phases if p["phase"] == "deduplication")
+    assert dedup["status"] == "succeeded"
