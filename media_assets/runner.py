@@ -15,6 +15,8 @@ from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
 from media_assets.reporting import RunReport, build_report, write_report
 from media_assets.settings import Settings
+from media_assets.telegram import notify_batch_finished
+from media_assets.telegram.notify import RUNNER_REPORT_TAG
 
 DAGSTER_STORAGE_ENV = "MEDIA_PIPELINE_DAGSTER_STORAGE_URL"
 #: The repository's instance file (present in a checkout); installs without it get the minimal one below.
@@ -89,7 +91,7 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
         pipeline.instance.add_dynamic_partitions("batch", [batch_id])
     started = time.perf_counter()
     result = defs.resolve_job_def(BATCH_JOB_NAME).execute_in_process(
-        partition_key=batch_id, instance=pipeline.instance, raise_on_error=False,
+        partition_key=batch_id, instance=pipeline.instance, raise_on_error=False, tags={RUNNER_REPORT_TAG: "runner"},
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})
     error = None
     if not result.success:
@@ -98,6 +100,7 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     report = build_report(catalog, batch_id, PHASES, success=result.success,
                           duration_seconds=time.perf_counter() - started, error=error)
     write_report(report, pipeline.settings.reports_dir, pipeline.settings.reports_keep)
+    notify_batch_finished(pipeline.settings, report, result.run_id)
     return report
 
 
