@@ -9,6 +9,7 @@ from media_assets.defs.jobs import media_batch_job
 from media_assets.defs.library_stats import library_stats
 from media_assets.defs.mirror import MIRROR_ASSETS, MIRROR_JOBS, MIRROR_SENSORS, SupabaseResource
 from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.defs.telegram import TELEGRAM_SENSORS, TelegramResource
 
 _settings = SettingsResource()
 
@@ -16,9 +17,9 @@ defs = Definitions(
     assets=[*PHASE_ASSETS, library_stats, *MIRROR_ASSETS],
     asset_checks=CHECKS,
     jobs=[media_batch_job, *MIRROR_JOBS],
-    sensors=[batch_sensor, *MIRROR_SENSORS],
+    sensors=[batch_sensor, *TELEGRAM_SENSORS, *MIRROR_SENSORS],
     # UI launches and backfills (`__ASSET_JOB`) run in one process too, like the batch job.
     executor=in_process_executor,
     resources={"settings": _settings, "catalog": CatalogResource(settings=_settings),
-               "supabase": SupabaseResource(settings=_settings)},
+               "telegram": TelegramResource(settings=_settings), "supabase": SupabaseResource(settings=_settings)},
 )
