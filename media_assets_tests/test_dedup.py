@@ -195,3 +195,21 @@ def test_a_copy_arriving_in_a_later_batch_points_to_the_kept_file(make_pipeline)
     assert pipeline.catalog.count_by_state(second.batch_id) == {"verified": 1, "duplicate": 1}
     dedup = next(p for p in second.phases if p["phase"] == "deduplication")
     assert dedup["status"] == "succeeded"
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_and_finds_no_false_duplicate(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "dedup.py"
+    out = tmp_path / "dedup.json"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--json", str(out), "--cache", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    assert results["accuracy"]["all"]["false_duplicates"] == 0
+    assert results["accuracy"]["all"]["recall"] >= 0.95
+    assert results["search"]["same_answers"] and results["batch"]["files"] == 300
+    assert "| kind | true copies |" in done.stdout

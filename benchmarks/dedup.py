@@ -1,0 +1,215 @@
+"""Benchmark of deduplication, all in one run on one generated corpus:
+
+- fingerprint throughput (files/s) of the phase's pool (reduced decodes, os.cpu_count() workers) against the
+  naive baseline (full decode + imagehash.phash + sha256 per file, one process), on 12 MP JPEG and 12 MP HEIC;
+- precision/recall of the phase's decisions on copies (50 %, 25 %, q70, PNG, HEIC) and look-alikes (bursts,
+  re-crops, shots of one flat scene), against an empty catalog;
+- near-duplicate search: 1,000 new hashes against 1,000,000 catalog hashes, multi-index vs numpy brute force;
+- peak memory of fingerprinting + deciding a 10,000-file batch (small files: the pixels are never kept, so
+  memory does not depend on their size; the files' own decode buffers live in the workers).
+
+    .venv/bin/python benchmarks/dedup.py [--quick] [--json FILE]
+
+Generated corpora are cached under data/benchmarks/ (git-ignored). Exits 1 on a false duplicate."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import resource
+import sys
+import time
+import tracemalloc
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from media_assets.catalog.repository import MediaFile  # noqa: E402
+from media_assets.catalog.states import FileState  # noqa: E402
+from media_assets.media.dates import register_heif  # noqa: E402
+from media_assets.media.hashing import sha256_file  # noqa: E402
+from media_assets.media.near_index import NearIndex, brute_force  # noqa: E402
+from media_assets.media.sample_library import textured_image, write_bytes_if_changed  # noqa: E402
+from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, Item, _fingerprint_job, decide  # noqa: E402
+from media_assets_tests.dedup_corpus import heic_bytes, score, write_corpus  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks" / "dedup"
+
+
+class EmptyCatalog:
+    """The catalog as a first batch sees it: nothing kept yet (decide() only reads these two things)."""
+
+    def find_kept_by_hash(self, content_hash: str, size_bytes: int) -> None:
+        return None
+
+    def kept_phashes(self, after_id: int, limit: int) -> list[tuple[int, int]]:
+        return []
+
+
+def _media_file(file_id: int, path: Path) -> MediaFile:
+    with Image.open(path) as img:
+        width, height, fmt = img.width, img.height, (img.format or "").lower()
+    return MediaFile(id=file_id, batch_id="bench", source="folder", source_id=str(path), source_version="",
+                     original_name=path.name, size_bytes=path.stat().st_size, content_hash=sha256_file(path),
+                     media_type="photo", media_format="heic" if fmt == "heif" else fmt, width=width, height=height,
+                     captured_at=None, capture_utc_offset_minutes=None, capture_date_source=None,
+                     state=FileState.DOWNLOADED, error=None, original_path=str(path), output_path=None,
+                     output_size=None, output_hash=None, compression_decision=None, staged_path=None,
+                     sorted_path=None)
+
+
+def _naive(path: str) -> tuple[int, str]:
+    register_heif()
+    with Image.open(path) as img:
+        img.load()
+        phash = int(str(imagehash.phash(img)), 16)
+    return phash, hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def throughput(paths: list[Path], workers: int) -> dict[str, float]:
+    started = time.perf_counter()
+    for path in paths:
+        _naive(str(path))
+    naive = len(paths) / (time.perf_counter() - started)
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_fingerprint_job, [str(paths[0])] * workers, ["photo"] * workers))  # start the workers
+        started = time.perf_counter()
+        prints = list(pool.map(_fingerprint_job, [str(p) for p in paths], ["photo"] * len(paths)))
+        phase = len(paths) / (time.perf_counter() - started)
+    assert all(p.error is None for p in prints), [p.error for p in prints if p.error]
+    return {"files": len(paths), "naive_files_per_s": round(naive, 2), "phase_files_per_s": round(phase, 2),
+            "speedup": round(phase / naive, 1)}
+
+
+def jpeg_set(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
+    paths = []
+    for n in range(count):
+        path = folder / f"jpeg-{size[0]}x{size[1]}-{n:03d}.jpg"
+        if not path.exists():
+            buffer = io.BytesIO()
+            textured_image(size, 500 + n).save(buffer, format="JPEG", quality=92)
+            write_bytes_if_changed(path, buffer.getvalue())
+        paths.append(path)
+    return paths
+
+
+def heic_set(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
+    paths = []
+    for n in range(count):
+        path = folder / f"heic-{size[0]}x{size[1]}-{n:03d}.heic"
+        if not path.exists():
+            write_bytes_if_changed(path, heic_bytes(textured_image(size, 700 + n)))
+        paths.append(path)
+    return paths
+
+
+def accuracy(folder: Path, size: tuple[int, int], originals: int, workers: int) -> dict[str, Any]:
+    files = write_corpus(folder, size=size, originals=originals, bursts=originals // 2, flats=originals // 3)
+    with ProcessPoolExecutor(workers) as pool:
+        prints = list(pool.map(_fingerprint_job, [str(f.path) for f in files], ["photo"] * len(files)))
+    items = [Item(_media_file(n + 1, f.path), p) for n, (f, p) in enumerate(zip(files, prints, strict=True))]
+    decisions = decide(EmptyCatalog(), items, DEFAULT_NEAR_RADIUS)  # type: ignore[arg-type]
+    path_of = {i.file.id: Path(i.file.source_id) for i in items}
+    duplicates = {path_of[file_id]: path_of[d.keeper_id] for file_id, d in decisions.items() if d.keeper_id}
+    return {kind: {"true_copies": a.true_copies, "found": a.found, "false_duplicates": a.false_duplicates,
+                   "recall": round(a.recall, 4), "precision": round(a.precision, 4)}
+            for kind, a in score(files, duplicates).items()}
+
+
+def search(catalog_size: int, queries: int, radius: int) -> dict[str, float]:
+    rng = np.random.default_rng(1)
+    hashes = rng.integers(-(2**63), 2**63 - 1, catalog_size, dtype=np.int64)
+    new = hashes[rng.integers(0, catalog_size, queries)].copy().view(np.uint64)
+    for i in range(queries // 2):  # half are near copies of catalogued pictures, half unrelated
+        for bit in rng.choice(64, i % (radius + 1), replace=False):
+            new[i] ^= np.uint64(1 << int(bit))
+    new[queries // 2:] = rng.integers(0, 2**63, queries - queries // 2, dtype=np.int64).view(np.uint64)
+    tracemalloc.start()
+    started = time.perf_counter()
+    index = NearIndex(np.arange(catalog_size), hashes, radius)
+    built = time.perf_counter() - started
+    positions, ids, _ = index.search(new.view(np.int64))
+    total = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    started = time.perf_counter()
+    expected = brute_force(hashes, new, radius)
+    naive = time.perf_counter() - started
+    same = set(zip(positions.tolist(), ids.tolist(), strict=True)) == set(zip(*expected, strict=True))
+    return {"catalog": catalog_size, "queries": queries, "radius": radius, "build_s": round(built, 3),
+            "index_total_s": round(total, 3), "index_peak_mb": round(peak / 2**20, 1),
+            "brute_force_s": round(naive, 3), "same_answers": same, "matches": len(positions)}
+
+
+def batch_memory(folder: Path, files: int, workers: int) -> dict[str, float]:
+    paths = jpeg_set(folder, files, (96, 72))
+    tracemalloc.start()
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        prints = list(pool.map(_fingerprint_job, [str(p) for p in paths], ["photo"] * len(paths), chunksize=64))
+    items = [Item(_media_file(n + 1, p), f) for n, (p, f) in enumerate(zip(paths, prints, strict=True))]
+    decide(EmptyCatalog(), items, DEFAULT_NEAR_RADIUS)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"files": files, "seconds": round(seconds, 1), "python_peak_mb": round(peak / 2**20, 1),
+            "parent_max_rss_mb": round(rss, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a test")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where generated corpora are kept")
+    args = parser.parse_args()
+    workers = os.cpu_count() or 1
+    big = (640, 480) if args.quick else (4000, 3000)
+    folder = args.cache / ("quick" if args.quick else "full")
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": f"{platform.processor() or platform.machine()}, {workers} cores, Python {platform.python_version()}",
+        "when": datetime.now().isoformat(timespec="seconds"),
+        "jpeg": throughput(jpeg_set(folder, 6 if args.quick else 24, big), workers),
+        "heic": throughput(heic_set(folder, 2 if args.quick else 4, big), workers),
+        "accuracy": accuracy(folder / "corpus", (640, 480) if args.quick else (4000, 3000), 3 if args.quick else 6,
+                             workers),
+        "search": search(20_000 if args.quick else 1_000_000, 200 if args.quick else 1_000, DEFAULT_NEAR_RADIUS),
+        "batch": batch_memory(folder / "batch", 300 if args.quick else 10_000, workers),
+    }
+    print(f"machine: {results['machine']}")
+    print("\n| input | files | naive files/s | phase files/s | speed-up |\n| --- | --- | --- | --- | --- |")
+    for name in ("jpeg", "heic"):
+        r = results[name]
+        print(f"| {big[0]}x{big[1]} {name.upper()} | {r['files']} | {r['naive_files_per_s']} "
+              f"| {r['phase_files_per_s']} | {r['speedup']}x |")
+    print("\n| kind | true copies | found | false duplicates | recall | precision |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for kind, r in results["accuracy"].items():
+        print(f"| {kind} | {r['true_copies']} | {r['found']} | {r['false_duplicates']} | {r['recall']:.3f} "
+              f"| {r['precision']:.3f} |")
+    s = results["search"]
+    print(f"\nsearch: {s['queries']} new hashes vs {s['catalog']:,} at radius {s['radius']}: multi-index "
+          f"{s['index_total_s']} s in all (build {s['build_s']} s), peak {s['index_peak_mb']} MB; numpy brute force "
+          f"{s['brute_force_s']} s; same answers: {s['same_answers']}")
+    b = results["batch"]
+    print(f"batch: {b['files']} files fingerprinted and decided in {b['seconds']} s, Python peak "
+          f"{b['python_peak_mb']} MB, parent max RSS {b['parent_max_rss_mb']} MB")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0 if results["accuracy"]["all"]["false_duplicates"] == 0 and s["same_answers"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
