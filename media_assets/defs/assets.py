@@ -56,7 +56,7 @@ def download(context: AssetExecutionContext, settings: SettingsResource,
                 partial(download_files, sources=enabled_sources(loaded)))
 
 
-@_asset("deduplication", "download", "Exact duplicates against the whole catalog, recorded, not deleted.")
+@_asset("deduplication", "download", "Exact and near duplicates against the whole catalog, recorded, not deleted.")
 def deduplication(context: AssetExecutionContext, settings: SettingsResource,
                   catalog: CatalogResource) -> MaterializeResult:
     return _run(context, settings, catalog, "deduplication", deduplicate,
