@@ -19,6 +19,7 @@ from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FileState
 from media_assets.defs.mirror import SupabaseResource, supabase_mirror, supabase_mirror_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.media.sample_library import write_sample_library
 from media_assets.mirror import (
     MirrorConfig,
     MirrorError,
@@ -32,6 +33,7 @@ from media_assets.mirror import (
 from media_assets.mirror.outbox import current_rows, pending_counts
 from media_assets.mirror.sync import ALERT_AFTER_FAILURES, ALERT_KEY
 from media_assets.mirror.tables import MIRRORED_TABLES
+from media_assets.runner import run_batch
 from media_assets.settings import SettingsError
 from media_assets_tests.postgrest_server import Fault, NpmMissing, SupabaseStack
 
@@ -350,6 +352,32 @@ def test_the_sensor_requests_a_run_only_when_something_changed(make_pipeline, su
     skipped = _sensor_result(tmp_path)
     assert isinstance(skipped, SkipReason) and "Nothing changed" in skipped.skip_message
     assert supabase.gateway.total == 0
+
+
+@pytest.mark.slow
+def test_a_real_batch_is_mirrored_in_full(make_pipeline, supabase: SupabaseStack, remote: SupabaseRemote) -> None:
+    """The triggers see every write the eight phases make: after a batch, the mirror equals the catalog."""
+    pipeline = make_pipeline()
+    write_sample_library(pipeline.settings.folder_source_paths[0])
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    sync_once(pipeline.catalog, remote, chunk_size=500)
+    assert_mirrored(pipeline.catalog, supabase)
+    assert {row["state"] for row in supabase.rows("media_files").values()} >= {"verified", "duplicate"}
+    assert supabase.rows("phase_runs") and supabase.rows("uploads") and supabase.rows("duplicate_files")
+
+
+def test_a_failed_sync_run_fails_and_is_counted(make_pipeline, supabase: SupabaseStack) -> None:
+    pipeline = make_pipeline(**_mirror_settings(supabase), SUPABASE_MAX_ATTEMPTS="1")
+    _small_catalog(pipeline.catalog)
+    supabase.postgrest.stop()
+    result = materialize([supabase_mirror], resources={
+        "catalog": CatalogResource(settings=SettingsResource()),
+        "supabase": SupabaseResource(settings=SettingsResource())}, instance=DagsterInstance.ephemeral(),
+        raise_on_error=False)
+    assert not result.success
+    assert consecutive_failures(pipeline.catalog) == 1
+    assert has_pending_changes(pipeline.catalog)
 
 
 def test_the_sensor_stays_quiet_when_the_mirror_is_off(make_pipeline, supabase: SupabaseStack,

@@ -6,6 +6,7 @@ numbers (rows sent, requests, lag) are plotted over time on the asset's page wit
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from dagster import (
     AssetExecutionContext,
@@ -27,27 +28,21 @@ from dagster import (
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.mirror import MirrorConfig, SupabaseRemote, has_pending_changes, run_cycle
 from media_assets.mirror.config import configured_interval_seconds
-from media_assets.mirror.sync import Alert
+from media_assets.telegram.notify import send_alert
 
 MIRROR_JOB_NAME = "supabase_mirror_job"
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
               DagsterRunStatus.STARTED]
-#: Where a failed-cycle alert goes; None until the Telegram module provides `send_alert(key, text)`.
-ALERT: Alert | None = None
-
 
 class SupabaseResource(ConfigurableResource):
     """The Supabase project named by SUPABASE_URL / SUPABASE_KEY; the only door to it."""
 
     settings: SettingsResource
 
-    def config(self) -> MirrorConfig:
-        return MirrorConfig.from_settings(self.settings.load())
-
     @contextmanager
-    def remote(self) -> Iterator[SupabaseRemote]:
+    def remote(self, config: MirrorConfig) -> Iterator[SupabaseRemote]:
         """A client for one cycle; creating it makes no request."""
-        remote = SupabaseRemote.from_config(self.config())
+        remote = SupabaseRemote.from_config(config)
         try:
             yield remote
         finally:
@@ -59,12 +54,14 @@ class SupabaseResource(ConfigurableResource):
                    "sync, as upserts and deletes in chunks.")
 def supabase_mirror(context: AssetExecutionContext, catalog: CatalogResource,
                     supabase: SupabaseResource) -> MaterializeResult:
-    config = supabase.config()
+    settings = supabase.settings.load()
+    config = MirrorConfig.from_settings(settings)
     if not config.enabled:
         raise Failure("The Supabase mirror is off: set ENABLE_SUPABASE_MIRROR=true with SUPABASE_URL and "
                       "SUPABASE_KEY to turn it on.")
-    with supabase.remote() as remote:
-        report = run_cycle(catalog.catalog, remote, config.chunk_size, alert=ALERT)
+    with supabase.remote(config) as remote:
+        # After ALERT_AFTER_FAILURES failed cycles in a row the owner hears about it on Telegram (if configured).
+        report = run_cycle(catalog.catalog, remote, config.chunk_size, alert=partial(send_alert, settings=settings))
     context.log.info(f"Supabase mirror: {report.rows_sent} rows in {report.requests} requests, "
                      f"{report.seconds:.1f} s")
     return MaterializeResult(metadata=report.metadata())
