@@ -42,7 +42,7 @@ from media_assets.media.hashing import sha256_file  # noqa: E402
 from media_assets.media.near_index import NearIndex, brute_force  # noqa: E402
 from media_assets.media.sample_library import textured_image, write_bytes_if_changed  # noqa: E402
 from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, Item, _fingerprint_job, decide  # noqa: E402
-from media_assets_tests.dedup_corpus import heic_bytes, score, write_corpus  # noqa: E402
+from media_assets_tests.dedup_corpus import CorpusFile, score, write_corpus  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks" / "dedup"
 
@@ -104,18 +104,7 @@ def jpeg_set(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
     return paths
 
 
-def heic_set(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
-    paths = []
-    for n in range(count):
-        path = folder / f"heic-{size[0]}x{size[1]}-{n:03d}.heic"
-        if not path.exists():
-            write_bytes_if_changed(path, heic_bytes(textured_image(size, 700 + n)))
-        paths.append(path)
-    return paths
-
-
-def accuracy(folder: Path, size: tuple[int, int], originals: int, workers: int) -> dict[str, Any]:
-    files = write_corpus(folder, size=size, originals=originals, bursts=originals // 2, flats=originals // 3)
+def accuracy(files: list[CorpusFile], workers: int) -> dict[str, Any]:
     with ProcessPoolExecutor(workers) as pool:
         prints = list(pool.map(_fingerprint_job, [str(f.path) for f in files], ["photo"] * len(files)))
     items = [Item(_media_file(n + 1, f.path), p) for n, (f, p) in enumerate(zip(files, prints, strict=True))]
@@ -178,13 +167,19 @@ def main() -> int:
     big = (640, 480) if args.quick else (4000, 3000)
     folder = args.cache / ("quick" if args.quick else "full")
     folder.mkdir(parents=True, exist_ok=True)
+    originals = 3 if args.quick else 6
+    started = time.perf_counter()
+    corpus = write_corpus(folder / "corpus", size=big, originals=originals, bursts=originals // 2,
+                          flats=originals // 3)
+    print(f"corpus of {len(corpus)} files ready in {time.perf_counter() - started:.0f} s (cached in {folder})")
+    jpegs = [f.path for f in corpus if f.path.suffix == ".jpg" and f.kind not in ("resized50", "resized25")]
+    heics = [f.path for f in corpus if f.kind == "heic"]
     results: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {workers} cores, Python {platform.python_version()}",
         "when": datetime.now().isoformat(timespec="seconds"),
-        "jpeg": throughput(jpeg_set(folder, 6 if args.quick else 24, big), workers),
-        "heic": throughput(heic_set(folder, 2 if args.quick else 4, big), workers),
-        "accuracy": accuracy(folder / "corpus", (640, 480) if args.quick else (4000, 3000), 3 if args.quick else 6,
-                             workers),
+        "jpeg": throughput(jpegs, workers),
+        "heic": throughput(heics, workers),
+        "accuracy": accuracy(corpus, workers),
         "search": search(20_000 if args.quick else 1_000_000, 200 if args.quick else 1_000, DEFAULT_NEAR_RADIUS),
         "batch": batch_memory(folder / "batch", 300 if args.quick else 10_000, workers),
     }

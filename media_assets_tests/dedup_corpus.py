@@ -12,8 +12,10 @@ groups are equal.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -103,34 +105,51 @@ def flat_shots(size: tuple[int, int], seed: int, shots: int = 3) -> list[Image.I
 
 def write_corpus(folder: Path, *, size: tuple[int, int], originals: int, bursts: int, flats: int,
                  copy_kinds: tuple[str, ...] = COPY_KINDS, seed: int = 0) -> list[CorpusFile]:
-    """Write the corpus under `folder` (files already there with the same bytes are kept) and describe it."""
+    """Write the corpus under `folder` and describe it. Pictures whose files are all there already are not
+    generated again (12 MP corpora take minutes), so a folder is a cache as long as the arguments stay."""
     folder = Path(folder)
     files: list[CorpusFile] = []
     start = datetime(2023, 6, 1, 9, 0, 0)
 
-    def put(name: str, data: bytes, group: str, kind: str) -> None:
-        files.append(CorpusFile(write_bytes_if_changed(folder / name, data), group, kind))
+    def add(entries: list[tuple[str, str, str]], make: Callable[[], list[bytes]]) -> None:
+        """(name, group, kind) of the files of one picture, and how to encode them if any is missing."""
+        paths = [folder / name for name, _, _ in entries]
+        if not all(p.exists() for p in paths):
+            for path, data in zip(paths, make(), strict=True):
+                write_bytes_if_changed(path, data)
+        files.extend(CorpusFile(path, group, kind) for path, (_, group, kind) in zip(paths, entries, strict=True))
 
     for n in range(originals):
-        image = textured_image(size, seed + n)
         taken = start + timedelta(hours=n)
-        exif = build_exif(taken=taken, offset="+02:00", make="Google", model="Pixel 7")
         group = f"photo{n}"
-        put(f"camera/IMG_{n:04d}.jpg", photo_bytes(image=image, taken=taken, offset="+02:00"), group, "original")
-        for kind, data in copies_of(image, exif, copy_kinds).items():
-            suffix = {"png": "png", "heic": "heic"}.get(kind, "jpg")
-            put(f"copies/{kind}/IMG_{n:04d}-{kind}.{suffix}", data, group, kind)
+        entries = [(f"camera/IMG_{n:04d}.jpg", group, "original")]
+        entries += [(f"copies/{kind}/IMG_{n:04d}-{kind}.{_SUFFIX.get(kind, 'jpg')}", group, kind)
+                    for kind in copy_kinds]
         if n % 3 == 0:  # an edit with a tighter crop, scaled back to the same size: another picture
-            w, h = size
-            crop = image.crop((w // 10, h // 10, w - w // 10, h - h // 10)).resize(size, Image.Resampling.LANCZOS)
-            put(f"edits/IMG_{n:04d}-crop.jpg", _jpeg(crop, 92, exif), f"{group}-crop", "crop")
+            entries.append((f"edits/IMG_{n:04d}-crop.jpg", f"{group}-crop", "crop"))
+        add(entries, partial(_photo_and_copies, size, seed + n, taken, copy_kinds, n % 3 == 0))
     for b in range(bursts):
-        for k, frame in enumerate(burst_frames(size, seed + 10_000 + b)):
-            put(f"bursts/BURST{b:03d}_{k}.jpg", _jpeg(frame, 92), f"burst{b}-{k}", "burst")
+        add([(f"bursts/BURST{b:03d}_{k}.jpg", f"burst{b}-{k}", "burst") for k in range(3)],
+            lambda b=b: [_jpeg(frame, 92) for frame in burst_frames(size, seed + 10_000 + b)])
     for f in range(flats):
-        for k, shot in enumerate(flat_shots(size, seed + 20_000 + f)):
-            put(f"flat/FLAT{f:03d}_{k}.jpg", _jpeg(shot, 92), f"flat{f}-{k}", "flat")
+        add([(f"flat/FLAT{f:03d}_{k}.jpg", f"flat{f}-{k}", "flat") for k in range(3)],
+            lambda f=f: [_jpeg(shot, 92) for shot in flat_shots(size, seed + 20_000 + f)])
     return files
+
+
+_SUFFIX = {"png": "png", "heic": "heic"}
+
+
+def _photo_and_copies(size: tuple[int, int], seed: int, taken: datetime, kinds: tuple[str, ...],
+                      with_crop: bool) -> list[bytes]:
+    image = textured_image(size, seed)
+    exif = build_exif(taken=taken, offset="+02:00", make="Google", model="Pixel 7")
+    encoded = [photo_bytes(image=image, taken=taken, offset="+02:00"), *copies_of(image, exif, kinds).values()]
+    if with_crop:
+        w, h = size
+        crop = image.crop((w // 10, h // 10, w - w // 10, h - h // 10)).resize(size, Image.Resampling.LANCZOS)
+        encoded.append(_jpeg(crop, 92, exif))
+    return encoded
 
 
 @dataclass(frozen=True)

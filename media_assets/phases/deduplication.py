@@ -335,6 +335,8 @@ def _keep_pairs_together(items: list[Item], decisions: dict[int, Decision]) -> N
 
 def deduplicate(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     config = DedupConfig.from_settings(ctx.settings)
+    for always_reported in ("exact_duplicates", "near_duplicates"):  # steady metadata keys for Dagster's plots
+        outcome.counts[always_reported] += 0
     total = ctx.catalog.count_by_state(ctx.batch_id).get(FileState.DOWNLOADED.value, 0)
     if not total:
         return
