@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url, resolve_conninfo
 from media_assets.catalog.migrate import upgrade_to_head
@@ -19,6 +20,8 @@ from media_assets.telegram import notify_batch_finished
 from media_assets.telegram.notify import RUNNER_REPORT_TAG
 
 DAGSTER_STORAGE_ENV = "MEDIA_PIPELINE_DAGSTER_STORAGE_URL"
+#: `host:pid` of the process running an in-process batch, so a later run can tell it died.
+RUNNER_PROCESS_TAG = "media_pipeline/process"
 #: The repository's instance file (present in a checkout); installs without it get the minimal one below.
 REPO_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 MINIMAL_INSTANCE_YAML = f"""\
@@ -89,9 +92,11 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     catalog.create_batch(batch_id)
     if not pipeline.instance.has_dynamic_partition("batch", batch_id):
         pipeline.instance.add_dynamic_partitions("batch", [batch_id])
+    reclaim_dead_runs(pipeline.instance)
     started = time.perf_counter()
     result = defs.resolve_job_def(BATCH_JOB_NAME).execute_in_process(
-        partition_key=batch_id, instance=pipeline.instance, raise_on_error=False, tags={RUNNER_REPORT_TAG: "runner"},
+        partition_key=batch_id, instance=pipeline.instance, raise_on_error=False,
+        tags={RUNNER_REPORT_TAG: "runner", RUNNER_PROCESS_TAG: _this_process()},
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})
     error = None
     if not result.success:
@@ -102,6 +107,38 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     write_report(report, pipeline.settings.reports_dir, pipeline.settings.reports_keep)
     notify_batch_finished(pipeline.settings, report, result.run_id)
     return report
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def reclaim_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Mark in-process runs whose process died (killed, power cut) as failed and free their pool slots.
+
+    Without this, a killed run keeps its slot in the `icloud` pool forever and the next run of the batch waits
+    for it; with no daemon watching in-process runs, nobody else notices the process is gone."""
+    host = socket.gethostname()
+    reclaimed = []
+    for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING])):
+        run = record.dagster_run
+        owner_host, _, pid = run.tags.get(RUNNER_PROCESS_TAG, "").partition(":")
+        if owner_host != host or not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        instance.report_run_failed(run, "the process running it is gone (killed or crashed)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reclaimed.append(run.run_id)
+    return reclaimed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _first_failure(events: list) -> str:

@@ -10,6 +10,7 @@ import unicodedata
 from pathlib import Path
 from typing import BinaryIO
 
+from media_assets import faults
 from media_assets.media.hashing import CHUNK, sha256_file
 
 MAX_NAME_BYTES = 180
@@ -61,6 +62,7 @@ def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = 
                 out.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
+                faults.checkpoint("write", target.name)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, target)

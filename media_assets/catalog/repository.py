@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from media_assets import faults
 from media_assets.catalog.states import FileState, IllegalTransition, check_move
 
 PAGE_SIZE = 500
@@ -181,6 +182,7 @@ class Catalog:
         params = [target.value, *changes.values(), file.id, file.state.value]
 
         def apply(cur: psycopg.Cursor) -> MediaFile:
+            faults.checkpoint("move", target.value)
             row = cur.execute(
                 f"UPDATE media_files SET state = %s, updated_at = now(){assignments}"
                 f" WHERE id = %s AND state = %s RETURNING {_COLUMNS}", params).fetchone()

@@ -1,0 +1,124 @@
+"""Kill the pipeline in the middle of every phase, fill the disk, and re-run it as a user would: afterwards
+every file is verified exactly once (or a recorded duplicate, or quarantined), nothing was uploaded twice,
+no temp file is left and no original is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from media_assets.catalog.repository import Catalog
+from media_assets.catalog.states import FINAL_STATES, FileState
+from media_assets.destinations.configured import enabled_destinations
+from media_assets.faults import FAULTS_ENV
+from media_assets.integrity import check_everything
+from media_assets.media.sample_library import write_sample_library
+from media_assets.settings import load_settings
+
+from .conftest import write_settings
+
+#: (the move a phase makes per file, where it is killed): one scenario per phase.
+KILL_POINTS = {
+    "download": "kill@move:downloaded:3",
+    "deduplication": "kill@move:unique:2",
+    "compression": "kill@move:compressed:2",
+    "file_preparation": "kill@move:staged:2",
+    "icloud_upload (mid-copy at the destination)": "kill@write:*:12",
+    "icloud_upload": "kill@move:uploaded:2",
+    "sorting": "kill@move:sorted:2",
+    "verification": "kill@move:verified:2",
+}
+
+
+@pytest.fixture(scope="session")
+def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sample") / "library"
+    write_sample_library(folder)
+    return folder
+
+
+@pytest.fixture
+def home(tmp_path: Path, sample_source: Path, catalog_conninfo: str) -> tuple[Path, str]:
+    shutil.copytree(sample_source, tmp_path / "library", symlinks=True)
+    write_settings(tmp_path, ENABLE_PIXEL_UPLOAD="true", PIXEL_SYNC_DIR="pixel")
+    return tmp_path, catalog_conninfo
+
+
+def _cli(home: tuple[Path, str], *args: str, faults: str | None = None) -> subprocess.CompletedProcess[str]:
+    folder, conninfo = home
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MEDIA_PIPELINE_", "DAGSTER_"))}
+    env.update(MEDIA_PIPELINE_SETTINGS=str(folder / "settings.env"), MEDIA_PIPELINE_DATABASE_URL=conninfo)
+    if faults:
+        env[FAULTS_ENV] = faults
+    return subprocess.run([sys.executable, "-m", "media_assets.cli", *args], env=env, cwd=folder, text=True,
+                          capture_output=True, timeout=300, check=False)
+
+
+def assert_nothing_lost(home: tuple[Path, str]) -> None:
+    folder, conninfo = home
+    settings = load_settings(folder / "settings.env", environ={})
+    catalog = Catalog(conninfo)
+    try:
+        states = catalog.count_by_state()
+        assert set(states) <= {s.value for s in FINAL_STATES}, states
+        library_files = [p for p in (folder / "library").rglob("*") if p.is_file()]
+        assert sum(states.values()) == len(library_files), "every source file is in the catalog exactly once"
+        uploads = catalog.conn.execute(
+            "SELECT destination, count(*) AS n, count(DISTINCT file_id) AS files FROM uploads"
+            " GROUP BY destination").fetchall()
+        for row in uploads:
+            assert row["n"] == row["files"] == states["verified"]
+        for destination in (settings.local_destination_dir, settings.pixel_sync_dir):
+            names = sorted(p.name for p in destination.iterdir())
+            assert len(names) == states["verified"], f"no duplicate uploads in {destination}: {names}"
+        temp = [p for root in (settings.media_root, settings.local_destination_dir, settings.pixel_sync_dir)
+                for p in root.rglob("*") if p.name.startswith((".partial-", ".syncthing."))]
+        assert temp == []
+        for file in catalog.conn.execute("SELECT original_path FROM media_files WHERE original_path IS NOT NULL"):
+            assert (settings.media_root / file["original_path"]).is_file()
+        integrity = check_everything(settings, catalog, enabled_destinations(settings))
+        assert integrity.ok, integrity.to_text()
+    finally:
+        catalog.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", list(KILL_POINTS))
+def test_killed_in_a_phase_then_rerun_loses_nothing(home: tuple[Path, str], phase: str) -> None:
+    killed = _cli(home, "run", faults=KILL_POINTS[phase])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    catalog = Catalog(home[1])
+    try:
+        [batch] = catalog.recent_batches(5)
+        assert catalog.count_by_state(batch["id"]), "the killed run had started on the files"
+    finally:
+        catalog.close()
+
+    rerun = _cli(home, "run", "--batch", batch["id"])
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert_nothing_lost(home)
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_phase_and_the_rerun_completes(home: tuple[Path, str]) -> None:
+    full = _cli(home, "run", faults="enospc@write:*:4")
+    assert full.returncode == 1
+    assert "No space left on device" in full.stdout
+    catalog = Catalog(home[1])
+    try:
+        [batch] = catalog.recent_batches(5)
+        assert batch["status"] == "failed"
+        assert catalog.count_by_state(batch["id"]).get(FileState.DISCOVERED.value, 0) >= 1
+    finally:
+        catalog.close()
+    assert not [p for p in (home[0] / "media").rglob(".partial-*")], "nothing half written"
+
+    rerun = _cli(home, "run", "--batch", batch["id"])
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    assert_nothing_lost(home)
