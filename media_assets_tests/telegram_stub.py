@@ -1,8 +1,8 @@
 """A local stand-in for the Telegram Bot API (no maintained fake exists), driven by the real python-telegram-bot.
 
-It speaks the small part of the API this project uses: getMe, sendMessage, sendDocument (multipart), and getUpdates
-with long polling and offset confirmation. Tests inject a user's message, one-off errors (429 with retry_after,
-403, 500) and downtime (`stop()`), and read back what the bot sent."""
+It speaks the small part of the API this project uses: getMe, sendMessage, sendDocument (multipart), deleteMessage,
+and getUpdates with long polling and offset confirmation. Tests inject a user's message, one-off errors (429 with
+retry_after, 403, 500) and downtime (`stop()`), and read back what the bot sent."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ class TelegramStub:
         self._next_update_id = 1000
         self._next_message_id = 1
         self._failures: list[_Failure] = []
+        #: Text of every message users wrote, by message id, and the ids the bot deleted.
+        self.user_messages: dict[int, str] = {}
+        self.deleted: list[int] = []
         self._stopped = False
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -103,8 +106,10 @@ class TelegramStub:
             chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
             if chat_type != "private":
                 chat["title"] = "a group"
+            message_id = self._new_message_id()
+            self.user_messages[message_id] = text
             self._updates.append({"update_id": update_id, "message": {
-                "message_id": self._new_message_id(), "date": int(time.time()) if date is None else date,
+                "message_id": message_id, "date": int(time.time()) if date is None else date,
                 "chat": chat, "from": {"id": user_id, "is_bot": False, "first_name": "someone"}, "text": text}})
             self._cond.notify_all()
             return update_id
@@ -214,6 +219,11 @@ class TelegramStub:
         result = self._message(params["chat_id"], method="sendDocument", caption=str(params.get("caption", "")),
                                document=content, filename=filename)
         return {**result, "document": {"file_id": "f1", "file_unique_id": "u1", "file_name": filename}}
+
+    def _api_deleteMessage(self, params: dict, files: dict) -> bool:  # noqa: N802
+        with self._cond:
+            self.deleted.append(int(params["message_id"]))
+        return True
 
     def _api_getUpdates(self, params: dict, files: dict) -> list[dict[str, Any]]:  # noqa: N802
         offset = int(params.get("offset") or 0)

@@ -291,7 +291,8 @@ def test_the_owners_code_is_relayed_and_never_logged(tmp_path, stub, caplog) -> 
                          settings=settings) == "481516"
     assert stub.sent[0].text == "Apple sent a code to your iPhone: reply with it." and stub.sent[0].chat_id == OWNER
     assert stub.pending_update_ids() == []  # confirmed, so it is not delivered again
-    assert "481" not in caplog.text and "516" not in caplog.text
+    assert [stub.user_messages[m] for m in stub.deleted] == [" 481 516 "]  # and gone from the chat
+    assert "481516" not in caplog.text and "481 516" not in caplog.text  # nor in any DEBUG record
     assert "2FA code received" in caplog.text
 
 

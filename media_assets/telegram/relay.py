@@ -1,7 +1,8 @@
 """The 2FA code relay: ask the owner on Telegram and wait for the 6-digit code, safely.
 
 Only the owner's private chat counts, only messages written after the prompt, only text that is exactly a
-6-digit code. Every update is confirmed (offset advanced), the code is never logged, and the deadline is kept.
+6-digit code. Every update is confirmed (offset advanced), the code is never logged and its message is deleted
+from the chat, and the deadline is kept.
 Capping attempts is the caller's job (Apple locks accounts after repeated wrong codes); `wrong_code_prompt`
 words the next prompt."""
 
@@ -58,6 +59,9 @@ async def _poll(client: TelegramClient, bot: Bot, prompt_text: str, deadline: fl
             if code is not None:
                 await client.call(partial(bot.get_updates, offset=offset, timeout=0), "getUpdates")  # confirm
                 log.info("2FA code received from the owner")
+                with contextlib.suppress(Undelivered):  # keep the code out of the chat history; fine if it stays
+                    await client.call(partial(bot.delete_message, chat_id=update.message.chat.id,
+                                              message_id=update.message.message_id), "deleteMessage")
                 return code
             log.info("Ignored a Telegram message that is not the owner's code")
     if offset is not None:  # confirm what was rejected, so the next prompt does not see it again
