@@ -57,8 +57,10 @@ def test_library_stats_count_the_whole_library(make_pipeline) -> None:
     kept = sum((library / n).stat().st_size for n in ("a.jpg", "b.jpg", "c.jpg"))
     assert stats["bytes_before_compression"] == kept
     assert stats["bytes_saved_by_compression"] == kept - stats["bytes_after_compression"]
-    assert stats["destination_bytes"] == folder_bytes(pipeline.settings.local_destination_dir) >= kept
-    assert stats["uploaded_bytes"] >= kept and stats["bridge_bytes"] == 0
+    # The destination and uploaded/ hold exactly the kept (possibly compressed) copies.
+    assert stats["destination_bytes"] == folder_bytes(pipeline.settings.local_destination_dir)
+    assert stats["destination_bytes"] == stats["uploaded_bytes"] == stats["bytes_after_compression"] > 0
+    assert stats["bridge_bytes"] == 0
     assert stats["uploaded_free_gb"] > 0
 
 
