@@ -12,4 +12,9 @@ def enabled_sources(settings: Settings) -> dict[str, MediaSource]:
     if settings.enable_folder_source:
         folder = FolderSource(settings.folder_source_paths)
         sources[folder.name] = folder
+    if settings.enable_icloud_download:
+        from media_assets.sources.icloud import icloud_source
+
+        icloud = icloud_source(settings)
+        sources[icloud.name] = icloud
     return sources

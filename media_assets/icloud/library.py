@@ -1,0 +1,212 @@
+"""The Photos library through pyicloud: the recently-added walk with its stop rule, the files of an asset (a Live
+Photo's still and video), streamed downloads with an expired-URL refresh, uploads, lookups and soft deletes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from pyicloud.common.cloudkit import CKZoneIDReq
+from pyicloud.exceptions import PyiCloudEndpointGoneException
+from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
+from pyicloud.services.photos_cloudkit.service import PHOTO_DESIRED_KEYS
+
+from media_assets.icloud.pacing import TransferError
+from media_assets.icloud.session import Connection
+from media_assets.media.hashing import CHUNK
+from media_assets.storage import TEMP_PREFIX
+
+T = TypeVar("T")
+LIVE = "live"
+ORIGINAL = "original"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of an asset: its original, or the video of a Live Photo. `source_id` is `<asset id>/<kind>`,
+    so both files of a Live Photo share a folder-like prefix and deduplication pairs them."""
+
+    asset_id: str
+    master_id: str
+    kind: str
+    filename: str
+    size: int | None
+    checksum: str | None
+    url: str
+
+    @property
+    def source_id(self) -> str:
+        return f"{self.asset_id}/{self.kind}"
+
+    @property
+    def version(self) -> str:
+        return self.checksum or f"size:{self.size}"
+
+
+def split_source_id(source_id: str) -> tuple[str, str]:
+    asset_id, _, kind = source_id.rpartition("/")
+    return asset_id, kind
+
+
+def files_of(asset: PhotoAsset) -> list[RemoteFile]:
+    versions = asset.versions
+    files = []
+    for kind, version in ((ORIGINAL, "original"), (LIVE, "original_video")):
+        entry = versions.get(version)
+        if entry is None or not entry.get("url") or (kind == LIVE and not asset.is_live_photo):
+            continue
+        files.append(RemoteFile(asset.id, asset.master_id, kind, entry.get("filename") or asset.filename,
+                                entry.get("size"), entry.get("checksum") or _token_checksum(asset, kind),
+                                entry["url"]))
+    return files
+
+
+def _token_checksum(asset: PhotoAsset, kind: str) -> str | None:
+    prefix = "resOriginalRes" if kind == ORIGINAL else "resOriginalVidComplRes"
+    token = asset.master_record.fields.get_value(prefix)
+    return getattr(token, "fileChecksum", None)
+
+
+def until_known_run(items: Iterable[T], is_known: Callable[[T], bool], stop_after: int | None
+                    ) -> Iterator[tuple[T, bool]]:
+    """Each item with whether it is known, stopping after `stop_after` known items in a row (None: never),
+    like icloudpd's --until-found: in a newest-first walk, a run of known assets means the rest is known."""
+    run = 0
+    for item in items:
+        known = is_known(item)
+        yield item, known
+        run = run + 1 if known else 0
+        if stop_after is not None and run >= stop_after:
+            return
+
+
+def recently_added(connection: Connection) -> Iterator[PhotoAsset]:
+    """Every asset, newest added first, one page per request, each page retried on its own.
+
+    pyicloud's own generator cannot be resumed after a failed page, so this walks the same trailing-rank windows
+    (`_get_photos_at` of the pinned pyicloud) itself."""
+    album = connection.photos().libraries["root"].recently_added()
+    page = album.page_size
+    offset, seen = page - 1, set()
+    while True:
+        window = connection.retry.call(
+            lambda offset=offset: list(album._get_photos_at(offset, album._direction, page)), what="listing")
+        fresh = [p for p in window if p.id not in seen]
+        seen.update(p.id for p in fresh)
+        yield from reversed(fresh)
+        if len(fresh) < page:
+            return
+        offset += len(fresh)
+
+
+def lookup_asset(connection: Connection, asset_id: str) -> PhotoAsset | None:
+    """The asset as Apple has it now (fresh download URLs), or None when it is not (or not yet) indexed."""
+    client = connection.photos().private_client
+    zone = CKZoneIDReq(**PRIMARY_ZONE)
+
+    def records(names: list[str]) -> list[Any]:
+        found = connection.retry.call(lambda: client.lookup(record_names=names, zone_id=zone,
+                                                            desired_keys=PHOTO_DESIRED_KEYS), what="lookup")
+        return [r for r in found.records if getattr(r, "recordType", None) in ("CPLAsset", "CPLMaster")]
+
+    assets = records([asset_id])
+    if not assets:
+        return None
+    master_name = getattr(assets[0].fields.get_value("masterRef"), "recordName", None)
+    masters = records([master_name]) if master_name else []
+    if not masters:
+        return None
+    library = connection.photos().libraries["root"]
+    return PhotoAsset(connection.photos(), masters[0], assets[0], library=library)
+
+
+def refreshed(connection: Connection, file: RemoteFile) -> RemoteFile:
+    asset = lookup_asset(connection, file.asset_id)
+    fresh = next((f for f in files_of(asset) if f.kind == file.kind), None) if asset else None
+    if fresh is None:
+        raise TransferError(f"{file.filename} is no longer in iCloud", 404)
+    return fresh
+
+
+def checksum_matches(expected: str | None, digest: bytes) -> bool:
+    """Apple's own `fileChecksum` format cannot be recomputed; one that is a base64 SHA-256 is checked."""
+    if not expected:
+        return True
+    try:
+        raw = base64.b64decode(expected, validate=True)
+    except ValueError:
+        return True
+    return len(raw) != 32 or raw == digest
+
+
+def _stream(connection: Connection, file: RemoteFile, target: Path) -> int:
+    temp = target.parent / f"{TEMP_PREFIX}{target.name}"
+    digest, size = hashlib.sha256(), 0
+    try:
+        response = connection.service.session.get(file.url, stream=True, timeout=(10, 60))
+    except PyiCloudEndpointGoneException:
+        raise TransferError(f"download URL of {file.filename} expired", 410) from None
+    try:
+        with temp.open("wb") as out:
+            for chunk in response.iter_content(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if file.size is not None and size != file.size:
+            raise TransferError(f"{file.filename}: got {size} of {file.size} bytes")
+        if not checksum_matches(file.checksum, digest.digest()):
+            raise TransferError(f"{file.filename}: checksum differs from iCloud's")
+        os.replace(temp, target)
+    except requests.RequestException as error:
+        raise TransferError(f"{file.filename}: connection broke ({type(error).__name__})") from None
+    finally:
+        response.close()
+        temp.unlink(missing_ok=True)
+    return size
+
+
+def download(connection: Connection, file: RemoteFile, target: Path) -> int:
+    """Stream one file to `target` (temp name, size and checksum checked, atomic rename); bytes written.
+
+    Transient failures are retried with backoff; an expired URL (410) is refreshed from Apple and retried."""
+    current = file
+
+    def attempt() -> int:
+        nonlocal current
+        try:
+            return _stream(connection, current, target)
+        except TransferError as error:
+            if error.status != 410:
+                raise
+            current = refreshed(connection, current)
+            return _stream(connection, current, target)
+
+    return connection.retry.call(attempt, what=f"download of {file.filename}")
+
+
+def upload(connection: Connection, path: Path) -> tuple[str, bool]:
+    """Send one file through the photosupload flow without waiting for Apple to index it: (asset id, whether
+    Apple already had these bytes)."""
+    client = connection.photos().private_client
+    result = connection.retry.call(lambda: client.upload_file(str(path), zone_name=PRIMARY_ZONE["zoneName"]),
+                                   what=f"upload of {path.name}")
+    if not result.cplAsset:
+        raise TransferError(f"Apple registered {path.name} without an asset id")
+    return result.cplAsset, result.is_duplicate
+
+
+def soft_delete(connection: Connection, asset_id: str) -> bool:
+    """Move an asset to Recently Deleted (Apple keeps it 30 days); False when it is not there."""
+    asset = lookup_asset(connection, asset_id)
+    if asset is None:
+        return False
+    connection.retry.call(asset.delete, what="moving to Recently Deleted")
+    return True

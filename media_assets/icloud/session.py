@@ -1,0 +1,203 @@
+"""Signing in to iCloud: the persistent cookie folder, the 2FA code asked for through a `CodeProvider` (Telegram
+in a run, the terminal in `media-pipeline icloud login`) within one process and one deadline, a cap on wrong
+codes, and a warning before Apple's trust in this browser lapses (about 30 days after the last code)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from pyicloud import PyiCloudService
+
+from media_assets.icloud.config import ICloudConfig
+from media_assets.icloud.pacing import PacedAdapter, Pacer, RetryPolicy
+from media_assets.settings import Settings
+
+log = logging.getLogger("media_assets.icloud")
+TRUST_FILE = "trust.json"
+SESSION_ALERT_KEY = "icloud-session"
+
+
+class CodeProvider(Protocol):
+    """Asks the owner for the 6-digit code Apple sent; None when no answer came within `deadline_seconds`."""
+
+    def __call__(self, prompt: str, deadline_seconds: float) -> str | None: ...
+
+
+#: Tells the owner about a problem: `alert(key, text)` (Telegram's `send_alert` in a run).
+Alert = Callable[[str, str], object]
+
+
+class ICloudAuthError(RuntimeError):
+    """Signing in failed in a way a person must look at; the message says what to do."""
+
+
+class EndpointService(PyiCloudService):
+    """pyicloud with every Apple host replaced by `endpoint` when one is given (a local stand-in)."""
+
+    def __init__(self, *args: Any, endpoint: str | None = None, **kwargs: Any) -> None:
+        self._endpoint_override = endpoint
+        super().__init__(*args, **kwargs)
+
+    def _setup_endpoints(self) -> None:
+        super()._setup_endpoints()
+        if self._endpoint_override:
+            self._idmsa_endpoint = self._endpoint_override
+            self._auth_endpoint = f"{self._endpoint_override}/appleauth/auth"
+            self._home_endpoint = self._endpoint_override
+            self._setup_endpoint = f"{self._endpoint_override}/setup/ws/1"
+
+
+@dataclass
+class Connection:
+    """A signed-in account with its pacing and retry policy, shared by the transfer threads."""
+
+    config: ICloudConfig
+    service: PyiCloudService
+    pacer: Pacer
+    retry: RetryPolicy
+    trust_expires: datetime | None
+    _photos_lock: threading.Lock = field(default_factory=threading.Lock)
+    _photos: Any = None
+
+    def photos(self) -> Any:
+        """The Photos service, opened once (every access of pyicloud's property asks Apple again)."""
+        with self._photos_lock:
+            if self._photos is None:
+                self._photos = self.retry.call(lambda: self.service.photos, what="opening Photos")
+            return self._photos
+
+
+def prepare_cookie_dir(folder: Path) -> Path:
+    """The session folder, readable by the owner only (it holds tokens that sign in as the owner)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (folder.parent, folder):
+        os.chmod(path, 0o700)
+    return folder
+
+
+def _serialise_saves(session: Any) -> None:
+    """pyicloud rewrites its session and cookie files after every request; with several transfer threads the
+    writes must not interleave, so only that step is serialised (the requests themselves run in parallel)."""
+    save = session._save_session_data
+    lock = threading.Lock()
+
+    def locked_save() -> None:
+        with lock:
+            save()
+
+    session._save_session_data = locked_save
+
+
+def trusted_at(cookie_dir: Path) -> datetime | None:
+    try:
+        return datetime.fromisoformat(json.loads((cookie_dir / TRUST_FILE).read_text())["trusted_at"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def record_trust(cookie_dir: Path, at: datetime | None = None) -> None:
+    path = cookie_dir / TRUST_FILE
+    path.write_text(json.dumps({"trusted_at": (at or datetime.now(timezone.utc)).isoformat()}))
+    path.chmod(0o600)
+
+
+def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: Alert | None = None,
+            now: datetime | None = None) -> Connection:
+    """Sign in, reusing the trusted session when Apple still accepts it, else asking for a code."""
+    prepare_cookie_dir(config.cookie_dir)
+    pacer = Pacer(config.requests_per_second)
+    retry = RetryPolicy(attempts=config.max_retries, base_seconds=config.backoff_seconds, pacer=pacer)
+    service = EndpointService(config.username, config.password, cookie_directory=str(config.cookie_dir),
+                              verify=config.ca_bundle or True, authenticate=False, endpoint=config.endpoint,
+                              with_family=False)
+    service.session.mount("https://", PacedAdapter(pacer, max(10, 2 * config.concurrency), config.ca_bundle))
+    _serialise_saves(service.session)
+    retry.call(service.authenticate, what="sign-in")
+    if service.requires_2fa:
+        lapsed = trusted_at(config.cookie_dir) is not None
+        _complete_2fa(service, config, code_provider, alert, lapsed=lapsed)
+    for path in config.cookie_dir.iterdir():
+        path.chmod(0o600)
+    expires = _check_trust(config, alert, now or datetime.now(timezone.utc))
+    return Connection(config, service, pacer, retry, expires)
+
+
+def _fail(alert: Alert | None, text: str) -> ICloudAuthError:
+    log.error(text)
+    if alert is not None:
+        alert(SESSION_ALERT_KEY, text)
+    return ICloudAuthError(text)
+
+
+def _complete_2fa(service: PyiCloudService, config: ICloudConfig, provider: CodeProvider | None,
+                  alert: Alert | None, *, lapsed: bool) -> None:
+    from media_assets.telegram.relay import wrong_code_prompt
+
+    account = config.username
+    if provider is None:
+        raise _fail(alert, f"iCloud sign-in for {account} needs a 2FA code and nothing can ask for one: turn on "
+                           "Telegram or run `media-pipeline icloud login`.")
+    why = "Apple's trust in this pipeline has lapsed" if lapsed else "iCloud sign-in"
+    prompt = (f"{why} ({account}): Apple sent a 6-digit code to your devices. Reply with it within "
+              f"{config.code_timeout_seconds // 60 or 1} minutes.")
+    deadline = time.monotonic() + config.code_timeout_seconds
+    for attempt in range(1, config.code_attempts + 1):
+        remaining = deadline - time.monotonic()
+        code = provider(prompt, remaining) if remaining > 0 else None
+        if code is None:
+            raise _fail(alert, f"No iCloud 2FA code for {account} within {config.code_timeout_seconds} s; the run "
+                               "stops. Answer the next prompt or run `media-pipeline icloud login`.")
+        if service.validate_2fa_code(code):
+            record_trust(config.cookie_dir)
+            log.info("iCloud sign-in for %s trusted after a 2FA code", account)
+            return
+        log.warning("Apple rejected a 2FA code for %s (attempt %d of %d)", account, attempt, config.code_attempts)
+        prompt = wrong_code_prompt("Apple", attempt, config.code_attempts)
+    raise _fail(alert, f"Apple rejected {config.code_attempts} 2FA codes for {account}; stopped asking so the "
+                       "account is not locked. Run `media-pipeline icloud login` when you have a fresh code.")
+
+
+def _check_trust(config: ICloudConfig, alert: Alert | None, now: datetime) -> datetime | None:
+    """When the trusted session lapses; the owner is warned ICLOUD_TRUST_WARN_DAYS before."""
+    since = trusted_at(config.cookie_dir)
+    if since is None:
+        return None
+    expires = since + timedelta(days=config.trust_days)
+    left = expires - now
+    if left <= timedelta(days=config.trust_warn_days) and alert is not None:
+        alert("icloud-trust-expiry", f"iCloud sign-in for {config.username} lapses in about "
+                                     f"{max(left.days, 0)} day(s) ({expires:%Y-%m-%d}). Run `media-pipeline icloud "
+                                     "login` (or answer the code prompt the next run sends) to renew it.")
+    return expires
+
+
+def telegram_code_provider(settings: Settings) -> CodeProvider:
+    """Ask for the code on Telegram (the relay keeps to the owner's private chat and the deadline)."""
+    from media_assets.telegram import wait_for_code
+
+    def ask(prompt: str, deadline_seconds: float) -> str | None:
+        return wait_for_code(prompt, deadline_seconds=deadline_seconds, settings=settings)
+
+    return ask
+
+
+def telegram_alert(settings: Settings) -> Alert:
+    from media_assets.telegram import send_alert
+
+    return lambda key, text: send_alert(key, text, settings=settings)
+
+
+def account_connector(config: ICloudConfig, settings: Settings, code_provider: CodeProvider | None = None
+                      ) -> Callable[[], Connection]:
+    """Signs in when first needed, asking for a code on Telegram unless another provider is given."""
+    return lambda: connect(config, code_provider=code_provider or telegram_code_provider(settings),
+                           alert=telegram_alert(settings))
