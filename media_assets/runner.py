@@ -17,7 +17,7 @@ from media_assets.catalog.repository import Catalog
 from media_assets.reporting import RunReport, build_report, write_report
 from media_assets.settings import Settings
 from media_assets.telegram import notify_batch_finished
-from media_assets.telegram.notify import RUNNER_REPORT_TAG
+from media_assets.telegram.notify import RUNNER_REPORT_TAG, send_alert
 
 DAGSTER_STORAGE_ENV = "MEDIA_PIPELINE_DAGSTER_STORAGE_URL"
 #: `host:pid` of the process running an in-process batch, so a later run can tell it died.
@@ -92,7 +92,7 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     catalog.create_batch(batch_id)
     if not pipeline.instance.has_dynamic_partition("batch", batch_id):
         pipeline.instance.add_dynamic_partitions("batch", [batch_id])
-    reclaim_dead_runs(pipeline.instance)
+    reclaim_dead_runs(pipeline.instance, pipeline.settings)
     started = time.perf_counter()
     result = defs.resolve_job_def(BATCH_JOB_NAME).execute_in_process(
         partition_key=batch_id, instance=pipeline.instance, raise_on_error=False,
@@ -101,7 +101,7 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     error = None
     if not result.success:
         catalog.set_batch_status(batch_id, "failed")
-        error = _first_failure(result.all_events)
+        error = first_failure(result.all_events)
     report = build_report(catalog, batch_id, PHASES, success=result.success,
                           duration_seconds=time.perf_counter() - started, error=error)
     write_report(report, pipeline.settings.reports_dir, pipeline.settings.reports_keep)
@@ -113,7 +113,7 @@ def _this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def reclaim_dead_runs(instance: DagsterInstance) -> list[str]:
+def reclaim_dead_runs(instance: DagsterInstance, settings: Settings) -> list[str]:
     """Mark in-process runs whose process died (killed, power cut) as failed and free their pool slots.
 
     Without this, a killed run keeps its slot in the `icloud` pool forever and the next run of the batch waits
@@ -127,6 +127,8 @@ def reclaim_dead_runs(instance: DagsterInstance) -> list[str]:
             continue
         instance.report_run_failed(run, "the process running it is gone (killed or crashed)")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        send_alert(f"dead-run-{run.run_id}", f"Batch {run.tags.get('dagster/partition', '?')}: the process running "
+                   "it died (killed or crashed); it is re-run now and continues where it stopped.", settings=settings)
         reclaimed.append(run.run_id)
     return reclaimed
 
@@ -141,7 +143,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _first_failure(events: list) -> str:
+def first_failure(events: list) -> str:
     """The root cause of the first failed step, in one line (Dagster wraps it in its own error)."""
     for event in events:
         if event.is_step_failure and event.step_failure_data.error is not None:

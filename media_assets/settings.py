@@ -70,7 +70,7 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """The configured secrets, so tests and log filters can look for them."""
-        return [v for v in (self.icloud_password, self.postgres_password) if v]
+        return [value for name in SECRET_SETTINGS if (value := self.raw.get(name, ""))]
 
 
 def parse_bool(name: str, raw: str) -> bool:

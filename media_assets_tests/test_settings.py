@@ -244,7 +244,7 @@ def test_passwords_never_appear_in_repr(tmp_path: Path) -> None:
     settings = load_quietly(path)
     assert settings.icloud_password == PASSWORD
     assert settings.postgres_password == PASSWORD + "-pg"
-    assert settings.secret_values() == [PASSWORD, PASSWORD + "-pg"]
+    assert settings.secret_values() == [PASSWORD, PASSWORD + "-pg", "123:token-" + PASSWORD]
     for text in (repr(settings), str(settings)):
         assert "someone@example.com" in text  # repr does show settings, just not the secrets
         assert PASSWORD not in text

@@ -20,7 +20,7 @@ from media_assets.defs.assets import PHASES
 from media_assets.defs.automation import BATCH_JOB_NAMES
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.reporting import build_report
-from media_assets.runner import _first_failure
+from media_assets.runner import first_failure
 from media_assets.telegram.config import TelegramConfig, telegram_config
 from media_assets.telegram.messages import run_failure_text
 from media_assets.telegram.notify import RUNNER_REPORT_TAG, alert, check_free_space, send_report
@@ -59,7 +59,7 @@ def telegram_run_failure_alert(context: RunFailureSensorContext, telegram: Teleg
         return SkipReason(reason)
     run = context.dagster_run
     steps = context.get_step_failure_events()
-    cause = _first_failure(steps) if steps else (context.failure_event.message or "the run failed")
+    cause = first_failure(steps) if steps else (context.failure_event.message or "the run failed")
     text = run_failure_text(job_name=run.job_name, partition=run.tags.get(PARTITION_TAG), cause=cause,
                             run_url=config.run_url(run.run_id))
     if not alert(config, f"run-failure:{run.job_name}:{cause.splitlines()[0][:200]}", text):

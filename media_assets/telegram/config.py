@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from media_assets.settings import SECRET_SETTINGS, Settings, SettingsError, parse_bool, parse_int
+from media_assets.settings import Settings, SettingsError, parse_bool, parse_int
 
 DEFAULT_API_URL = "https://api.telegram.org"
 #: Lowest value a chat id may have (group chats are negative); only the owner's private chat is used here.
@@ -54,7 +54,7 @@ def telegram_config(settings: Settings) -> TelegramConfig:
         raise SettingsError("TELEGRAM_BOT_TOKEN must hold the bot's token when ENABLE_TELEGRAM is true.")
     if enabled and not chat_raw:
         raise SettingsError("TELEGRAM_CHAT_ID must hold the owner's chat id when ENABLE_TELEGRAM is true.")
-    secrets = {*settings.secret_values(), *(raw.get(name, "") for name in SECRET_SETTINGS), token}
+    secrets = {*settings.secret_values(), token}
     return TelegramConfig(
         enabled=enabled, token=token,
         chat_id=parse_int("TELEGRAM_CHAT_ID", chat_raw, minimum=_MIN_CHAT_ID) if chat_raw else 0,
