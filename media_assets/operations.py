@@ -10,7 +10,7 @@ from pathlib import Path
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FINAL_STATES, FileState
 from media_assets.reporting import RunReport
-from media_assets.runner import Pipeline, run_batch
+from media_assets.runner import Pipeline, reclaim_dead_runs, run_batch
 from media_assets.settings import STORAGE_FOLDERS, Settings, parse_int
 from media_assets.storage import folder_bytes, free_bytes
 
@@ -127,4 +127,5 @@ def failed_batches(catalog: Catalog) -> list[str]:
 def retry_failed(pipeline: Pipeline) -> list[RunReport]:
     """Re-run every failed batch in this process. Phases continue from each file's recorded state, so files
     already uploaded are not sent again and nothing is lost; returns one report per batch."""
+    reclaim_dead_runs(pipeline.instance, pipeline.settings, pipeline.catalog)
     return [run_batch(pipeline, batch_id) for batch_id in failed_batches(pipeline.catalog)]

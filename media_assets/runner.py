@@ -92,7 +92,7 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     catalog.create_batch(batch_id)
     if not pipeline.instance.has_dynamic_partition("batch", batch_id):
         pipeline.instance.add_dynamic_partitions("batch", [batch_id])
-    reclaim_dead_runs(pipeline.instance, pipeline.settings)
+    reclaim_dead_runs(pipeline.instance, pipeline.settings, catalog)
     started = time.perf_counter()
     result = defs.resolve_job_def(BATCH_JOB_NAME).execute_in_process(
         partition_key=batch_id, instance=pipeline.instance, raise_on_error=False,
@@ -113,8 +113,9 @@ def _this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def reclaim_dead_runs(instance: DagsterInstance, settings: Settings) -> list[str]:
-    """Mark in-process runs whose process died (killed, power cut) as failed and free their pool slots.
+def reclaim_dead_runs(instance: DagsterInstance, settings: Settings, catalog: Catalog) -> list[str]:
+    """Mark in-process runs whose process died (killed, power cut) and their batches as failed, and free their
+    pool slots, so `retry-failed` finds the batch.
 
     Without this, a killed run keeps its slot in the `icloud` pool forever and the next run of the batch waits
     for it; with no daemon watching in-process runs, nobody else notices the process is gone."""
@@ -127,6 +128,8 @@ def reclaim_dead_runs(instance: DagsterInstance, settings: Settings) -> list[str
             continue
         instance.report_run_failed(run, "the process running it is gone (killed or crashed)")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        if run.tags.get("dagster/partition"):
+            catalog.set_batch_status(run.tags["dagster/partition"], "failed")
         send_alert(f"dead-run-{run.run_id}", f"Batch {run.tags.get('dagster/partition', '?')}: the process running "
                    "it died (killed or crashed); it is re-run now and continues where it stopped.", settings=settings)
         reclaimed.append(run.run_id)

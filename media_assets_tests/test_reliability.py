@@ -122,3 +122,13 @@ def test_a_full_disk_stops_the_phase_and_the_rerun_completes(home: tuple[Path, s
     rerun = _cli(home, "run", "--batch", batch["id"])
     assert rerun.returncode == 0, rerun.stdout[-2000:]
     assert_nothing_lost(home)
+
+
+@pytest.mark.slow
+def test_a_killed_batch_is_found_and_finished_by_retry_failed(home: tuple[Path, str]) -> None:
+    killed = _cli(home, "run", faults="kill@move:staged:3")
+    assert killed.returncode == -signal.SIGKILL
+    retried = _cli(home, "retry-failed")
+    assert retried.returncode == 0, retried.stdout[-2000:] + retried.stderr[-2000:]
+    assert "succeeded" in retried.stdout
+    assert_nothing_lost(home)
