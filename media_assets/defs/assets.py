@@ -10,7 +10,7 @@ from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.destinations.configured import enabled_destinations, pixel_destination, primary_destination
 from media_assets.phases.common import PhaseContext, PhaseFunction, run_phase
-from media_assets.phases.compression import compress, keep_originals
+from media_assets.phases.compression import compress, keep_originals, quality_metadata
 from media_assets.phases.deduplication import deduplicate, pass_all_as_unique
 from media_assets.phases.download import download as download_files
 from media_assets.phases.file_preparation import prepare_files
@@ -66,8 +66,11 @@ def deduplication(context: AssetExecutionContext, settings: SettingsResource,
 @_asset("compression", "deduplication", "Smaller encodings where they pay; originals are never touched.")
 def compression(context: AssetExecutionContext, settings: SettingsResource,
                 catalog: CatalogResource) -> MaterializeResult:
-    return _run(context, settings, catalog, "compression", compress,
-                enabled=settings.load().enable_compression, when_disabled=keep_originals)
+    result = _run(context, settings, catalog, "compression", compress,
+                  enabled=settings.load().enable_compression, when_disabled=keep_originals)
+    # Bytes saved and min/median quality score as numbers, so the UI plots them over batches.
+    return MaterializeResult(metadata={**(result.metadata or {}),
+                                       **quality_metadata(catalog.catalog, context.partition_key)})
 
 
 @_asset("file_preparation", "compression", "Files to upload, staged in bridge/<batch>/ with collision-free names.")

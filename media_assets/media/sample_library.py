@@ -423,3 +423,69 @@ def write_sample_library(target: Path) -> list[Path]:
         written.append(video)
     put(CORRUPT, corrupt_jpeg_bytes(seed=16))
     return written
+
+
+def camera_like_image(size: tuple[int, int], seed: int, *, grain: float = 1.0) -> Image.Image:
+    """A photo as a phone camera delivers it: the textured scene rendered soft (demosaicing and noise reduction
+    leave little pixel-level detail) plus a light sensor grain. Used to measure JPEG re-encoding, where
+    :func:`textured_image`'s strong full-resolution grain is a worst case no camera produces."""
+    w, h = size
+    soft = textured_image((max(1, w // 3), max(1, h // 3)), seed).resize(size, Image.Resampling.BICUBIC)
+    rng = np.random.default_rng(seed + 1)
+    noisy = np.asarray(soft, np.float32) + rng.standard_normal((h, w, 1), dtype=np.float32) * grain
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def make_camera_clip(
+    path: Path,
+    *,
+    seconds: float = 2.0,
+    size: tuple[int, int] = (1920, 1080),
+    rate: int = 30,
+    bitrate: str = "17M",
+    codec: str = "libx264",
+    rotation: int | None = None,
+    creation_time: str | None = "2023-07-01T05:30:00Z",
+    audio: bool = True,
+    tags: Mapping[str, str] | None = None,
+) -> Path | None:
+    """A phone-like clip: moving test pattern with temporal sensor grain, encoded at a camera's high, constant
+    bit rate (phones encode in real time, so ~17 Mbit/s at 1080p30), with AAC audio, an optional display
+    rotation, creation time and extra container tags (e.g. Apple's QuickTime keys). None without ffmpeg."""
+    from media_assets.media.ffmpeg_tools import ffmpeg_path
+
+    ffmpeg = ffmpeg_path()
+    if not ffmpeg:
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    duration = f"{seconds:g}"
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+    cmd += ["-f", "lavfi", "-i", f"testsrc2=size={size[0]}x{size[1]}:rate={rate}:duration={duration}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={duration}"]
+    cmd += ["-vf", "noise=alls=12:allf=t", "-c:v", codec, "-b:v", bitrate, "-preset", "ultrafast",
+            "-pix_fmt", "yuv420p"]
+    if audio:
+        cmd += ["-c:a", "aac", "-b:a", "96k", "-shortest"]
+    if creation_time:
+        cmd += ["-metadata", f"creation_time={creation_time}"]
+    if tags:
+        cmd += ["-movflags", "use_metadata_tags"]
+        for key, value in tags.items():
+            cmd += ["-metadata", f"{key}={value}"]
+    plain = path.with_name(f".plain-{path.name}")
+    container = "mov" if path.suffix.lower() == ".mov" else "mp4"
+    subprocess.run([*cmd, "-f", container, str(plain)], check=True, capture_output=True, timeout=300)
+    if rotation is None:
+        os.replace(plain, path)
+        return path
+    # The display matrix is an input option in ffmpeg 6: re-mux with it, streams copied.
+    try:
+        subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                        "-display_rotation", str(rotation), "-i", str(plain), "-c", "copy", "-map_metadata", "0",
+                        *(["-movflags", "use_metadata_tags"] if tags else []), "-f", container, str(path)],
+                       check=True, capture_output=True, timeout=300)
+    finally:
+        plain.unlink(missing_ok=True)
+    return path

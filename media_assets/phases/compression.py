@@ -1,26 +1,216 @@
-"""Compression: decide per file whether a smaller encoding is worth it. Until the encoders land, every file
-passes through unchanged, and the catalog records that decision so nothing pretends to have been compressed."""
+"""Compression: per file, a smaller encoding nobody can see, or the original bytes with the reason.
+
+The decisions live in media/photo_compression.py and media/video_compression.py. This phase streams the
+batch's unique files from the catalog in pages, runs the work in a process pool (a bounded number of files in
+flight, so memory stays flat whatever the batch size), and alone writes the catalog: one transaction per file
+with the output that flows on to staging (the compressed file, or the original), the decision, and the quality
+score (SSIM of the output against the original). Originals are only read; outputs appear in
+`compressed/<batch>/` through a temp name and a rename. Compression is optional, so a file whose compression
+crashes is not quarantined: its original flows on, with the error as the recorded decision.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
+from media_assets.media.compressed import FAILED, KEPT, Compressed, kept
+from media_assets.media.photo_compression import PhotoPolicy, compress_photo
+from media_assets.media.video_compression import ENCODERS, VideoPolicy, compress_video
 from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.settings import Settings, SettingsError, parse_bool, parse_int
+from media_assets.storage import remove_partials
+
+DEFAULT_PROGRESS_EVERY = 100
+#: Fewer files than this per worker are compressed in the parent: starting a pool would cost more.
+POOL_MIN_FILES_PER_WORKER = 2
+
+
+def parse_float(name: str, raw: str, *, minimum: float, maximum: float | None = None) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}.") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
+        raise SettingsError(f"{name} must be {bound}, not {value:g}.")
+    return value
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    photo: PhotoPolicy
+    video: VideoPolicy
+    workers: int
+    progress_every: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CompressionConfig:
+        raw = settings.raw
+
+        def get(name: str, default: str) -> str:
+            return raw.get(name, "") or default
+
+        saving = parse_float("COMPRESSION_MIN_SAVING_PERCENT", get("COMPRESSION_MIN_SAVING_PERCENT", "10"),
+                             minimum=0, maximum=100)
+        codec = get("COMPRESSION_VIDEO_CODEC", "h264").strip().lower()
+        if codec not in ENCODERS:
+            raise SettingsError(f"COMPRESSION_VIDEO_CODEC must be one of {', '.join(ENCODERS)}, not {codec!r}.")
+        photo = PhotoPolicy(
+            jpeg_quality=parse_int("COMPRESSION_JPEG_QUALITY", get("COMPRESSION_JPEG_QUALITY", "85"), minimum=1),
+            quality_margin=parse_int("COMPRESSION_JPEG_QUALITY_MARGIN", get("COMPRESSION_JPEG_QUALITY_MARGIN", "5"),
+                                     minimum=1),
+            min_saving_percent=saving,
+            min_ssim=parse_float("COMPRESSION_MIN_SSIM", get("COMPRESSION_MIN_SSIM", "0.98"), minimum=0, maximum=1),
+            max_megapixels=parse_float("COMPRESSION_MAX_MEGAPIXELS", get("COMPRESSION_MAX_MEGAPIXELS", "0"),
+                                       minimum=0),
+            heic_jpeg_derivative=parse_bool("COMPRESSION_HEIC_JPEG_DERIVATIVE",
+                                            get("COMPRESSION_HEIC_JPEG_DERIVATIVE", "false")),
+        )
+        video = VideoPolicy(
+            codec=codec,
+            crf=parse_int("COMPRESSION_VIDEO_CRF", get("COMPRESSION_VIDEO_CRF", "23"), minimum=0),
+            preset=get("COMPRESSION_VIDEO_PRESET", "veryfast").strip(),
+            min_bits_per_pixel=parse_float("COMPRESSION_VIDEO_MIN_BITS_PER_PIXEL",
+                                           get("COMPRESSION_VIDEO_MIN_BITS_PER_PIXEL", "0.10"), minimum=0),
+            min_saving_percent=saving,
+        )
+        return cls(photo=photo, video=video,
+                   workers=parse_int("COMPRESSION_WORKERS", get("COMPRESSION_WORKERS", str(os.cpu_count() or 1)),
+                                     minimum=1),
+                   progress_every=parse_int("COMPRESSION_PROGRESS_EVERY",
+                                            get("COMPRESSION_PROGRESS_EVERY", str(DEFAULT_PROGRESS_EVERY)),
+                                            minimum=1))
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs about one file (picklable, no database)."""
+
+    source: Path
+    media_type: str | None
+    media_format: str | None
+    target_stem: Path
+    paired: bool
+
+
+def compress_file(job: Job, config: CompressionConfig) -> Compressed:
+    """One file's decision; never raises, so one bad file cannot stop the batch."""
+    size = job.source.stat().st_size
+    try:
+        if job.media_type == "video":
+            return compress_video(job.source, job.media_format or "", job.target_stem, config.video,
+                                  paired=job.paired)
+        if job.media_type == "photo":
+            return compress_photo(job.source, job.media_format or "", job.target_stem, config.photo)
+        return kept(size, f"unknown media type {job.media_type!r}")
+    except Exception as error:  # noqa: BLE001 - compression is optional: the original flows on
+        return kept(size, f"compression failed: {type(error).__name__}: {error}", action=FAILED)
+
+
+def _results(ctx: PhaseContext, config: CompressionConfig, jobs: Iterable[tuple[MediaFile, Job]], workers: int
+             ) -> Iterator[tuple[MediaFile, Compressed]]:
+    """(file, result) in the order of `jobs`, at most a few files per worker in flight."""
+    if workers == 1:
+        for file, job in jobs:
+            yield file, compress_file(job, config)
+        return
+    # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        window: list[tuple[MediaFile, Job, Future[Compressed]]] = []
+        for file, job in jobs:
+            window.append((file, job, pool.submit(compress_file, job, config)))
+            if len(window) >= workers * 2:
+                yield _collect(*window.pop(0))
+        for entry in window:
+            yield _collect(*entry)
+
+
+def _collect(file: MediaFile, job: Job, future: Future[Compressed]) -> tuple[MediaFile, Compressed]:
+    try:
+        return file, future.result()
+    except Exception as error:  # noqa: BLE001 - a worker died (out of memory, killed): keep the original
+        return file, kept(file.size_bytes or 0, f"compression worker failed: {type(error).__name__}: {error}",
+                          action=FAILED)
+
+
+def _paired(catalog: Catalog, file: MediaFile) -> bool:
+    """Whether deduplication linked this video to a still (Live Photo)."""
+    return bool(catalog.fingerprints([file.id]).get(file.id, {}).get("pair_key"))
+
+
+def record(catalog: Catalog, ctx: PhaseContext, file: MediaFile, result: Compressed) -> None:
+    """One transaction: the file moves to compressed with what flows on, its decision and quality score."""
+    if result.output is not None:
+        changes = {"output_path": ctx.relative(result.output), "output_size": result.size_after,
+                   "output_hash": result.output_hash}
+    else:
+        changes = {"output_path": file.original_path, "output_size": file.size_bytes,
+                   "output_hash": file.content_hash}
+    with catalog.transaction() as cur:
+        catalog.move(file, FileState.COMPRESSED, detail=result.decision, cursor=cur,
+                     compression_decision=result.decision, **changes)
+        cur.execute("UPDATE media_files SET quality_score = %s WHERE id = %s", (result.quality, file.id))
 
 
 def compress(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
-    _pass_through(ctx, outcome, decision="kept original: no encoder for this type yet")
+    config = CompressionConfig.from_settings(ctx.settings)
+    target_dir = ctx.settings.storage_dir("compressed") / ctx.batch_id
+    remove_partials(target_dir)
+    total = ctx.catalog.count_by_state(ctx.batch_id).get(FileState.UNIQUE.value, 0)
+    if not total:
+        return
+    workers = config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1
+
+    def jobs() -> Iterator[tuple[MediaFile, Job]]:
+        for file in ctx.catalog.iter_files(ctx.batch_id, FileState.UNIQUE):
+            paired = file.media_type == "video" and _paired(ctx.catalog, file)
+            yield file, Job(ctx.path(file.original_path or ""), file.media_type, file.media_format,
+                            target_dir / str(file.id), paired)
+
+    started = time.perf_counter()
+    for done, (file, result) in enumerate(_results(ctx, config, jobs(), workers), start=1):
+        record(ctx.catalog, ctx, file, result)
+        outcome.files += 1
+        outcome.counts[result.action] += 1
+        outcome.bytes_in += file.size_bytes or 0
+        outcome.bytes_out += result.size_after if result.output is not None else file.size_bytes or 0
+        if done % config.progress_every == 0 or done == total:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            ctx.log.info(f"compression: {done}/{total} files ({rate:.1f} files/s), "
+                         f"{outcome.bytes_in - outcome.bytes_out:,} bytes saved so far")
+    outcome.counts["bytes_saved"] = outcome.bytes_in - outcome.bytes_out
+
+
+def quality_metadata(catalog: Catalog, batch_id: str) -> dict[str, float | int]:
+    """Bytes saved and the distribution of quality scores of a batch's compressed outputs, as plain numbers
+    for Dagster's metadata plots (read back from the catalog, so a re-run reports the whole batch)."""
+    rows = catalog.conn.execute(
+        "SELECT size_bytes, output_size, quality_score, output_path <> original_path AS changed FROM media_files"
+        " WHERE batch_id = %s AND compression_decision IS NOT NULL", (batch_id,)).fetchall()
+    scores = sorted(r["quality_score"] for r in rows if r["changed"] and r["quality_score"] is not None)
+    values: dict[str, float | int] = {
+        "bytes_saved": sum((r["size_bytes"] or 0) - (r["output_size"] or 0) for r in rows),
+        "outputs_with_quality_score": len(scores),
+    }
+    if scores:
+        values.update(quality_min=round(scores[0], 5), quality_median=round(statistics.median(scores), 5))
+    return values
 
 
 def keep_originals(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     """Compression turned off: the originals are what gets staged."""
-    _pass_through(ctx, outcome, decision="kept original: compression turned off")
-
-
-def _pass_through(ctx: PhaseContext, outcome: PhaseOutcome, *, decision: str) -> None:
     for file in ctx.catalog.iter_files(ctx.batch_id, FileState.UNIQUE):
-        ctx.catalog.move(file, FileState.COMPRESSED, detail=decision, output_path=file.original_path,
-                         output_size=file.size_bytes, output_hash=file.content_hash, compression_decision=decision)
+        record(ctx.catalog, ctx, file, kept(file.size_bytes or 0, "compression turned off"))
         outcome.files += 1
         outcome.bytes_in += file.size_bytes or 0
         outcome.bytes_out += file.size_bytes or 0
-        outcome.counts["kept_original"] += 1
+        outcome.counts[KEPT] += 1

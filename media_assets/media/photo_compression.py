@@ -1,0 +1,300 @@
+"""Smaller photos that nobody can tell apart from the originals, or the original bytes with the reason.
+
+- JPEG: re-encoded (optimised, progressive, the source's chroma subsampling) only when its quantisation tables
+  say it was saved clearly above the target quality, and the result is kept only when it is at least
+  `min_saving_percent` smaller *and* its luma SSIM against the original is at least `min_ssim`. Otherwise a
+  lossless optimisation (mozjpeg's jpegtran: same DCT coefficients, better Huffman coding, progressive) is
+  kept when it saves bytes, with the decoded pixels checked equal. Every APPn/COM segment of the original
+  (EXIF with GPS, dates, offsets and orientation, ICC profile, XMP, IPTC, comments) is carried over byte for
+  byte, so no metadata is re-interpreted. JPEGs with extra images (MPF: gain maps, depth maps) and CMYK JPEGs
+  are never re-encoded.
+- PNG: the image data is re-deflated at the highest zlib level, chunk by chunk, so pixels, bit depth (16-bit
+  too), palette, transparency and every metadata chunk stay exactly as they were. Animated PNGs are kept.
+- HEIC stays HEIC (already efficient, and encoding it takes tens of seconds). Optionally a JPEG derivative
+  with the HEIC's EXIF, XMP and ICC profile is made for destinations that accept only JPEG.
+- Anything else (GIF, WebP, TIFF, RAW, ...) is kept as it is. Images above `max_pixels` are refused before
+  decoding (decompression bombs) with the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import mozjpeg_lossless_optimization
+import numpy as np
+from PIL import Image, JpegImagePlugin
+
+from media_assets.media.compressed import DERIVATIVE, LOSSLESS, REENCODED, Compressed, kept, publish, saving
+from media_assets.media.jpeg_quality import estimate_quality
+from media_assets.media.ssim import ssim
+
+#: A lossless rewrite is worth changing the bytes only when it saves at least this much.
+LOSSLESS_MIN_SAVING_PERCENT = 1.0
+#: Decoding more pixels than this is refused: a 64 MP RGB image is ~200 MB in memory per worker.
+DEFAULT_MAX_PIXELS = 64_000_000
+#: Quality of a HEIC's JPEG derivative: high, because it replaces the HEIC at that destination.
+DERIVATIVE_QUALITY = 92
+
+
+@dataclass(frozen=True)
+class PhotoPolicy:
+    """The photo settings (COMPRESSION_* in settings.env)."""
+
+    jpeg_quality: int = 85
+    #: "Clearly above the target": the source's estimated quality must be at least target + margin.
+    quality_margin: int = 5
+    min_saving_percent: float = 10.0
+    min_ssim: float = 0.98
+    max_megapixels: float = 0.0  # 0: no resolution cap
+    heic_jpeg_derivative: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def compress_photo(source: Path, media_format: str, target_stem: Path, policy: PhotoPolicy) -> Compressed:
+    """Decide for one photo; an accepted output is written to `target_stem` + the format's extension."""
+    data = source.read_bytes()
+    fmt = (media_format or "").lower()
+    if fmt == "jpeg":
+        return _jpeg(data, target_stem.with_suffix(".jpg"), policy)
+    if fmt == "png":
+        return _png(data, target_stem.with_suffix(".png"), policy)
+    if fmt in ("heic", "heif"):
+        if policy.heic_jpeg_derivative:
+            return _heic_derivative(data, target_stem.with_suffix(".jpg"), policy)
+        return kept(len(data), "HEIC stays HEIC (already efficient; encoding HEIC is far too slow)")
+    return kept(len(data), f"no lossless optimiser for {fmt or 'this format'}: kept as it is")
+
+
+def _too_large(img: Image.Image, policy: PhotoPolicy) -> str | None:
+    width, height = img.size
+    if width * height > policy.max_pixels:
+        return (f"image has {width}x{height} pixels, above the {policy.max_pixels / 1e6:g} MP compression limit "
+                "(decompression-bomb guard)")
+    return None
+
+
+def _open(data: bytes) -> Image.Image:
+    """Open from memory without Pillow's own bomb check: `_too_large` is the limit, checked before decoding."""
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return Image.open(io.BytesIO(data))
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def jpeg_luma(data: bytes) -> np.ndarray:
+    """The full-resolution luma of a JPEG, straight from the decoder (no colour conversion)."""
+    with _open(data) as img:
+        img.draft("L", img.size)
+        return np.asarray(img.convert("L"))
+
+
+# --- JPEG -----------------------------------------------------------------------------------------------
+
+
+def _jpeg(data: bytes, target: Path, policy: PhotoPolicy) -> Compressed:
+    size = len(data)
+    with _open(data) as img:
+        if reason := _too_large(img, policy):
+            return kept(size, reason)
+        if img.format == "MPO" or getattr(img, "n_frames", 1) > 1:
+            return kept(size, "JPEG carries extra images (MPF: gain map, depth map or stereo pair)")
+        quality = estimate_quality(img.quantization or {})
+        mode = img.mode
+        sampling = JpegImagePlugin.get_sampling(img)
+        cap = policy.max_megapixels and img.width * img.height > policy.max_megapixels * 1e6
+        try:
+            original = jpeg_luma(data)  # decodes every byte: a truncated or broken file stops here
+        except (OSError, SyntaxError, ValueError) as error:
+            return kept(size, f"cannot decode the JPEG ({error})")
+        if mode not in ("RGB", "L"):
+            why = f"{mode} JPEG is never re-encoded"
+        elif quality is None:
+            why = "no quantisation tables to estimate the quality from"
+        elif quality < policy.jpeg_quality + policy.quality_margin and not cap:
+            why = (f"source ~q{quality} is already at or below target q{policy.jpeg_quality}"
+                   if quality <= policy.jpeg_quality else
+                   f"source ~q{quality} is not clearly above target q{policy.jpeg_quality}")
+        else:
+            img.load()
+            result = _reencode(data, img, original, quality, sampling, target, policy)
+            if isinstance(result, Compressed):
+                return result
+            why = result
+    return _jpeg_lossless(data, original, target, why)
+
+
+def _reencode(data: bytes, img: Image.Image, original: np.ndarray, quality: int, sampling: int, target: Path,
+              policy: PhotoPolicy) -> Compressed | str:
+    """The re-encoded JPEG when it passes both gates, else the reason it did not."""
+    picture: Image.Image = img
+    reference = original
+    if policy.max_megapixels and img.width * img.height > policy.max_megapixels * 1e6:
+        scale = (policy.max_megapixels * 1e6 / (img.width * img.height)) ** 0.5
+        new_size = (max(1, int(img.width * scale)), max(1, int(img.height * scale)))
+        picture = img.resize(new_size, Image.Resampling.LANCZOS)
+        reference = np.asarray(picture.convert("L"))
+    buffer = io.BytesIO()
+    options = {"subsampling": sampling} if sampling >= 0 and img.mode == "RGB" else {}
+    picture.save(buffer, "JPEG", quality=policy.jpeg_quality, optimize=True, progressive=True, **options)
+    encoded = copy_metadata_segments(data, buffer.getvalue())
+    saved = saving(len(data), len(encoded))
+    what = f"q{policy.jpeg_quality} re-encode of a ~q{quality} source"
+    if saved < policy.min_saving_percent:
+        return f"{what} saved only {saved:.1f}% (< {policy.min_saving_percent:g}%)"
+    score = ssim(reference, jpeg_luma(encoded))
+    if score < policy.min_ssim:
+        return f"{what} failed the quality gate: SSIM {score:.4f} < {policy.min_ssim:g}"
+    resized = f", resized to {picture.width}x{picture.height}" if picture is not img else ""
+    return publish(encoded, target, action=REENCODED, size_before=len(data), quality=score,
+                   decision=f"re-encoded from ~q{quality} to q{policy.jpeg_quality}{resized}: "
+                            f"{saved:.1f}% smaller, SSIM {score:.4f}")
+
+
+def _jpeg_lossless(data: bytes, original: np.ndarray, target: Path, why: str) -> Compressed:
+    try:
+        optimised = mozjpeg_lossless_optimization.optimize(data, mozjpeg_lossless_optimization.COPY_MARKERS.ALL)
+    except ValueError as error:
+        return kept(len(data), f"{why}; lossless optimisation failed ({error})")
+    saved = saving(len(data), len(optimised))
+    if saved < LOSSLESS_MIN_SAVING_PERCENT:
+        return kept(len(data), f"{why}; lossless optimisation saved only {saved:.1f}%")
+    if not np.array_equal(original, jpeg_luma(optimised)):
+        return kept(len(data), f"{why}; lossless optimisation changed pixels")
+    return publish(optimised, target, action=LOSSLESS, size_before=len(data), quality=1.0,
+                   decision=f"optimised losslessly: {saved:.1f}% smaller ({why})")
+
+
+def _segments(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """The marker segments of a JPEG before its first scan, and where the scan (SOS) starts."""
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError("not a JPEG")
+    segments: list[tuple[int, bytes]] = []
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError(f"no marker at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:
+            return segments, pos
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        segments.append((marker, data[pos:pos + 2 + length]))
+        pos += 2 + length
+    raise ValueError("no image data (SOS) found")
+
+
+def _is_metadata(marker: int) -> bool:
+    """APP0-APP15 and COM, except APP14 (Adobe), which describes the colour transform of *this* encoding."""
+    return (0xE0 <= marker <= 0xEF and marker != 0xEE) or marker == 0xFE
+
+
+def copy_metadata_segments(original: bytes, encoded: bytes) -> bytes:
+    """`encoded` with its own metadata segments replaced by the original's, byte for byte, in their order."""
+    kept_segments, _ = _segments(original)
+    new_segments, scan = _segments(encoded)
+    head = [s for m, s in kept_segments if _is_metadata(m)] + [s for m, s in new_segments if not _is_metadata(m)]
+    return b"\xff\xd8" + b"".join(head) + encoded[scan:]
+
+
+# --- PNG ------------------------------------------------------------------------------------------------
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of every chunk, CRCs checked."""
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("not a PNG")
+    chunks: list[tuple[bytes, bytes]] = []
+    pos = len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        payload = data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        if len(payload) != length or zlib.crc32(kind + payload) != crc:
+            raise ValueError(f"damaged {kind.decode('latin-1')} chunk")
+        chunks.append((kind, payload))
+        pos += 12 + length
+        if kind == b"IEND":
+            return chunks
+    raise ValueError("truncated: no IEND chunk")
+
+
+def _deflate(raw: bytes, strategy: int) -> bytes:
+    """zlib at its highest level; Z_FILTERED often wins on PNG's filtered rows, the default on flat images."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, 15, 9, strategy)
+    return deflater.compress(raw) + deflater.flush()
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", len(payload), kind) + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png(data: bytes, target: Path, policy: PhotoPolicy) -> Compressed:
+    size = len(data)
+    try:
+        chunks = _png_chunks(data)
+        kinds = [kind for kind, _ in chunks]
+        if b"acTL" in kinds:
+            return kept(size, "animated PNG kept as it is")
+        width, height = struct.unpack(">II", chunks[0][1][:8])
+        if width * height > policy.max_pixels:
+            return kept(size, f"image has {width}x{height} pixels, above the {policy.max_pixels / 1e6:g} MP "
+                              "compression limit (decompression-bomb guard)")
+        # Bounded inflate: a tiny IDAT that claims gigabytes cannot take the memory with it.
+        stride = width * 8 + 1  # 16-bit RGBA, the widest row a PNG can have
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(b"".join(p for k, p in chunks if k == b"IDAT"), stride * height)
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise ValueError("image data does not match its header")
+        packed = min((_deflate(raw, strategy) for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED)), key=len)
+    except (ValueError, struct.error, zlib.error, IndexError) as error:
+        return kept(size, f"cannot read the PNG ({error})")
+    first_idat = kinds.index(b"IDAT")
+    rebuilt = b"".join([
+        _PNG_SIGNATURE,
+        *(_chunk(k, p) for k, p in chunks[:first_idat]),
+        _chunk(b"IDAT", packed),
+        *(_chunk(k, p) for k, p in chunks[first_idat:] if k != b"IDAT"),
+    ])
+    saved = saving(size, len(rebuilt))
+    if saved < LOSSLESS_MIN_SAVING_PERCENT:
+        return kept(size, f"PNG lossless optimisation saved only {saved:.1f}%")
+    return publish(rebuilt, target, action=LOSSLESS, size_before=size, quality=1.0,
+                   decision=f"optimised losslessly: {saved:.1f}% smaller (image data re-deflated)")
+
+
+# --- HEIC -----------------------------------------------------------------------------------------------
+
+
+def _heic_derivative(data: bytes, target: Path, policy: PhotoPolicy) -> Compressed:
+    """A JPEG of the HEIC for JPEG-only destinations, with its EXIF, XMP and ICC profile carried over.
+
+    pillow-heif applies the HEIC's rotation to the pixels and resets the EXIF orientation to 1 to match."""
+    from media_assets.media.dates import register_heif
+
+    register_heif()
+    size = len(data)
+    try:
+        with _open(data) as img:
+            if reason := _too_large(img, policy):
+                return kept(size, reason)
+            picture = img.convert("RGB")
+            info = dict(img.info)
+    except (OSError, SyntaxError, ValueError, RuntimeError) as error:
+        return kept(size, f"cannot decode the HEIC ({error})")
+    metadata = {key: info[key] for key in ("exif", "xmp", "icc_profile") if info.get(key)}
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=DERIVATIVE_QUALITY, optimize=True, progressive=True, **metadata)
+    encoded = buffer.getvalue()
+    score = ssim(np.asarray(picture.convert("L")), jpeg_luma(encoded))
+    return publish(encoded, target, action=DERIVATIVE, size_before=size, quality=score,
+                   decision=f"JPEG derivative of the HEIC at q{DERIVATIVE_QUALITY} for JPEG-only destinations: "
+                            f"SSIM {score:.4f}")

@@ -1,0 +1,182 @@
+"""Re-encode a video only when it pays, and accept the result only when it is provably the same video.
+
+Policy: phone cameras record H.264 at 15-25 Mbit/s for 1080p (0.25+ bits per pixel) because they must encode
+in real time; x264 at CRF 23 gives about half of that with no visible difference. Codecs that are already
+efficient (HEVC, AV1, VP9) and streams already below `min_bits_per_pixel` are kept, as are Live Photo videos
+(re-encoding could break the still/movie link), containers other than MP4/MOV, and anything but 8-bit 4:2:0.
+
+The transcode keeps audio, subtitles and data streams as they are (copied), the rotation (no auto-rotate: the
+display matrix is carried over) and the container metadata (creation time, Apple's QuickTime keys). An output
+is accepted only when it probes, lasts as long as the source (within 0.1 s), has the same streams and metadata
+tags, and is at least `min_saving_percent` smaller; otherwise the original flows on with the reason.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+
+from media_assets.media.compressed import TRANSCODED, Compressed, kept, saving
+from media_assets.media.ffmpeg_tools import ProbeError, ffmpeg_path, probe
+from media_assets.media.hashing import sha256_file
+from media_assets.storage import TEMP_PREFIX, move_file
+
+ENCODERS = {"h264": "libx264", "hevc": "libx265"}
+EFFICIENT_CODECS = frozenset({"hevc", "av1", "vp9"})
+#: Source container -> muxer of the output (same container, same extension).
+CONTAINERS = {"mp4": "mp4", "m4v": "mp4", "mov": "mov"}
+REENCODED_PIXEL_FORMATS = frozenset({"yuv420p", "yuvj420p"})
+DURATION_TOLERANCE_S = 0.1
+LIVE_PHOTO_KEY = "com.apple.quicktime.content.identifier"
+#: Tags the muxer writes itself; every other container tag must survive.
+_MUXER_TAGS = frozenset({"encoder", "major_brand", "minor_version", "compatible_brands"})
+
+
+@dataclass(frozen=True)
+class VideoPolicy:
+    """The video settings (COMPRESSION_VIDEO_* in settings.env)."""
+
+    codec: str = "h264"
+    crf: int = 23
+    preset: str = "veryfast"
+    #: H.264 (and older codecs) at or above this many bits per pixel per frame are re-encoded.
+    min_bits_per_pixel: float = 0.10
+    min_saving_percent: float = 10.0
+
+
+def _video_streams(info: dict) -> list[dict]:
+    return [s for s in info.get("streams", [])
+            if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
+
+
+def _stream_kinds(info: dict) -> list[str]:
+    return sorted(str(s.get("codec_type")) for s in info.get("streams", []))
+
+
+def _duration(info: dict) -> float | None:
+    try:
+        return float(info.get("format", {}).get("duration"))
+    except (TypeError, ValueError):
+        return None
+
+
+def bits_per_pixel(stream: dict, info: dict) -> float | None:
+    """Bits per pixel per frame of a video stream (its bit rate, else the whole file's)."""
+    try:
+        rate = float(stream.get("bit_rate") or info.get("format", {}).get("bit_rate"))
+        fps = float(Fraction(stream.get("avg_frame_rate") or stream.get("r_frame_rate") or "0/1"))
+        pixels = int(stream["width"]) * int(stream["height"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    return rate / (pixels * fps) if pixels and fps else None
+
+
+def _reason_to_keep(info: dict, media_format: str, paired: bool, policy: VideoPolicy) -> str | None:
+    tags = {k.lower() for k in info.get("format", {}).get("tags", {})}
+    if paired or LIVE_PHOTO_KEY in tags:
+        return "Live Photo video left untouched so the pair still links"
+    videos = _video_streams(info)
+    if not videos:
+        return "no video stream"
+    if len(videos) > 1:
+        return f"{len(videos)} video streams"
+    if media_format not in CONTAINERS:
+        return f"{media_format or 'this'} container is not re-encoded"
+    stream = videos[0]
+    codec = stream.get("codec_name") or "unknown"
+    if codec in EFFICIENT_CODECS:
+        return f"{codec.upper()} is already efficient"
+    if stream.get("pix_fmt") not in REENCODED_PIXEL_FORMATS:
+        return f"pixel format {stream.get('pix_fmt')} is kept (only 8-bit 4:2:0 is re-encoded)"
+    if _duration(info) is None:
+        return "the source has no duration to check an output against"
+    bpp = bits_per_pixel(stream, info)
+    if bpp is None:
+        return "unknown bit rate"
+    if bpp < policy.min_bits_per_pixel:
+        return f"{codec} at {bpp:.3f} bits per pixel is already lean (< {policy.min_bits_per_pixel:g})"
+    return None
+
+
+def transcode_command(source: Path, output: Path, muxer: str, policy: VideoPolicy, *, apple_tags: bool) -> list[str]:
+    """The ffmpeg command line (built with ffmpeg-python)."""
+    stream = ffmpeg.input(f"file:{source}", noautorotate=None)
+    options: dict[str, object] = {
+        "c": "copy", "c:v:0": ENCODERS[policy.codec], "crf": policy.crf, "preset": policy.preset,
+        "map_metadata": 0, "f": muxer,
+    }
+    if policy.codec == "hevc":
+        options["tag:v:0"] = "hvc1"  # what Apple players expect for HEVC in MP4/MOV
+    if apple_tags:
+        options["movflags"] = "use_metadata_tags"  # keep com.apple.quicktime.* keys
+    out = ffmpeg.output(stream["v:0"], stream["a?"], stream["s?"], stream["d?"], f"file:{output}", **options)
+    return out.global_args("-hide_banner", "-nostdin", "-loglevel", "error").overwrite_output().compile(
+        cmd=ffmpeg_path() or "ffmpeg")
+
+
+def _check(source_info: dict, output: Path, size_before: int, policy: VideoPolicy) -> tuple[str | None, int]:
+    """Why the output must not replace the source (None: accepted), and its size."""
+    try:
+        info = probe(output)
+    except ProbeError as error:
+        return f"the output does not probe ({error.reason})", 0
+    expected, got = _duration(source_info), _duration(info)
+    if got is None or expected is None or abs(got - expected) > DURATION_TOLERANCE_S:
+        return f"the output lasts {got} s instead of {expected} s", 0
+    if _stream_kinds(info) != _stream_kinds(source_info):
+        return f"the output has streams {_stream_kinds(info)} instead of {_stream_kinds(source_info)}", 0
+    source_tags = source_info.get("format", {}).get("tags", {})
+    output_tags = info.get("format", {}).get("tags", {})
+    lost = sorted(k for k, v in source_tags.items() if k not in _MUXER_TAGS and output_tags.get(k) != v)
+    if lost:
+        return f"the output would lose metadata ({', '.join(lost)})", 0
+    size = output.stat().st_size
+    saved = saving(size_before, size)
+    if saved < policy.min_saving_percent:
+        return f"the transcode saved only {saved:.1f}% (< {policy.min_saving_percent:g}%)", size
+    return None, size
+
+
+def compress_video(source: Path, media_format: str, target_stem: Path, policy: VideoPolicy, *,
+                   paired: bool = False) -> Compressed:
+    """Decide for one video; an accepted output is renamed to `target_stem` + the source's extension."""
+    size = source.stat().st_size
+    fmt = (media_format or "").lower()
+    if ffmpeg_path() is None:
+        return kept(size, "no ffmpeg available")
+    try:
+        info = probe(source)
+    except ProbeError as error:
+        return kept(size, f"cannot probe the video ({error.reason})")
+    if reason := _reason_to_keep(info, fmt, paired, policy):
+        return kept(size, reason)
+    target = target_stem.with_suffix(source.suffix.lower() or f".{fmt}")
+    temp = target.parent / f"{TEMP_PREFIX}{target.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    apple_tags = any(k.lower().startswith("com.apple.") for k in info.get("format", {}).get("tags", {}))
+    command = transcode_command(source, temp, CONTAINERS[fmt], policy, apple_tags=apple_tags)
+    duration = _duration(info) or 0.0
+    try:
+        done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, check=False,
+                              timeout=max(120.0, duration * 30))
+        if done.returncode != 0:
+            message = " ".join(done.stderr.decode("utf-8", "replace").split())[-200:]
+            return kept(size, f"ffmpeg failed ({message or f'exit code {done.returncode}'})")
+        reason, after = _check(info, temp, size, policy)
+        if reason:
+            return kept(size, reason)
+        move_file(temp, target)
+    except subprocess.TimeoutExpired:
+        return kept(size, "ffmpeg took too long")
+    finally:
+        temp.unlink(missing_ok=True)
+    stream = _video_streams(info)[0]
+    saved = saving(size, after)
+    return Compressed(action=TRANSCODED, size_before=size, output=target, size_after=after,
+                      output_hash=sha256_file(target),
+                      decision=f"transcoded {stream.get('codec_name')} to {policy.codec} CRF {policy.crf} "
+                               f"({policy.preset}): {saved:.1f}% smaller")

@@ -1,0 +1,223 @@
+"""Compression decisions on generated photos: when to re-encode, when to keep, what must survive."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from media_assets.media import sample_library as sample
+from media_assets.media.compressed import KEPT, LOSSLESS, REENCODED
+from media_assets.media.jpeg_quality import estimate_quality
+from media_assets.media.photo_compression import PhotoPolicy, compress_photo, copy_metadata_segments, jpeg_luma
+from media_assets.media.ssim import ssim
+
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       b'<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="5"/></rdf:RDF></x:xmpmeta>')
+
+
+def camera_jpeg(path: Path, quality: int, *, size: tuple[int, int] = (1200, 900), seed: int = 7) -> Path:
+    """A camera-like JPEG with the metadata a phone writes: EXIF (dates, offset, GPS, orientation, camera),
+    an ICC profile and XMP."""
+    exif = sample.build_exif(taken=datetime(2023, 7, 1, 23, 30), offset="+09:00", gps=sample.TOKYO,
+                             make="Google", model="Pixel 7", extra={sample.TAG_ORIENTATION: 6})
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buffer = io.BytesIO()
+    sample.camera_like_image(size, seed).save(buffer, "JPEG", quality=quality, exif=exif.tobytes(),
+                                              icc_profile=icc, xmp=XMP)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_quality_is_estimated_from_the_quantisation_tables() -> None:
+    image = sample.textured_image((64, 64), 1)
+    for quality in (30, 50, 75, 80, 85, 90, 92, 95, 97):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        with Image.open(buffer) as img:
+            assert estimate_quality(img.quantization) == quality
+    assert estimate_quality({}) is None
+
+
+def _reference_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """The textbook definition, one window at a time."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    values = []
+    for i in range(a.shape[0] - 6):
+        for j in range(a.shape[1] - 6):
+            x, y = a[i:i + 7, j:j + 7], b[i:i + 7, j:j + 7]
+            cov = np.cov(x.ravel(), y.ravel())
+            values.append(((2 * x.mean() * y.mean() + c1) * (2 * cov[0, 1] + c2))
+                          / ((x.mean() ** 2 + y.mean() ** 2 + c1) * (cov[0, 0] + cov[1, 1] + c2)))
+    return float(np.mean(values))
+
+
+def test_ssim_matches_the_textbook_definition() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (150, 41), dtype=np.uint8)  # more rows than a band: the bands must join up
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert ssim(a, b) == pytest.approx(_reference_ssim(a, b), abs=1e-5)
+    assert ssim(a, b) < 0.99
+
+
+def test_a_q95_photo_is_re_encoded_with_every_piece_of_metadata(tmp_path: Path) -> None:
+    source = camera_jpeg(tmp_path / "IMG.jpg", 95)
+    before = source.read_bytes()
+    result = compress_photo(source, "jpeg", tmp_path / "out" / "1", PhotoPolicy())
+    assert result.action == REENCODED, result.decision
+    assert source.read_bytes() == before  # the original is only read
+    assert result.output == tmp_path / "out" / "1.jpg" and result.output.stat().st_size == result.size_after
+    assert result.size_after <= 0.9 * len(before)
+    assert result.quality >= 0.98
+    assert result.quality == pytest.approx(ssim(jpeg_luma(before), jpeg_luma(result.output.read_bytes())))
+    with Image.open(result.output) as out, Image.open(source) as original:
+        assert estimate_quality(out.quantization) == 85
+        assert out.info.get("progressive")
+        exif, exif_ifd, gps = out.getexif(), out.getexif().get_ifd(sample.TAG_EXIF_IFD), out.getexif().get_ifd(
+            sample.TAG_GPS_IFD)
+        assert exif_ifd[sample.TAG_DATETIME_ORIGINAL] == "2023:07:01 23:30:00"
+        assert exif_ifd[sample.TAG_OFFSET_TIME_ORIGINAL] == "+09:00"
+        assert exif[sample.TAG_ORIENTATION] == 6 and exif[sample.TAG_MODEL] == "Pixel 7"
+        assert gps == original.getexif().get_ifd(sample.TAG_GPS_IFD) and gps[1] == "N"
+        assert out.info["icc_profile"] == original.info["icc_profile"]
+        assert out.info["xmp"] == XMP
+    assert not list((tmp_path / "out").glob(".partial-*"))
+
+
+def test_a_q80_photo_is_not_re_encoded(tmp_path: Path) -> None:
+    source = camera_jpeg(tmp_path / "IMG.jpg", 80)
+    result = compress_photo(source, "jpeg", tmp_path / "1", PhotoPolicy())
+    assert "already at or below target q85" in result.decision
+    assert result.action in (KEPT, LOSSLESS)
+    if result.output is not None:  # lossless: the same pixels, the same metadata
+        assert np.array_equal(jpeg_luma(result.output.read_bytes()), jpeg_luma(source.read_bytes()))
+        with Image.open(result.output) as out:
+            assert out.info["xmp"] == XMP and out.getexif()[sample.TAG_ORIENTATION] == 6
+
+
+def test_an_output_that_fails_the_quality_gate_is_not_kept(tmp_path: Path) -> None:
+    source = camera_jpeg(tmp_path / "IMG.jpg", 95)
+    result = compress_photo(source, "jpeg", tmp_path / "1", PhotoPolicy(min_ssim=0.9999))
+    assert "failed the quality gate: SSIM" in result.decision
+    assert result.action != REENCODED
+    if result.output is not None:
+        assert result.action == LOSSLESS and result.quality == 1.0
+        assert np.array_equal(jpeg_luma(result.output.read_bytes()), jpeg_luma(source.read_bytes()))
+
+
+def test_an_output_not_small_enough_is_not_kept(tmp_path: Path) -> None:
+    source = camera_jpeg(tmp_path / "IMG.jpg", 95)
+    result = compress_photo(source, "jpeg", tmp_path / "1", PhotoPolicy(min_saving_percent=95))
+    assert "saved only" in result.decision and result.action != REENCODED
+
+
+def test_a_truncated_jpeg_is_kept_with_the_reason(tmp_path: Path) -> None:
+    whole = camera_jpeg(tmp_path / "whole.jpg", 95).read_bytes()
+    source = tmp_path / "cut.jpg"
+    source.write_bytes(whole[: len(whole) // 2])
+    result = compress_photo(source, "jpeg", tmp_path / "1", PhotoPolicy())
+    assert result.action == KEPT and "cannot decode" in result.decision and result.output is None
+
+
+def test_a_cmyk_jpeg_is_never_re_encoded(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    sample.camera_like_image((400, 300), 2).convert("CMYK").save(buffer, "JPEG", quality=97)
+    source = tmp_path / "cmyk.jpg"
+    source.write_bytes(buffer.getvalue())
+    result = compress_photo(source, "jpeg", tmp_path / "1", PhotoPolicy())
+    assert "CMYK JPEG is never re-encoded" in result.decision
+    if result.output is not None:
+        with Image.open(result.output) as out, Image.open(source) as original:
+            assert out.mode == "CMYK" and np.array_equal(np.asarray(out), np.asarray(original))
+
+
+def test_a_16_bit_png_keeps_its_16_bits_and_every_chunk(tmp_path: Path) -> None:
+    ramp = (np.arange(300 * 200, dtype=np.uint32).reshape(200, 300) * 7 % 65536).astype(np.uint16)
+    image = Image.fromarray(ramp).convert("I;16")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1, pnginfo=_text("Comment", "kept"))
+    source = tmp_path / "deep.png"
+    source.write_bytes(buffer.getvalue())
+    result = compress_photo(source, "png", tmp_path / "1", PhotoPolicy())
+    assert result.action == LOSSLESS, result.decision
+    data = result.output.read_bytes()
+    assert data[24] == 16  # IHDR bit depth
+    with Image.open(result.output) as out, Image.open(source) as original:
+        assert out.mode == original.mode and np.array_equal(np.asarray(out), np.asarray(original))
+        assert out.text["Comment"] == "kept"
+
+
+def _text(key: str, value: str):  # noqa: ANN202
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(key, value)
+    return info
+
+
+def test_a_palette_png_with_transparency_stays_the_same_picture(tmp_path: Path) -> None:
+    image = sample.textured_image((200, 120), 4).quantize(64)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=3, compress_level=0)
+    source = tmp_path / "palette.png"
+    source.write_bytes(buffer.getvalue())
+    result = compress_photo(source, "png", tmp_path / "1", PhotoPolicy())
+    assert result.action == LOSSLESS and result.size_after < len(buffer.getvalue())
+    with Image.open(result.output) as out, Image.open(source) as original:
+        assert out.mode == "P" and out.info["transparency"] == 3
+        assert np.array_equal(np.asarray(out.convert("RGBA")), np.asarray(original.convert("RGBA")))
+
+
+def test_a_png_whose_data_does_not_match_its_header_is_kept(tmp_path: Path) -> None:
+    data = bytearray(sample.screenshot_bytes(size=(64, 64)))
+    struct.pack_into(">II", data, 16, 1, 1)  # a 1x1 header over 64x64 of data: how deflate bombs look
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    source = tmp_path / "odd.png"
+    source.write_bytes(bytes(data))
+    result = compress_photo(source, "png", tmp_path / "1", PhotoPolicy())
+    assert result.action == KEPT and "cannot read the PNG" in result.decision
+
+
+def test_decompression_bombs_are_refused_before_decoding(tmp_path: Path) -> None:
+    source = camera_jpeg(tmp_path / "IMG.jpg", 95, size=(400, 300))
+    result = compress_photo(source, "jpeg", tmp_path / "1", PhotoPolicy(max_pixels=100_000))
+    assert result.action == KEPT and "decompression-bomb guard" in result.decision
+
+
+def test_heic_stays_heic_unless_a_jpeg_derivative_is_wanted(tmp_path: Path) -> None:
+    source = tmp_path / "IMG.HEIC"
+    sample.make_photo(source, size=(320, 240), fmt="HEIC", quality=80, taken=datetime(2024, 3, 15, 23, 30),
+                      offset="+02:00", gps=sample.PARIS, make="Apple", model="iPhone 15")
+    before = source.read_bytes()
+    result = compress_photo(source, "heic", tmp_path / "1", PhotoPolicy())
+    assert result.action == KEPT and "HEIC stays HEIC" in result.decision and result.output is None
+
+    derived = compress_photo(source, "heic", tmp_path / "2", PhotoPolicy(heic_jpeg_derivative=True))
+    assert derived.output == tmp_path / "2.jpg" and derived.quality > 0.95
+    assert source.read_bytes() == before
+    with Image.open(derived.output) as out:
+        assert out.format == "JPEG"
+        assert out.getexif().get_ifd(sample.TAG_EXIF_IFD)[sample.TAG_DATETIME_ORIGINAL] == "2024:03:15 23:30:00"
+        assert out.getexif().get_ifd(sample.TAG_GPS_IFD)[1] == "N"
+
+
+def test_metadata_segments_are_carried_over_in_order() -> None:
+    original = io.BytesIO()
+    sample.textured_image((32, 32), 1).save(original, "JPEG", quality=95, comment=b"hello", xmp=XMP,
+                                            exif=sample.build_exif(make="X").tobytes())
+    plain = io.BytesIO()
+    sample.textured_image((32, 32), 2).save(plain, "JPEG", quality=80)
+    merged = copy_metadata_segments(original.getvalue(), plain.getvalue())
+    with Image.open(io.BytesIO(merged)) as img:
+        img.load()
+        assert img.info["comment"] == b"hello" and img.info["xmp"] == XMP
+        assert img.getexif()[sample.TAG_MAKE] == "X"
+        assert estimate_quality(img.quantization) == 80

