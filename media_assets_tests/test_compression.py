@@ -15,7 +15,13 @@ from PIL import Image, ImageCms
 from media_assets.media import sample_library as sample
 from media_assets.media.compressed import KEPT, LOSSLESS, REENCODED
 from media_assets.media.jpeg_quality import estimate_quality
-from media_assets.media.photo_compression import PhotoPolicy, compress_photo, copy_metadata_segments, jpeg_luma
+from media_assets.media.photo_compression import (
+    PhotoPolicy,
+    compress_photo,
+    copy_metadata_segments,
+    jpeg_luma,
+    quality_ladder,
+)
 from media_assets.media.ssim import ssim
 
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -111,6 +117,17 @@ def test_an_output_that_fails_the_quality_gate_is_not_kept(tmp_path: Path) -> No
     if result.output is not None:
         assert result.action == LOSSLESS and result.quality == 1.0
         assert np.array_equal(jpeg_luma(result.output.read_bytes()), jpeg_luma(source.read_bytes()))
+
+
+def test_a_grainy_photo_that_fails_at_the_target_is_tried_at_higher_qualities(tmp_path: Path) -> None:
+    assert quality_ladder(85, 97, 5) == [85, 88, 91] and quality_ladder(85, 90, 5) == [85]
+    buffer = io.BytesIO()
+    sample.camera_like_image((800, 600), 5, grain=1.2).save(buffer, "JPEG", quality=98)
+    source = tmp_path / "grainy.jpg"
+    source.write_bytes(buffer.getvalue())
+    result = compress_photo(source, "jpeg", tmp_path / "1", PhotoPolicy())
+    assert result.action == REENCODED and result.quality >= 0.98, result.decision
+    assert "to q85" not in result.decision and result.size_after <= 0.9 * len(buffer.getvalue())
 
 
 def test_an_output_not_small_enough_is_not_kept(tmp_path: Path) -> None:

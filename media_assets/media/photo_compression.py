@@ -36,6 +36,8 @@ from media_assets.media.ssim import ssim
 LOSSLESS_MIN_SAVING_PERCENT = 1.0
 #: Decoding more pixels than this is refused: a 64 MP RGB image is ~200 MB in memory per worker.
 DEFAULT_MAX_PIXELS = 64_000_000
+#: Step between the qualities tried when the target fails the SSIM gate.
+QUALITY_STEP = 3
 #: Quality of a HEIC's JPEG derivative: high, because it replaces the HEIC at that destination.
 DERIVATIVE_QUALITY = 92
 
@@ -138,21 +140,32 @@ def _reencode(data: bytes, img: Image.Image, original: np.ndarray, quality: int,
         new_size = (max(1, int(img.width * scale)), max(1, int(img.height * scale)))
         picture = img.resize(new_size, Image.Resampling.LANCZOS)
         reference = np.asarray(picture.convert("L"))
-    buffer = io.BytesIO()
     options = {"subsampling": sampling} if sampling >= 0 and img.mode == "RGB" else {}
-    picture.save(buffer, "JPEG", quality=policy.jpeg_quality, optimize=True, progressive=True, **options)
-    encoded = copy_metadata_segments(data, buffer.getvalue())
-    saved = saving(len(data), len(encoded))
-    what = f"q{policy.jpeg_quality} re-encode of a ~q{quality} source"
-    if saved < policy.min_saving_percent:
-        return f"{what} saved only {saved:.1f}% (< {policy.min_saving_percent:g}%)"
-    score = ssim(reference, jpeg_luma(encoded))
-    if score < policy.min_ssim:
-        return f"{what} failed the quality gate: SSIM {score:.4f} < {policy.min_ssim:g}"
-    resized = f", resized to {picture.width}x{picture.height}" if picture is not img else ""
-    return publish(encoded, target, action=REENCODED, size_before=len(data), quality=score,
-                   decision=f"re-encoded from ~q{quality} to q{policy.jpeg_quality}{resized}: "
-                            f"{saved:.1f}% smaller, SSIM {score:.4f}")
+    why = ""
+    for step in quality_ladder(policy.jpeg_quality, quality, policy.quality_margin):
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=step, optimize=True, progressive=True, **options)
+        encoded = copy_metadata_segments(data, buffer.getvalue())
+        saved = saving(len(data), len(encoded))
+        what = f"q{step} re-encode of a ~q{quality} source"
+        if saved < policy.min_saving_percent:
+            return why or f"{what} saved only {saved:.1f}% (< {policy.min_saving_percent:g}%)"
+        score = ssim(reference, jpeg_luma(encoded))
+        if score < policy.min_ssim:
+            why = f"{what} failed the quality gate: SSIM {score:.4f} < {policy.min_ssim:g}"
+            continue  # a higher quality may still pass and save plenty
+        resized = f", resized to {picture.width}x{picture.height}" if picture is not img else ""
+        return publish(encoded, target, action=REENCODED, size_before=len(data), quality=score,
+                       decision=f"re-encoded from ~q{quality} to q{step}{resized}: "
+                                f"{saved:.1f}% smaller, SSIM {score:.4f}")
+    return why
+
+
+def quality_ladder(target: int, source: int, margin: int) -> list[int]:
+    """Qualities to try, lowest first: the target, then steps of QUALITY_STEP while still clearly below the
+    source. A grainy q97 photo whose q85 version fails the SSIM gate often passes at q88-91 and still loses
+    half its bytes; each step costs one encode and one SSIM."""
+    return [target, *range(target + QUALITY_STEP, source - margin + 1, QUALITY_STEP)]
 
 
 def _jpeg_lossless(data: bytes, original: np.ndarray, target: Path, why: str) -> Compressed:
