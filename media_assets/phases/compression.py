@@ -104,8 +104,9 @@ class Job:
 
 def compress_file(job: Job, config: CompressionConfig) -> Compressed:
     """One file's decision; never raises, so one bad file cannot stop the batch."""
-    size = job.source.stat().st_size
+    size = 0
     try:
+        size = job.source.stat().st_size
         if job.media_type == "video":
             return compress_video(job.source, job.media_format or "", job.target_stem, config.video,
                                   paired=job.paired)
