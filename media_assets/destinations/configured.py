@@ -9,7 +9,11 @@ from media_assets.settings import Settings
 
 
 def primary_destination(settings: Settings) -> Destination:
-    """The destination of the `icloud_upload` phase."""
+    """The destination of the `icloud_upload` phase: iCloud Photos once an account is configured."""
+    if settings.icloud_username or settings.raw.get("ICLOUD_UPLOAD_USERNAME", "").strip():
+        from media_assets.destinations.icloud import icloud_destination
+
+        return icloud_destination(settings)
     return FolderDestination("local", settings.local_destination_dir)
 
 

@@ -6,14 +6,20 @@ reason), so both upload phases can run in either order and a re-run only sends w
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 
+from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.destinations.base import Destination, UploadError
 from media_assets.phases.common import PhaseContext, PhaseFailed, PhaseOutcome
 
+#: Files handed to the destination at a time (a concurrent destination keeps that many in flight).
+SEND_CHUNK = 32
+
 
 def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
            required_destinations: Collection[str]) -> None:
+    chunk: list[MediaFile] = []
     for file in ctx.catalog.iter_files(ctx.batch_id, FileState.STAGED):
         if ctx.catalog.upload_for(file.id, destination.name) is not None:
             outcome.counts["already_uploaded"] += 1
@@ -26,22 +32,42 @@ def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
             outcome.counts["not_accepted"] += 1
             ctx.log.warning(f"{file.original_name!r} not accepted by {destination.name}: {reason}")
             continue
-        try:
-            remote_id = destination.upload(ctx.path(file.staged_path or ""), _name(file.staged_path),
-                                           file.output_hash or "")
-        except (UploadError, OSError) as error:
-            outcome.failed += 1
-            ctx.catalog.set_error(file.id, f"upload to {destination.name} failed: {error}")
-            ctx.log.warning(f"upload of {file.original_name!r} to {destination.name} failed: {error}")
-            continue
-        ctx.catalog.record_upload(file.id, destination.name, status="uploaded", remote_id=remote_id,
-                                  checksum=file.output_hash)
-        outcome.bytes_out += file.output_size or 0
-        outcome.counts["uploaded"] += 1
+        chunk.append(file)
+        if len(chunk) == SEND_CHUNK:
+            _send(ctx, outcome, destination, chunk)
+            chunk = []
+    _send(ctx, outcome, destination, chunk)
     finish_uploads(ctx, outcome, required_destinations)
     if outcome.failed:
         raise PhaseFailed(f"{outcome.failed} file(s) could not be uploaded to {destination.name}; "
                           "they stay staged and a re-run of the batch retries them")
+
+
+def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, files: list[MediaFile]) -> None:
+    """Send files and record each result in this thread. A destination with `upload_many` (iCloud) transfers
+    several at once; the catalog is still written here, one file at a time."""
+    if not files:
+        return
+    jobs = [(ctx.path(f.staged_path or ""), _name(f.staged_path), f.output_hash or "") for f in files]
+    upload_many = getattr(destination, "upload_many", None)
+    results = upload_many(jobs) if upload_many is not None else ((job, _upload_one(destination, job)) for job in jobs)
+    for file, (_job, result) in zip(files, results, strict=True):
+        if isinstance(result, Exception):
+            outcome.failed += 1
+            ctx.catalog.set_error(file.id, f"upload to {destination.name} failed: {result}")
+            ctx.log.warning(f"upload of {file.original_name!r} to {destination.name} failed: {result}")
+            continue
+        ctx.catalog.record_upload(file.id, destination.name, status="uploaded", remote_id=result,
+                                  checksum=file.output_hash)
+        outcome.bytes_out += file.output_size or 0
+        outcome.counts["uploaded"] += 1
+
+
+def _upload_one(destination: Destination, job: tuple[Path, str, str]) -> str | Exception:
+    try:
+        return destination.upload(*job)
+    except (UploadError, OSError) as error:
+        return error
 
 
 def finish_uploads(ctx: PhaseContext, outcome: PhaseOutcome, required_destinations: Collection[str]) -> None:

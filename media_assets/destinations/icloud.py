@@ -1,0 +1,90 @@
+"""iCloud Photos as the destination of `icloud_upload`: the photosupload flow without waiting for Apple to index
+each file (about 20 s); `verify` in the verification phase waits, once per batch, for the records to appear.
+
+Apple answers identical bytes with the asset it already has: that counts as uploaded. Formats the web upload
+does not take (JPEG only by default, ICLOUD_UPLOAD_FORMATS) are declined with the reason, so the file is
+recorded as not accepted and still kept and sorted locally."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from media_assets.destinations.base import UploadError
+from media_assets.icloud import library
+from media_assets.icloud.config import ICloudConfig, icloud_config
+from media_assets.icloud.session import CodeProvider, Connection, account_connector
+from media_assets.settings import Settings
+
+#: One upload: (path, name, checksum), as `Destination.upload` takes it.
+Job = tuple[Path, str, str]
+
+
+class ICloudDestination:
+    name = "icloud"
+
+    def __init__(self, config: ICloudConfig, connect: Callable[[], Connection]) -> None:
+        self.config = config
+        self._connect = connect
+        self._connection: Connection | None = None
+        self._index_deadline: float | None = None
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    def refusal(self, media_format: str | None, media_type: str | None) -> str | None:
+        if (media_format or "").lower() in self.config.upload_formats:
+            return None
+        accepted = ", ".join(sorted(self.config.upload_formats)).upper()
+        return (f"not accepted by iCloud: its web upload takes {accepted} only (ICLOUD_UPLOAD_FORMATS), "
+                f"not {(media_format or media_type or 'this file').upper()}")
+
+    def upload(self, path: Path, name: str, checksum: str) -> str:
+        try:
+            asset_id, _already_there = library.upload(self.connection, path)
+        except Exception as error:
+            raise UploadError(f"iCloud upload failed: {error}") from None
+        return asset_id
+
+    def upload_many(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, str | UploadError]]:
+        """Up to ICLOUD_CONCURRENCY uploads at once (paced); results in the order of `jobs`."""
+        def one(job: Job) -> str | UploadError:
+            try:
+                return self.upload(*job)
+            except UploadError as error:
+                return error
+
+        _ = self.connection  # sign in once, before the threads start
+        with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="icloud-upload") as pool:
+            pending = list(jobs)
+            yield from zip(pending, pool.map(one, pending), strict=True)
+
+    def verify(self, remote_id: str, checksum: str) -> bool:
+        """The asset is indexed, in the library, and (where Apple's checksum is a SHA-256) holds these bytes.
+
+        Freshly uploaded assets take seconds to be indexed: the first verification of a run waits up to
+        ICLOUD_INDEX_WAIT_SECONDS, and the later ones share that deadline, so a batch waits once, not per file."""
+        if self._index_deadline is None:
+            self._index_deadline = time.monotonic() + self.config.index_wait_seconds
+        delay = 0.25
+        while True:
+            asset = library.lookup_asset(self.connection, remote_id)
+            if asset is not None:
+                deleted = asset.asset_record.fields.get_value("isDeleted")
+                checksum_ok = all(library.checksum_matches(f.checksum, bytes.fromhex(checksum))
+                                  for f in library.files_of(asset) if f.kind == library.ORIGINAL)
+                return not deleted and checksum_ok
+            if time.monotonic() + delay > self._index_deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+
+
+def icloud_destination(settings: Settings, code_provider: CodeProvider | None = None) -> ICloudDestination:
+    config = icloud_config(settings, role="destination")
+    return ICloudDestination(config, account_connector(config, settings, code_provider))

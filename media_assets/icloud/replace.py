@@ -1,0 +1,46 @@
+"""Replace-originals mode (ICLOUD_REPLACE_ORIGINALS, off by default): once the uploaded successor of an iCloud
+asset is verified in iCloud, the source asset is moved to Recently Deleted (Apple keeps it 30 days) and the
+catalog records both ids. Every file of the asset (a Live Photo's video too) must be verified first, and an
+asset is never deleted when its successor is the asset itself (Apple answered "duplicate": same bytes)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+from media_assets.catalog.repository import Catalog
+from media_assets.icloud import library
+from media_assets.icloud.session import Connection
+from media_assets.icloud.state import SOURCE
+
+log = logging.getLogger("media_assets.icloud")
+
+
+def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Connection], *, account: str,
+                      destination: str = "icloud") -> int:
+    """Move this batch's verified iCloud originals to Recently Deleted; returns how many were moved."""
+    rows = catalog.conn.execute(
+        "SELECT f.id, f.source_id, f.state, u.remote_id, u.verified_at FROM media_files f"
+        " LEFT JOIN uploads u ON u.file_id = f.id AND u.destination = %s AND u.status = 'uploaded'"
+        " WHERE f.batch_id = %s AND f.source = %s"
+        " AND NOT EXISTS (SELECT 1 FROM icloud_replacements r WHERE r.file_id = f.id) ORDER BY f.id",
+        (destination, batch_id, SOURCE)).fetchall()
+    by_asset: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_asset[library.split_source_id(row["source_id"])[0]].append(row)
+    moved = 0
+    for asset_id, files in by_asset.items():
+        if not all(f["state"] == "verified" and f["verified_at"] is not None for f in files):
+            continue  # not every file of the asset has a verified successor: keep it
+        if any(f["remote_id"] == asset_id for f in files):
+            log.info("iCloud asset %s is its own successor (identical bytes); it stays", asset_id)
+            continue
+        if library.soft_delete(source(), asset_id):
+            moved += 1
+        with catalog.transaction() as cur:
+            for f in files:
+                cur.execute("INSERT INTO icloud_replacements (file_id, source_account, source_asset_id,"
+                            " successor_asset_id) VALUES (%s, %s, %s, %s)",
+                            (f["id"], account, asset_id, f["remote_id"]))
+    return moved
