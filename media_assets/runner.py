@@ -88,6 +88,7 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     from media_assets.defs.jobs import BATCH_JOB_NAME
 
     catalog = pipeline.catalog
+    catalog.ensure_connected()
     batch_id = batch_id or new_batch_id(catalog)
     catalog.create_batch(batch_id)
     if not pipeline.instance.has_dynamic_partition("batch", batch_id):
@@ -100,6 +101,7 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})
     error = None
     if not result.success:
+        catalog.ensure_connected()  # the failure may have been the database going away
         catalog.set_batch_status(batch_id, "failed")
         error = first_failure(result.all_events)
     report = build_report(catalog, batch_id, PHASES, success=result.success,

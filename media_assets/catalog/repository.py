@@ -76,9 +76,17 @@ class Catalog:
 
     @property
     def conn(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
+        if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self.conninfo, row_factory=dict_row, autocommit=True)
         return self._conn
+
+    def ensure_connected(self) -> None:
+        """Reconnect if the server went away since the last query (restarted, or the connection dropped), so a
+        re-run after a database restart starts cleanly instead of failing on a dead connection."""
+        try:
+            self.conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            self.close()
 
     def close(self) -> None:
         if self._conn is not None:

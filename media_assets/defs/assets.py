@@ -2,8 +2,10 @@
 context from the resources, runs the plain phase function, and hands its numbers to Dagster as metadata."""
 
 
+import contextlib
 from functools import partial
 
+import psycopg
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from media_assets.defs.partitions import batch_partitions
@@ -31,7 +33,9 @@ def _run(context: AssetExecutionContext, settings: SettingsResource, catalog: Ca
     try:
         outcome = run_phase(name, ctx, work, enabled=enabled, when_disabled=when_disabled)
     except Exception:
-        ctx.catalog.set_batch_status(ctx.batch_id, "failed")
+        with contextlib.suppress(psycopg.Error):  # the failure may be the database itself
+            ctx.catalog.ensure_connected()
+            ctx.catalog.set_batch_status(ctx.batch_id, "failed")
         raise
     return MaterializeResult(metadata=outcome.metadata())
 
