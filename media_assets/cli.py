@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     ui = commands.add_parser("ui", help="start the Dagster web UI and daemon (the dashboard and the automation)")
     ui.add_argument("--host", default=None, help="address to bind (default DAGSTER_UI_HOST or 127.0.0.1)")
     ui.add_argument("--port", type=int, default=None, help="port (default DAGSTER_UI_PORT or 3000)")
+    icloud = commands.add_parser("icloud", help="iCloud Photos: `login` signs in, asking for Apple's 2FA code here")
+    icloud.add_argument("action", choices=["login"])
+    icloud.add_argument("--upload-account", action="store_true",
+                        help="sign in the upload account (ICLOUD_UPLOAD_USERNAME) instead of the source account")
     sample = commands.add_parser("sample-library", help="write a small sample library of photos and videos")
     sample.add_argument("path", type=Path)
     args = parser.parse_args(argv)
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"media-pipeline: configuration error: {error}", file=sys.stderr)
         return 2
+    if args.command == "icloud":
+        return _icloud_login(settings, args.upload_account)
     from media_assets.catalog.database import embedded_postgres_running, stop_embedded_postgres
     from media_assets.runner import open_pipeline
 
@@ -75,6 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         if started_embedded:
             stop_embedded_postgres(settings.data_dir)
     return 1
+
+
+def _icloud_login(settings, upload_account: bool) -> int:  # noqa: ANN001
+    from media_assets.icloud.config import icloud_config
+    from media_assets.icloud.session import ICloudAuthError, login_in_terminal
+
+    try:
+        print(login_in_terminal(icloud_config(settings, role="destination" if upload_account else "source")))
+    except (ICloudAuthError, SettingsError) as error:
+        print(f"media-pipeline: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _run_once(pipeline, batch_id: str | None) -> int:  # noqa: ANN001

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -271,3 +272,48 @@ def test_a_failure_after_retries_fails_only_that_file_and_the_next_batch_takes_i
     assert second.success, second.error
     assert list(_downloaded(pipeline, second.batch_id)) == [f"{broken.asset_id}/original"]
     assert pipeline.catalog.conn.execute("SELECT count(*) AS n FROM icloud_download_retries").fetchone()["n"] == 0
+
+
+# --- 2FA relayed through Telegram ------------------------------------------------------------------------------
+
+def test_a_batch_asks_for_the_code_on_telegram_and_downloads(standin, make_pipeline, tmp_path) -> None:
+    from media_assets_tests.telegram_stub import TelegramStub
+
+    telegram = TelegramStub().start()
+    try:
+        owner = 5550001
+        pipeline = make_pipeline(**icloud_settings(
+            standin, tmp_path, ENABLE_TELEGRAM="true", TELEGRAM_BOT_TOKEN=telegram.token,
+            TELEGRAM_CHAT_ID=str(owner), TELEGRAM_USER_ID=str(owner),
+            TELEGRAM_BASE_URL=f"http://127.0.0.1:{telegram.port}", ICLOUD_2FA_TIMEOUT_SECONDS="30"))
+        add_photos(standin, 2)
+
+        def owner_answers() -> None:
+            [prompt] = telegram.wait_for_sent(1, timeout=30)
+            telegram.inject_message(chat_id=owner, user_id=owner, text="000000", date=prompt.date + 1)
+            retry = telegram.wait_for_sent(2, timeout=30)[-1]
+            telegram.inject_message(chat_id=owner, user_id=owner, text=standin.code, date=retry.date + 1)
+
+        helper = threading.Thread(target=owner_answers, daemon=True)
+        helper.start()
+        report = run_batch(pipeline)
+        helper.join(timeout=5)
+        assert report.success, report.error
+        assert len(_downloaded(pipeline, report.batch_id)) == 2
+        assert standin.codes_checked == ["000000", standin.code]
+        prompts = [s.text for s in telegram.sent[:2]]
+        assert "6-digit code" in prompts[0] and "not accepted" in prompts[1]
+    finally:
+        telegram.stop()
+
+
+def test_icloud_login_in_the_terminal(standin, make_pipeline, tmp_path, monkeypatch, capsys) -> None:
+    from media_assets.cli import main
+
+    make_pipeline(**icloud_settings(standin, tmp_path))
+    answers = iter(["12 34 56"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    standin.code = "123456"
+    assert main(["icloud", "login"]) == 0
+    assert "Signed in to iCloud as owner@example.com" in capsys.readouterr().out
+    assert standin.codes_checked == ["123456"]

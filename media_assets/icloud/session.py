@@ -201,3 +201,20 @@ def account_connector(config: ICloudConfig, settings: Settings, code_provider: C
     """Signs in when first needed, asking for a code on Telegram unless another provider is given."""
     return lambda: connect(config, code_provider=code_provider or telegram_code_provider(settings),
                            alert=telegram_alert(settings))
+
+
+def terminal_code_provider(read: Callable[[str], str] | None = None) -> CodeProvider:
+    """Ask in the terminal (`media-pipeline icloud login`); an empty answer gives up."""
+
+    def ask(prompt: str, deadline_seconds: float) -> str | None:
+        answer = "".join((read or input)(f"{prompt}\nCode: ").split())
+        return answer or None
+
+    return ask
+
+
+def login_in_terminal(config: ICloudConfig, read: Callable[[str], str] | None = None) -> str:
+    """Sign in now, asking for the code here; the trusted session then serves runs for about a month."""
+    connection = connect(config, code_provider=terminal_code_provider(read))
+    until = f" until about {connection.trust_expires:%Y-%m-%d}" if connection.trust_expires else ""
+    return f"Signed in to iCloud as {config.username}; the session is trusted{until}."
