@@ -1,7 +1,10 @@
 """Benchmark of deduplication, all in one run on one generated corpus:
 
-- fingerprint throughput (files/s) of the phase's pool (reduced decodes, os.cpu_count() workers) against the
-  naive baseline (full decode + imagehash.phash + sha256 per file, one process), on 12 MP JPEG and 12 MP HEIC;
+- throughput (files/s) of the phase's fingerprinting and deciding, pool of os.cpu_count() workers, signatures of
+  the near candidates included, against the naive baseline (full decode + imagehash.phash + sha256 per file, one
+  process), on 12 MP JPEG and HEIC: distinct camera photos (with EXIF thumbnails), the same photos without EXIF
+  (messenger copies: the reduced decode every JPEG took before thumbnails were used), the corpus's own JPEGs
+  (copies and look-alikes: most have a near candidate to confirm) and the corpus's HEICs;
 - precision/recall of the phase's decisions on copies (50 %, 25 %, q70, PNG, HEIC) and look-alikes (bursts,
   re-crops, shots of one flat scene), against an empty catalog;
 - near-duplicate search: 1,000 new hashes against 1,000,000 catalog hashes, multi-index vs numpy brute force;
@@ -25,7 +28,6 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,8 +44,15 @@ from media_assets.media.dates import register_heif  # noqa: E402
 from media_assets.media.hashing import sha256_file  # noqa: E402
 from media_assets.media.near_index import NearIndex, brute_force  # noqa: E402
 from media_assets.media.sample_library import textured_image, write_bytes_if_changed  # noqa: E402
-from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, Item, _fingerprint_job, decide  # noqa: E402
-from media_assets_tests.dedup_corpus import CorpusFile, score, write_corpus  # noqa: E402
+from media_assets.phases.deduplication import (  # noqa: E402
+    DEFAULT_NEAR_RADIUS,
+    Item,
+    Workers,
+    _fingerprint_job,
+    decide,
+    pixel_signer,
+)
+from media_assets_tests.dedup_corpus import CorpusFile, exif_with_thumbnail, score, write_corpus  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks" / "dedup"
 
@@ -78,39 +87,53 @@ def _naive(path: str) -> tuple[int, str]:
     return phash, hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def throughput(paths: list[Path], workers: int) -> dict[str, float]:
+def _phase(files: list[MediaFile], workers: Workers) -> dict[int, Any]:
+    """What the phase computes between the catalog reads and writes: fingerprints, then decisions (with the
+    near candidates' signatures), against an empty catalog. Decisions by file id."""
+    tasks = ((file, (file.original_path, file.media_type)) for file in files)
+    items = [Item(file, result) for file, result in workers.map(_fingerprint_job, tasks)]
+    assert all(i.fingerprint.error is None for i in items), [i.fingerprint.error for i in items]
+    return decide(EmptyCatalog(), items, DEFAULT_NEAR_RADIUS, pixel_signer(workers, Path("/")))  # type: ignore[arg-type]
+
+
+def throughput(paths: list[Path], workers: int, rounds: int = 3) -> dict[str, float]:
+    """Files/s of the naive baseline and of the phase (`rounds` batches of the same files, warm pool)."""
+    _naive(str(paths[0]))  # imports and first-call costs are not the files'
     started = time.perf_counter()
     for path in paths:
         _naive(str(path))
     naive = len(paths) / (time.perf_counter() - started)
-    with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(_fingerprint_job, [str(paths[0])] * workers, ["photo"] * workers))  # start the workers
+    files = [_media_file(n + 1, p) for n, p in enumerate(paths)]  # identify + SHA-256: the download phase's work
+    with Workers(workers) as pool:
+        list(pool.map(_fingerprint_job, [(n, (str(paths[0]), "photo")) for n in range(workers)]))  # start them
         started = time.perf_counter()
-        prints = list(pool.map(_fingerprint_job, [str(p) for p in paths], ["photo"] * len(paths)))
-        phase = len(paths) / (time.perf_counter() - started)
-    assert all(p.error is None for p in prints), [p.error for p in prints if p.error]
+        for _ in range(rounds):
+            _phase(files, pool)
+        phase = rounds * len(paths) / (time.perf_counter() - started)
     return {"files": len(paths), "naive_files_per_s": round(naive, 2), "phase_files_per_s": round(phase, 2),
             "speedup": round(phase / naive, 1)}
 
 
-def jpeg_set(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
-    paths = []
+def jpeg_set(folder: Path, count: int, size: tuple[int, int], camera: bool = False) -> list[Path]:
+    """`count` distinct textured photos: bare JPEGs (no EXIF, like a messenger's copies), or as a camera writes
+    them (`camera`: EXIF with a 160x120 thumbnail). Both forms are written together, from one picture."""
+    bare, cameras = [], []
     for n in range(count):
-        path = folder / f"jpeg-{size[0]}x{size[1]}-{n:03d}.jpg"
-        if not path.exists():
-            buffer = io.BytesIO()
-            textured_image(size, 500 + n).save(buffer, format="JPEG", quality=92)
-            write_bytes_if_changed(path, buffer.getvalue())
-        paths.append(path)
-    return paths
+        bare.append(folder / f"jpeg-{size[0]}x{size[1]}-{n:03d}.jpg")
+        cameras.append(folder / f"camera-{size[0]}x{size[1]}-{n:03d}.jpg")
+        if not (bare[-1].exists() and (cameras[-1].exists() or not camera)):
+            image = textured_image(size, 500 + n)
+            for path, exif in ((bare[-1], None), (cameras[-1], exif_with_thumbnail(Image.Exif(), image))):
+                buffer = io.BytesIO()
+                image.save(buffer, format="JPEG", quality=92, **({"exif": exif} if exif else {}))
+                write_bytes_if_changed(path, buffer.getvalue())
+    return cameras if camera else bare
 
 
 def accuracy(files: list[CorpusFile], workers: int) -> dict[str, Any]:
-    with ProcessPoolExecutor(workers) as pool:
-        prints = list(pool.map(_fingerprint_job, [str(f.path) for f in files], ["photo"] * len(files)))
-    items = [Item(_media_file(n + 1, f.path), p) for n, (f, p) in enumerate(zip(files, prints, strict=True))]
-    decisions = decide(EmptyCatalog(), items, DEFAULT_NEAR_RADIUS)  # type: ignore[arg-type]
-    path_of = {i.file.id: Path(i.file.source_id) for i in items}
+    with Workers(workers) as pool:
+        decisions = _phase([_media_file(n + 1, f.path) for n, f in enumerate(files)], pool)
+    path_of = {n + 1: f.path for n, f in enumerate(files)}
     duplicates = {path_of[file_id]: path_of[d.keeper_id] for file_id, d in decisions.items() if d.keeper_id}
     return {kind: {"true_copies": a.true_copies, "found": a.found, "false_duplicates": a.false_duplicates,
                    "recall": round(a.recall, 4), "precision": round(a.precision, 4)}
@@ -146,10 +169,9 @@ def batch_memory(folder: Path, files: int, workers: int) -> dict[str, float]:
     paths = jpeg_set(folder, files, (96, 72))
     tracemalloc.start()
     started = time.perf_counter()
-    with ProcessPoolExecutor(workers) as pool:
-        prints = list(pool.map(_fingerprint_job, [str(p) for p in paths], ["photo"] * len(paths), chunksize=64))
-    items = [Item(_media_file(n + 1, p), f) for n, (p, f) in enumerate(zip(paths, prints, strict=True))]
-    decide(EmptyCatalog(), items, DEFAULT_NEAR_RADIUS)  # type: ignore[arg-type]
+    batch = [_media_file(n + 1, p) for n, p in enumerate(paths)]
+    with Workers(workers) as pool:
+        _phase(batch, pool)
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -186,9 +208,13 @@ def main() -> int:
     print(f"corpus of {len(corpus)} files ready in {time.perf_counter() - started:.0f} s (cached in {folder})")
     jpegs = [f.path for f in corpus if f.path.suffix == ".jpg" and f.kind not in ("resized50", "resized25")]
     heics = [f.path for f in corpus if f.kind == "heic"]
+    distinct = 8 if args.quick else 24
+    cameras, bare = (jpeg_set(folder / "distinct", distinct, big, camera) for camera in (True, False))
     results: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {workers} cores, Python {platform.python_version()}",
         "when": datetime.now().isoformat(timespec="seconds"),
+        "jpeg_camera": throughput(cameras, workers),
+        "jpeg_bare": throughput(bare, workers),
         "jpeg": throughput(jpegs, workers),
         "heic": throughput(heics, workers),
         "accuracy": accuracy(corpus, workers),
@@ -197,9 +223,12 @@ def main() -> int:
     }
     print(f"machine: {results['machine']}")
     print("\n| input | files | naive files/s | phase files/s | speed-up |\n| --- | --- | --- | --- | --- |")
-    for name in ("jpeg", "heic"):
+    labels = {"jpeg_camera": "JPEG, distinct camera photos (EXIF thumbnail)",
+              "jpeg_bare": "JPEG, the same without EXIF (reduced decode)",
+              "jpeg": "JPEG, corpus copies and look-alikes (near candidates)", "heic": "HEIC, corpus"}
+    for name, label in labels.items():
         r = results[name]
-        print(f"| {big[0]}x{big[1]} {name.upper()} | {r['files']} | {r['naive_files_per_s']} "
+        print(f"| {big[0]}x{big[1]} {label} | {r['files']} | {r['naive_files_per_s']} "
               f"| {r['phase_files_per_s']} | {r['speedup']}x |")
     print("\n| kind | true copies | found | false duplicates | recall | precision |")
     print("| --- | --- | --- | --- | --- | --- |")

@@ -1,17 +1,20 @@
 """A generated library for measuring deduplication: true copies and look-alikes that must stay apart.
 
 Shared by the accuracy tests (small pictures) and `benchmarks/dedup.py` (12 MP). For every original photo
-(a camera-like textured JPEG with EXIF) it writes the copies a family library accumulates: resized to 50 % and
-25 %, re-compressed at quality 70, converted to PNG and to HEIC (with the 320 px thumbnail phones embed).
-Beside them, pictures that are similar but *not* copies: burst-like frames (the camera moves ~1 % between
-frames, a subject moves, fresh sensor grain), a re-cropped edit of an original, and several shots of one flat
-scene. Each file's `group` names the picture it shows: two files are true duplicates exactly when their
-groups are equal.
+(a camera-like textured JPEG with EXIF and a 160x120 EXIF thumbnail) it writes the copies a family library
+accumulates: resized to 50 % and 25 %, re-compressed at quality 70, converted to PNG and to HEIC (with the
+320 px thumbnail phones embed); the q70 and 50 % copies keep the original's EXIF and thumbnail, the 25 % one
+has no EXIF, like a messenger's. Beside them, pictures that are similar but *not* copies: burst-like frames
+(the camera moves ~1 % between frames, a subject moves, fresh sensor grain), a re-cropped edit of an original
+that kept the original's EXIF and so its now stale thumbnail, and several shots of one flat scene (camera
+shots, with thumbnails). Each file's `group` names the picture it shows: two files are true duplicates exactly
+when their groups are equal.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from media_assets.media.sample_library import build_exif, photo_bytes, textured_image, write_bytes_if_changed
+from media_assets.media.sample_library import build_exif, textured_image, write_bytes_if_changed
 
 COPY_KINDS = ("resized50", "resized25", "q70", "png", "heic")
 
@@ -33,10 +36,36 @@ class CorpusFile:
     kind: str  # original, one of COPY_KINDS, burst, crop, flat
 
 
-def _jpeg(image: Image.Image, quality: int, exif: Image.Exif | None = None) -> bytes:
+def _jpeg(image: Image.Image, quality: int, exif: Image.Exif | bytes | None = None) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality, **({"exif": exif.tobytes()} if exif else {}))
+    raw = exif.tobytes() if isinstance(exif, Image.Exif) else exif
+    image.save(buffer, format="JPEG", quality=quality, **({"exif": raw} if raw else {}))
     return buffer.getvalue()
+
+
+def exif_with_thumbnail(exif: Image.Exif, thumbnail_of: Image.Image, size: tuple[int, int] = (160, 120)) -> bytes:
+    """EXIF bytes (APP1 payload) with a JPEG thumbnail in IFD1, as cameras write them (Pillow writes no IFD1):
+    IFD0's next-IFD pointer is set to an IFD1 appended at the end, followed by the thumbnail's bytes."""
+    small = io.BytesIO()
+    thumb = thumbnail_of.copy()
+    thumb.thumbnail(size, Image.Resampling.BOX)
+    thumb.save(small, format="JPEG", quality=80)
+    data = small.getvalue()
+    tiff = bytearray(exif.tobytes()[6:])
+    order = "<" if tiff[:2] == b"II" else ">"
+    (ifd0,) = struct.unpack_from(order + "I", tiff, 4)
+    (count,) = struct.unpack_from(order + "H", tiff, ifd0)
+    tiff += b"\x00" * (len(tiff) % 2)
+    ifd1 = len(tiff)
+    struct.pack_into(order + "I", tiff, ifd0 + 2 + 12 * count, ifd1)
+    entries = [(0x0103, 3, 1, struct.pack(order + "HH", 6, 0)),  # Compression: JPEG
+               (0x0201, 4, 1, struct.pack(order + "I", ifd1 + 2 + 12 * 3 + 4)),  # where the thumbnail starts
+               (0x0202, 4, 1, struct.pack(order + "I", len(data)))]
+    tiff += struct.pack(order + "H", len(entries))
+    for tag, kind, n, value in entries:
+        tiff += struct.pack(order + "HHI", tag, kind, n) + value
+    tiff += struct.pack(order + "I", 0) + data
+    return b"Exif\x00\x00" + bytes(tiff)
 
 
 def heic_bytes(image: Image.Image, exif: Image.Exif | None = None) -> bytes:
@@ -56,17 +85,20 @@ def _grain(image: Image.Image, rng: np.random.Generator, amount: float = 4.0) ->
     return Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
 
 
-def copies_of(original: Image.Image, exif: Image.Exif, kinds: tuple[str, ...] = COPY_KINDS) -> dict[str, bytes]:
-    """The encoded copies of one photo, by kind."""
+def copies_of(original: Image.Image, exif: Image.Exif, kinds: tuple[str, ...] = COPY_KINDS,
+              camera_exif: bytes | None = None) -> dict[str, bytes]:
+    """The encoded copies of one photo, by kind; the JPEG copies keep `camera_exif` (with its thumbnail) when
+    given, as most editors do, except the 25 % one (a messenger's copy carries no EXIF)."""
+    kept = camera_exif or exif
     w, h = original.size
     made: dict[str, bytes] = {}
     for kind in kinds:
         if kind == "resized50":
-            made[kind] = _jpeg(original.resize((w // 2, h // 2), Image.Resampling.LANCZOS), 85, exif)
+            made[kind] = _jpeg(original.resize((w // 2, h // 2), Image.Resampling.LANCZOS), 85, kept)
         elif kind == "resized25":
             made[kind] = _jpeg(original.resize((w // 4, h // 4), Image.Resampling.LANCZOS), 85)
         elif kind == "q70":
-            made[kind] = _jpeg(original, 70, exif)
+            made[kind] = _jpeg(original, 70, kept)
         elif kind == "png":
             buffer = io.BytesIO()
             original.save(buffer, format="PNG", compress_level=1)
@@ -130,25 +162,31 @@ def write_corpus(folder: Path, *, size: tuple[int, int], originals: int, bursts:
         add(entries, partial(_photo_and_copies, size, seed + n, taken, copy_kinds, n % 3 == 0))
     for b in range(bursts):
         add([(f"bursts/BURST{b:03d}_{k}.jpg", f"burst{b}-{k}", "burst") for k in range(3)],
-            lambda b=b: [_jpeg(frame, 92) for frame in burst_frames(size, seed + 10_000 + b)])
+            lambda b=b: [_camera_jpeg(frame) for frame in burst_frames(size, seed + 10_000 + b)])
     for f in range(flats):
         add([(f"flat/FLAT{f:03d}_{k}.jpg", f"flat{f}-{k}", "flat") for k in range(3)],
-            lambda f=f: [_jpeg(shot, 92) for shot in flat_shots(size, seed + 20_000 + f)])
+            lambda f=f: [_camera_jpeg(shot) for shot in flat_shots(size, seed + 20_000 + f)])
     return files
 
 
 _SUFFIX = {"png": "png", "heic": "heic"}
 
 
+def _camera_jpeg(image: Image.Image, exif: Image.Exif | None = None) -> bytes:
+    """A camera's JPEG: quality 92, EXIF with the picture's thumbnail."""
+    return _jpeg(image, 92, exif_with_thumbnail(exif or build_exif(make="Google", model="Pixel 7"), image))
+
+
 def _photo_and_copies(size: tuple[int, int], seed: int, taken: datetime, kinds: tuple[str, ...],
                       with_crop: bool) -> list[bytes]:
     image = textured_image(size, seed)
     exif = build_exif(taken=taken, offset="+02:00", make="Google", model="Pixel 7")
-    encoded = [photo_bytes(image=image, taken=taken, offset="+02:00"), *copies_of(image, exif, kinds).values()]
-    if with_crop:
+    camera_exif = exif_with_thumbnail(exif, image)
+    encoded = [_jpeg(image, 92, camera_exif), *copies_of(image, exif, kinds, camera_exif).values()]
+    if with_crop:  # the editor kept the original's EXIF, thumbnail included
         w, h = size
         crop = image.crop((w // 10, h // 10, w - w // 10, h - h // 10)).resize(size, Image.Resampling.LANCZOS)
-        encoded.append(_jpeg(crop, 92, exif))
+        encoded.append(_jpeg(crop, 92, camera_exif))
     return encoded
 
 

@@ -4,8 +4,10 @@ flowing; nothing is ever deleted from a source.
 
 How it decides, conservatively (a false duplicate loses a memory, a missed one only costs space):
 - exact: same size and SHA-256 as a kept file of any batch, or as an earlier file of this batch;
-- near: pHash within DEDUP_NEAR_RADIUS bits *and* confirmed by the detail signature (media/perceptual.py),
-  same kind of media and the same aspect ratio (a re-crop is a different picture), never within one burst;
+- near: pHash within DEDUP_NEAR_RADIUS bits *and* confirmed by the detail signature of both files' real pixels
+  (media/perceptual.py), same kind of media and the same aspect ratio (a re-crop is a different picture), never
+  within one burst. A JPEG's pHash comes from its EXIF thumbnail when it has one, so its signature is computed
+  only when a candidate needs confirming (for a kept file of an earlier batch: from its original in MEDIA_ROOT);
 - groups, not chains: each file is compared with its group's keeper directly, so a drift of similar frames
   never strings different photos together;
 - keeper inside a batch: highest resolution, then an original format over a conversion (PNG/WebP/...), then
@@ -14,8 +16,9 @@ How it decides, conservatively (a false duplicate loses a memory, a missed one o
 - Live Photo (still + MOV) and RAW+JPEG pairs of this batch are one asset: unless every member of a pair is a
   duplicate, all of them flow on.
 
-Fingerprints are computed in a process pool (reduced decodes, see media/perceptual.py); the parent alone
-writes to the catalog, one transaction per decision, and logs a progress line every DEDUP_PROGRESS_EVERY files.
+Fingerprints, and then the candidates' signatures, are computed in one process pool (EXIF thumbnails and reduced
+decodes, see media/perceptual.py); the parent alone writes to the catalog, one transaction per decision, and logs
+a progress line every DEDUP_PROGRESS_EVERY files.
 """
 
 from __future__ import annotations
@@ -24,18 +27,19 @@ import multiprocessing
 import os
 import re
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.media.near_index import NearIndex
-from media_assets.media.perceptual import Fingerprint, fingerprint, same_picture
+from media_assets.media.perceptual import Fingerprint, fingerprint, pixel_signature, same_picture
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.settings import Settings, parse_int
 
@@ -52,6 +56,11 @@ LIVE_PHOTO_SECONDS = 3
 INDEX_PAGE = 100_000
 #: Fewer files than this per worker are fingerprinted in the parent: starting a pool would cost more.
 POOL_MIN_FILES_PER_WORKER = 8
+
+K = TypeVar("K")
+R = TypeVar("R")
+#: Signatures of some files' real pixels, by file id (None: undecodable, never confirmed).
+Signer = Callable[[list[MediaFile]], dict[int, bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -95,37 +104,64 @@ def _fingerprint_job(path: str, media_type: str | None) -> Fingerprint:
     return fingerprint(Path(path), media_type)
 
 
-def fingerprints(ctx: PhaseContext, config: DedupConfig, total: int) -> Iterator[tuple[MediaFile, Fingerprint]]:
-    """The batch's downloaded files with their fingerprints, in id order, computed `config.workers` at a time
-    with at most a few per worker in flight (memory stays bounded), with a progress line in the log."""
+def _signature_job(path: str) -> bytes | None:
+    return pixel_signature(Path(path))
+
+
+class Workers:
+    """The phase's worker processes (or the parent alone, for a small batch), started once for the fingerprints
+    and reused for the few signatures the near candidates need. At most a few jobs per worker are in flight, so
+    memory stays bounded whatever the batch size."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
+        self._pool = (ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
+                      if count > 1 else None)
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def map(self, job: Callable[..., R], tasks: Iterable[tuple[K, tuple[Any, ...]]]) -> Iterator[tuple[K, R]]:
+        """(key, job(*args)) for each (key, args) of `tasks`, in order."""
+        if self._pool is None:
+            for key, args in tasks:
+                yield key, job(*args)
+            return
+        window: deque[tuple[K, Future[R]]] = deque()
+        for key, args in tasks:
+            window.append((key, self._pool.submit(job, *args)))
+            if len(window) >= self.count * 4:
+                first, future = window.popleft()
+                yield first, future.result()
+        while window:
+            first, future = window.popleft()
+            yield first, future.result()
+
+
+def pixel_signer(workers: Workers, media_root: Path) -> Signer:
+    """Signs files (by their original_path under `media_root`) from their real pixels, in the workers."""
+    def sign(files: list[MediaFile]) -> dict[int, bytes | None]:
+        return dict(workers.map(_signature_job, ((f.id, (str(media_root / (f.original_path or "")),))
+                                                 for f in files)))
+    return sign
+
+
+def fingerprints(ctx: PhaseContext, config: DedupConfig, total: int,
+                 workers: Workers) -> Iterator[tuple[MediaFile, Fingerprint]]:
+    """The batch's downloaded files with their fingerprints, in id order, with a progress line in the log."""
     files = ctx.catalog.iter_files(ctx.batch_id, FileState.DOWNLOADED)
+    tasks = ((file, (str(ctx.path(file.original_path or "")), file.media_type)) for file in files)
     started = time.perf_counter()
-    workers = config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1
-    for done, (file, result) in enumerate(_map(ctx, files, workers), start=1):
+    for done, (file, result) in enumerate(workers.map(_fingerprint_job, tasks), start=1):
         if done % config.progress_every == 0 or done == total:
             rate = done / max(time.perf_counter() - started, 1e-9)
             ctx.log.info(f"deduplication: fingerprinted {done}/{total} files ({rate:.0f} files/s)")
         yield file, result
-
-
-def _map(ctx: PhaseContext, files: Iterable[MediaFile], workers: int) -> Iterator[tuple[MediaFile, Fingerprint]]:
-    def job(file: MediaFile) -> tuple[str, str | None]:
-        return str(ctx.path(file.original_path or "")), file.media_type
-
-    if workers == 1:
-        for file in files:
-            yield file, _fingerprint_job(*job(file))
-        return
-    # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        window: list[tuple[MediaFile, Future[Fingerprint]]] = []
-        for file in files:
-            window.append((file, pool.submit(_fingerprint_job, *job(file))))
-            if len(window) >= workers * 4:
-                first, future = window.pop(0)
-                yield first, future.result()
-        for file, future in window:
-            yield file, future.result()
 
 
 # --- pairs ----------------------------------------------------------------------------------------------
@@ -192,15 +228,19 @@ def _same_framing(a: tuple[int | None, int | None], b: tuple[int | None, int | N
     return abs(wa * hb - wb * ha) <= ASPECT_TOLERANCE * max(wa * hb, wb * ha)
 
 
-def _confirmed(item: Item, other: dict) -> bool:
-    """The near-duplicate confirmation against another file's fingerprint columns."""
+def _comparable(item: Item, other: dict) -> bool:
+    """The cheap conditions of a near duplicate, checked before any signature is computed."""
     if other["media_type"] != item.file.media_type:
         return False
     if item.fingerprint.burst_id and other["burst_id"] == item.fingerprint.burst_id:
         return False  # frames of one burst are similar, never duplicates
-    if not _same_framing((item.file.width, item.file.height), (other["width"], other["height"])):
-        return False
-    return same_picture(item.fingerprint.similarity, other["similarity"])
+    return _same_framing((item.file.width, item.file.height), (other["width"], other["height"]))
+
+
+def _item_columns(item: Item) -> dict:
+    """An item of this batch seen as a candidate, with the columns _comparable and the confirmation read."""
+    return {"media_type": item.file.media_type, "burst_id": item.fingerprint.burst_id, "width": item.file.width,
+            "height": item.file.height, "similarity": item.fingerprint.similarity}
 
 
 def _columns(item: Item) -> dict:
@@ -222,8 +262,9 @@ def load_catalog_index(catalog: Catalog, radius: int) -> NearIndex:
     return NearIndex(np.concatenate(ids), np.concatenate(hashes), radius)
 
 
-def decide(catalog: Catalog, items: list[Item], radius: int) -> dict[int, Decision]:
-    """Decision per file id (see the module docstring for the rules)."""
+def decide(catalog: Catalog, items: list[Item], radius: int, sign: Signer) -> dict[int, Decision]:
+    """Decision per file id (see the module docstring for the rules). `sign` gives the real pixels' signatures
+    of the candidates whose pHash came from an EXIF thumbnail."""
     decisions: dict[int, Decision] = {}
     # Exact: one representative per set of identical bytes; the others follow it.
     by_bytes: dict[tuple[int, str], list[Item]] = defaultdict(list)
@@ -242,8 +283,18 @@ def decide(catalog: Catalog, items: list[Item], radius: int) -> dict[int, Decisi
         followers[group[0].file.id] = group[1:]
 
     hashed = [item for item in representatives if item.fingerprint.phash is not None]
-    catalog_match = _catalog_matches(catalog, hashed, radius)
-    batch_match = _batch_matches(hashed, radius)
+    from_catalog, others = _catalog_candidates(catalog, hashed, radius)
+    in_batch = _batch_candidates(hashed, radius)
+    _sign_candidates(catalog, sign, from_catalog, others, in_batch)
+    catalog_match: dict[int, tuple[int, int, int]] = {}
+    for item, other_id, distance in from_catalog:  # sorted by distance: the first confirmed one is the closest
+        other = others[other_id]
+        if item.file.id not in catalog_match and same_picture(item.fingerprint.similarity, other["similarity"]):
+            catalog_match[item.file.id] = (other_id, distance, (other["width"] or 0) * (other["height"] or 0))
+    batch_match: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for item, candidate, distance in in_batch:
+        if same_picture(item.fingerprint.similarity, candidate.fingerprint.similarity):
+            batch_match[item.file.id].append((candidate.file.id, distance))
 
     assigned: set[int] = set()
     for item in sorted(representatives, key=_rank):
@@ -277,44 +328,55 @@ def decide(catalog: Catalog, items: list[Item], radius: int) -> dict[int, Decisi
     return decisions
 
 
-def _catalog_matches(catalog: Catalog, items: list[Item], radius: int) -> dict[int, tuple[int, int, int]]:
-    """Per file id: (keeper id, distance, keeper's pixels) of the closest confirmed kept file of the catalog."""
+def _catalog_candidates(catalog: Catalog, items: list[Item],
+                        radius: int) -> tuple[list[tuple[Item, int, int]], dict[int, dict]]:
+    """(item, kept file's id, distance) within the radius and comparable, by item then distance; and the kept
+    files' fingerprint columns by id."""
     if not items:
-        return {}
+        return [], {}
     index = load_catalog_index(catalog, radius)
     if not len(index):
-        return {}
+        return [], {}
     positions, ids, distances = index.search(np.array([i.fingerprint.phash for i in items], np.int64))
     others = catalog.fingerprints(sorted(set(ids.tolist()))) if len(ids) else {}
-    matches: dict[int, tuple[int, int, int]] = {}
+    found = []
     for position, other_id, distance in zip(positions.tolist(), ids.tolist(), distances.tolist(), strict=True):
-        item = items[position]
-        if item.file.id in matches or other_id == item.file.id:
-            continue  # sorted by distance: the first confirmed one is the closest
-        other = others.get(other_id)
-        if other is not None and _confirmed(item, other):
-            matches[item.file.id] = (other_id, distance, (other["width"] or 0) * (other["height"] or 0))
-    return matches
+        item, other = items[position], others.get(other_id)
+        if other_id != item.file.id and other is not None and _comparable(item, other):
+            found.append((item, other_id, distance))
+    return found, others
 
 
-def _batch_matches(items: list[Item], radius: int) -> dict[int, list[tuple[int, int]]]:
-    """Per file id: the confirmed near copies among this batch's files, closest first."""
+def _batch_candidates(items: list[Item], radius: int) -> list[tuple[Item, Item, int]]:
+    """(item, other item, distance) within the radius and comparable, among this batch's files."""
     if len(items) < 2:
-        return {}
+        return []
     hashes = np.array([i.fingerprint.phash for i in items], np.int64)
     index = NearIndex(np.arange(len(items)), hashes, radius)
     positions, others, distances = index.search(hashes)
-    matches: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    found = []
     for position, other, distance in zip(positions.tolist(), others.tolist(), distances.tolist(), strict=True):
-        if position == other:
-            continue
         item, candidate = items[position], items[other]
-        columns = {"media_type": candidate.file.media_type, "burst_id": candidate.fingerprint.burst_id,
-                   "width": candidate.file.width, "height": candidate.file.height,
-                   "similarity": candidate.fingerprint.similarity}
-        if _confirmed(item, columns):
-            matches[item.file.id].append((candidate.file.id, distance))
-    return matches
+        if position != other and _comparable(item, _item_columns(candidate)):
+            found.append((item, candidate, distance))
+    return found
+
+
+def _sign_candidates(catalog: Catalog, sign: Signer, from_catalog: list[tuple[Item, int, int]],
+                     others: dict[int, dict], in_batch: list[tuple[Item, Item, int]]) -> None:
+    """Give every candidate without a signature (its pHash came from its EXIF thumbnail) the signature of its
+    real pixels: this batch's items through their fingerprint, kept files in `others` (not stored)."""
+    unsigned = {i.file.id: i for i, _, _ in from_catalog if i.fingerprint.similarity is None}
+    unsigned |= {i.file.id: i for pair in in_batch for i in pair[:2] if i.fingerprint.similarity is None}
+    kept = {other_id for _, other_id, _ in from_catalog if others[other_id]["similarity"] is None}
+    kept_files = [catalog.get_file(other_id) for other_id in sorted(kept)]
+    if not unsigned and not kept_files:
+        return
+    signatures = sign([i.file for i in unsigned.values()] + kept_files)
+    for file_id, item in unsigned.items():
+        item.fingerprint = replace(item.fingerprint, similarity=signatures.get(file_id))
+    for file in kept_files:
+        others[file.id]["similarity"] = signatures.get(file.id)
 
 
 def _keep_pairs_together(items: list[Item], decisions: dict[int, Decision]) -> None:
@@ -340,9 +402,10 @@ def deduplicate(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     total = ctx.catalog.count_by_state(ctx.batch_id).get(FileState.DOWNLOADED.value, 0)
     if not total:
         return
-    items = [Item(file, result) for file, result in fingerprints(ctx, config, total)]
-    assign_pairs(items)
-    decisions = decide(ctx.catalog, items, config.radius)
+    with Workers(config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1) as workers:
+        items = [Item(file, result) for file, result in fingerprints(ctx, config, total, workers)]
+        assign_pairs(items)
+        decisions = decide(ctx.catalog, items, config.radius, pixel_signer(workers, ctx.settings.media_root))
     for item in items:
         decision = decisions[item.file.id]
         outcome.files += 1
