@@ -92,9 +92,9 @@ def test_replace_originals_deletes_the_source_only_after_verification(standin, m
     for asset in standin.assets:
         asset.indexed_at = 0
     standin.index_delay = 0
-    assert run_batch(pipeline, first.batch_id).success
-    assert replace_originals(pipeline.catalog, first.batch_id, source, account=config.username) == 1
+    assert run_batch(pipeline, first.batch_id).success  # verified: the verification asset replaces the original
     assert standin.deletes == [big.asset_id]
+    assert replace_originals(pipeline.catalog, first.batch_id, source, account=config.username) == 0  # once
     row = pipeline.catalog.conn.execute("SELECT source_asset_id, successor_asset_id FROM icloud_replacements"
                                         ).fetchone()
     assert row["source_asset_id"] == big.asset_id and row["successor_asset_id"] != big.asset_id

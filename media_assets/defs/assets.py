@@ -11,6 +11,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.destinations.configured import enabled_destinations, pixel_destination, primary_destination
+from media_assets.icloud.replace import replace_if_configured
 from media_assets.phases.common import PhaseContext, PhaseFunction, run_phase
 from media_assets.phases.compression import compress, keep_originals, quality_metadata
 from media_assets.phases.deduplication import deduplicate, pass_all_as_unique
@@ -121,6 +122,9 @@ def verification(context: AssetExecutionContext, settings: SettingsResource,
     loaded = settings.load()
     result = _run(context, settings, catalog, "verification",
                   partial(verify, destinations=enabled_destinations(loaded)), enabled=loaded.enable_verification)
+    replaced = replace_if_configured(loaded, catalog.catalog, context.partition_key)  # only verified successors
+    if replaced:
+        context.log.info(f"{replaced} iCloud original(s) moved to Recently Deleted after verified uploads")
     catalog.catalog.set_batch_status(context.partition_key, "succeeded")
     return result
 

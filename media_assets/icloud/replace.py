@@ -11,8 +11,10 @@ from collections.abc import Callable
 
 from media_assets.catalog.repository import Catalog
 from media_assets.icloud import library
-from media_assets.icloud.session import Connection
+from media_assets.icloud.config import icloud_config
+from media_assets.icloud.session import Connection, account_connector
 from media_assets.icloud.state import SOURCE
+from media_assets.settings import Settings
 
 log = logging.getLogger("media_assets.icloud")
 
@@ -29,14 +31,15 @@ def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Conn
     by_asset: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_asset[library.split_source_id(row["source_id"])[0]].append(row)
-    moved = 0
+    moved, connection = 0, None
     for asset_id, files in by_asset.items():
         if not all(f["state"] == "verified" and f["verified_at"] is not None for f in files):
             continue  # not every file of the asset has a verified successor: keep it
         if any(f["remote_id"] == asset_id for f in files):
             log.info("iCloud asset %s is its own successor (identical bytes); it stays", asset_id)
             continue
-        if library.soft_delete(source(), asset_id):
+        connection = connection or source()
+        if library.soft_delete(connection, asset_id):
             moved += 1
         with catalog.transaction() as cur:
             for f in files:
@@ -44,3 +47,13 @@ def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Conn
                             " successor_asset_id) VALUES (%s, %s, %s, %s)",
                             (f["id"], account, asset_id, f["remote_id"]))
     return moved
+
+
+def replace_if_configured(settings: Settings, catalog: Catalog, batch_id: str) -> int:
+    """After a verified batch: the replacement, when ICLOUD_REPLACE_ORIGINALS and the iCloud source are on."""
+    if not (settings.enable_icloud_download and settings.icloud_username):
+        return 0
+    config = icloud_config(settings)
+    if not config.replace_originals:
+        return 0
+    return replace_originals(catalog, batch_id, account_connector(config, settings), account=config.username)
