@@ -43,12 +43,12 @@ from media_assets.catalog.states import FileState  # noqa: E402
 from media_assets.media.dates import register_heif  # noqa: E402
 from media_assets.media.hashing import sha256_file  # noqa: E402
 from media_assets.media.near_index import NearIndex, brute_force  # noqa: E402
+from media_assets.media.perceptual import fingerprint  # noqa: E402
 from media_assets.media.sample_library import textured_image, write_bytes_if_changed  # noqa: E402
 from media_assets.phases.deduplication import (  # noqa: E402
     DEFAULT_NEAR_RADIUS,
     Item,
     Workers,
-    _fingerprint_job,
     decide,
     pixel_signer,
 )
@@ -90,8 +90,8 @@ def _naive(path: str) -> tuple[int, str]:
 def _phase(files: list[MediaFile], workers: Workers) -> dict[int, Any]:
     """What the phase computes between the catalog reads and writes: fingerprints, then decisions (with the
     near candidates' signatures), against an empty catalog. Decisions by file id."""
-    tasks = ((file, (file.original_path, file.media_type)) for file in files)
-    items = [Item(file, result) for file, result in workers.map(_fingerprint_job, tasks)]
+    tasks = ((file, (Path(file.original_path or ""), file.media_type)) for file in files)
+    items = [Item(file, result) for file, result in workers.map(fingerprint, tasks)]
     assert all(i.fingerprint.error is None for i in items), [i.fingerprint.error for i in items]
     return decide(EmptyCatalog(), items, DEFAULT_NEAR_RADIUS, pixel_signer(workers, Path("/")))  # type: ignore[arg-type]
 
@@ -105,7 +105,7 @@ def throughput(paths: list[Path], workers: int, rounds: int = 3) -> dict[str, fl
     naive = len(paths) / (time.perf_counter() - started)
     files = [_media_file(n + 1, p) for n, p in enumerate(paths)]  # identify + SHA-256: the download phase's work
     with Workers(workers) as pool:
-        list(pool.map(_fingerprint_job, [(n, (str(paths[0]), "photo")) for n in range(workers)]))  # start them
+        list(pool.map(fingerprint, [(n, (paths[0], "photo")) for n in range(workers)]))  # start them
         started = time.perf_counter()
         for _ in range(rounds):
             _phase(files, pool)

@@ -97,15 +97,7 @@ class Decision:
     detail: str | None = None
 
 
-# --- fingerprints (worker side) -------------------------------------------------------------------------
-
-
-def _fingerprint_job(path: str, media_type: str | None) -> Fingerprint:
-    return fingerprint(Path(path), media_type)
-
-
-def _signature_job(path: str) -> bytes | None:
-    return pixel_signature(Path(path))
+# --- fingerprints (worker side: the jobs are perceptual.py's own functions, so a worker imports no catalog) --
 
 
 class Workers:
@@ -146,8 +138,7 @@ class Workers:
 def pixel_signer(workers: Workers, media_root: Path) -> Signer:
     """Signs files (by their original_path under `media_root`) from their real pixels, in the workers."""
     def sign(files: list[MediaFile]) -> dict[int, bytes | None]:
-        return dict(workers.map(_signature_job, ((f.id, (str(media_root / (f.original_path or "")),))
-                                                 for f in files)))
+        return dict(workers.map(pixel_signature, ((f.id, (media_root / (f.original_path or ""),)) for f in files)))
     return sign
 
 
@@ -155,9 +146,9 @@ def fingerprints(ctx: PhaseContext, config: DedupConfig, total: int,
                  workers: Workers) -> Iterator[tuple[MediaFile, Fingerprint]]:
     """The batch's downloaded files with their fingerprints, in id order, with a progress line in the log."""
     files = ctx.catalog.iter_files(ctx.batch_id, FileState.DOWNLOADED)
-    tasks = ((file, (str(ctx.path(file.original_path or "")), file.media_type)) for file in files)
+    tasks = ((file, (ctx.path(file.original_path or ""), file.media_type)) for file in files)
     started = time.perf_counter()
-    for done, (file, result) in enumerate(workers.map(_fingerprint_job, tasks), start=1):
+    for done, (file, result) in enumerate(workers.map(fingerprint, tasks), start=1):
         if done % config.progress_every == 0 or done == total:
             rate = done / max(time.perf_counter() - started, 1e-9)
             ctx.log.info(f"deduplication: fingerprinted {done}/{total} files ({rate:.0f} files/s)")
