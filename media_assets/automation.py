@@ -4,12 +4,15 @@ no batch is running, and the sources hold something the catalog does not know ye
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from media_assets.catalog.repository import Catalog
 from media_assets.sources.base import MediaSource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ def sources_have_new_files(catalog: Catalog, sources: Mapping[str, MediaSource])
     The known keys of a source are read in one query, so a tick costs one folder walk and no per-file query."""
     for name, source in sources.items():
         known = catalog.known_versions(name)
-        if any((item.source_id, item.version) not in known for item in source.scan()):
+        try:
+            if any((item.source_id, item.version) not in known for item in source.scan()):
+                return True
+        except Exception as error:  # noqa: BLE001 - e.g. iCloud wants a 2FA code: the run asks for it and reports
+            log.warning("could not look into source %s (%s); starting a batch to find out", name, error)
             return True
     return False

@@ -17,7 +17,8 @@ EXECUTION_MODES = ("once", "interval", "continuous")
 #: Prefixes of settings that feature modules (Telegram, Supabase, iCloud, ...) read from `Settings.raw`.
 FEATURE_PREFIXES = ("TELEGRAM_", "SUPABASE_", "ICLOUD_", "DEDUP_", "COMPRESSION_", "PIPELINE_", "ENABLE_",
                     "DAGSTER_", "FREE_SPACE_", "ALERT_")
-SECRET_SETTINGS = ("ICLOUD_PASSWORD", "POSTGRES_PASSWORD", "TELEGRAM_BOT_TOKEN", "SUPABASE_KEY")
+SECRET_SETTINGS = ("ICLOUD_PASSWORD", "ICLOUD_UPLOAD_PASSWORD", "POSTGRES_PASSWORD", "TELEGRAM_BOT_TOKEN",
+                   "SUPABASE_KEY")
 STORAGE_FOLDERS = ("originals", "compressed", "bridge", "uploaded", "quarantine")
 
 

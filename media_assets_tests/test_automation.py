@@ -97,3 +97,15 @@ def test_sensor_honours_the_daily_cap(sensor_setup, monkeypatch) -> None:
     assert isinstance(_evaluate(instance, resources), SensorResult)
     capped = _evaluate(instance, resources)
     assert isinstance(capped, SkipReason) and "daily cap" in capped.skip_message
+
+
+def test_a_source_that_cannot_be_looked_into_lets_the_run_find_out(make_pipeline) -> None:
+    class NeedsACode:
+        name = "icloud"
+
+        def scan(self):  # noqa: ANN202
+            raise RuntimeError("iCloud sign-in needs a 2FA code; the next run asks for it")
+            yield
+
+    pipeline = make_pipeline()
+    assert sources_have_new_files(pipeline.catalog, {"icloud": NeedsACode()})

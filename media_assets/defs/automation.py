@@ -46,7 +46,7 @@ def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
         batch_running=batch_running(context.instance))
     if not decision.start:
         return SkipReason(decision.reason)
-    if not sources_have_new_files(catalog.catalog, enabled_sources(loaded)):
+    if not sources_have_new_files(catalog.catalog, enabled_sources(loaded, interactive=False)):
         return SkipReason("the sources hold nothing new")
     batch_id = new_batch_id(catalog.catalog, now)
     catalog.catalog.create_batch(batch_id)

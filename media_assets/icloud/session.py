@@ -111,8 +111,9 @@ def record_trust(cookie_dir: Path, at: datetime | None = None) -> None:
 
 
 def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: Alert | None = None,
-            now: datetime | None = None) -> Connection:
-    """Sign in, reusing the trusted session when Apple still accepts it, else asking for a code."""
+            now: datetime | None = None, interactive: bool = True) -> Connection:
+    """Sign in, reusing the trusted session when Apple still accepts it, else asking for a code (unless not
+    `interactive`: the automation sensor must never block on a prompt; it lets the run ask instead)."""
     prepare_cookie_dir(config.cookie_dir)
     pacer = Pacer(config.requests_per_second)
     retry = RetryPolicy(attempts=config.max_retries, base_seconds=config.backoff_seconds, pacer=pacer)
@@ -122,6 +123,8 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
     service.session.mount("https://", PacedAdapter(pacer, max(10, 2 * config.concurrency), config.ca_bundle))
     _serialise_saves(service.session)
     retry.call(service.authenticate, what="sign-in")
+    if service.requires_2fa and not interactive:
+        raise ICloudAuthError(f"iCloud sign-in for {config.username} needs a 2FA code; the next run asks for it")
     if service.requires_2fa:
         lapsed = trusted_at(config.cookie_dir) is not None
         _complete_2fa(service, config, code_provider, alert, lapsed=lapsed)
@@ -196,11 +199,11 @@ def telegram_alert(settings: Settings) -> Alert:
     return lambda key, text: send_alert(key, text, settings=settings)
 
 
-def account_connector(config: ICloudConfig, settings: Settings, code_provider: CodeProvider | None = None
-                      ) -> Callable[[], Connection]:
+def account_connector(config: ICloudConfig, settings: Settings, code_provider: CodeProvider | None = None,
+                      *, interactive: bool = True) -> Callable[[], Connection]:
     """Signs in when first needed, asking for a code on Telegram unless another provider is given."""
     return lambda: connect(config, code_provider=code_provider or telegram_code_provider(settings),
-                           alert=telegram_alert(settings))
+                           alert=telegram_alert(settings), interactive=interactive)
 
 
 def terminal_code_provider(read: Callable[[str], str] | None = None) -> CodeProvider:

@@ -7,7 +7,8 @@ from media_assets.sources.base import MediaSource
 from media_assets.sources.folder import FolderSource
 
 
-def enabled_sources(settings: Settings) -> dict[str, MediaSource]:
+def enabled_sources(settings: Settings, *, interactive: bool = True) -> dict[str, MediaSource]:
+    """The enabled sources; `interactive=False` for callers that must never wait for a person (a 2FA code)."""
     sources: dict[str, MediaSource] = {}
     if settings.enable_folder_source:
         folder = FolderSource(settings.folder_source_paths)
@@ -15,6 +16,6 @@ def enabled_sources(settings: Settings) -> dict[str, MediaSource]:
     if settings.enable_icloud_download:
         from media_assets.sources.icloud import icloud_source
 
-        icloud = icloud_source(settings)
+        icloud = icloud_source(settings, interactive=interactive)
         sources[icloud.name] = icloud
     return sources

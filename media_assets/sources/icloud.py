@@ -155,7 +155,8 @@ class ICloudSource:
                 leftover.unlink(missing_ok=True)
 
 
-def icloud_source(settings: Settings, code_provider: CodeProvider | None = None) -> ICloudSource:
+def icloud_source(settings: Settings, code_provider: CodeProvider | None = None, *,
+                  interactive: bool = True) -> ICloudSource:
     config = icloud_config(settings)
     state = ICloudState(Catalog(resolve_conninfo(settings)), config.username)
-    return ICloudSource(config, state, account_connector(config, settings, code_provider))
+    return ICloudSource(config, state, account_connector(config, settings, code_provider, interactive=interactive))
