@@ -48,10 +48,10 @@ from media_assets.media.sample_library import textured_image, write_bytes_if_cha
 from media_assets.phases.deduplication import (  # noqa: E402
     DEFAULT_NEAR_RADIUS,
     Item,
-    Workers,
     decide,
     pixel_signer,
 )
+from media_assets.phases.workers import Workers  # noqa: E402
 from media_assets_tests.dedup_corpus import CorpusFile, exif_with_thumbnail, score, write_corpus  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks" / "dedup"

@@ -11,12 +11,10 @@ crashes is not quarantined: its original flows on, with the error as the recorde
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import statistics
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from media_assets.media.compressed import FAILED, KEPT, Compressed, kept
 from media_assets.media.photo_compression import PhotoPolicy, compress_photo
 from media_assets.media.video_compression import ENCODERS, VideoPolicy, compress_video
 from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.phases.workers import Workers
 from media_assets.settings import Settings, SettingsError, parse_bool, parse_int
 from media_assets.storage import remove_partials
 
@@ -117,30 +116,14 @@ def compress_file(job: Job, config: CompressionConfig) -> Compressed:
         return kept(size, f"compression failed: {type(error).__name__}: {error}", action=FAILED)
 
 
-def _results(ctx: PhaseContext, config: CompressionConfig, jobs: Iterable[tuple[MediaFile, Job]], workers: int
+def _results(config: CompressionConfig, jobs: Iterable[tuple[MediaFile, Job]], workers: Workers
              ) -> Iterator[tuple[MediaFile, Compressed]]:
-    """(file, result) in the order of `jobs`, at most a few files per worker in flight."""
-    if workers == 1:
-        for file, job in jobs:
-            yield file, compress_file(job, config)
-        return
-    # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        window: list[tuple[MediaFile, Job, Future[Compressed]]] = []
-        for file, job in jobs:
-            window.append((file, job, pool.submit(compress_file, job, config)))
-            if len(window) >= workers * 2:
-                yield _collect(*window.pop(0))
-        for entry in window:
-            yield _collect(*entry)
+    """(file, result) in the order of `jobs`; a worker that dies keeps that file's original."""
+    def worker_failed(file: MediaFile, error: Exception) -> Compressed:
+        return kept(file.size_bytes or 0, f"compression worker failed: {type(error).__name__}: {error}",
+                    action=FAILED)
 
-
-def _collect(file: MediaFile, job: Job, future: Future[Compressed]) -> tuple[MediaFile, Compressed]:
-    try:
-        return file, future.result()
-    except Exception as error:  # noqa: BLE001 - a worker died (out of memory, killed): keep the original
-        return file, kept(file.size_bytes or 0, f"compression worker failed: {type(error).__name__}: {error}",
-                          action=FAILED)
+    return workers.map(compress_file, ((file, (job, config)) for file, job in jobs), on_error=worker_failed)
 
 
 def _paired(catalog: Catalog, file: MediaFile) -> bool:
@@ -178,16 +161,17 @@ def compress(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
                             target_dir / str(file.id), paired)
 
     started = time.perf_counter()
-    for done, (file, result) in enumerate(_results(ctx, config, jobs(), workers), start=1):
-        record(ctx.catalog, ctx, file, result)
-        outcome.files += 1
-        outcome.counts[result.action] += 1
-        outcome.bytes_in += file.size_bytes or 0
-        outcome.bytes_out += result.size_after if result.output is not None else file.size_bytes or 0
-        if done % config.progress_every == 0 or done == total:
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            ctx.log.info(f"compression: {done}/{total} files ({rate:.1f} files/s), "
-                         f"{outcome.bytes_in - outcome.bytes_out:,} bytes saved so far")
+    with Workers(workers, in_flight_per_worker=2) as pool:
+        for done, (file, result) in enumerate(_results(config, jobs(), pool), start=1):
+            record(ctx.catalog, ctx, file, result)
+            outcome.files += 1
+            outcome.counts[result.action] += 1
+            outcome.bytes_in += file.size_bytes or 0
+            outcome.bytes_out += result.size_after if result.output is not None else file.size_bytes or 0
+            if done % config.progress_every == 0 or done == total:
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                ctx.log.info(f"compression: {done}/{total} files ({rate:.1f} files/s), "
+                             f"{outcome.bytes_in - outcome.bytes_out:,} bytes saved so far")
     outcome.counts["bytes_saved"] = outcome.bytes_in - outcome.bytes_out
 
 

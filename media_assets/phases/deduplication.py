@@ -23,16 +23,13 @@ a progress line every DEDUP_PROGRESS_EVERY files.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +38,7 @@ from media_assets.catalog.states import FileState
 from media_assets.media.near_index import NearIndex
 from media_assets.media.perceptual import Fingerprint, fingerprint, pixel_signature, same_picture
 from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.phases.workers import Workers
 from media_assets.settings import Settings, parse_int
 
 #: Default pHash radius: copies measured 0-4 bits apart (resized to 25 %, q70, PNG, HEIC thumbnail), and the
@@ -57,8 +55,6 @@ INDEX_PAGE = 100_000
 #: Fewer files than this per worker are fingerprinted in the parent: starting a pool would cost more.
 POOL_MIN_FILES_PER_WORKER = 8
 
-K = TypeVar("K")
-R = TypeVar("R")
 #: Signatures of some files' real pixels, by file id (None: undecodable, never confirmed).
 Signer = Callable[[list[MediaFile]], dict[int, bytes | None]]
 
@@ -98,41 +94,6 @@ class Decision:
 
 
 # --- fingerprints (worker side: the jobs are perceptual.py's own functions, so a worker imports no catalog) --
-
-
-class Workers:
-    """The phase's worker processes (or the parent alone, for a small batch), started once for the fingerprints
-    and reused for the few signatures the near candidates need. At most a few jobs per worker are in flight, so
-    memory stays bounded whatever the batch size."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
-        self._pool = (ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
-                      if count > 1 else None)
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-
-    def map(self, job: Callable[..., R], tasks: Iterable[tuple[K, tuple[Any, ...]]]) -> Iterator[tuple[K, R]]:
-        """(key, job(*args)) for each (key, args) of `tasks`, in order."""
-        if self._pool is None:
-            for key, args in tasks:
-                yield key, job(*args)
-            return
-        window: deque[tuple[K, Future[R]]] = deque()
-        for key, args in tasks:
-            window.append((key, self._pool.submit(job, *args)))
-            if len(window) >= self.count * 4:
-                first, future = window.popleft()
-                yield first, future.result()
-        while window:
-            first, future = window.popleft()
-            yield first, future.result()
 
 
 def pixel_signer(workers: Workers, media_root: Path) -> Signer:
