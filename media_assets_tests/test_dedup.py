@@ -213,3 +213,24 @@ def test_the_benchmark_runs_and_finds_no_false_duplicate(tmp_path: Path) -> None
     assert results["accuracy"]["all"]["recall"] >= 0.95
     assert results["search"]["same_answers"] and results["batch"]["files"] == 300
     assert "| kind | true copies |" in done.stdout
+
+
+def test_a_heic_is_confirmed_on_its_real_pixels_never_its_embedded_thumbnail(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    from media_assets.media.perceptual import pixel_signature
+
+    heic = sample.make_photo(tmp_path / "IMG_1.HEIC", size=(640, 480), seed=21, fmt="HEIC")
+    drafts: list[str] = []
+    real_draft = Image.Image.draft
+
+    def spy(self, mode, size):  # noqa: ANN001, ANN202
+        drafts.append(self.format)
+        return real_draft(self, mode, size)
+
+    monkeypatch.setattr(Image.Image, "draft", spy)
+    fingerprint = photo_fingerprint(heic)
+    assert fingerprint.phash is not None and fingerprint.similarity is None, "signature deferred to real pixels"
+    drafts.clear()
+    assert pixel_signature(heic) is not None
+    assert "HEIF" not in drafts, "the confirmation must not read the HEIC's embedded thumbnail"

@@ -98,13 +98,19 @@ def _register_heif() -> None:
     pillow_heif.register_heif_opener(thumbnails=True)
 
 
-def reduced_image(path: Path) -> Image.Image:
-    """The picture at a small size, decoded as cheaply as its format allows, upright (EXIF orientation)."""
+#: Formats whose `draft` hands over an embedded thumbnail (made by the camera) instead of the real pixels.
+THUMBNAIL_DRAFT_FORMATS = frozenset({"HEIF", "AVIF"})
+
+
+def reduced_image(path: Path, *, real_pixels: bool = False) -> Image.Image:
+    """The picture at a small size, decoded as cheaply as its format allows, upright (EXIF orientation).
+    `real_pixels` never takes an embedded thumbnail (which may be stale), at the cost of a full HEIC decode."""
     _register_heif()
     with Image.open(path) as img:
         target = _DECODE_AT_LEAST if img.width >= img.height else _DECODE_AT_LEAST[::-1]
-        # JPEG: DCT scaling by up to 1/8; HEIF: the smallest embedded thumbnail at least this big.
-        img.draft("RGB", target)
+        # JPEG: DCT scaling by up to 1/8 (real pixels); HEIF: the smallest embedded thumbnail at least this big.
+        if not (real_pixels and img.format in THUMBNAIL_DRAFT_FORMATS):
+            img.draft("RGB", target)
         img.load()
         if min(img.size) > 2 * max(target):
             img.thumbnail((2 * max(target), 2 * max(target)), Image.Resampling.BOX, reducing_gap=None)
@@ -174,12 +180,16 @@ def photo_fingerprint(path: Path) -> Fingerprint:
         with Image.open(path) as img:
             content_identifier, burst_id, tags = _photo_metadata(img)
             thumbnail = exif_thumbnail(img)
+            image_format = img.format
         if thumbnail is not None:
             return Fingerprint(phash=phash64(thumbnail), content_identifier=content_identifier, burst_id=burst_id,
                                metadata_tags=tags)
         image = reduced_image(path)
     except Exception as error:  # any decoder failure: this file simply gets no near-duplicate check
         return Fingerprint(error=f"{type(error).__name__}: {error}")
+    if image_format in THUMBNAIL_DRAFT_FORMATS:  # the pHash came from an embedded thumbnail: sign real pixels later
+        return Fingerprint(phash=phash64(image), content_identifier=content_identifier, burst_id=burst_id,
+                           metadata_tags=tags)
     return Fingerprint(phash=phash64(image), similarity=encode_signature([detail_signature(image)]),
                        content_identifier=content_identifier, burst_id=burst_id, metadata_tags=tags)
 
@@ -188,7 +198,7 @@ def pixel_signature(path: Path) -> bytes | None:
     """The detail signature of a photo's real pixels (never its EXIF thumbnail's), for confirming a candidate
     whose pHash came from that thumbnail; None when it cannot be decoded (then it is never confirmed)."""
     try:
-        return encode_signature([detail_signature(reduced_image(path))])
+        return encode_signature([detail_signature(reduced_image(path, real_pixels=True))])
     except Exception:  # any decoder failure: "cannot tell" is never "the same"
         return None
 
