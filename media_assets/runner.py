@@ -97,7 +97,7 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     started = time.perf_counter()
     result = defs.resolve_job_def(BATCH_JOB_NAME).execute_in_process(
         partition_key=batch_id, instance=pipeline.instance, raise_on_error=False,
-        tags={RUNNER_REPORT_TAG: "runner", RUNNER_PROCESS_TAG: _this_process()},
+        tags={RUNNER_REPORT_TAG: "runner", RUNNER_PROCESS_TAG: this_process()},
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})
     error = None
     if not result.success:
@@ -111,16 +111,17 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
     return report
 
 
-def _this_process() -> str:
+def this_process() -> str:
+    """`host:pid` of the process executing a run: in-process runs and the daemon's run workers alike."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def reclaim_dead_runs(instance: DagsterInstance, settings: Settings, catalog: Catalog) -> list[str]:
-    """Mark in-process runs whose process died (killed, power cut) and their batches as failed, and free their
-    pool slots, so `retry-failed` finds the batch.
+    """Mark runs whose process died (killed, power cut) and their batches as failed, and free their pool slots,
+    so `retry-failed` or a backfill can finish the batch and the automation starts the next one.
 
-    Without this, a killed run keeps its slot in the `icloud` pool forever and the next run of the batch waits
-    for it; with no daemon watching in-process runs, nobody else notices the process is gone."""
+    Without this, a killed run keeps its slot in the `icloud` pool forever and counts as running for ever: the
+    default run launcher cannot check its workers' health, and nothing watches in-process runs."""
     host = socket.gethostname()
     reclaimed = []
     for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING])):

@@ -109,3 +109,28 @@ def test_a_source_that_cannot_be_looked_into_lets_the_run_find_out(make_pipeline
 
     pipeline = make_pipeline()
     assert sources_have_new_files(pipeline.catalog, {"icloud": NeedsACode()})
+
+
+def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(sensor_setup, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    from media_assets.runner import RUNNER_PROCESS_TAG, this_process
+
+    pipeline, instance, resources = sensor_setup
+    monkeypatch.setenv("PIPELINE_EXECUTION_MODE", "continuous")
+    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    host = this_process().split(":")[0]
+    pipeline.catalog.create_batch("killed-batch")
+    pipeline.catalog.set_batch_status("killed-batch", "running")
+    from media_assets.definitions import defs
+
+    run = instance.create_run_for_job(defs.resolve_job_def("media_batch"), status=DagsterRunStatus.STARTED,
+                                      tags={"dagster/partition": "killed-batch", RUNNER_PROCESS_TAG: f"{host}:{gone}"})
+
+    result = _evaluate(instance, resources)
+    assert isinstance(result, SensorResult), "the dead run no longer counts as a running batch"
+    assert instance.get_run_by_id(run.run_id).status is DagsterRunStatus.FAILURE
+    assert pipeline.catalog.batch("killed-batch")["status"] == "failed"

@@ -21,6 +21,7 @@ from media_assets.phases.sorting import leave_in_bridge, sort_files
 from media_assets.phases.upload import finish_uploads
 from media_assets.phases.upload import upload as upload_files
 from media_assets.phases.verification import verify
+from media_assets.runner import RUNNER_PROCESS_TAG, this_process
 from media_assets.sources.configured import enabled_sources
 
 GROUP = "media"
@@ -31,6 +32,8 @@ def _run(context: AssetExecutionContext, settings: SettingsResource, catalog: Ca
          ) -> MaterializeResult:
     ctx = PhaseContext(batch_id=context.partition_key, settings=settings.load(), catalog=catalog.catalog,
                        log=context.log, dagster_run_id=context.run.run_id)
+    if RUNNER_PROCESS_TAG not in context.run.tags:  # a run launched by the daemon or the UI: say who runs it
+        context.instance.add_run_tags(context.run.run_id, {RUNNER_PROCESS_TAG: this_process()})
     try:
         outcome = run_phase(name, ctx, work, enabled=enabled, when_disabled=when_disabled)
     except Exception:

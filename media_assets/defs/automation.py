@@ -19,7 +19,7 @@ from media_assets.automation import decide_next_batch, sources_have_new_files
 from media_assets.defs.jobs import BATCH_JOB_NAME, media_batch_job
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
-from media_assets.runner import executions_today, new_batch_id
+from media_assets.runner import executions_today, new_batch_id, reclaim_dead_runs
 from media_assets.sources.configured import enabled_sources
 
 #: Backfills launched from the UI run under `__ASSET_JOB`; both kinds are batches.
@@ -38,6 +38,7 @@ def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
                  catalog: CatalogResource) -> SensorResult | SkipReason:
     loaded = settings.load()
     now = datetime.now(timezone.utc)
+    reclaim_dead_runs(context.instance, loaded, catalog.catalog)
     decision = decide_next_batch(
         mode=loaded.execution_mode, interval_minutes=loaded.execution_interval_minutes,
         max_per_day=loaded.max_executions_per_day, now=now,
