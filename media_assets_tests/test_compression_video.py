@@ -36,11 +36,13 @@ def _rotation(stream: dict) -> int | None:
 
 @pytest.mark.parametrize("source", ["wheel", "system"])
 def test_a_camera_clip_is_transcoded_keeping_audio_rotation_and_creation_time(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
-    if source == "system" and ffmpeg_tools.system_binary("ffmpeg") is None:
-        pytest.skip("no system ffmpeg on PATH (install ffmpeg to cover this path)")
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, request: pytest.FixtureRequest) -> None:
+    if source == "system":
+        system = request.getfixturevalue("system_ffmpeg")
     monkeypatch.setenv(ffmpeg_tools.SOURCE_ENV, source)
     ffmpeg_tools.clear_cache()
+    if source == "system":
+        assert ffmpeg_tools.ffmpeg_path() == system and ffmpeg_tools.ffprobe_path() is not None
     clip = sample.make_camera_clip(tmp_path / "VID.mp4", seconds=1.5, size=SMALL, bitrate="3M", rotation=90)
     before = clip.read_bytes()
     result = compress_video(clip, "mp4", tmp_path / "out" / "1", VideoPolicy())
