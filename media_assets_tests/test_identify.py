@@ -18,7 +18,6 @@ from media_assets.media import identify as identify_module
 from media_assets.media.identify import Identified, MediaKind, UnsupportedMedia, identify
 
 WHEEL_FFMPEG = ffmpeg_tools.wheel_binary("ffmpeg")
-SYSTEM_FFPROBE = ffmpeg_tools.system_binary("ffprobe")
 _REAL_FFMPEG_PATH = ffmpeg_tools.ffmpeg_path
 _REAL_FFPROBE_PATH = ffmpeg_tools.ffprobe_path
 
