@@ -98,6 +98,7 @@ class ICloudStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else a delayed ACK adds ~40 ms to each answer on top of `latency`
 
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
                 standin._dispatch(self, "GET")
