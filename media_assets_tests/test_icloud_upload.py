@@ -8,7 +8,8 @@ import hashlib
 import pytest
 
 from media_assets.catalog.states import FileState
-from media_assets.icloud.config import icloud_config
+from media_assets.destinations.icloud import ICloudDestination
+from media_assets.icloud.config import ICloudConfig, icloud_config
 from media_assets.icloud.replace import replace_originals
 from media_assets.icloud.session import connect
 from media_assets.media import sample_library as sample
@@ -122,3 +123,42 @@ def test_source_and_destination_may_be_different_accounts(standin, make_pipeline
     assert run_batch(pipeline).success
     sessions = sorted(p.name for p in (pipeline.settings.data_dir / "icloud-session").iterdir())
     assert sessions == ["family_example.com", "owner_example.com"]
+
+
+# --- upload_many: upload URLs reserved per group -----------------------------------------------------------------
+
+def _destination(standin, tmp_path, concurrency: int) -> ICloudDestination:  # noqa: ANN001, F811
+    config = ICloudConfig(username="up@example.com", password="pw", cookie_dir=tmp_path / "session",
+                          transfer_dir=tmp_path / "transfer", endpoint=standin.base_url,
+                          ca_bundle=str(standin.write_ca(tmp_path)), requests_per_second=200,
+                          backoff_seconds=0.005, concurrency=concurrency)
+    connect(config, code_provider=answer(standin.code))
+    return ICloudDestination(config, lambda: connect(config, code_provider=None))
+
+
+def _upload_photos(standin, tmp_path, count: int, concurrency: int = 2) -> None:  # noqa: ANN001, F811
+    files = [sample.make_photo(tmp_path / "up" / f"IMG_{n}.JPG", size=(48, 36), seed=100 + n) for n in range(count)]
+    results = list(_destination(standin, tmp_path, concurrency).upload_many([(p, p.name, "") for p in files]))
+    assert [job[0] for job, _result in results] == files
+    stored = {a.asset_id: a.data for a in standin.assets}
+    assert all(stored[str(result)] == job[0].read_bytes() for job, result in results)  # each id holds its own file
+    assert standin.count("/photosupload/putAsset") == count
+
+
+def test_upload_many_reserves_the_upload_urls_of_a_group_in_one_request(standin, tmp_path) -> None:  # noqa: F811 - the imported fixture
+    _upload_photos(standin, tmp_path, 8)
+    assert standin.count("/photosupload/createUploadUrl") == 2  # 2 threads, a group of 4 files each
+    assert standin.count("/upload/") == 8
+
+
+def test_a_refused_reserved_url_makes_the_file_reserve_its_own(standin, tmp_path) -> None:  # noqa: F811 - the imported fixture
+    standin.fail_next("/upload/", 403)  # final: the file reserves another URL at once
+    standin.fail_next("/upload/", 503)  # transient: the retry also reserves another
+    _upload_photos(standin, tmp_path, 8)
+    assert standin.count("/photosupload/createUploadUrl") == 2 + 2
+
+
+def test_a_failed_reservation_lets_each_file_reserve_its_own(standin, tmp_path) -> None:  # noqa: F811 - the imported fixture
+    standin.fail_next("/photosupload/createUploadUrl", 400)
+    _upload_photos(standin, tmp_path, 8)
+    assert standin.count("/photosupload/createUploadUrl") == 1 + 4 + 1

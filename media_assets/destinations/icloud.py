@@ -7,6 +7,7 @@ recorded as not accepted and still kept and sorted locally."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,9 @@ from media_assets.settings import Settings
 
 #: One upload: (path, name, checksum), as `Destination.upload` takes it.
 Job = tuple[Path, str, str]
+#: Files whose upload URLs one request reserves (a larger group saves little and holds URLs longer).
+UPLOAD_GROUP = 4
+log = logging.getLogger("media_assets.icloud")
 
 
 class ICloudDestination:
@@ -44,25 +48,39 @@ class ICloudDestination:
         return (f"not accepted by iCloud: its web upload takes {accepted} only (ICLOUD_UPLOAD_FORMATS), "
                 f"not {(media_format or media_type or 'this file').upper()}")
 
-    def upload(self, path: Path, name: str, checksum: str) -> str:
+    def upload(self, path: Path, name: str, checksum: str, reserved_url: str | None = None) -> str:
         try:
-            asset_id, _already_there = library.upload(self.connection, path)
+            asset_id, _already_there = library.upload(self.connection, path, reserved_url)
         except Exception as error:
             raise UploadError(f"iCloud upload failed: {error}") from None
         return asset_id
 
     def upload_many(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, str | UploadError]]:
-        """Up to ICLOUD_CONCURRENCY uploads at once (paced); results in the order of `jobs`."""
-        def one(job: Job) -> str | UploadError:
-            try:
-                return self.upload(*job)
-            except UploadError as error:
-                return error
-
+        """ICLOUD_CONCURRENCY threads (paced), results in the order of `jobs`. Each thread takes a group of up to
+        UPLOAD_GROUP files and reserves their upload URLs in one request: with Apple's pacing, requests per file
+        bound the throughput, and a file then costs about two (send, register) instead of three."""
+        pending = list(jobs)
+        size = max(1, min(UPLOAD_GROUP, len(pending) // self.config.concurrency))
+        groups = [pending[start:start + size] for start in range(0, len(pending), size)]
         _ = self.connection  # sign in once, before the threads start
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="icloud-upload") as pool:
-            pending = list(jobs)
-            yield from zip(pending, pool.map(one, pending), strict=True)
+            for group, results in zip(groups, pool.map(self._upload_group, groups), strict=True):
+                yield from zip(group, results, strict=True)
+
+    def _upload_group(self, group: list[Job]) -> list[str | UploadError]:
+        urls: list[str | None] = [None] * len(group)
+        if len(group) > 1:
+            try:
+                urls = library.reserve_uploads(self.connection, [path for path, _name, _checksum in group])
+            except Exception as error:  # each file then reserves its own URL (and fails alone if Apple is down)
+                log.warning("iCloud: reserving %d upload URLs failed (%s)", len(group), error)
+        results: list[str | UploadError] = []
+        for (path, name, checksum), url in zip(group, urls, strict=True):
+            try:
+                results.append(self.upload(path, name, checksum, url))
+            except UploadError as error:
+                results.append(error)
+        return results
 
     def verify(self, remote_id: str, checksum: str) -> bool:
         """The asset is indexed, in the library, and (where Apple's checksum is a SHA-256) holds these bytes.

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +17,17 @@ import requests
 from pyicloud.common.cloudkit import CKZoneIDReq
 from pyicloud.exceptions import PyiCloudEndpointGoneException
 from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
+from pyicloud.services.photos_cloudkit.models import PhotosPutAssetFile, PhotosPutAssetResult
 from pyicloud.services.photos_cloudkit.service import PHOTO_DESIRED_KEYS
+from pyicloud.services.photos_cloudkit.upload import PhotosUploader, _local_time_zone
 
-from media_assets.icloud.pacing import TransferError
+from media_assets.icloud.pacing import TransferError, transient_status
 from media_assets.icloud.session import Connection
 from media_assets.media.hashing import CHUNK
 from media_assets.storage import TEMP_PREFIX
 
 T = TypeVar("T")
+log = logging.getLogger("media_assets.icloud")
 LIVE = "live"
 ORIGINAL = "original"
 
@@ -192,12 +197,54 @@ def download(connection: Connection, file: RemoteFile, target: Path) -> int:
     return connection.retry.call(attempt, what=f"download of {file.filename}")
 
 
-def upload(connection: Connection, path: Path) -> tuple[str, bool]:
+def reserve_uploads(connection: Connection, paths: list[Path]) -> list[str | None]:
+    """Upload URLs for several files (in their order) in one createUploadUrl request: it takes any number of
+    files, as a drop of many photos on iCloud.com does, so each file then costs two requests instead of three.
+    Each URL serves one attempt of `upload`; a retry, or a file Apple gave no URL, reserves its own."""
+    uploader = connection.photos().private_client._uploader  # pyicloud's PhotosUploader: no public handle
+    if uploader is None:
+        return [None] * len(paths)
+    sizes = {str(uuid.uuid4()): path.stat().st_size for path in paths}
+    urls = connection.retry.call(lambda: uploader.create_upload_url(zone_name=PRIMARY_ZONE["zoneName"], assets=sizes),
+                                 what=f"reserving {len(paths)} uploads")
+    return [urls.get(name) for name in sizes]
+
+
+def _register(uploader: PhotosUploader, path: Path, url: str) -> PhotosPutAssetResult:
+    """Send the bytes to a reserved URL and register them, as pyicloud's own upload does after its reservation."""
+    receipt = uploader.send_bytes(url, path)
+    zone_id, offset_minutes = _local_time_zone()
+    results = uploader.put_asset(zone_name=PRIMARY_ZONE["zoneName"], files=[PhotosPutAssetFile(
+        fileName=path.name, lastModDate=int(path.stat().st_mtime * 1000), timeZoneOffset=offset_minutes,
+        singleFileUploadRequest=receipt)], import_group=str(uuid.uuid4()), local_time_zone_id=zone_id)
+    if len(results) != 1:
+        raise TransferError(f"Apple registered {len(results)} assets for {path.name}")
+    status = results[0].response.status if results[0].response else None
+    if not results[0].is_duplicate and status is not None and status >= 400:
+        raise TransferError(f"Apple refused to register {path.name} (status {status})", status)
+    return results[0]
+
+
+def upload(connection: Connection, path: Path, reserved_url: str | None = None) -> tuple[str, bool]:
     """Send one file through the photosupload flow without waiting for Apple to index it: (asset id, whether
-    Apple already had these bytes)."""
+    Apple already had these bytes). A `reserved_url` (from `reserve_uploads`) saves the reservation request; if
+    it no longer works, the file reserves its own."""
     client = connection.photos().private_client
-    result = connection.retry.call(lambda: client.upload_file(str(path), zone_name=PRIMARY_ZONE["zoneName"]),
-                                   what=f"upload of {path.name}")
+    url = reserved_url
+
+    def attempt() -> PhotosPutAssetResult:
+        nonlocal url
+        reserved, url = url, None
+        if reserved is not None:
+            try:
+                return _register(client._uploader, path, reserved)
+            except Exception as error:
+                if transient_status(error) is not None:
+                    raise  # the retry sends the file again through a fresh reservation
+                log.info("iCloud refused the reserved upload URL of %s (%s); reserving another", path.name, error)
+        return client.upload_file(str(path), zone_name=PRIMARY_ZONE["zoneName"])
+
+    result = connection.retry.call(attempt, what=f"upload of {path.name}")
     if not result.cplAsset:
         raise TransferError(f"Apple registered {path.name} without an asset id")
     return result.cplAsset, result.is_duplicate
