@@ -3,7 +3,7 @@
 from dagster import Definitions, in_process_executor
 
 from media_assets.defs.assets import PHASE_ASSETS
-from media_assets.defs.automation import batch_sensor
+from media_assets.defs.automation import batch_sensor, failed_batch_sensor
 from media_assets.defs.checks import CHECKS
 from media_assets.defs.jobs import media_batch_job
 from media_assets.defs.library_stats import library_stats
@@ -17,7 +17,7 @@ defs = Definitions(
     assets=[*PHASE_ASSETS, library_stats, *MIRROR_ASSETS],
     asset_checks=CHECKS,
     jobs=[media_batch_job, *MIRROR_JOBS],
-    sensors=[batch_sensor, *TELEGRAM_SENSORS, *MIRROR_SENSORS],
+    sensors=[batch_sensor, failed_batch_sensor, *TELEGRAM_SENSORS, *MIRROR_SENSORS],
     # UI launches and backfills (`__ASSET_JOB`) run in one process too, like the batch job.
     executor=in_process_executor,
     resources={"settings": _settings, "catalog": CatalogResource(settings=_settings),

@@ -13,6 +13,9 @@ import signal
 from collections import Counter
 
 FAULTS_ENV = "MEDIA_PIPELINE_FAULTS"
+#: When set, a rule fires only while this file exists, and removes it as it fires: a fault that hits one run of
+#: a long-lived daemon, not its re-runs.
+ARMED_ENV = "MEDIA_PIPELINE_FAULTS_ARMED"
 _passes: Counter[tuple[str, str]] = Counter()
 
 
@@ -33,10 +36,22 @@ def checkpoint(point: str, name: str) -> None:
         if rule_point != point or rule_name not in ("*", name):
             continue
         _passes[(point, rule_name)] += 1
-        if _passes[(point, rule_name)] != count:
+        if _passes[(point, rule_name)] != count or not _disarm():
             continue
         if action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         if action == "enospc":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         raise ValueError(f"unknown fault action {action!r} in {FAULTS_ENV}")
+
+
+def _disarm() -> bool:
+    """True when the fault may fire now (no arming file configured, or it existed and is now removed)."""
+    armed = os.environ.get(ARMED_ENV)
+    if not armed:
+        return True
+    try:
+        os.unlink(armed)
+    except FileNotFoundError:
+        return False
+    return True

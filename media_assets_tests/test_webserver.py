@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,14 +90,14 @@ def dagster_environment(folder: Path, conninfo: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def dagster(postgres_admin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster]:
-    folder = tmp_path_factory.mktemp("ui")
+@contextmanager
+def running_dagster(postgres_admin: str, folder: Path, **extra_env: str) -> Iterator[Dagster]:
+    """A webserver and a daemon on a database of their own, stopped and dropped afterwards."""
     database = f"ui_{uuid.uuid4().hex[:10]}"
     ensure_database(postgres_admin, database)
     conninfo = _with_dbname(postgres_admin, database)
     upgrade_to_head(conninfo)
-    env = dagster_environment(folder, conninfo)
+    env = {**dagster_environment(folder, conninfo), **extra_env}
     url = f"http://127.0.0.1:{_free_port()}"
     log = folder / "dagster.log"
     with log.open("w") as out:
@@ -121,6 +122,12 @@ def dagster(postgres_admin: str, tmp_path_factory: pytest.TempPathFactory) -> It
                 child.kill()
         with psycopg.connect(postgres_admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+@pytest.fixture(scope="module")
+def dagster(postgres_admin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster]:
+    with running_dagster(postgres_admin, tmp_path_factory.mktemp("ui")) as running:
+        yield running
 
 
 ASSET_GRAPH = """
@@ -226,3 +233,44 @@ def test_a_failed_batch_is_backfilled_from_failure(dagster: Dagster) -> None:
     verified = catalog.conn.execute("SELECT count(*) AS n, count(DISTINCT file_id) AS files FROM state_changes"
                                     " WHERE to_state = 'verified'").fetchone()
     assert (verified["n"], verified["files"]) == (3, 3)
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_phase_is_noticed_and_backfilled_from_failure(
+        postgres_admin: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SIGKILL the daemon's run worker inside compression; the batch sensor notices the dead worker, the backfill
+    ends failed, and re-executing it from failure finishes the batch with nothing done twice."""
+    folder = tmp_path_factory.mktemp("killed")
+    armed = folder / "kill-armed"
+    armed.touch()
+    names = ["a.jpg", "b.jpg", "c.jpg"]
+    for name in names:
+        sample.make_photo(folder / "library" / name, seed=zlib.crc32(name.encode()), size=(64, 48))
+    with running_dagster(postgres_admin, folder, MEDIA_PIPELINE_FAULTS="kill@move:compressed:2",
+                         MEDIA_PIPELINE_FAULTS_ARMED=str(armed)) as dagster:
+        batch = "20261124-killed"
+        repo = {"repositoryName": "__repository__", "repositoryLocationName": LOCATION}
+        added = dagster.graphql(ADD_PARTITION, {"repo": repo, "key": batch})["addDynamicPartition"]
+        assert added["__typename"] == "AddDynamicPartitionSuccess", added
+        first = _launched(dagster.graphql(LAUNCH, {"params": {
+            "partitionNames": [batch], "assetSelection": [{"path": [p]} for p in PHASES],
+            "title": "killed"}})["launchPartitionBackfill"])
+        assert _wait_for_backfill(dagster, first) in {"COMPLETED_FAILED", "FAILED"}
+        assert not armed.exists(), "the worker was killed"
+        deadline = time.monotonic() + 120  # the failure sensor records it in the catalog on its next tick
+        while dagster.catalog.batch(batch)["status"] != "failed" and time.monotonic() < deadline:
+            time.sleep(2)
+        assert dagster.catalog.batch(batch)["status"] == "failed"
+
+        second = _launched(dagster.graphql(REEXECUTE, {"params": {
+            "parentRunId": first, "strategy": "FROM_FAILURE"}})["reexecutePartitionBackfill"])
+        assert _wait_for_backfill(dagster, second) in {"COMPLETED_SUCCESS", "COMPLETED"}
+
+        catalog = dagster.catalog
+        assert catalog.count_by_state(batch) == {"verified": 3}
+        destination = folder / "destination"
+        assert sorted(p.name for p in destination.iterdir()) == names
+        assert not [p for p in folder.rglob(".partial-*")]
+        verified = catalog.conn.execute("SELECT count(*) AS n, count(DISTINCT file_id) AS files FROM state_changes"
+                                        " WHERE to_state = 'verified'").fetchone()
+        assert (verified["n"], verified["files"]) == (3, 3)

@@ -7,11 +7,13 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
+    RunFailureSensorContext,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    run_failure_sensor,
     sensor,
 )
 
@@ -54,3 +56,13 @@ def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
     return SensorResult(run_requests=[RunRequest(partition_key=batch_id, run_key=batch_id)],
                         dynamic_partitions_requests=[batch_partitions.build_add_request([batch_id])])
 
+
+
+@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
+                    description="Marks a failed batch run's batch failed in the catalog, so retry-failed finds it.")
+def failed_batch_sensor(context: RunFailureSensorContext, catalog: CatalogResource) -> None:
+    """A run can fail where no phase code runs (its worker killed, the code server gone): record it anyway."""
+    run = context.dagster_run
+    batch_id = run.tags.get("dagster/partition")
+    if batch_id and run.job_name in BATCH_JOB_NAMES and catalog.catalog.batch(batch_id) is not None:
+        catalog.catalog.set_batch_status(batch_id, "failed")
