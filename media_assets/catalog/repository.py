@@ -49,6 +49,7 @@ class MediaFile:
     compression_decision: str | None
     staged_path: str | None
     sorted_path: str | None
+    quality_score: float | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> MediaFile:

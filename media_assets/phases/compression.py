@@ -139,10 +139,8 @@ def record(catalog: Catalog, ctx: PhaseContext, file: MediaFile, result: Compres
     else:
         changes = {"output_path": file.original_path, "output_size": file.size_bytes,
                    "output_hash": file.content_hash}
-    with catalog.transaction() as cur:
-        catalog.move(file, FileState.COMPRESSED, detail=result.decision, cursor=cur,
-                     compression_decision=result.decision, **changes)
-        cur.execute("UPDATE media_files SET quality_score = %s WHERE id = %s", (result.quality, file.id))
+    catalog.move(file, FileState.COMPRESSED, detail=result.decision, compression_decision=result.decision,
+                 quality_score=result.quality, **changes)
 
 
 def compress(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
