@@ -134,3 +134,12 @@ def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(
     assert isinstance(result, SensorResult), "the dead run no longer counts as a running batch"
     assert instance.get_run_by_id(run.run_id).status is DagsterRunStatus.FAILURE
     assert pipeline.catalog.batch("killed-batch")["status"] == "failed"
+
+
+def test_an_unpartitioned_run_such_as_the_library_stats_refresh_does_not_hold_batches_back(sensor_setup) -> None:
+    pipeline, instance, resources = sensor_setup
+    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    from media_assets.definitions import defs
+
+    instance.create_run_for_job(defs.resolve_job_def("media_batch"), status=DagsterRunStatus.STARTED)
+    assert isinstance(_evaluate(instance, resources), SensorResult)

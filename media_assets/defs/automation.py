@@ -31,7 +31,9 @@ ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatu
 
 
 def batch_running(instance: DagsterInstance) -> bool:
-    return any(instance.get_runs_count(RunsFilter(job_name=name, statuses=ACTIVE)) for name in BATCH_JOB_NAMES)
+    """Whether a batch (a partitioned run; not, say, the library_stats refresh, also an `__ASSET_JOB`) runs."""
+    return any("dagster/partition" in run.tags
+               for name in BATCH_JOB_NAMES for run in instance.get_runs(RunsFilter(job_name=name, statuses=ACTIVE)))
 
 
 @sensor(job=media_batch_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
