@@ -24,7 +24,8 @@ MIRRORED_TABLES: tuple[MirroredTable, ...] = (
         "id", "batch_id", "source", "source_id", "source_version", "original_name", "size_bytes", "content_hash",
         "media_type", "media_format", "width", "height", "captured_at", "capture_utc_offset_minutes",
         "capture_date_source", "state", "error", "original_path", "output_path", "output_size", "output_hash",
-        "compression_decision", "staged_path", "sorted_path", "created_at", "updated_at")),
+        "compression_decision", "staged_path", "sorted_path", "created_at", "updated_at",
+        "phash", "pair_key", "content_identifier", "burst_id", "quality_score")),
     MirroredTable("duplicate_files", "bigint", ("id", "file_id", "keeper_id", "batch_id", "kind", "distance",
                                                 "created_at")),
     MirroredTable("phase_runs", "bigint", (
