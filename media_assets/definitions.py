@@ -5,6 +5,7 @@ from dagster import Definitions, in_process_executor
 from media_assets.defs.assets import PHASE_ASSETS
 from media_assets.defs.automation import batch_sensor, failed_batch_sensor
 from media_assets.defs.checks import CHECKS
+from media_assets.defs.icloud import ICloudResource
 from media_assets.defs.jobs import media_batch_job
 from media_assets.defs.library_stats import library_stats
 from media_assets.defs.mirror import MIRROR_ASSETS, MIRROR_JOBS, MIRROR_SENSORS, SupabaseResource
@@ -21,5 +22,6 @@ defs = Definitions(
     # UI launches and backfills (`__ASSET_JOB`) run in one process too, like the batch job.
     executor=in_process_executor,
     resources={"settings": _settings, "catalog": CatalogResource(settings=_settings),
-               "telegram": TelegramResource(settings=_settings), "supabase": SupabaseResource(settings=_settings)},
+               "telegram": TelegramResource(settings=_settings), "supabase": SupabaseResource(settings=_settings),
+               "icloud": ICloudResource(settings=_settings)},
 )

@@ -21,7 +21,7 @@ from media_assets.media import sample_library as sample
 from media_assets.media.ffmpeg_tools import ffmpeg_path
 from media_assets.runner import run_batch
 from media_assets.sources.base import SourceItem
-from media_assets.sources.configured import enabled_sources
+from media_assets.sources.configured import local_sources
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -93,7 +93,7 @@ def bad_library(make_pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac",
                         str(library / "audio-only.mp4")], check=True)
     odd = OddSource(sample.photo_bytes(size=(64, 48), seed=14))
-    monkeypatch.setattr(assets, "enabled_sources", lambda settings: {**enabled_sources(settings), "odd": odd})
+    monkeypatch.setattr(assets, "local_sources", lambda settings: {**local_sources(settings), "odd": odd})
     return pipeline, library
 
 

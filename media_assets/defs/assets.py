@@ -8,9 +8,10 @@ from functools import partial
 import psycopg
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
+from media_assets.defs.icloud import ICloudResource
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
-from media_assets.destinations.configured import enabled_destinations, pixel_destination, primary_destination
+from media_assets.destinations.configured import enabled_destinations, local_destination, pixel_destination
 from media_assets.icloud.replace import replace_if_configured
 from media_assets.phases.common import PhaseContext, PhaseFunction, run_phase
 from media_assets.phases.compression import compress, keep_originals, quality_metadata
@@ -22,7 +23,7 @@ from media_assets.phases.upload import finish_uploads
 from media_assets.phases.upload import upload as upload_files
 from media_assets.phases.verification import verify
 from media_assets.runner import RUNNER_PROCESS_TAG, this_process
-from media_assets.sources.configured import enabled_sources
+from media_assets.sources.configured import local_sources
 
 GROUP = "media"
 
@@ -55,13 +56,14 @@ ICLOUD_POOL = "icloud"
 
 @_asset("download", None, "New files from the sources, copied into originals/<batch>/ and identified.",
         pool=ICLOUD_POOL)
-def download(context: AssetExecutionContext, settings: SettingsResource,
-             catalog: CatalogResource) -> MaterializeResult:
-    loaded = settings.load()
+def download(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource,
+             icloud: ICloudResource) -> MaterializeResult:
+    sources = local_sources(settings.load())
+    if (remote := icloud.source()) is not None:
+        sources[remote.name] = remote
     catalog.catalog.create_batch(context.partition_key)
     catalog.catalog.set_batch_status(context.partition_key, "running")
-    return _run(context, settings, catalog, "download",
-                partial(download_files, sources=enabled_sources(loaded)))
+    return _run(context, settings, catalog, "download", partial(download_files, sources=sources))
 
 
 @_asset("deduplication", "download", "Exact and near duplicates against the whole catalog, recorded, not deleted.")
@@ -97,11 +99,11 @@ def _upload_phase(context: AssetExecutionContext, settings: SettingsResource, ca
 
 @_asset("icloud_upload", "file_preparation",
         "Upload to iCloud Photos (or, with no account configured, to LOCAL_DESTINATION_DIR).", pool=ICLOUD_POOL)
-def icloud_upload(context: AssetExecutionContext, settings: SettingsResource,
-                  catalog: CatalogResource) -> MaterializeResult:
+def icloud_upload(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource,
+                  icloud: ICloudResource) -> MaterializeResult:
     loaded = settings.load()
     return _upload_phase(context, settings, catalog, "icloud_upload", loaded.enable_icloud_upload,
-                         primary_destination(loaded))
+                         icloud.destination() or local_destination(loaded))
 
 
 @_asset("pixel_upload", "icloud_upload", "Copy into the Pixel phone's sync folder (Google Photos backs it up).")

@@ -8,13 +8,22 @@ from media_assets.destinations.folder import FolderDestination
 from media_assets.settings import Settings
 
 
+def icloud_upload_configured(settings: Settings) -> bool:
+    return bool(settings.icloud_username or settings.raw.get("ICLOUD_UPLOAD_USERNAME", "").strip())
+
+
+def local_destination(settings: Settings) -> Destination:
+    """Where the `icloud_upload` phase writes when no iCloud account is configured (the embedded default)."""
+    return FolderDestination("local", settings.local_destination_dir)
+
+
 def primary_destination(settings: Settings) -> Destination:
     """The destination of the `icloud_upload` phase: iCloud Photos once an account is configured."""
-    if settings.icloud_username or settings.raw.get("ICLOUD_UPLOAD_USERNAME", "").strip():
+    if icloud_upload_configured(settings):
         from media_assets.destinations.icloud import icloud_destination
 
         return icloud_destination(settings)
-    return FolderDestination("local", settings.local_destination_dir)
+    return local_destination(settings)
 
 
 def pixel_destination(settings: Settings) -> Destination | None:
