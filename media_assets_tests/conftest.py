@@ -126,3 +126,17 @@ def system_ffmpeg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     ffmpeg_tools.clear_cache()
     return str(bin_dir / "ffmpeg")
+
+
+@pytest.fixture
+def fresh_ffmpeg_lookup(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test finds ffmpeg anew (automatic choice unless it says otherwise), and leaves no cached answer."""
+    from media_assets.media import ffmpeg_tools
+
+    # The real functions, taken before any test can monkeypatch the module's attributes.
+    real = (ffmpeg_tools.ffmpeg_path, ffmpeg_tools.ffprobe_path)
+    monkeypatch.delenv(ffmpeg_tools.SOURCE_ENV, raising=False)
+    ffmpeg_tools.clear_cache()
+    yield
+    for function in real:
+        function.cache_clear()

