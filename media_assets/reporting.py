@@ -52,8 +52,8 @@ class RunReport:
         lines += [f"| {p['phase']} | {p['status']} | {p['files']} | {p['seconds']:.2f} |" for p in self.phases]
         if self.duplicates:
             lines += ["", "## Duplicates", ""]
-            lines += [f"- {d['original_name']} is a {d['kind']} duplicate of {d['keeper_name']} "
-                      f"(file {d['keeper_id']})" for d in self.duplicates]
+            lines += [f"- {d['original_name']} is {'an' if d['kind'] == 'exact' else 'a'} {d['kind']} duplicate of "
+                      f"{d['keeper_name']} (file {d['keeper_id']})" for d in self.duplicates]
         if self.quarantined:
             lines += ["", "## Quarantined", ""]
             lines += [f"- {q['original_name']}: {q['error']}" for q in self.quarantined]
