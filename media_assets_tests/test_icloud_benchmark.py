@@ -21,7 +21,8 @@ def test_the_quick_transfer_benchmark_moves_everything_intact_without_429s(tmp_p
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     rows = result["rows"]
-    assert set(rows) == {"download sequential", "download pipeline", "upload sequential", "upload pipeline"}
-    assert [rows[k]["files"] for k in rows] == [60, 60, 30, 30]
+    assert list(rows) == ["download sequential", "download 4 at once", "download 8 at once",
+                          "upload sequential", "upload 4 at once", "upload 8 at once"]
+    assert [rows[k]["files"] for k in rows] == [60, 60, 60, 30, 30, 30]
     assert all(row["intact"] and row["http_429"] == 0 for row in rows.values())
-    assert "speed-up" in done.stdout and result["concurrency"] == 4
+    assert "speed-up" in done.stdout and result["concurrencies"] == [4, 8]
