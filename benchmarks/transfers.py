@@ -86,7 +86,8 @@ def _upload(config: ICloudConfig, files: list[Path]) -> tuple[float, list[str]]:
 
 
 def run(assets: int) -> dict[str, Any]:
-    standin = ICloudStandIn(latency=LATENCY, rate_limit=SERVER_LIMIT_PER_SECOND).start()
+    standin = ICloudStandIn(latency=LATENCY, rate_limit=SERVER_LIMIT_PER_SECOND,
+                            passwords={"bench@example.com": "pw"}).start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

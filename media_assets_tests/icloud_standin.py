@@ -2,7 +2,8 @@
 
 One host answers the auth (`/appleauth/auth/...`), setup (`/setup/ws/1/...`), CloudKit Photos, download and
 `photosupload` requests the way /work/shared/reference/icloud-web-protocol.md describes, over a library of real
-media bytes. SRP is not verified (any password is accepted). Tests inject faults: added latency, a rate limit
+media bytes. The password is checked by real SRP-6a, as Apple does (a wrong one, or an unknown account, is
+answered 401 on `signin/complete`). Tests inject faults: added latency, a rate limit
 answered with 429 (and counted), one-off status codes on a path, expired download URLs (410), a download cut
 off half way, an indexing delay after uploads, and lapsed trust."""
 
@@ -24,7 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import srp
 import trustme
+from srp import _pysrp
 
 CLOUDKIT = "/database/1/com.apple.photos.cloud/production/private"
 UTI = {".jpg": "public.jpeg", ".jpeg": "public.jpeg", ".heic": "public.heic", ".png": "public.png",
@@ -63,6 +66,8 @@ class _Fault:
 
 @dataclass
 class ICloudStandIn:
+    #: Apple ID -> password; a sign-in with any other account or password is refused.
+    passwords: dict[str, str] = field(default_factory=dict)
     code: str = "123456"
     dsid: str = "20000001"
     latency: float = 0.0
@@ -81,6 +86,8 @@ class ICloudStandIn:
         self._faults: list[_Fault] = []
         self._recent: deque[float] = deque()
         self._trust_tokens: set[str] = set()
+        self._handshakes: dict[str, tuple[Any, str]] = {}  # SRP `c` -> (verifier, account)
+        self.password_failures = 0
         self._session_tokens: set[str] = set()
         self._web_tokens: set[str] = set()
         self._url_tokens: dict[str, float] = {}  # download token -> expiry
@@ -232,9 +239,7 @@ class ICloudStandIn:
         elif path == f"{auth}/authorize/signin":
             self._send(request, 200, None)
         elif path == f"{auth}/signin/init":
-            self._send(request, 200, {"salt": _b64(os.urandom(16)), "b": _b64(os.urandom(256)), "c": "c-1",
-                                      "iteration": 1000, "protocol": "s2k"},
-                       headers={"scnt": "scnt-1", "X-Apple-ID-Session-Id": "sid-1"})
+            self._signin_init(request, payload)
         elif path == f"{auth}/signin/complete":
             self._signin_complete(request, payload)
         elif path == auth:
@@ -283,7 +288,43 @@ class ICloudStandIn:
 
     # -- auth -------------------------------------------------------------------------------------------------
 
+    def _signin_init(self, request: BaseHTTPRequestHandler, payload: dict[str, Any]) -> None:
+        """The server half of Apple's SRP-6a: the password key is PBKDF2-SHA256 of SHA-256(password) with the
+        salt, and the username is left out of x. An unknown account gets a challenge that cannot be met."""
+        account, salt, iterations = payload.get("accountName", ""), os.urandom(16), 1000
+        handshake = secrets.token_hex(8)
+        password = self.passwords.get(account)
+        challenge = os.urandom(256)
+        if password is not None:
+            srp.rfc5054_enable()
+            srp.no_username_in_x()
+            key = hashlib.pbkdf2_hmac("sha256", hashlib.sha256(password.encode()).digest(), salt, iterations, 32)
+            n, g = _pysrp.get_ng(_pysrp.NG_2048, None, None)
+            x = int.from_bytes(hashlib.sha256(salt + hashlib.sha256(b":" + key).digest()).digest(), "big")
+            verifier = srp.Verifier(account, salt, _pysrp.long_to_bytes(pow(g, x, n)),
+                                    base64.b64decode(payload.get("a", "")), hash_alg=srp.SHA256, ng_type=srp.NG_2048)
+            _salt, challenge = verifier.get_challenge()
+            if challenge is not None:
+                with self._lock:
+                    self._handshakes[handshake] = (verifier, account)
+        self._send(request, 200, {"salt": _b64(salt), "b": _b64(challenge or os.urandom(256)), "c": handshake,
+                                  "iteration": iterations, "protocol": "s2k"},
+                   headers={"scnt": "scnt-1", "X-Apple-ID-Session-Id": "sid-1"})
+
+    def _password_proven(self, payload: dict[str, Any]) -> bool:
+        with self._lock:
+            verifier, account = self._handshakes.pop(str(payload.get("c")), (None, None))
+        if verifier is None or account != payload.get("accountName"):
+            return False
+        proof = verifier.verify_session(base64.b64decode(payload.get("m1", "")))
+        return proof is not None and proof == base64.b64decode(payload.get("m2", ""))
+
     def _signin_complete(self, request: BaseHTTPRequestHandler, payload: dict[str, Any]) -> None:
+        if not self._password_proven(payload):
+            self.password_failures += 1
+            self._send(request, 401, {"serviceErrors": [{"code": "-20101", "message":
+                                                         "Your Apple ID or password was incorrect."}]})
+            return
         session = secrets.token_hex(8)
         with self._lock:
             self._session_tokens.add(session)

@@ -7,14 +7,15 @@ import hashlib
 import stat
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from media_assets.catalog.states import FileState
-from media_assets.icloud.config import icloud_config
-from media_assets.icloud.session import ICloudAuthError, connect, record_trust
+from media_assets.icloud.config import ICloudConfig, icloud_config
+from media_assets.icloud.session import REFUSED_FILE, ICloudAuthError, connect, record_trust
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
 from media_assets.settings import Settings
@@ -26,7 +27,8 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def standin() -> Iterator[ICloudStandIn]:
-    server = ICloudStandIn().start()
+    server = ICloudStandIn(passwords={"owner@example.com": PASSWORD, "family@example.com": "other",
+                                      "up@example.com": "pw"}).start()
     yield server
     server.stop()
 
@@ -102,6 +104,40 @@ def test_wrong_codes_are_capped_and_alerted(standin, make_pipeline, tmp_path) ->
                 alert=lambda key, text: alerts.append((key, text)))
     assert standin.codes_checked == ["111111", "111111"]
     assert alerts and alerts[0][0] == "icloud-session"
+
+
+def test_a_wrong_password_is_refused_once_and_never_tried_again_until_it_changes(standin, make_pipeline,
+                                                                                 tmp_path) -> None:
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_PASSWORD="correct horse battery stapel"))
+    add_photos(standin, 2)
+    report = run_batch(pipeline)
+    assert not report.success and "Apple refused the Apple ID or password for owner@example.com" in report.error
+    assert standin.password_failures == 1 and standin.codes_sent == 0
+
+    signins = standin.count("/signin/")
+    alerts: list[str] = []
+    with pytest.raises(ICloudAuthError, match="not tried again"):
+        connect(icloud_config(pipeline.settings), code_provider=answer(standin.code),
+                alert=lambda key, text: alerts.append(text))
+    assert standin.count("/signin/") == signins and standin.password_failures == 1  # Apple was not asked
+    assert "ICLOUD_PASSWORD" in alerts[0]
+    refused = icloud_config(pipeline.settings).cookie_dir / REFUSED_FILE
+    assert stat.S_IMODE(refused.stat().st_mode) == 0o600
+
+    connect(replace(icloud_config(pipeline.settings), password=PASSWORD), code_provider=answer(standin.code))
+    assert standin.password_failures == 1 and standin.codes_checked == [standin.code]
+    assert not refused.exists()
+
+
+def test_the_standin_checks_passwords_by_srp(standin, tmp_path) -> None:
+    """The stand-in's own check must be able to fail, or the test above proves nothing."""
+    for username, password in (("owner@example.com", "pw"), ("nobody@example.com", PASSWORD)):
+        config = ICloudConfig(username=username, password=password, cookie_dir=tmp_path / username,
+                              transfer_dir=tmp_path / "t", endpoint=standin.base_url,
+                              ca_bundle=str(standin.write_ca(tmp_path)), backoff_seconds=0.005)
+        with pytest.raises(ICloudAuthError, match="refused"):
+            connect(config, code_provider=answer(standin.code))
+    assert standin.password_failures == 2
 
 
 def test_no_code_before_the_deadline_fails_clearly_with_an_alert(standin, make_pipeline, tmp_path) -> None:

@@ -1,9 +1,11 @@
 """Signing in to iCloud: the persistent cookie folder, the 2FA code asked for through a `CodeProvider` (Telegram
 in a run, the terminal in `media-pipeline icloud login`) within one process and one deadline, a cap on wrong
-codes, and a warning before Apple's trust in this browser lapses (about 30 days after the last code)."""
+codes, a warning before Apple's trust in this browser lapses (about 30 days after the last code), and no second
+try of a password Apple has refused (repeated failures lock the Apple ID)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pyicloud import PyiCloudService
+from pyicloud.exceptions import PyiCloudFailedLoginException
 
 from media_assets.icloud.config import ICloudConfig
 from media_assets.icloud.pacing import PacedAdapter, Pacer, RetryPolicy
@@ -23,6 +26,7 @@ from media_assets.settings import Settings
 
 log = logging.getLogger("media_assets.icloud")
 TRUST_FILE = "trust.json"
+REFUSED_FILE = "refused-password.json"
 SESSION_ALERT_KEY = "icloud-session"
 
 
@@ -110,6 +114,30 @@ def record_trust(cookie_dir: Path, at: datetime | None = None) -> None:
     path.chmod(0o600)
 
 
+def _password_fingerprint(config: ICloudConfig, salt: bytes) -> str:
+    """A slow salted hash: enough to recognise the same password, costly to guess it from (it is often a
+    near miss of the right one)."""
+    return hashlib.pbkdf2_hmac("sha256", f"{config.username}\n{config.password}".encode(), salt, 200_000).hex()
+
+
+def record_refused_password(config: ICloudConfig) -> None:
+    salt = os.urandom(16)
+    path = config.cookie_dir / REFUSED_FILE
+    path.write_text(json.dumps({"salt": salt.hex(), "fingerprint": _password_fingerprint(config, salt),
+                                "at": datetime.now(timezone.utc).isoformat()}))
+    path.chmod(0o600)
+
+
+def password_refused_on(config: ICloudConfig) -> datetime | None:
+    """When Apple refused the configured password, or None when it has not (or the password has changed)."""
+    try:
+        refused = json.loads((config.cookie_dir / REFUSED_FILE).read_text())
+        same = _password_fingerprint(config, bytes.fromhex(refused["salt"])) == refused["fingerprint"]
+        return datetime.fromisoformat(refused["at"]) if same else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: Alert | None = None,
             now: datetime | None = None, interactive: bool = True) -> Connection:
     """Sign in, reusing the trusted session when Apple still accepts it, else asking for a code (unless not
@@ -122,7 +150,21 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
                               with_family=False)
     service.session.mount("https://", PacedAdapter(pacer, max(10, 2 * config.concurrency), config.ca_bundle))
     _serialise_saves(service.session)
-    retry.call(service.authenticate, what="sign-in")
+    refused_on = password_refused_on(config)
+    if refused_on is not None:
+        raise _fail(alert, f"Apple refused this password for {config.username} on {refused_on:%Y-%m-%d %H:%M} UTC, "
+                           "so it is not tried again (repeated failures lock the Apple ID). Put the right one in "
+                           "ICLOUD_PASSWORD (ICLOUD_UPLOAD_PASSWORD for a separate upload account).")
+    try:
+        retry.call(service.authenticate, what="sign-in")
+    except PyiCloudFailedLoginException as error:
+        if getattr(error.__cause__, "code", None) != 401:
+            raise
+        record_refused_password(config)
+        raise _fail(alert, f"Apple refused the Apple ID or password for {config.username}: check ICLOUD_PASSWORD "
+                           "(ICLOUD_UPLOAD_PASSWORD for a separate upload account). This password is not tried "
+                           "again, so the Apple ID is not locked.") from None
+    (config.cookie_dir / REFUSED_FILE).unlink(missing_ok=True)
     if service.requires_2fa and not interactive:
         raise ICloudAuthError(f"iCloud sign-in for {config.username} needs a 2FA code; the next run asks for it")
     if service.requires_2fa:
