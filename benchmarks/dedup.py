@@ -181,7 +181,9 @@ def batch_memory(folder: Path, files: int, workers: int) -> dict[str, float]:
 
 
 def batch_memory_alone(folder: Path, files: int, workers: int) -> dict[str, float]:
-    """batch_memory in a fresh process, so its peak RSS is not the corpus generator's (a 12 MP float image)."""
+    """batch_memory in a fresh process, so its peak RSS is neither the 12 MP corpus generator's nor that of
+    writing the batch's own files (made here first, so the child finds them cached)."""
+    jpeg_set(folder, files, (96, 72))
     done = subprocess.run([sys.executable, __file__, "--batch-memory", str(files), "--cache", str(folder)],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
