@@ -4,7 +4,11 @@ incremental walk and its stop rule, paging, Live Photos, same-name files, and ev
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -289,6 +293,47 @@ def test_an_interrupted_download_is_retried_intact(standin, make_pipeline, tmp_p
     assert report.success, report.error
     [file] = _downloaded(pipeline, report.batch_id).values()
     assert file.size_bytes == len(asset.data) and standin.count("/content/") == 3
+
+
+STREAM_CHILD = """
+import hashlib, json, resource, sys
+from pathlib import Path
+from media_assets.icloud.config import ICloudConfig
+from media_assets.icloud.library import download, files_of, lookup_asset
+from media_assets.icloud.session import connect
+
+args = json.loads(sys.argv[1])
+config = ICloudConfig(username=args["username"], password=args["password"], cookie_dir=Path(args["cookies"]),
+                      transfer_dir=Path(args["target"]).parent, endpoint=args["endpoint"], ca_bundle=args["ca"])
+connection = connect(config, code_provider=None)
+[file] = files_of(lookup_asset(connection, args["asset"]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+download(connection, file, Path(args["target"]))
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"grown_kb": grown, "size": file.size}))
+"""
+
+
+@pytest.mark.slow
+def test_a_large_download_is_streamed_with_flat_memory(standin, tmp_path) -> None:
+    """The download side runs in its own process, so its peak RSS is not the stand-in's copy of the bytes."""
+    data = os.urandom(256 * 2**20)
+    asset = standin.add_asset("BIG.MOV", data)
+    config = ICloudConfig(username="owner@example.com", password=PASSWORD, cookie_dir=tmp_path / "session",
+                          transfer_dir=tmp_path / "transfer", endpoint=standin.base_url,
+                          ca_bundle=str(standin.write_ca(tmp_path)))
+    connect(config, code_provider=answer(standin.code))
+    target = tmp_path / "transfer" / "BIG.MOV"
+    target.parent.mkdir()
+    args = {"username": config.username, "password": PASSWORD, "cookies": str(config.cookie_dir),
+            "endpoint": standin.base_url, "ca": config.ca_bundle, "asset": asset.asset_id, "target": str(target)}
+    done = subprocess.run([sys.executable, "-c", STREAM_CHILD, json.dumps(args)], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["size"] == len(data) and target.stat().st_size == len(data)
+    assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
+    assert result["grown_kb"] < 32 * 1024, f"the download grew the process by {result['grown_kb'] // 1024} MB"
 
 
 def test_a_failure_after_retries_fails_only_that_file_and_the_next_batch_takes_it(standin, make_pipeline,
