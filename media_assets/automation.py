@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from media_assets.catalog.repository import Catalog
-from media_assets.sources.base import MediaSource
+from media_assets.sources.base import MediaSource, SourceNeedsSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ def sources_have_new_files(catalog: Catalog, sources: Mapping[str, MediaSource])
         try:
             if any((item.source_id, item.version) not in known for item in source.scan()):
                 return True
+        except SourceNeedsSettings:
+            raise
         except Exception as error:  # noqa: BLE001 - e.g. iCloud wants a 2FA code: the run asks for it and reports
             log.warning("could not look into source %s (%s); starting a batch to find out", name, error)
             return True

@@ -16,8 +16,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, SkipReason, build_sensor_context
 
 from media_assets.catalog.states import FileState
+from media_assets.defs.automation import batch_sensor
+from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.icloud.config import ICloudConfig, icloud_config
 from media_assets.icloud.session import REFUSED_FILE, ICloudAuthError, connect, record_trust
 from media_assets.media import sample_library as sample
@@ -131,6 +134,19 @@ def test_a_wrong_password_is_refused_once_and_never_tried_again_until_it_changes
     connect(replace(icloud_config(pipeline.settings), password=PASSWORD), code_provider=answer(standin.code))
     assert standin.password_failures == 1 and standin.codes_checked == [standin.code]
     assert not refused.exists()
+
+
+def test_the_sensor_waits_for_a_new_password_instead_of_starting_batches_that_would_fail(standin, make_pipeline,
+                                                                                         tmp_path) -> None:
+    make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_PASSWORD="wrong", PIPELINE_EXECUTION_MODE="continuous"))
+    add_photos(standin, 1)
+    settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
+    resources = {"settings": settings, "catalog": CatalogResource(settings=settings)}
+    for _tick in range(2):
+        with build_sensor_context(instance=DagsterInstance.ephemeral(), resources=resources) as context:
+            result = batch_sensor(context)
+        assert isinstance(result, SkipReason) and "Apple refused" in (result.skip_message or "")
+    assert standin.password_failures == 1 and standin.count("/signin/complete") == 1
 
 
 def test_the_standin_checks_passwords_by_srp(standin, tmp_path) -> None:

@@ -22,6 +22,7 @@ from media_assets.defs.jobs import BATCH_JOB_NAME, media_batch_job
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.runner import executions_today, new_batch_id, reclaim_dead_runs
+from media_assets.sources.base import SourceNeedsSettings
 from media_assets.sources.configured import enabled_sources
 
 #: Backfills launched from the UI run under `__ASSET_JOB`; both kinds are batches.
@@ -51,8 +52,11 @@ def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
         batch_running=batch_running(context.instance))
     if not decision.start:
         return SkipReason(decision.reason)
-    if not sources_have_new_files(catalog.catalog, enabled_sources(loaded, interactive=False)):
-        return SkipReason("the sources hold nothing new")
+    try:
+        if not sources_have_new_files(catalog.catalog, enabled_sources(loaded, interactive=False)):
+            return SkipReason("the sources hold nothing new")
+    except SourceNeedsSettings as error:
+        return SkipReason(f"waiting for a settings change: {error}")
     batch_id = new_batch_id(catalog.catalog, now)
     catalog.catalog.create_batch(batch_id)
     return SensorResult(run_requests=[RunRequest(partition_key=batch_id, run_key=batch_id)],

@@ -23,6 +23,7 @@ from pyicloud.exceptions import PyiCloudFailedLoginException
 from media_assets.icloud.config import ICloudConfig
 from media_assets.icloud.pacing import PacedAdapter, Pacer, RetryPolicy
 from media_assets.settings import Settings
+from media_assets.sources.base import SourceNeedsSettings
 
 log = logging.getLogger("media_assets.icloud")
 TRUST_FILE = "trust.json"
@@ -42,6 +43,10 @@ Alert = Callable[[str, str], object]
 
 class ICloudAuthError(RuntimeError):
     """Signing in failed in a way a person must look at; the message says what to do."""
+
+
+class PasswordRefused(ICloudAuthError, SourceNeedsSettings):
+    """Apple refused the configured password; it is not tried again until it changes."""
 
 
 class EndpointService(PyiCloudService):
@@ -154,7 +159,8 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
     if refused_on is not None:
         raise _fail(alert, f"Apple refused this password for {config.username} on {refused_on:%Y-%m-%d %H:%M} UTC, "
                            "so it is not tried again (repeated failures lock the Apple ID). Put the right one in "
-                           "ICLOUD_PASSWORD (ICLOUD_UPLOAD_PASSWORD for a separate upload account).")
+                           "ICLOUD_PASSWORD (ICLOUD_UPLOAD_PASSWORD for a separate upload account).",
+                    PasswordRefused)
     try:
         retry.call(service.authenticate, what="sign-in")
     except PyiCloudFailedLoginException as error:
@@ -163,7 +169,7 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
         record_refused_password(config)
         raise _fail(alert, f"Apple refused the Apple ID or password for {config.username}: check ICLOUD_PASSWORD "
                            "(ICLOUD_UPLOAD_PASSWORD for a separate upload account). This password is not tried "
-                           "again, so the Apple ID is not locked.") from None
+                           "again, so the Apple ID is not locked.", PasswordRefused) from None
     (config.cookie_dir / REFUSED_FILE).unlink(missing_ok=True)
     if service.requires_2fa and not interactive:
         raise ICloudAuthError(f"iCloud sign-in for {config.username} needs a 2FA code; the next run asks for it")
@@ -176,11 +182,11 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
     return Connection(config, service, pacer, retry, expires)
 
 
-def _fail(alert: Alert | None, text: str) -> ICloudAuthError:
+def _fail(alert: Alert | None, text: str, kind: type[ICloudAuthError] = ICloudAuthError) -> ICloudAuthError:
     log.error(text)
     if alert is not None:
         alert(SESSION_ALERT_KEY, text)
-    return ICloudAuthError(text)
+    return kind(text)
 
 
 def _complete_2fa(service: PyiCloudService, config: ICloudConfig, provider: CodeProvider | None,

@@ -16,6 +16,11 @@ class SourceError(Exception):
         self.reason = reason
 
 
+class SourceNeedsSettings(Exception):
+    """A source that cannot be read until a person changes its settings (a password the service refused): a
+    batch started now would only fail again, so the automation waits instead."""
+
+
 @dataclass(frozen=True)
 class SourceItem:
     """One file a source offers. `refusal` is set when the source already knows it must not be taken."""
