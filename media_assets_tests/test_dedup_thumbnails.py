@@ -10,7 +10,7 @@ from PIL import Image
 
 from media_assets.catalog.states import FileState
 from media_assets.media import sample_library as sample
-from media_assets.media.perceptual import phash64, photo_fingerprint, reduced_image
+from media_assets.media.perceptual import phash64, photo_fingerprint, pixel_signature, reduced_image
 from media_assets.phases.common import PhaseContext, run_phase
 from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, deduplicate
 from media_assets.phases.download import download
@@ -102,6 +102,8 @@ def test_copies_with_and_without_thumbnails_meet_and_stale_thumbnails_merge_noth
     columns = pipeline.catalog.fingerprints([f.id for f in stale])
     assert {columns[f.id]["phash"] for f in stale} == {photo_fingerprint(library / "IMG_1.jpg").phash}
     assert all(columns[f.id]["similarity"] is not None for f in stale)
-    # IMG_1 was kept with the thumbnail's pHash only: the copy was confirmed on its original in MEDIA_ROOT.
+    # IMG_1 was kept with the thumbnail's pHash only: the copy was confirmed on its original in MEDIA_ROOT, whose
+    # signature is now kept in the catalog for the next batch that meets it.
     kept = next(pipeline.catalog.iter_files("b1", FileState.UNIQUE))
-    assert pipeline.catalog.fingerprints([kept.id])[kept.id]["similarity"] is None
+    original = pipeline.settings.media_root / (kept.original_path or "")
+    assert bytes(pipeline.catalog.fingerprints([kept.id])[kept.id]["similarity"]) == pixel_signature(original)

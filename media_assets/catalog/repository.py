@@ -249,6 +249,13 @@ class Catalog:
             " FROM media_files WHERE id = ANY(%s)", (ids,)).fetchall()
         return {row["id"]: row for row in rows}
 
+    def remember_similarity(self, signatures: dict[int, bytes]) -> None:
+        """Keep the pixel signatures computed for kept files whose pHash came from a thumbnail, so a later batch
+        that meets them again does not decode them again (a cache fill, not a state change: no audit row)."""
+        with self.transaction() as cur:
+            cur.executemany("UPDATE media_files SET similarity = %s WHERE id = %s AND similarity IS NULL",
+                            [(signature, file_id) for file_id, signature in signatures.items()])
+
     def record_dedup_decision(self, file: MediaFile, target: FileState, *, keeper_id: int | None = None,
                               kind: str | None = None, distance: int = 0, detail: str | None = None,
                               **fingerprint: Any) -> MediaFile:

@@ -317,7 +317,7 @@ def _batch_candidates(items: list[Item], radius: int) -> list[tuple[Item, Item, 
 def _sign_candidates(catalog: Catalog, sign: Signer, from_catalog: list[tuple[Item, int, int]],
                      others: dict[int, dict], in_batch: list[tuple[Item, Item, int]]) -> None:
     """Give every candidate without a signature (its pHash came from its EXIF thumbnail) the signature of its
-    real pixels: this batch's items through their fingerprint, kept files in `others` (not stored)."""
+    real pixels: this batch's items through their fingerprint, kept files in `others` and in the catalog."""
     unsigned = {i.file.id: i for i, _, _ in from_catalog if i.fingerprint.similarity is None}
     unsigned |= {i.file.id: i for pair in in_batch for i in pair[:2] if i.fingerprint.similarity is None}
     kept = {other_id for _, other_id, _ in from_catalog if others[other_id]["similarity"] is None}
@@ -329,6 +329,9 @@ def _sign_candidates(catalog: Catalog, sign: Signer, from_catalog: list[tuple[It
         item.fingerprint = replace(item.fingerprint, similarity=signatures.get(file_id))
     for file in kept_files:
         others[file.id]["similarity"] = signatures.get(file.id)
+    computed = {f.id: signatures[f.id] for f in kept_files if signatures.get(f.id) is not None}
+    if computed:
+        catalog.remember_similarity(computed)
 
 
 def _keep_pairs_together(items: list[Item], decisions: dict[int, Decision]) -> None:
