@@ -243,8 +243,9 @@ def main() -> int:
         report[name] = summarise(corpus, results, walls, workers)
         if name == "ours":
             report["decisions"] = {corpus[i][1].name: r["decision"] for i, r in enumerate(results)}
+            floors = {"photo": PhotoPolicy().min_ssim, "video": VideoPolicy().min_ssim}
             bad = [corpus[i][1].name for i, r in enumerate(results)
-                   if r["changed"] and (r["after"] >= r["before"] or (r["quality"] or 1.0) < PhotoPolicy().min_ssim)]
+                   if r["changed"] and (r["after"] >= r["before"] or (r["quality"] or 1.0) < floors[corpus[i][2]])]
             report["violations"] = bad
     print(table(report))
     print(f"wall seconds, ours: {report['ours']['wall_seconds']}, naive: {report['naive']['wall_seconds']}")

@@ -41,6 +41,7 @@ def test_a_camera_clip_is_transcoded_keeping_audio_rotation_and_creation_time(
     before = clip.read_bytes()
     result = compress_video(clip, "mp4", tmp_path / "out" / "1", VideoPolicy())
     assert result.action == TRANSCODED, result.decision
+    assert result.quality is not None and 0.5 < result.quality < 1.0 and "SSIM" in result.decision
     assert clip.read_bytes() == before
     assert result.output == tmp_path / "out" / "1.mp4" and result.size_after <= 0.9 * len(before)
     source_info, info = probe(clip), probe(result.output)
@@ -104,3 +105,21 @@ def test_an_output_that_is_not_small_enough_is_refused(tmp_path: Path) -> None:
     result = compress_video(clip, "mp4", tmp_path / "1", VideoPolicy(min_saving_percent=99))
     assert result.action == KEPT and "saved only" in result.decision
     assert not list(tmp_path.glob("1*")) and not list(tmp_path.glob(".partial-*"))
+
+
+def test_a_transcode_under_the_ssim_floor_is_refused(tmp_path: Path) -> None:
+    clip = sample.make_camera_clip(tmp_path / "VID.mp4", seconds=1, size=SMALL, bitrate="3M")
+    accepted = compress_video(clip, "mp4", tmp_path / "a", VideoPolicy())
+    assert accepted.action == TRANSCODED and accepted.quality is not None
+    refused = compress_video(clip, "mp4", tmp_path / "b", VideoPolicy(min_ssim=accepted.quality + 0.0005))
+    assert refused.action == KEPT and f"SSIM {accepted.quality:.4f} is under" in refused.decision
+    assert not list(tmp_path.glob("b*")) and not list(tmp_path.glob(".partial-*"))
+
+
+def test_a_heavily_degraded_transcode_scores_low(tmp_path: Path) -> None:
+    """The score must measure the picture: CRF 51 loses most of the detail and must fall well under CRF 18's."""
+    clip = sample.make_camera_clip(tmp_path / "VID.mp4", seconds=1, size=SMALL, bitrate="3M")
+    fine = compress_video(clip, "mp4", tmp_path / "fine", VideoPolicy(crf=18, min_ssim=0))
+    coarse = compress_video(clip, "mp4", tmp_path / "coarse", VideoPolicy(crf=51, min_ssim=0))
+    assert fine.quality is not None and coarse.quality is not None
+    assert coarse.quality < fine.quality - 0.02

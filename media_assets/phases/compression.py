@@ -81,6 +81,7 @@ class CompressionConfig:
             min_bits_per_pixel=parse_float("COMPRESSION_VIDEO_MIN_BITS_PER_PIXEL",
                                            get("COMPRESSION_VIDEO_MIN_BITS_PER_PIXEL", "0.10"), minimum=0),
             min_saving_percent=saving,
+            min_ssim=parse_float("COMPRESSION_VIDEO_MIN_SSIM", get("COMPRESSION_VIDEO_MIN_SSIM", "0"), minimum=0),
         )
         return cls(photo=photo, video=video,
                    workers=parse_int("COMPRESSION_WORKERS", get("COMPRESSION_WORKERS", str(os.cpu_count() or 1)),
