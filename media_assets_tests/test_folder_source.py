@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -275,3 +279,37 @@ def test_the_source_folder_is_never_modified(root: Path) -> None:
         source.unchanged(item.source_id, item.version)
     after = sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*"))
     assert after == before
+
+
+
+@contextmanager
+def as_nobody_when_root() -> Iterator[None]:
+    """Root reads everything, so as root the block runs with real and effective uid `nobody` (the saved uid stays
+    0, which is what allows switching back)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setresuid(65534, 65534, 0)
+    try:
+        yield
+    finally:
+        os.setresuid(0, 0, 0)
+
+
+def test_an_unreadable_file_is_refused_with_the_reason() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="unreadable-"))  # not under tmp_path: that is root's alone (0700)
+    try:
+        folder.chmod(0o755)
+        make(folder / "photo.jpg").chmod(0o644)
+        make(folder / "secret.jpg").chmod(0o000)
+        source = FolderSource([folder])
+        with as_nobody_when_root():
+            items = by_name(list(source.scan()))
+            with pytest.raises(SourceError) as refused, source.open(items["secret.jpg"].source_id):
+                pass
+            assert read(source, items["photo.jpg"].source_id) == b"data"
+        assert items["photo.jpg"].refusal is None
+        assert items["secret.jpg"].refusal == "file is not readable (permissions)"
+        assert refused.value.reason == "cannot read file: Permission denied"
+    finally:
+        shutil.rmtree(folder)
