@@ -22,7 +22,7 @@ from media_assets.catalog.states import FileState
 from media_assets.defs.automation import batch_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.icloud.config import ICloudConfig, icloud_config
-from media_assets.icloud.session import REFUSED_FILE, ICloudAuthError, connect, record_trust
+from media_assets.icloud.session import REFUSED_FILE, ICloudAuthError, connect, login_in_terminal, record_trust
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
 from media_assets.settings import Settings
@@ -147,6 +147,19 @@ def test_the_sensor_waits_for_a_new_password_instead_of_starting_batches_that_wo
             result = batch_sensor(context)
         assert isinstance(result, SkipReason) and "Apple refused" in (result.skip_message or "")
     assert standin.password_failures == 1 and standin.count("/signin/complete") == 1
+
+
+def test_icloud_login_tries_a_refused_password_again(standin, make_pipeline, tmp_path) -> None:
+    """The owner changed the password at Apple to the one in the settings: only a person's login retries it."""
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_PASSWORD="new password"))
+    config = icloud_config(pipeline.settings)
+    with pytest.raises(ICloudAuthError, match="Apple refused the Apple ID or password"):
+        connect(config, code_provider=answer(standin.code))
+    standin.passwords["owner@example.com"] = "new password"
+    with pytest.raises(ICloudAuthError, match="not tried again"):
+        connect(config, code_provider=answer(standin.code))
+    assert "Signed in to iCloud as owner@example.com" in login_in_terminal(config, read=lambda prompt: standin.code)
+    assert standin.password_failures == 1 and standin.count("/signin/complete") == 2
 
 
 def test_the_standin_checks_passwords_by_srp(standin, tmp_path) -> None:

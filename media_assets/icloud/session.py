@@ -159,7 +159,8 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
     if refused_on is not None:
         raise _fail(alert, f"Apple refused this password for {config.username} on {refused_on:%Y-%m-%d %H:%M} UTC, "
                            "so it is not tried again (repeated failures lock the Apple ID). Put the right one in "
-                           "ICLOUD_PASSWORD (ICLOUD_UPLOAD_PASSWORD for a separate upload account).",
+                           "ICLOUD_PASSWORD (ICLOUD_UPLOAD_PASSWORD for a separate upload account), or run "
+                           "`media-pipeline icloud login` if it has since been changed at Apple.",
                     PasswordRefused)
     try:
         retry.call(service.authenticate, what="sign-in")
@@ -265,7 +266,10 @@ def terminal_code_provider(read: Callable[[str], str] | None = None) -> CodeProv
 
 
 def login_in_terminal(config: ICloudConfig, read: Callable[[str], str] | None = None) -> str:
-    """Sign in now, asking for the code here; the trusted session then serves runs for about a month."""
+    """Sign in now, asking for the code here; the trusted session then serves runs for about a month. A person
+    asking is the one case where a password Apple refused before is tried again (it may have been changed at
+    Apple to match the settings)."""
+    (config.cookie_dir / REFUSED_FILE).unlink(missing_ok=True)
     connection = connect(config, code_provider=terminal_code_provider(read))
     until = f" until about {connection.trust_expires:%Y-%m-%d}" if connection.trust_expires else ""
     return f"Signed in to iCloud as {config.username}; the session is trusted{until}."
