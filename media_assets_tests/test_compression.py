@@ -17,6 +17,7 @@ from media_assets.media.compressed import KEPT, LOSSLESS, REENCODED
 from media_assets.media.jpeg_quality import estimate_quality
 from media_assets.media.photo_compression import (
     PhotoPolicy,
+    bytes_after_image,
     compress_photo,
     copy_metadata_segments,
     jpeg_luma,
@@ -96,6 +97,41 @@ def test_a_q95_photo_is_re_encoded_with_every_piece_of_metadata(tmp_path: Path) 
         assert out.info["icc_profile"] == original.info["icc_profile"]
         assert out.info["xmp"] == XMP
     assert not list((tmp_path / "out").glob(".partial-*"))
+
+
+MOTION_VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(range(256)) * 64
+
+
+@pytest.mark.parametrize("quality", [95, 80])  # one would be re-encoded, the other rewritten losslessly
+def test_a_motion_photo_keeps_its_video(tmp_path: Path, quality: int) -> None:
+    """Google and Samsung Motion Photos append the video after the JPEG's EOI: any rewrite would drop it."""
+    photo = camera_jpeg(tmp_path / "PXL_20230701_233000.MP.jpg", quality)
+    photo.write_bytes(photo.read_bytes() + MOTION_VIDEO)
+    result = compress_photo(photo, "jpeg", tmp_path / "out" / "1", PhotoPolicy())
+    assert result.action == KEPT and result.output is None
+    assert f"{len(MOTION_VIDEO):,} bytes after it" in result.decision
+
+
+def test_a_jpeg_with_mpf_images_is_kept_and_padding_alone_is_not_a_trailer(tmp_path: Path) -> None:
+    image = sample.camera_like_image((1200, 900), 3)
+    buffer = io.BytesIO()
+    image.save(buffer, "MPO", quality=95, save_all=True, append_images=[image.resize((300, 225))])
+    (tmp_path / "mpo.jpg").write_bytes(buffer.getvalue())
+    assert compress_photo(tmp_path / "mpo.jpg", "jpeg", tmp_path / "1", PhotoPolicy()).action == KEPT
+    padded = camera_jpeg(tmp_path / "padded.jpg", 95)
+    padded.write_bytes(padded.read_bytes() + b"\x00" * 16)
+    assert bytes_after_image(padded.read_bytes()) == 0
+    assert compress_photo(padded, "jpeg", tmp_path / "2", PhotoPolicy()).action == REENCODED
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True}, {"restart_marker_blocks": 2}])
+def test_the_end_of_the_image_is_found_in_every_kind_of_scan(options: dict) -> None:
+    buffer = io.BytesIO()
+    sample.camera_like_image((640, 480), 5).save(buffer, "JPEG", quality=90, **options)
+    data = buffer.getvalue()
+    assert bytes_after_image(data) == 0
+    assert bytes_after_image(data + b"trailer!") == 8
+    assert bytes_after_image(data[:-100]) == 0  # truncated: not a trailer, the decoder reports it
 
 
 def test_a_q80_photo_is_not_re_encoded(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@
   lossless optimisation (mozjpeg's jpegtran: same DCT coefficients, better Huffman coding, progressive) is
   kept when it saves bytes, with the decoded pixels checked equal. Every APPn/COM segment of the original
   (EXIF with GPS, dates, offsets and orientation, ICC profile, XMP, IPTC, comments) is carried over byte for
-  byte, so no metadata is re-interpreted. JPEGs with extra images (MPF: gain maps, depth maps) and CMYK JPEGs
-  are never re-encoded.
+  byte, so no metadata is re-interpreted. JPEGs carrying anything after their image (a Motion Photo's video,
+  MPF gain maps, depth maps or stereo pairs, vendor trailers) and CMYK JPEGs are never re-encoded or rewritten:
+  both would silently drop what follows the image.
 - PNG: the image data is re-deflated at the highest zlib level, chunk by chunk, so pixels, bit depth (16-bit
   too), palette, transparency and every metadata chunk stay exactly as they were. Animated PNGs are kept.
 - HEIC stays HEIC (already efficient, and encoding it takes tens of seconds). Optionally a JPEG derivative
@@ -19,8 +20,10 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +106,10 @@ def _jpeg(data: bytes, target: Path, policy: PhotoPolicy) -> Compressed:
     with _open(data) as img:
         if reason := _too_large(img, policy):
             return kept(size, reason)
-        if img.format == "MPO" or getattr(img, "n_frames", 1) > 1:
-            return kept(size, "JPEG carries extra images (MPF: gain map, depth map or stereo pair)")
+        trailing = bytes_after_image(data)
+        if trailing or img.format == "MPO" or getattr(img, "n_frames", 1) > 1:
+            return kept(size, f"JPEG carries more than its image ({trailing:,} bytes after it: a Motion Photo's "
+                              "video, a gain map, a depth map or a stereo pair)")
         quality = estimate_quality(img.quantization or {})
         mode = img.mode
         sampling = JpegImagePlugin.get_sampling(img)
@@ -182,24 +187,64 @@ def _jpeg_lossless(data: bytes, original: np.ndarray, target: Path, why: str) ->
                    decision=f"optimised losslessly: {saved:.1f}% smaller ({why})")
 
 
-def _segments(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
-    """The marker segments of a JPEG before its first scan, and where the scan (SOS) starts."""
+#: In a scan's entropy-coded data, 0xFF is followed by 0x00 (a stuffed byte), a restart marker or more 0xFF fill;
+#: anything else is the next marker.
+_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_EOI = 0xD9
+
+
+def _markers(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end) of every segment of a JPEG's primary image in order, up to and including EOI; a
+    scan's entropy-coded data counts into its SOS segment. ValueError when the stream breaks off."""
     if not data.startswith(b"\xff\xd8"):
         raise ValueError("not a JPEG")
-    segments: list[tuple[int, bytes]] = []
     pos = 2
-    while pos + 4 <= len(data):
+    while pos + 2 <= len(data):
         if data[pos] != 0xFF:
             raise ValueError(f"no marker at byte {pos}")
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker == 0xDA:
-            return segments, pos
+        if marker == _EOI or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            yield marker, pos, pos + 2
+            if marker == _EOI:
+                return
+            pos += 2
+            continue
+        if pos + 4 > len(data):
+            break
         (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
-        segments.append((marker, data[pos:pos + 2 + length]))
-        pos += 2 + length
+        end = pos + 2 + length
+        if marker == 0xDA:
+            found = _MARKER_AFTER_SCAN.search(data, end)
+            if found is None:
+                break
+            end = found.start()
+        yield marker, pos, end
+        pos = end
+    raise ValueError("the JPEG ends before its EOI marker")
+
+
+def bytes_after_image(data: bytes) -> int:
+    """How many bytes follow the EOI of a JPEG's primary image (a Google or Samsung Motion Photo's video, MPF
+    images, a vendor trailer); padding of 0x00/0xFF does not count. 0 for a stream that cannot be walked: the
+    decoder then judges it."""
+    try:
+        *_, (_eoi, _start, end) = _markers(data)
+    except ValueError:
+        return 0
+    rest = data[end:]
+    return len(rest) if rest.strip(b"\x00\xff") else 0
+
+
+def _segments(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """The marker segments of a JPEG before its first scan, and where the scan (SOS) starts."""
+    segments: list[tuple[int, bytes]] = []
+    for marker, start, end in _markers(data):
+        if marker == 0xDA:
+            return segments, start
+        segments.append((marker, data[start:end]))
     raise ValueError("no image data (SOS) found")
 
 
