@@ -115,6 +115,20 @@ def test_an_asset_that_is_its_own_successor_is_never_deleted(standin, make_pipel
     assert standin.deletes == [] and len(standin.assets) == 1
 
 
+def test_a_heic_replaced_by_its_jpeg_derivative_is_never_deleted(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_UPLOAD="true",
+                                               ENABLE_COMPRESSION="true", COMPRESSION_HEIC_JPEG_DERIVATIVE="true",
+                                               ICLOUD_REPLACE_ORIGINALS="true"))
+    heic = standin.add_asset("IMG_0001.HEIC", sample.photo_bytes(size=(400, 300), seed=5, fmt="HEIC"))
+    jpeg = standin.add_asset("IMG_0002.JPG", sample.photo_bytes(size=(800, 600), seed=6, quality=98))
+    login(pipeline.settings, standin)
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    assert sorted(u["original_name"] for u in _uploads(pipeline) if u["status"] == "uploaded") == [
+        "IMG_0001.HEIC", "IMG_0002.JPG"]  # the HEIC went up as its JPEG derivative
+    assert standin.deletes == [jpeg.asset_id] and heic.asset_id not in standin.deletes
+
+
 def test_source_and_destination_may_be_different_accounts(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
     pipeline = _folder_pipeline(make_pipeline, standin, tmp_path, ICLOUD_UPLOAD_USERNAME="family@example.com",
                                 ICLOUD_UPLOAD_PASSWORD="other")

@@ -15,7 +15,8 @@ from PIL import Image, ImageFile, TiffImagePlugin
 
 from media_assets.media import ffmpeg_tools
 from media_assets.media import identify as identify_module
-from media_assets.media.identify import Identified, MediaKind, UnsupportedMedia, identify
+from media_assets.media import sample_library as sample
+from media_assets.media.identify import Identified, MediaKind, UnsupportedMedia, content_format, identify
 
 WHEEL_FFMPEG = ffmpeg_tools.wheel_binary("ffmpeg")
 
@@ -429,3 +430,12 @@ def test_cover_art_is_not_a_video_stream(videos: dict[str, Path], monkeypatch: p
     cover = {"codec_type": "video", "width": 600, "height": 600, "disposition": {"attached_pic": 1}}
     monkeypatch.setattr(identify_module, "probe", lambda path: {"streams": [{"codec_type": "audio"}, cover]})
     assert _reason(videos["mp4"]) == "video has no video stream"
+
+
+def test_content_format_reads_only_the_first_bytes(tmp_path: Path) -> None:
+    (tmp_path / "photo.heic").write_bytes(sample.photo_bytes(size=(64, 48), fmt="HEIC"))
+    (tmp_path / "named.heic").write_bytes(sample.photo_bytes(size=(64, 48)))  # a JPEG, whatever its name
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    assert content_format(tmp_path / "photo.heic") == "heic"
+    assert content_format(tmp_path / "named.heic") == "jpeg"
+    assert content_format(tmp_path / "notes.jpg") is None

@@ -1,13 +1,15 @@
 """Replace-originals mode (ICLOUD_REPLACE_ORIGINALS, off by default): once the uploaded successor of an iCloud
 asset is verified in iCloud, the source asset is moved to Recently Deleted (Apple keeps it 30 days) and the
 catalog records both ids. Every file of the asset (a Live Photo's video too) must be verified first, and an
-asset is never deleted when its successor is the asset itself (Apple answered "duplicate": same bytes)."""
+asset is never deleted when its successor is the asset itself (Apple answered "duplicate": same bytes) or a
+conversion to another format (a HEIC's JPEG derivative loses depth and gain maps and 10-bit colour)."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 from media_assets.catalog.repository import Catalog
 from media_assets.icloud import library
@@ -23,7 +25,8 @@ def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Conn
                       destination: str = "icloud") -> int:
     """Move this batch's verified iCloud originals to Recently Deleted; returns how many were moved."""
     rows = catalog.conn.execute(
-        "SELECT f.id, f.source_id, f.state, u.remote_id, u.verified_at FROM media_files f"
+        "SELECT f.id, f.source_id, f.state, f.original_path, f.output_path, u.remote_id, u.verified_at"
+        " FROM media_files f"
         " LEFT JOIN uploads u ON u.file_id = f.id AND u.destination = %s AND u.status = 'uploaded'"
         " WHERE f.batch_id = %s AND f.source = %s"
         " AND NOT EXISTS (SELECT 1 FROM icloud_replacements r WHERE r.file_id = f.id) ORDER BY f.id",
@@ -38,6 +41,10 @@ def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Conn
         if any(f["remote_id"] == asset_id for f in files):
             log.info("iCloud asset %s is its own successor (identical bytes); it stays", asset_id)
             continue
+        if any(_converted(f["original_path"], f["output_path"]) for f in files):
+            log.info("iCloud asset %s was uploaded as another format (a JPEG derivative); the original stays",
+                     asset_id)
+            continue
         connection = connection or source()
         if library.soft_delete(connection, asset_id):
             moved += 1
@@ -47,6 +54,17 @@ def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Conn
                             " successor_asset_id) VALUES (%s, %s, %s, %s)",
                             (f["id"], account, asset_id, f["remote_id"]))
     return moved
+
+
+_SAME_FORMAT = {".jpeg": ".jpg", ".jpe": ".jpg", ".heif": ".heic"}
+
+
+def _converted(original: str | None, output: str | None) -> bool:
+    def kind(path: str) -> str:
+        suffix = Path(path).suffix.lower()
+        return _SAME_FORMAT.get(suffix, suffix)
+
+    return bool(original and output) and kind(original) != kind(output)
 
 
 def replace_if_configured(settings: Settings, catalog: Catalog, batch_id: str) -> int:

@@ -84,6 +84,16 @@ def identify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Identified:
     return _check_image(path, sniffed, max_pixels)
 
 
+def content_format(path: Path) -> str | None:
+    """The format of `path`'s bytes (jpeg, heic, mp4, ...) from its first bytes alone, without decoding or
+    probing; None when they are no media we know."""
+    with Path(path).open("rb") as stream:
+        try:
+            return _sniff(stream.read(_HEAD_BYTES), Path(path), stream).format
+        except UnsupportedMedia:
+            return None
+
+
 # --- sniffing -------------------------------------------------------------------------------------------
 
 # ISO-BMFF brands (the `ftyp` box) that mean a still image (HEIF family) rather than a movie.

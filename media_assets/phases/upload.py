@@ -11,6 +11,7 @@ from pathlib import Path
 from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.destinations.base import Destination, UploadError
+from media_assets.media.identify import content_format
 from media_assets.phases.common import PhaseContext, PhaseFailed, PhaseOutcome
 
 #: Files handed to the destination at a time (a concurrent destination keeps that many in flight).
@@ -25,7 +26,7 @@ def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
             outcome.counts["already_uploaded"] += 1
             continue
         outcome.files += 1
-        reason = destination.refusal(file.media_format, file.media_type)
+        reason = destination.refusal(_staged_format(ctx, file), file.media_type)
         if reason is not None:
             ctx.catalog.record_upload(file.id, destination.name, status="not_accepted", remote_id=None,
                                       checksum=file.output_hash, detail=reason)
@@ -41,6 +42,14 @@ def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
     if outcome.failed:
         raise PhaseFailed(f"{outcome.failed} file(s) could not be uploaded to {destination.name}; "
                           "they stay staged and a re-run of the batch retries them")
+
+
+def _staged_format(ctx: PhaseContext, file: MediaFile) -> str | None:
+    """The format the destination receives: the original's, or that of compression's output when it is another
+    file (a HEIC's JPEG derivative is what lets a JPEG-only destination take a HEIC)."""
+    if not file.staged_path or not file.output_path or file.output_path == file.original_path:
+        return file.media_format
+    return content_format(ctx.path(file.staged_path)) or file.media_format
 
 
 def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, files: list[MediaFile]) -> None:
