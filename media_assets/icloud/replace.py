@@ -60,6 +60,8 @@ _SAME_FORMAT = {".jpeg": ".jpg", ".jpe": ".jpg", ".heif": ".heic"}
 
 
 def _converted(original: str | None, output: str | None) -> bool:
+    """Whether compression's output is another format than the original (the only such output today is a
+    HEIC's JPEG derivative; a re-encode or a lossless rewrite keeps the format and so the extension)."""
     def kind(path: str) -> str:
         suffix = Path(path).suffix.lower()
         return _SAME_FORMAT.get(suffix, suffix)
