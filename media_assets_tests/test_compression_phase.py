@@ -11,12 +11,10 @@ from media_assets.catalog.states import FileState
 from media_assets.media import sample_library as sample
 from media_assets.media.hashing import sha256_file
 from media_assets.phases import compression
-from media_assets.phases.common import PhaseContext, run_phase
-from media_assets.phases.deduplication import deduplicate
-from media_assets.phases.download import download
+from media_assets.phases.common import run_phase
 from media_assets.runner import run_batch
 from media_assets.settings import SettingsError
-from media_assets.sources.configured import enabled_sources
+from media_assets_tests.first_phases import download_and_deduplicate
 from media_assets_tests.test_compression import camera_jpeg
 
 HIGH_QUALITY = "2024/camera/IMG_20240601_120000.jpg"
@@ -66,10 +64,7 @@ def test_a_crash_while_compressing_lets_the_original_flow_on(make_pipeline, monk
     pipeline = make_pipeline(COMPRESSION_WORKERS="1")
     _library(pipeline)
     batch_id = "crash"
-    pipeline.catalog.create_batch(batch_id)
-    ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=pipeline.catalog)
-    run_phase("download", ctx, lambda c, o: download(c, o, enabled_sources(pipeline.settings)))
-    run_phase("deduplication", ctx, deduplicate)
+    ctx = download_and_deduplicate(pipeline, batch_id)
 
     def explode(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise MemoryError("out of memory")

@@ -373,18 +373,6 @@ def test_missing_file_does_not_raise(tmp_path: Path) -> None:
     assert capture_date(tmp_path / "gone.jpg", is_video=False, file_mtime=1e30).source == "file_mtime"
 
 
-def test_sources_constant_lists_every_source() -> None:
-    assert dates.SOURCES == (
-        "exif_original",
-        "exif_digitized",
-        "exif_datetime",
-        "quicktime_apple",
-        "quicktime_utc",
-        "filename",
-        "file_mtime",
-    )
-
-
 def test_a_crashing_source_moves_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     p = _photo(tmp_path / "IMG_20231224_183015.jpg", taken=datetime(2020, 1, 1), offset="+00:00")
 

@@ -14,20 +14,15 @@ from media_assets.catalog.states import FileState
 from media_assets.media import sample_library as sample
 from media_assets.media.near_index import NearIndex, brute_force
 from media_assets.media.perceptual import APPLE_MAKERNOTE, apple_makernote, photo_fingerprint, same_picture
-from media_assets.phases.common import PhaseContext, run_phase
-from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, DedupConfig, deduplicate
-from media_assets.phases.download import download
+from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, DedupConfig
 from media_assets.runner import run_batch
-from media_assets.sources.configured import enabled_sources
 from media_assets_tests.dedup_corpus import burst_frames, score, write_corpus
+from media_assets_tests.first_phases import download_and_deduplicate
 
 
 def _dedup_batch(pipeline, batch_id: str = "b1") -> dict[Path, Path]:  # noqa: ANN001
     """Download and deduplicate one batch; {duplicate's source path: keeper's source path}."""
-    pipeline.catalog.create_batch(batch_id)
-    ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=pipeline.catalog)
-    run_phase("download", ctx, lambda c, o: download(c, o, enabled_sources(pipeline.settings)))
-    run_phase("deduplication", ctx, deduplicate)
+    download_and_deduplicate(pipeline, batch_id)
     found = {}
     for row in pipeline.catalog.duplicates(batch_id):
         file, keeper = pipeline.catalog.get_file(row["file_id"]), pipeline.catalog.get_file(row["keeper_id"])

@@ -11,11 +11,9 @@ from PIL import Image
 from media_assets.catalog.states import FileState
 from media_assets.media import sample_library as sample
 from media_assets.media.perceptual import phash64, photo_fingerprint, pixel_signature, reduced_image
-from media_assets.phases.common import PhaseContext, run_phase
-from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, deduplicate
-from media_assets.phases.download import download
-from media_assets.sources.configured import enabled_sources
+from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS
 from media_assets_tests.dedup_corpus import exif_with_thumbnail
+from media_assets_tests.first_phases import download_and_deduplicate
 
 SIZE = (800, 600)
 
@@ -39,10 +37,7 @@ def _distance(a: int, b: int) -> int:
 
 def _dedup(pipeline, batch_id: str) -> dict[str, str]:  # noqa: ANN001
     """Download and deduplicate one batch: {duplicate's name: keeper's name}."""
-    pipeline.catalog.create_batch(batch_id)
-    ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=pipeline.catalog)
-    run_phase("download", ctx, lambda c, o: download(c, o, enabled_sources(pipeline.settings)))
-    run_phase("deduplication", ctx, deduplicate)
+    download_and_deduplicate(pipeline, batch_id)
     return {pipeline.catalog.get_file(row["file_id"]).original_name:
             pipeline.catalog.get_file(row["keeper_id"]).original_name
             for row in pipeline.catalog.duplicates(batch_id)}

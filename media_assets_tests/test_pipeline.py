@@ -9,11 +9,8 @@ from pathlib import Path
 from media_assets.catalog.states import FileState
 from media_assets.media import sample_library as sample
 from media_assets.media.hashing import sha256_file
-from media_assets.phases.common import PhaseContext, run_phase
-from media_assets.phases.deduplication import deduplicate
-from media_assets.phases.download import download
 from media_assets.runner import run_batch
-from media_assets.sources.configured import enabled_sources
+from media_assets_tests.first_phases import download_and_deduplicate
 
 
 def _library(pipeline) -> Path:  # noqa: ANN001
@@ -105,10 +102,7 @@ def test_a_batch_interrupted_after_deduplication_continues_where_it_stopped(make
     pipeline = make_pipeline()
     _library(pipeline)
     batch_id = "interrupted"
-    pipeline.catalog.create_batch(batch_id)
-    ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=pipeline.catalog)
-    run_phase("download", ctx, lambda c, o: download(c, o, enabled_sources(pipeline.settings)))
-    run_phase("deduplication", ctx, deduplicate)
+    download_and_deduplicate(pipeline, batch_id)
     # A half-written temp file like the ones a killed copy leaves behind.
     (pipeline.settings.storage_dir("originals") / batch_id / ".partial-9-x.jpg").write_bytes(b"half")
 

@@ -173,39 +173,15 @@ def photo_bytes(
     return buf.getvalue()
 
 
-def make_photo(
-    path: Path,
-    *,
-    size: tuple[int, int] = (1600, 1200),
-    seed: int = 0,
-    taken: datetime | None = None,
-    offset: str | None = None,
-    gps: tuple[float, float] | None = None,
-    quality: int = 92,
-    fmt: str = "JPEG",
-    make: str | None = "Google",
-    model: str | None = "Pixel 7",
-    extra_exif: Mapping[int, Any] | None = None,
-) -> Path:
-    """Write a textured photo with camera-like EXIF to ``path`` (``fmt``: JPEG, PNG or HEIC).
+def make_photo(path: Path, **options: Any) -> Path:
+    """Write a textured photo with camera-like EXIF to ``path``; ``options`` are :func:`photo_bytes`'s
+    (``fmt``: JPEG, PNG or HEIC).
 
     ``taken`` is the naive local time written to all three EXIF date fields, ``offset`` (e.g.
     ``"+09:00"``) to the matching OffsetTime fields, ``gps`` is (latitude, longitude) in degrees.
     Pass ``make=None, model=None`` and no date/GPS for a file without any EXIF.
     """
-    data = photo_bytes(
-        size=size,
-        seed=seed,
-        taken=taken,
-        offset=offset,
-        gps=gps,
-        quality=quality,
-        fmt=fmt,
-        make=make,
-        model=model,
-        extra_exif=extra_exif,
-    )
-    return write_bytes_if_changed(Path(path), data)
+    return write_bytes_if_changed(Path(path), photo_bytes(**options))
 
 
 def screenshot_bytes(*, size: tuple[int, int] = (720, 1280), seed: int = 0) -> bytes:
