@@ -29,8 +29,8 @@ from media_assets.destinations.icloud import ICloudDestination  # noqa: E402
 from media_assets.icloud.config import ICloudConfig  # noqa: E402
 from media_assets.icloud.session import connect  # noqa: E402
 from media_assets.media.sample_library import photo_bytes  # noqa: E402
+from media_assets.phases.download import bring_item  # noqa: E402
 from media_assets.sources.icloud import ICloudSource  # noqa: E402
-from media_assets.storage import write_atomically  # noqa: E402
 from media_assets_tests.icloud_standin import ICloudStandIn  # noqa: E402
 
 LATENCY = 0.050
@@ -68,8 +68,7 @@ def _download(config: ICloudConfig, target: Path) -> tuple[float, dict[str, str]
     digests: dict[str, str] = {}
     started = time.perf_counter()
     for item in source.scan():
-        with source.open(item.source_id) as stream:
-            _size, digests[item.source_id] = write_atomically(stream, target / item.source_id.replace("/", "-"))
+        _size, digests[item.source_id] = bring_item(source, item.source_id, target / item.source_id.replace("/", "-"))
     return time.perf_counter() - started, digests
 
 

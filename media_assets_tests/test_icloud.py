@@ -24,6 +24,7 @@ from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.icloud.config import ICloudConfig, icloud_config
 from media_assets.icloud.session import REFUSED_FILE, ICloudAuthError, connect, login_in_terminal, record_trust
 from media_assets.media import sample_library as sample
+from media_assets.phases import download as download_phase
 from media_assets.runner import run_batch
 from media_assets.settings import Settings
 from media_assets.sources.icloud import icloud_source
@@ -213,10 +214,14 @@ def test_the_owner_is_warned_before_the_trust_lapses(standin, make_pipeline, tmp
 # --- the source -------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_batch_downloads_a_library_larger_than_one_page(standin, make_pipeline, tmp_path) -> None:
+def test_a_batch_downloads_a_library_larger_than_one_page(standin, make_pipeline, tmp_path, monkeypatch) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     assets = add_photos(standin, 130)
     login(pipeline.settings, standin)
+    copies: list[Path] = []
+    copy = download_phase.write_atomically
+    monkeypatch.setattr(download_phase, "write_atomically", lambda stream, target: copies.append(target) or copy(
+        stream, target))
     report = run_batch(pipeline)
     assert report.success, report.error
     files = _downloaded(pipeline, report.batch_id)
@@ -225,7 +230,9 @@ def test_a_batch_downloads_a_library_larger_than_one_page(standin, make_pipeline
     for asset in (assets[0], assets[77], assets[-1]):
         file = files[f"{asset.asset_id}/original"]
         assert file.content_hash == hashlib.sha256(asset.data).hexdigest()
+        assert (pipeline.settings.media_root / (file.original_path or "")).read_bytes() == asset.data
     assert not any(pipeline.settings.icloud_download_dir.iterdir())  # nothing left in the transfer folder
+    assert copies == []  # each download was moved into originals/, its bytes not written a second time
 
 
 @pytest.mark.slow

@@ -150,7 +150,7 @@ def checksum_matches(expected: str | None, digest: bytes) -> bool:
     return len(raw) != 32 or raw == digest
 
 
-def _stream(connection: Connection, file: RemoteFile, target: Path) -> int:
+def _stream(connection: Connection, file: RemoteFile, target: Path) -> tuple[int, str]:
     temp = target.parent / f"{TEMP_PREFIX}{target.name}"
     digest, size = hashlib.sha256(), 0
     try:
@@ -175,16 +175,16 @@ def _stream(connection: Connection, file: RemoteFile, target: Path) -> int:
     finally:
         response.close()
         temp.unlink(missing_ok=True)
-    return size
+    return size, digest.hexdigest()
 
 
-def download(connection: Connection, file: RemoteFile, target: Path) -> int:
-    """Stream one file to `target` (temp name, size and checksum checked, atomic rename); bytes written.
+def download(connection: Connection, file: RemoteFile, target: Path) -> tuple[int, str]:
+    """Stream one file to `target` (temp name, size and checksum checked, atomic rename); (bytes, sha256).
 
     Transient failures are retried with backoff; an expired URL (410) is refreshed from Apple and retried."""
     current = file
 
-    def attempt() -> int:
+    def attempt() -> tuple[int, str]:
         nonlocal current
         try:
             return _stream(connection, current, target)

@@ -6,6 +6,7 @@ not a photo or video (or is broken) is moved to `quarantine/<batch>/` with its r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.states import FileState
@@ -42,6 +43,16 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
     ctx.catalog.mark_batch_scanned(ctx.batch_id)
 
 
+def bring_item(source: MediaSource, source_id: str, target: Path) -> tuple[int, str]:
+    """The item's bytes at `target`, atomically: (bytes, sha256). A source that already holds them in a local
+    file of its own (iCloud's downloads) moves it with `take`; any other is copied from `open`."""
+    take = getattr(source, "take", None)
+    if take is not None:
+        return take(source_id, target)
+    with source.open(source_id) as stream:
+        return write_atomically(stream, target)
+
+
 def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: MediaSource,
           item: SourceItem) -> None:
     outcome.files += 1
@@ -51,8 +62,7 @@ def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: Med
     name = f"{file.id}-{safe_name(file.original_name)}"
     target = ctx.settings.storage_dir("originals") / ctx.batch_id / name
     try:
-        with source.open(file.source_id) as stream:
-            size, digest = write_atomically(stream, target)
+        size, digest = bring_item(source, file.source_id, target)
     except SourceError as error:
         _quarantine(ctx, outcome, file, error.reason)
         return

@@ -1,9 +1,10 @@
 """iCloud Photos as a source: newest-added first with a stop rule, a periodic full walk, and bounded concurrent
 downloads that the download phase takes one by one.
 
-`scan()` only lists; bytes start flowing when the download phase opens its first item, so a scan made just to
+`scan()` only lists; bytes start flowing when the download phase takes its first item, so a scan made just to
 ask "is anything new?" (the automation sensor) downloads nothing. From then on up to ICLOUD_CONCURRENCY files
-are fetched ahead into ICLOUD_DOWNLOAD_DIR while the phase writes the catalog in its own thread. A file that
+are fetched ahead into ICLOUD_DOWNLOAD_DIR while the phase writes the catalog in its own thread; `take` then
+moves a fetched file into place (hashed while it streamed in) instead of writing its bytes a second time. A file that
 still fails after the retries fails alone: it is quarantined with the reason in this batch and offered again,
 as a new version, by the next scan."""
 
@@ -14,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,7 +35,16 @@ from media_assets.icloud.session import CodeProvider, Connection, account_connec
 from media_assets.icloud.state import SOURCE, ICloudState
 from media_assets.settings import Settings
 from media_assets.sources.base import SourceError, SourceItem
-from media_assets.storage import safe_name
+from media_assets.storage import move_file, safe_name
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A downloaded file waiting in the transfer folder, with what was measured while it streamed in."""
+
+    path: Path
+    size: int
+    digest: str
 
 
 class ICloudSource:
@@ -46,7 +57,7 @@ class ICloudSource:
         self._connection: Connection | None = None
         self._files: dict[str, RemoteFile] = {}
         self._queue: deque[RemoteFile] = deque()
-        self._running: dict[str, Future[Path]] = {}
+        self._running: dict[str, Future[Fetched]] = {}
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -100,12 +111,12 @@ class ICloudSource:
         self._files[source_id] = file
         return file
 
-    @contextmanager
-    def open(self, source_id: str) -> Iterator[BinaryIO]:
+    def _fetched(self, source_id: str) -> Fetched:
+        """The item's file in the transfer folder (fetched ahead, or now); a failure is recorded for a retry."""
         self._prefetch()
         running = self._running.pop(source_id, None)
         try:
-            path = running.result() if running is not None else self._fetch(self._file(source_id))
+            fetched = running.result() if running is not None else self._fetch(self._file(source_id))
         except SourceError:
             raise
         except Exception as error:
@@ -113,11 +124,22 @@ class ICloudSource:
             self.state.record_failure(source_id, reason)
             raise SourceError(f"{reason}; the next batch tries it again") from None
         self.state.clear_failure(source_id)
+        return fetched
+
+    @contextmanager
+    def open(self, source_id: str) -> Iterator[BinaryIO]:
+        path = self._fetched(source_id).path
         try:
             with path.open("rb") as stream:
                 yield stream
         finally:
             path.unlink(missing_ok=True)
+
+    def take(self, source_id: str, target: Path) -> tuple[int, str]:
+        """Move the downloaded file to `target` (atomically; a copy only across filesystems): (bytes, sha256)."""
+        fetched = self._fetched(source_id)
+        move_file(fetched.path, target)
+        return fetched.size, fetched.digest
 
     def unchanged(self, item_source_id: str, version: str) -> bool:
         return True  # an iCloud original never changes in place: an edit or re-import is a new asset
@@ -130,10 +152,10 @@ class ICloudSource:
             file = self._queue.popleft()
             self._running[file.source_id] = self._pool.submit(self._fetch, file)
 
-    def _fetch(self, file: RemoteFile) -> Path:
+    def _fetch(self, file: RemoteFile) -> Fetched:
         target = self.config.transfer_dir / f"{uuid.uuid4().hex}-{safe_name(file.filename)}"
-        download(self.connection, file, target)
-        return target
+        size, digest = download(self.connection, file, target)
+        return Fetched(target, size, digest)
 
     def _stop_transfers(self) -> None:
         self._queue.clear()
@@ -144,7 +166,7 @@ class ICloudSource:
             self._pool = None
         for future in self._running.values():
             if future.done() and not future.cancelled() and future.exception() is None:
-                future.result().unlink(missing_ok=True)
+                future.result().path.unlink(missing_ok=True)
         self._running.clear()
 
     def _clear_transfer_dir(self) -> None:
