@@ -300,7 +300,10 @@ class ICloudStandIn:
             srp.no_username_in_x()
             key = hashlib.pbkdf2_hmac("sha256", hashlib.sha256(password.encode()).digest(), salt, iterations, 32)
             n, g = _pysrp.get_ng(_pysrp.NG_2048, None, None)
-            x = int.from_bytes(hashlib.sha256(salt + hashlib.sha256(b":" + key).digest()).digest(), "big")
+            # x hashes the salt as the srp library's client does: as a number, so without leading zero bytes
+            # (hashing the raw salt failed about one sign-in in 256).
+            x_input = salt.lstrip(b"\0") + hashlib.sha256(b":" + key).digest()
+            x = int.from_bytes(hashlib.sha256(x_input).digest(), "big")
             verifier = srp.Verifier(account, salt, _pysrp.long_to_bytes(pow(g, x, n)),
                                     base64.b64decode(payload.get("a", "")), hash_alg=srp.SHA256, ng_type=srp.NG_2048)
             _salt, challenge = verifier.get_challenge()
