@@ -120,20 +120,20 @@ def test_a_wrong_password_is_refused_once_and_never_tried_again_until_it_changes
     add_photos(standin, 2)
     report = run_batch(pipeline)
     assert not report.success and "Apple refused the Apple ID or password for owner@example.com" in report.error
-    assert standin.password_failures == 1 and standin.codes_sent == 0
+    assert standin.password_failures == 2 and standin.codes_sent == 0  # a second handshake, then no more
 
     signins = standin.count("/signin/")
     alerts: list[str] = []
     with pytest.raises(ICloudAuthError, match="not tried again"):
         connect(icloud_config(pipeline.settings), code_provider=answer(standin.code),
                 alert=lambda key, text: alerts.append(text))
-    assert standin.count("/signin/") == signins and standin.password_failures == 1  # Apple was not asked
+    assert standin.count("/signin/") == signins and standin.password_failures == 2  # Apple was not asked
     assert "ICLOUD_PASSWORD" in alerts[0]
     refused = icloud_config(pipeline.settings).cookie_dir / REFUSED_FILE
     assert stat.S_IMODE(refused.stat().st_mode) == 0o600
 
     connect(replace(icloud_config(pipeline.settings), password=PASSWORD), code_provider=answer(standin.code))
-    assert standin.password_failures == 1 and standin.codes_checked == [standin.code]
+    assert standin.password_failures == 2 and standin.codes_checked == [standin.code]
     assert not refused.exists()
 
 
@@ -147,7 +147,7 @@ def test_the_sensor_waits_for_a_new_password_instead_of_starting_batches_that_wo
         with build_sensor_context(instance=DagsterInstance.ephemeral(), resources=resources) as context:
             result = batch_sensor(context)
         assert isinstance(result, SkipReason) and "Apple refused" in (result.skip_message or "")
-    assert standin.password_failures == 1 and standin.count("/signin/complete") == 1
+    assert standin.password_failures == 2 and standin.count("/signin/complete") == 2
 
 
 def test_icloud_login_tries_a_refused_password_again(standin, make_pipeline, tmp_path) -> None:
@@ -160,7 +160,15 @@ def test_icloud_login_tries_a_refused_password_again(standin, make_pipeline, tmp
     with pytest.raises(ICloudAuthError, match="not tried again"):
         connect(config, code_provider=answer(standin.code))
     assert "Signed in to iCloud as owner@example.com" in login_in_terminal(config, read=lambda prompt: standin.code)
-    assert standin.password_failures == 1 and standin.count("/signin/complete") == 2
+    assert standin.password_failures == 2 and standin.count("/signin/complete") == 3
+
+
+def test_one_spurious_refusal_of_the_right_password_is_not_remembered(standin, make_pipeline, tmp_path) -> None:
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
+    standin.fail_next("/signin/complete", 401, body={"serviceErrors": [{"code": "-20101"}]})
+    connect(icloud_config(pipeline.settings), code_provider=answer(standin.code))
+    assert standin.count("/signin/complete") == 2
+    assert not (icloud_config(pipeline.settings).cookie_dir / REFUSED_FILE).exists()
 
 
 def test_the_standin_checks_passwords_by_srp(standin, tmp_path) -> None:
@@ -171,7 +179,7 @@ def test_the_standin_checks_passwords_by_srp(standin, tmp_path) -> None:
                               ca_bundle=str(standin.write_ca(tmp_path)), backoff_seconds=0.005)
         with pytest.raises(ICloudAuthError, match="refused"):
             connect(config, code_provider=answer(standin.code))
-    assert standin.password_failures == 2
+    assert standin.password_failures == 4  # each account refused twice
 
 
 def test_no_code_before_the_deadline_fails_clearly_with_an_alert(standin, make_pipeline, tmp_path) -> None:

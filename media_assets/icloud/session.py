@@ -1,7 +1,7 @@
 """Signing in to iCloud: the persistent cookie folder, the 2FA code asked for through a `CodeProvider` (Telegram
 in a run, the terminal in `media-pipeline icloud login`) within one process and one deadline, a cap on wrong
 codes, a warning before Apple's trust in this browser lapses (about 30 days after the last code), and no second
-try of a password Apple has refused (repeated failures lock the Apple ID)."""
+try of a password Apple has refused twice (repeated failures lock the Apple ID)."""
 
 from __future__ import annotations
 
@@ -162,15 +162,7 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
                            "ICLOUD_PASSWORD (ICLOUD_UPLOAD_PASSWORD for a separate upload account), or run "
                            "`media-pipeline icloud login` if it has since been changed at Apple.",
                     PasswordRefused)
-    try:
-        retry.call(service.authenticate, what="sign-in")
-    except PyiCloudFailedLoginException as error:
-        if getattr(error.__cause__, "code", None) != 401:
-            raise
-        record_refused_password(config)
-        raise _fail(alert, f"Apple refused the Apple ID or password for {config.username}: check ICLOUD_PASSWORD "
-                           "(ICLOUD_UPLOAD_PASSWORD for a separate upload account). This password is not tried "
-                           "again, so the Apple ID is not locked.", PasswordRefused) from None
+    _sign_in(service, retry, config, alert)
     (config.cookie_dir / REFUSED_FILE).unlink(missing_ok=True)
     if service.requires_2fa and not interactive:
         raise ICloudAuthError(f"iCloud sign-in for {config.username} needs a 2FA code; the next run asks for it")
@@ -181,6 +173,24 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
         path.chmod(0o600)
     expires = _check_trust(config, alert, now or datetime.now(timezone.utc))
     return Connection(config, service, pacer, retry, expires)
+
+
+def _sign_in(service: PyiCloudService, retry: RetryPolicy, config: ICloudConfig, alert: Alert | None) -> None:
+    """Apple's SRP sign-in. A refused password gets one more handshake (SRP clients are known to fail a correct
+    password now and then, and two attempts are far from Apple's lockout); refused twice, it is remembered."""
+    for attempt in (1, 2):
+        try:
+            retry.call(service.authenticate, what="sign-in")
+            return
+        except PyiCloudFailedLoginException as error:
+            if getattr(error.__cause__, "code", None) != 401:
+                raise
+            if attempt == 1:
+                log.warning("Apple refused the sign-in for %s; trying once more with a new handshake", config.username)
+    record_refused_password(config)
+    raise _fail(alert, f"Apple refused the Apple ID or password for {config.username} twice: check ICLOUD_PASSWORD "
+                       "(ICLOUD_UPLOAD_PASSWORD for a separate upload account). This password is not tried again, so "
+                       "the Apple ID is not locked.", PasswordRefused)
 
 
 def _fail(alert: Alert | None, text: str, kind: type[ICloudAuthError] = ICloudAuthError) -> ICloudAuthError:
