@@ -17,9 +17,10 @@ from media_assets.media.compressed import KEPT, LOSSLESS, REENCODED
 from media_assets.media.jpeg_quality import estimate_quality
 from media_assets.media.photo_compression import (
     PhotoPolicy,
-    bytes_after_image,
+    _markers,
     compress_photo,
     copy_metadata_segments,
+    jpeg_layout,
     jpeg_luma,
     quality_ladder,
 )
@@ -120,7 +121,7 @@ def test_a_jpeg_with_mpf_images_is_kept_and_padding_alone_is_not_a_trailer(tmp_p
     assert compress_photo(tmp_path / "mpo.jpg", "jpeg", tmp_path / "1", PhotoPolicy()).action == KEPT
     padded = camera_jpeg(tmp_path / "padded.jpg", 95)
     padded.write_bytes(padded.read_bytes() + b"\x00" * 16)
-    assert bytes_after_image(padded.read_bytes()) == 0
+    assert jpeg_layout(padded.read_bytes()).trailing == 0
     assert compress_photo(padded, "jpeg", tmp_path / "2", PhotoPolicy()).action == REENCODED
 
 
@@ -129,9 +130,44 @@ def test_the_end_of_the_image_is_found_in_every_kind_of_scan(options: dict) -> N
     buffer = io.BytesIO()
     sample.camera_like_image((640, 480), 5).save(buffer, "JPEG", quality=90, **options)
     data = buffer.getvalue()
-    assert bytes_after_image(data) == 0
-    assert bytes_after_image(data + b"trailer!") == 8
-    assert bytes_after_image(data[:-100]) == 0  # truncated: not a trailer, the decoder reports it
+    assert jpeg_layout(data).trailing == 0
+    assert jpeg_layout(data + b"trailer!").trailing == 8
+    with pytest.raises(ValueError, match="ends before its EOI"):
+        jpeg_layout(data[:-100])  # truncated: never rewritten
+
+
+def _after_segment(data: bytes, marker: int, insert: bytes) -> bytes:
+    """`data` with `insert` placed right after its first segment with `marker` (SOS: after that scan)."""
+    segment = next((start, end) for found, start, end in _markers(data) if found == marker)
+    return data[:segment[1]] + insert + data[segment[1]:]
+
+
+@pytest.mark.parametrize("quality", [95, 80])  # one would be re-encoded, the other rewritten losslessly
+def test_a_jpeg_whose_segments_cannot_all_be_parsed_is_never_rewritten(tmp_path: Path, quality: int) -> None:
+    """Stray bytes between two segments: decoders skip them with a warning, so the picture decodes, but the
+    walk that finds what follows the image cannot go on, and a camera's preview after the EOI would be lost."""
+    preview = io.BytesIO()
+    sample.camera_like_image((160, 120), 9).save(preview, "JPEG", quality=90)
+    source = camera_jpeg(tmp_path / "DSC01234.JPG", quality)
+    source.write_bytes(_after_segment(source.read_bytes(), 0xE0, b"\x00stray") + preview.getvalue())
+    jpeg_luma(source.read_bytes())  # the picture itself decodes
+    result = compress_photo(source, "jpeg", tmp_path / "out" / "1", PhotoPolicy())
+    assert result.action == KEPT and result.output is None, result.decision
+    assert "cannot parse every segment" in result.decision
+
+
+def test_a_rewrite_that_would_lose_metadata_is_refused(tmp_path: Path) -> None:
+    """A comment between the scans of a progressive JPEG is not carried by the re-encode (which copies the
+    segments before the first scan): the metadata gate refuses it, and jpegtran, which carries it, is kept."""
+    buffer = io.BytesIO()
+    sample.camera_like_image((1200, 900), 4).save(buffer, "JPEG", quality=95, progressive=True, xmp=XMP)
+    source = tmp_path / "IMG.jpg"
+    source.write_bytes(_after_segment(buffer.getvalue(), 0xDA, b"\xff\xfe\x00\x09caption"))
+    result = compress_photo(source, "jpeg", tmp_path / "out" / "1", PhotoPolicy())
+    assert "re-encode of a ~q95 source would lose metadata (comment)" in result.decision
+    assert result.action != REENCODED
+    if result.output is not None:
+        assert jpeg_layout(result.output.read_bytes()).metadata == jpeg_layout(source.read_bytes()).metadata
 
 
 def test_a_q80_photo_is_not_re_encoded(tmp_path: Path) -> None:
@@ -177,7 +213,7 @@ def test_a_truncated_jpeg_is_kept_with_the_reason(tmp_path: Path) -> None:
     source = tmp_path / "cut.jpg"
     source.write_bytes(whole[: len(whole) // 2])
     result = compress_photo(source, "jpeg", tmp_path / "1", PhotoPolicy())
-    assert result.action == KEPT and "cannot decode" in result.decision and result.output is None
+    assert result.action == KEPT and "cannot parse every segment" in result.decision and result.output is None
 
 
 def test_a_cmyk_jpeg_is_never_re_encoded(tmp_path: Path) -> None:

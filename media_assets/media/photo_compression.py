@@ -6,9 +6,11 @@
   lossless optimisation (mozjpeg's jpegtran: same DCT coefficients, better Huffman coding, progressive) is
   kept when it saves bytes, with the decoded pixels checked equal. Every APPn/COM segment of the original
   (EXIF with GPS, dates, offsets and orientation, ICC profile, XMP, IPTC, comments) is carried over byte for
-  byte, so no metadata is re-interpreted. JPEGs carrying anything after their image (a Motion Photo's video,
-  MPF gain maps, depth maps or stereo pairs, vendor trailers) and CMYK JPEGs are never re-encoded or rewritten:
-  both would silently drop what follows the image.
+  byte, so no metadata is re-interpreted, and a metadata gate refuses any rewrite whose metadata segments are not
+  the original's, byte for byte and in order (EXIF with its MakerNotes, ICC, XMP, IPTC, MPF, comments). JPEGs
+  carrying anything after their image (a Motion Photo's video, MPF gain maps, depth maps or stereo pairs, vendor
+  trailers), JPEGs whose segments cannot all be parsed up to the EOI (what follows cannot be known) and CMYK JPEGs
+  are never re-encoded or rewritten: in doubt, the original bytes are kept.
 - PNG: the image data is re-deflated at the highest zlib level, chunk by chunk, so pixels, bit depth (16-bit
   too), palette, transparency and every metadata chunk stay exactly as they were. Animated PNGs are kept.
 - HEIC stays HEIC (already efficient, and encoding it takes tens of seconds). Optionally a JPEG derivative
@@ -103,13 +105,16 @@ def jpeg_luma(data: bytes) -> np.ndarray:
 
 def _jpeg(data: bytes, target: Path, policy: PhotoPolicy) -> Compressed:
     size = len(data)
+    try:
+        layout = jpeg_layout(data)
+    except ValueError as error:
+        return kept(size, f"cannot parse every segment of the JPEG ({error}), so it is never rewritten")
     with _open(data) as img:
         if reason := _too_large(img, policy):
             return kept(size, reason)
-        trailing = bytes_after_image(data)
-        if trailing or img.format == "MPO" or getattr(img, "n_frames", 1) > 1:
-            return kept(size, f"JPEG carries more than its image ({trailing:,} bytes after it: a Motion Photo's "
-                              "video, a gain map, a depth map or a stereo pair)")
+        if layout.trailing or img.format == "MPO" or getattr(img, "n_frames", 1) > 1:
+            return kept(size, f"JPEG carries more than its image ({layout.trailing:,} bytes after it: a Motion "
+                              "Photo's video, a gain map, a depth map or a stereo pair)")
         quality = estimate_quality(img.quantization or {})
         mode = img.mode
         sampling = JpegImagePlugin.get_sampling(img)
@@ -128,15 +133,15 @@ def _jpeg(data: bytes, target: Path, policy: PhotoPolicy) -> Compressed:
                    f"source ~q{quality} is not clearly above target q{policy.jpeg_quality}")
         else:
             img.load()
-            result = _reencode(data, img, original, quality, sampling, target, policy)
+            result = _reencode(data, layout, img, original, quality, sampling, target, policy)
             if isinstance(result, Compressed):
                 return result
             why = result
-    return _jpeg_lossless(data, original, target, why)
+    return _jpeg_lossless(data, layout, original, target, why)
 
 
-def _reencode(data: bytes, img: Image.Image, original: np.ndarray, quality: int, sampling: int, target: Path,
-              policy: PhotoPolicy) -> Compressed | str:
+def _reencode(data: bytes, layout: JpegLayout, img: Image.Image, original: np.ndarray, quality: int, sampling: int,
+              target: Path, policy: PhotoPolicy) -> Compressed | str:
     """The re-encoded JPEG when it passes both gates, else the reason it did not."""
     picture: Image.Image = img
     reference = original
@@ -155,6 +160,8 @@ def _reencode(data: bytes, img: Image.Image, original: np.ndarray, quality: int,
         what = f"q{step} re-encode of a ~q{quality} source"
         if saved < policy.min_saving_percent:
             return why or f"{what} saved only {saved:.1f}% (< {policy.min_saving_percent:g}%)"
+        if lost := lost_metadata(layout, encoded):
+            return f"{what} would lose metadata ({lost})"
         score = ssim(reference, jpeg_luma(encoded))
         if score < policy.min_ssim:
             why = f"{what} failed the quality gate: SSIM {score:.4f} < {policy.min_ssim:g}"
@@ -173,7 +180,7 @@ def quality_ladder(target: int, source: int, margin: int) -> list[int]:
     return [target, *range(target + QUALITY_STEP, source - margin + 1, QUALITY_STEP)]
 
 
-def _jpeg_lossless(data: bytes, original: np.ndarray, target: Path, why: str) -> Compressed:
+def _jpeg_lossless(data: bytes, layout: JpegLayout, original: np.ndarray, target: Path, why: str) -> Compressed:
     try:
         optimised = mozjpeg_lossless_optimization.optimize(data, mozjpeg_lossless_optimization.COPY_MARKERS.ALL)
     except ValueError as error:
@@ -181,6 +188,8 @@ def _jpeg_lossless(data: bytes, original: np.ndarray, target: Path, why: str) ->
     saved = saving(len(data), len(optimised))
     if saved < LOSSLESS_MIN_SAVING_PERCENT:
         return kept(len(data), f"{why}; lossless optimisation saved only {saved:.1f}%")
+    if lost := lost_metadata(layout, optimised):
+        return kept(len(data), f"{why}; lossless optimisation would lose metadata ({lost})")
     if not np.array_equal(original, jpeg_luma(optimised)):
         return kept(len(data), f"{why}; lossless optimisation changed pixels")
     return publish(optimised, target, action=LOSSLESS, size_before=len(data), quality=1.0,
@@ -226,16 +235,27 @@ def _markers(data: bytes) -> Iterator[tuple[int, int, int]]:
     raise ValueError("the JPEG ends before its EOI marker")
 
 
-def bytes_after_image(data: bytes) -> int:
-    """How many bytes follow the EOI of a JPEG's primary image (a Google or Samsung Motion Photo's video, MPF
-    images, a vendor trailer); padding of 0x00/0xFF does not count. 0 for a stream that cannot be walked: the
-    decoder then judges it."""
-    try:
-        *_, (_eoi, _start, end) = _markers(data)
-    except ValueError:
-        return 0
+@dataclass(frozen=True)
+class JpegLayout:
+    """What a rewrite must not lose, found by walking every segment of a JPEG's primary image."""
+
+    #: Every metadata segment (see `_is_metadata`), byte for byte, in file order, before and between scans.
+    metadata: tuple[bytes, ...]
+    #: Bytes after the EOI (a Motion Photo's video, MPF images, a vendor trailer); 0x00/0xFF padding not counted.
+    trailing: int
+
+
+def jpeg_layout(data: bytes) -> JpegLayout:
+    """The layout of a JPEG; ValueError when any segment cannot be parsed up to the EOI. Such a file is never
+    rewritten: what cannot be walked cannot be shown to survive (a trailer behind an unreadable segment, an
+    embedded preview that MakerNotes point at)."""
+    metadata: list[bytes] = []
+    end = 0
+    for marker, start, end in _markers(data):
+        if _is_metadata(marker):
+            metadata.append(data[start:end])
     rest = data[end:]
-    return len(rest) if rest.strip(b"\x00\xff") else 0
+    return JpegLayout(metadata=tuple(metadata), trailing=len(rest) if rest.strip(b"\x00\xff") else 0)
 
 
 def _segments(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
@@ -259,6 +279,32 @@ def copy_metadata_segments(original: bytes, encoded: bytes) -> bytes:
     new_segments, scan = _segments(encoded)
     head = [s for m, s in kept_segments if _is_metadata(m)] + [s for m, s in new_segments if not _is_metadata(m)]
     return b"\xff\xd8" + b"".join(head) + encoded[scan:]
+
+
+_SEGMENT_NAMES = ((0xE1, b"Exif\x00", "EXIF (with its MakerNotes)"), (0xE1, b"http://ns.adobe.com/xap/", "XMP"),
+                  (0xE1, b"http://ns.adobe.com/xmp/extension/", "extended XMP"), (0xE2, b"ICC_PROFILE", "ICC profile"),
+                  (0xE2, b"MPF", "MPF"), (0xED, b"Photoshop 3.0", "IPTC"), (0xFE, b"", "comment"))
+
+
+def _segment_name(segment: bytes) -> str:
+    marker, payload = segment[1], segment[4:]
+    for known, prefix, name in _SEGMENT_NAMES:
+        if marker == known and payload.startswith(prefix):
+            return name
+    return f"APP{marker - 0xE0}"
+
+
+def lost_metadata(layout: JpegLayout, output: bytes) -> str | None:
+    """The metadata gate: None when `output` carries every metadata segment of the original byte for byte and
+    in order, else which kinds it would lose or change (ICC, XMP, IPTC, EXIF with MakerNotes, MPF, ...)."""
+    try:
+        carried = jpeg_layout(output).metadata
+    except ValueError as error:
+        return f"its segments cannot be parsed ({error})"
+    if carried == layout.metadata:
+        return None
+    missing = [segment for segment in layout.metadata if segment not in carried]
+    return ", ".join(sorted({_segment_name(segment) for segment in missing})) or "the order of its segments"
 
 
 # --- PNG ------------------------------------------------------------------------------------------------
