@@ -50,11 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "icloud":
         return _icloud_login(settings, args.upload_account)
-    from media_assets.catalog.database import embedded_postgres_running, stop_embedded_postgres
+    from media_assets.catalog.database import release_embedded_postgres
     from media_assets.runner import open_pipeline
 
-    # Leave the embedded server as we found it: a one-off command should not leave a database running.
-    started_embedded = settings.uses_embedded_postgres and not embedded_postgres_running(settings.data_dir)
     pipeline = open_pipeline(settings)
     try:
         if args.command == "run":
@@ -78,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(host, port)
     finally:
         pipeline.close()
-        if started_embedded:
-            stop_embedded_postgres(settings.data_dir)
+        # A one-off command leaves no database running, unless another live process still uses it.
+        release_embedded_postgres(settings.data_dir)
     return 1
 
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from media_assets.phases.workers import Workers
@@ -28,3 +35,57 @@ def test_a_failed_job_goes_to_on_error_in_a_pool() -> None:
 def test_without_on_error_a_failure_stops_the_map() -> None:
     with Workers(2) as pool, pytest.raises(ValueError, match="bad file"):
         list(pool.map(square_or_fail, ((n, (n,)) for n in range(6))))
+
+
+#: A parent that starts a pool of two busy workers and says so.
+BUSY_PARENT = """
+import time
+from media_assets.phases.workers import Workers
+
+with Workers(2, in_flight_per_worker=1) as pool:
+    results = pool.map(time.sleep, ((n, (600,)) for n in range(4)))
+    print("busy", flush=True)
+    next(results)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_and_the_resource_tracker_die_with_a_killed_parent() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", BUSY_PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "busy"
+        deadline = time.monotonic() + 60
+        while len(children := _children(parent.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the pool starts its second worker as the second job is submitted
+        assert len(children) == 3, "two workers and the resource tracker"
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    survivors = [pid for pid in children if _alive(pid)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == [], "no orphan outlives the killed phase"

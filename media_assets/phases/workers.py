@@ -1,10 +1,14 @@
 """A phase's worker processes: files are processed in parallel, results come back in order, and only a few
 jobs per worker are in flight, so memory stays bounded whatever the batch size. The parent alone writes the
-catalog."""
+catalog. Workers die with the process that started them, however it dies (a SIGKILL included)."""
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -12,6 +16,18 @@ from typing import Any, TypeVar
 
 K = TypeVar("K")
 R = TypeVar("R")
+#: prctl(2) option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: have the kernel SIGKILL this worker when its parent dies. A spawn worker otherwise
+    outlives a killed parent for ever, blocked on a queue whose write end it holds itself (and keeps the
+    resource tracker alive with it)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the kernel was told
+        os._exit(1)
 
 
 class Workers:
@@ -21,7 +37,8 @@ class Workers:
         self.count = count
         self.in_flight = count * in_flight_per_worker
         # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
-        self._pool = (ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = (ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=die_with_parent, initargs=(os.getpid(),))
                       if count > 1 else None)
 
     def __enter__(self) -> Workers:

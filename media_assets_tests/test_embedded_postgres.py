@@ -1,0 +1,82 @@
+"""The embedded PostgreSQL shared by several processes of one installation: they may start it at the same moment
+on a fresh data folder, and none stops it while another still uses it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from media_assets.catalog.database import stop_embedded_postgres
+
+#: A process using the server: starts it, then on each line of stdin runs a query ("query") or lets go of it
+#: ("release"), answering every time with one line.
+USER_SCRIPT = """
+import sys
+from pathlib import Path
+import psycopg
+from media_assets.catalog.database import release_embedded_postgres, start_embedded_postgres
+
+data = Path(sys.argv[1])
+uri = start_embedded_postgres(data, "catalog")
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "query":
+        with psycopg.connect(uri) as conn:
+            print("answer", conn.execute("SELECT 41 + 1").fetchone()[0], flush=True)
+    elif line.strip() == "release":
+        print("stopped" if release_embedded_postgres(data) else "left running", flush=True)
+"""
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"
+    stop_embedded_postgres(tmp_path / "data")  # in case a failing test left it running
+
+
+def _ask(user: subprocess.Popen[str], command: str) -> str:
+    assert user.stdin is not None and user.stdout is not None
+    user.stdin.write(command + "\n")
+    user.stdin.flush()
+    return user.stdout.readline().strip()
+
+
+@pytest.mark.slow
+def test_processes_starting_together_share_the_server_and_the_last_one_stops_it(data_dir: Path) -> None:
+    users = [subprocess.Popen([sys.executable, "-c", USER_SCRIPT, str(data_dir)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    try:
+        for user in users:
+            assert user.stdout is not None
+            line = user.stdout.readline().strip()
+            assert line == "ready", user.stderr.read() if user.stderr else line
+        assert _ask(users[0], "release") == "left running"
+        assert _ask(users[1], "query") == "answer 42", "the first one out left the server to the others"
+        assert _ask(users[1], "release") == "left running"
+        assert _ask(users[2], "query") == "answer 42"
+        assert _ask(users[2], "release") == "stopped"
+        assert not (data_dir / "postgres/postmaster.pid").exists()
+    finally:
+        for user in users:
+            user.kill()
+            user.wait()
+
+
+@pytest.mark.slow
+def test_a_process_that_dies_no_longer_counts_as_a_user(data_dir: Path) -> None:
+    survivor, killed = (subprocess.Popen([sys.executable, "-c", USER_SCRIPT, str(data_dir)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True) for _ in range(2))
+    try:
+        for user in (survivor, killed):
+            assert user.stdout is not None and user.stdout.readline().strip() == "ready"
+        killed.kill()
+        killed.wait()
+        assert _ask(survivor, "release") == "stopped"
+    finally:
+        for user in (survivor, killed):
+            user.kill()
+            user.wait()
