@@ -89,9 +89,20 @@ def content_format(path: Path) -> str | None:
     probing; None when they are no media we know."""
     with Path(path).open("rb") as stream:
         try:
-            return _sniff(stream.read(_HEAD_BYTES), Path(path), stream).format
+            return sniff_stream(stream, Path(path).name)[1]
         except UnsupportedMedia:
             return None
+
+
+def sniff_stream(stream: IO[bytes], name: str) -> tuple[MediaKind, str]:
+    """(kind, format) from a stream's first bytes alone, so a file that is no photo or video is refused
+    before it is copied (UnsupportedMedia). `name` only tells TIFF-based RAW flavours apart. The stream must
+    be seekable; it is left at its start."""
+    try:
+        sniffed = _sniff(stream.read(_HEAD_BYTES), Path(name), stream)
+    finally:
+        stream.seek(0)
+    return sniffed.kind, sniffed.format
 
 
 # --- sniffing -------------------------------------------------------------------------------------------

@@ -1,20 +1,28 @@
 """Download: take new files from the sources into `originals/<batch>/`, check what they are, and record them.
 
-Each file is streamed to a temp name, hashed on the way, and renamed; the source is only read. A file that is
-not a photo or video (or is broken) is moved to `quarantine/<batch>/` with its reason, and the batch goes on."""
+Each file is streamed to a temp name, hashed on the way, and renamed; the source is only read. A file whose first
+bytes say it is no photo or video, or that is bigger than its kind's limit, is quarantined by its source path
+before a byte is copied; one that turns out broken is moved to `quarantine/<batch>/`. Either way the catalog
+records the reason and the batch goes on."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.media.dates import capture_date
-from media_assets.media.identify import MediaKind, UnsupportedMedia, identify
+from media_assets.media.identify import MediaKind, UnsupportedMedia, identify, sniff_stream
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.sources.base import MediaSource, SourceError, SourceItem
 from media_assets.storage import move_file, remove_partials, safe_name, write_atomically
+
+GB = 1_000_000_000
+#: The biggest file of each kind taken from a source (a 200-megapixel TIFF is 0.6 GB; a phone's hour of 4K
+#: video about 25 GB): anything bigger is a disk image or a dump with a media header, refused uncopied.
+SIZE_LIMITS = {MediaKind.PHOTO: 2 * GB, MediaKind.VIDEO: 100 * GB}
 
 
 def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, MediaSource]) -> None:
@@ -43,14 +51,31 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
     ctx.catalog.mark_batch_scanned(ctx.batch_id)
 
 
-def bring_item(source: MediaSource, source_id: str, target: Path) -> tuple[int, str]:
+def bring_item(source: MediaSource, source_id: str, target: Path, *, size: int | None = None) -> tuple[int, str]:
     """The item's bytes at `target`, atomically: (bytes, sha256). A source that already holds them in a local
-    file of its own (iCloud's downloads) moves it with `take`; any other is copied from `open`."""
+    file of its own (iCloud's downloads) moves it with `take`; any other is copied from `open`, once its first
+    bytes and `size` showed it is media within its kind's limit (UnsupportedMedia otherwise, nothing copied)."""
     take = getattr(source, "take", None)
     if take is not None:
         return take(source_id, target)
     with source.open(source_id) as stream:
+        if size:  # an empty file is copied, and identify says what is wrong with it
+            refuse_unless_media(stream, target.name, size)
         return write_atomically(stream, target)
+
+
+def refuse_unless_media(stream: BinaryIO, name: str, size: int) -> None:
+    kind, media_format = sniff_stream(stream, name)
+    if size > SIZE_LIMITS[kind]:
+        raise UnsupportedMedia(f"{media_format} {kind.value} of {_readable(size)}, above the "
+                               f"{_readable(SIZE_LIMITS[kind])} limit for {kind.value}s")
+
+
+def _readable(size: int) -> str:
+    for unit, factor in (("GB", GB), ("MB", 1_000_000), ("kB", 1_000)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: MediaSource,
@@ -62,8 +87,8 @@ def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: Med
     name = f"{file.id}-{safe_name(file.original_name)}"
     target = ctx.settings.storage_dir("originals") / ctx.batch_id / name
     try:
-        size, digest = bring_item(source, file.source_id, target)
-    except SourceError as error:
+        size, digest = bring_item(source, file.source_id, target, size=item.size)
+    except (SourceError, UnsupportedMedia) as error:
         _quarantine(ctx, outcome, file, error.reason)
         return
     if not source.unchanged(file.source_id, item.version):
