@@ -1,18 +1,21 @@
 """When to start the next batch: the rules behind the automation sensor, free of Dagster so tests can call
-them directly. A batch starts when the mode allows it, the interval has passed, the daily cap is not reached,
-no batch is running, and the sources hold something the catalog does not know yet."""
+them directly. A batch starts when the mode allows it, the interval has passed (or the last batch left a
+backlog), the daily cap is not reached, no batch is running, the sources hold something the catalog does not
+know yet, and the disk has room for it."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from media_assets.catalog.repository import Catalog
-from media_assets.sources.base import MediaSource, SourceNeedsSettings
+from media_assets.disk import space_shortfall
+from media_assets.selection import BatchLimits, plan_batch
+from media_assets.settings import Settings
+from media_assets.sources.base import MediaSource
 
-log = logging.getLogger(__name__)
+NOTHING_NEW = "nothing new in the sources"
 
 
 @dataclass(frozen=True)
@@ -22,14 +25,18 @@ class Decision:
 
 
 def decide_next_batch(*, mode: str, interval_minutes: int, max_per_day: int, now: datetime,
-                      last_batch_at: datetime | None, batches_today: int, batch_running: bool) -> Decision:
-    """Everything but the (costlier) look at the sources."""
+                      last_batch_at: datetime | None, batches_today: int, batch_running: bool,
+                      backlog: bool = False) -> Decision:
+    """Everything but the (costlier) look at the sources. `backlog`: the last batch left new files behind (it
+    was full), so the next one is due at once, interval or not."""
     if mode == "once":
         return Decision(False, "PIPELINE_EXECUTION_MODE is 'once': batches start only from the CLI or the UI")
     if batch_running:
         return Decision(False, "the previous batch is still running")
     if batches_today >= max_per_day:
         return Decision(False, f"daily cap of {max_per_day} batches reached")
+    if backlog:
+        return Decision(True, "backlog: the sources hold more than one batch's worth")
     if mode == "interval" and last_batch_at is not None:
         due = last_batch_at + timedelta(minutes=interval_minutes)
         if now < due:
@@ -37,18 +44,14 @@ def decide_next_batch(*, mode: str, interval_minutes: int, max_per_day: int, now
     return Decision(True, "due")
 
 
-def sources_have_new_files(catalog: Catalog, sources: Mapping[str, MediaSource]) -> bool:
-    """Whether any source offers an item (or a new version of one) the catalog does not know.
-
-    The known keys of a source are read in one query, so a tick costs one folder walk and no per-file query."""
-    for name, source in sources.items():
-        known = catalog.known_versions(name)
-        try:
-            if any((item.source_id, item.version) not in known for item in source.scan()):
-                return True
-        except SourceNeedsSettings:
-            raise
-        except Exception as error:  # noqa: BLE001 - e.g. iCloud wants a 2FA code: the run asks for it and reports
-            log.warning("could not look into source %s (%s); starting a batch to find out", name, error)
-            return True
-    return False
+def check_sources(settings: Settings, catalog: Catalog, sources: Mapping[str, MediaSource]) -> Decision:
+    """Whether the sources hold something new (one query per source, one walk of each) and the disk has room
+    for the batch that would take it. Raises SourceNeedsSettings when a source waits for a person."""
+    plan = plan_batch(catalog, sources, BatchLimits.from_settings(settings))
+    if not plan.files and not plan.unreadable:
+        return Decision(False, NOTHING_NEW)
+    shortfall = space_shortfall(settings, plan.bytes)
+    if shortfall is not None:
+        return Decision(False, shortfall)
+    more = " (and more for the batches after it)" if plan.full else ""
+    return Decision(True, f"{plan.files} new file(s), {plan.bytes / 1e9:.2f} GB{more}")

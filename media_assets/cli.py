@@ -15,8 +15,11 @@ from media_assets.settings import STORAGE_FOLDERS, SettingsError, load_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="media-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="create a batch and run it through every phase now, in this process")
+    run = commands.add_parser("run", help="take the next batch of new files through every phase now, in this "
+                                          "process (nothing new: no batch)")
     run.add_argument("--batch", default=None, help="re-run this existing batch (it continues where it stopped)")
+    run.add_argument("--all", action="store_true",
+                     help="run batch after batch until the sources hold nothing new (a first import)")
     verify = commands.add_parser("verify", help="re-hash kept files and destinations against the catalog")
     verify.add_argument("--full", action="store_true", required=True,
                         help="check every catalogued file (the only mode so far)")
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = open_pipeline(settings)
     try:
         if args.command == "run":
+            if args.all:
+                return _run_all(pipeline)
             return _run_once(pipeline, args.batch)
         if args.command == "verify":
             return _verify_full(pipeline)
@@ -96,12 +101,40 @@ def _icloud_login(settings, upload_account: bool) -> int:  # noqa: ANN001
 def _run_once(pipeline, batch_id: str | None) -> int:  # noqa: ANN001
     from media_assets.runner import run_batch
 
-    if batch_id is not None and pipeline.catalog.batch(batch_id) is None:
+    if batch_id is None:
+        return _run_next(pipeline)[0]
+    if pipeline.catalog.batch(batch_id) is None:
         print(f"media-pipeline: no batch {batch_id!r} in the catalog", file=sys.stderr)
         return 2
     report = run_batch(pipeline, batch_id)
     print(report.to_markdown())
     return 0 if report.success else 1
+
+
+def _run_next(pipeline) -> tuple[int, bool]:  # noqa: ANN001
+    """Run the next batch, if there is anything new and room for it: (exit code, whether more is waiting)."""
+    from media_assets.automation import NOTHING_NEW
+    from media_assets.runner import run_next_batch
+
+    decision, report = run_next_batch(pipeline)
+    if report is None:
+        print(decision.reason, flush=True)
+        return (0 if decision.reason == NOTHING_NEW else 1), False
+    print(report.to_markdown(), flush=True)
+    batch = pipeline.catalog.batch(report.batch_id)
+    return (0 if report.success else 1), bool(report.success and batch and batch["backlog"])
+
+
+def _run_all(pipeline) -> int:  # noqa: ANN001
+    """Batch after batch until one takes everything that is new (the daily cap is the automation's, not this)."""
+    batches = 0
+    while True:
+        code, more = _run_next(pipeline)
+        batches += 1
+        if code or not more:
+            if batches > 1:
+                print(f"{batches} batch(es) run", flush=True)
+            return code
 
 
 def _retry_failed(pipeline) -> int:  # noqa: ANN001
@@ -115,7 +148,7 @@ def _retry_failed(pipeline) -> int:  # noqa: ANN001
 
 
 def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa: ANN001
-    from media_assets.runner import executions_today, run_batch, seconds_until_tomorrow
+    from media_assets.runner import executions_today, seconds_until_tomorrow
 
     runs, failures = 0, 0
     while max_runs is None or runs < max_runs:
@@ -124,11 +157,10 @@ def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa:
             print(f"daily cap of {pipeline.settings.max_executions_per_day} runs reached; "
                   f"waiting {wait / 3600:.1f} h", flush=True)
         else:
-            report = run_batch(pipeline)
+            code, more = _run_next(pipeline)
             runs += 1
-            failures += 0 if report.success else 1
-            print(report.to_markdown(), flush=True)
-            wait = minutes * 60
+            failures += code
+            wait = 0 if more else minutes * 60  # a backlog: the next batch at once
         if max_runs is not None and runs >= max_runs:
             break
         time.sleep(wait)

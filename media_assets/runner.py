@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from media_assets.automation import Decision, check_sources
 from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url, resolve_conninfo
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
@@ -79,6 +80,18 @@ def new_batch_id(catalog: Catalog, now: datetime | None = None) -> str:
         n += 1
         candidate = f"{base}-{n}"
     return candidate
+
+
+def run_next_batch(pipeline: Pipeline) -> tuple[Decision, RunReport | None]:
+    """Take the next batch's worth of new files through every phase, unless the sources hold nothing new or
+    the disk has no room for it: then no batch is created. Why (or what), and the report of the batch run."""
+    from media_assets.sources.configured import enabled_sources
+
+    pipeline.catalog.ensure_connected()
+    decision = check_sources(pipeline.settings, pipeline.catalog, enabled_sources(pipeline.settings))
+    if not decision.start:
+        return decision, None
+    return decision, run_batch(pipeline)
 
 
 def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:

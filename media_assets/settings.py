@@ -135,6 +135,10 @@ DEFAULTS: dict[str, str] = {
     "PIXEL_SYNC_DIR": "",
     "REPORTS_DIR": "data/reports",
     "REPORTS_KEEP": "10",
+    # Read by selection.py and disk.py.
+    "BATCH_MAX_FILES": "2000",
+    "BATCH_MAX_GB": "20",
+    "KEEP_ORIGINALS": "",  # until_verified | days:N | always; empty: per source (folder until_verified, iCloud always)
 }
 
 

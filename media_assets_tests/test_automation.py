@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, SensorResult, SkipReason, build_sensor_context
 
-from media_assets.automation import decide_next_batch, sources_have_new_files
+from media_assets.automation import check_sources, decide_next_batch
 from media_assets.defs.automation import batch_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.media import sample_library as sample
@@ -38,11 +38,11 @@ def test_new_files_are_noticed_and_known_ones_are_not(make_pipeline) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.folder_source_paths[0]
     sources = enabled_sources(pipeline.settings)
-    assert not sources_have_new_files(pipeline.catalog, sources)
+    assert not check_sources(pipeline.settings, pipeline.catalog, sources).start
     sample.make_photo(library / "a.jpg", seed=1, size=(64, 48))
-    assert sources_have_new_files(pipeline.catalog, sources)
+    assert check_sources(pipeline.settings, pipeline.catalog, sources).start
     run_batch(pipeline)
-    assert not sources_have_new_files(pipeline.catalog, sources)
+    assert not check_sources(pipeline.settings, pipeline.catalog, sources).start
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_a_source_that_cannot_be_looked_into_lets_the_run_find_out(make_pipeline
             yield
 
     pipeline = make_pipeline()
-    assert sources_have_new_files(pipeline.catalog, {"icloud": NeedsACode()})
+    assert check_sources(pipeline.settings, pipeline.catalog, {"icloud": NeedsACode()}).start
 
 
 def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(sensor_setup, monkeypatch) -> None:

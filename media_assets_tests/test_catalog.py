@@ -128,7 +128,7 @@ def test_register_file(catalog: Catalog) -> None:
     file = catalog.get_file(file_id)
     assert (file.state, file.source_id, file.source_version, file.original_name, file.size_bytes) == (
         S.DISCOVERED, "/lib/a.jpg", "10:5", "a.jpg", 10)
-    assert catalog.is_known("folder", "/lib/a.jpg", "10:5")
+    assert ("/lib/a.jpg", "10:5") in catalog.known_versions("folder")
     assert history(catalog, file_id) == [(None, "discovered", None)]
 
     # The same version again: nothing new, not even a state change.
@@ -143,7 +143,7 @@ def test_register_file(catalog: Catalog) -> None:
     other = catalog.register_file(BATCH, source="icloud", source_id="/lib/a.jpg", source_version="10:5",
                                   original_name="a.jpg")
     assert newer is not None and other is not None and len({file_id, newer, other}) == 3
-    assert not catalog.is_known("folder", "/lib/a.jpg", "99:9")
+    assert ("/lib/a.jpg", "99:9") not in catalog.known_versions("folder")
 
     with pytest.raises(KeyError):
         catalog.get_file(12345)

@@ -58,7 +58,8 @@ def test_run_on_the_embedded_default(embedded_home: Path) -> None:
 
     again = _cli(embedded_home, "interval", "--interval", "1", "--max-runs", "1")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "Files processed: 0" in again.stdout
+    assert "nothing new in the sources" in again.stdout
+    assert len(list((folder / "reports").glob("report-*.md"))) == 1, "no empty batch, no report"
 
 
 def test_a_wrong_setting_stops_the_start_with_one_sentence(tmp_path: Path) -> None:

@@ -111,8 +111,16 @@ class Catalog:
             " finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
             (status, finished, batch_id))
 
-    def mark_batch_scanned(self, batch_id: str) -> None:
-        self.conn.execute("UPDATE batches SET scanned_at = now(), updated_at = now() WHERE id = %s", (batch_id,))
+    def mark_batch_scanned(self, batch_id: str, *, backlog: bool = False) -> None:
+        """The sources were scanned for this batch; `backlog`: they held more new files than it took."""
+        self.conn.execute("UPDATE batches SET scanned_at = now(), backlog = %s, updated_at = now() WHERE id = %s",
+                          (backlog, batch_id))
+
+    def batch_size(self, batch_id: str) -> tuple[int, int]:
+        """(files, bytes as the sources announced them) the batch has taken so far."""
+        row = self.conn.execute("SELECT count(*) AS n, coalesce(sum(size_bytes), 0) AS bytes FROM media_files"
+                                " WHERE batch_id = %s", (batch_id,)).fetchone()
+        return int(row["n"]), int(row["bytes"])
 
     def batch(self, batch_id: str) -> dict[str, Any] | None:
         return self.conn.execute("SELECT * FROM batches WHERE id = %s", (batch_id,)).fetchone()
@@ -127,21 +135,11 @@ class Catalog:
 
     # -- files ---------------------------------------------------------------------------------------------
 
-    def is_known(self, source: str, source_id: str, source_version: str) -> bool:
-        row = self.conn.execute(
-            "SELECT 1 FROM media_files WHERE source = %s AND source_id = %s AND source_version = %s",
-            (source, source_id, source_version)).fetchone()
-        return row is not None
-
     def known_versions(self, source: str) -> set[tuple[str, str]]:
         """Every (source_id, version) of one source: what the automation compares a scan against."""
         with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
             cur.execute("SELECT source_id, source_version FROM media_files WHERE source = %s", (source,))
             return set(cur)
-
-    def last_batch_created_at(self) -> datetime | None:
-        row = self.conn.execute("SELECT max(created_at) AS at FROM batches").fetchone()
-        return row["at"] if row else None
 
     def register_file(self, batch_id: str, *, source: str, source_id: str, source_version: str,
                       original_name: str, size_bytes: int | None = None) -> int | None:

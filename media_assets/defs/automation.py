@@ -17,13 +17,14 @@ from dagster import (
     sensor,
 )
 
-from media_assets.automation import decide_next_batch, sources_have_new_files
+from media_assets.automation import NOTHING_NEW, check_sources, decide_next_batch
 from media_assets.defs.jobs import BATCH_JOB_NAME, media_batch_job
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.runner import executions_today, new_batch_id, reclaim_dead_runs
 from media_assets.sources.base import SourceNeedsSettings
 from media_assets.sources.configured import enabled_sources
+from media_assets.telegram.notify import send_alert
 
 #: Backfills launched from the UI run under `__ASSET_JOB`; both kinds are batches.
 BATCH_JOB_NAMES = (BATCH_JOB_NAME, "__ASSET_JOB")
@@ -37,26 +38,31 @@ def batch_running(instance: DagsterInstance) -> bool:
                for name in BATCH_JOB_NAMES for run in instance.get_runs(RunsFilter(job_name=name, statuses=ACTIVE)))
 
 
-@sensor(job=media_batch_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
-        description="Creates the next batch and runs it on PIPELINE_EXECUTION_INTERVAL_MINUTES.")
+@sensor(job=media_batch_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+        description="Creates the next batch and runs it on PIPELINE_EXECUTION_INTERVAL_MINUTES, or at once while "
+                    "the sources hold more than one batch's worth (backlog).")
 def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
                  catalog: CatalogResource) -> SensorResult | SkipReason:
     loaded = settings.load()
     now = datetime.now(timezone.utc)
     reclaim_dead_runs(context.instance, loaded, catalog.catalog)
+    last = catalog.catalog.recent_batches(1)
     decision = decide_next_batch(
         mode=loaded.execution_mode, interval_minutes=loaded.execution_interval_minutes,
         max_per_day=loaded.max_executions_per_day, now=now,
-        last_batch_at=catalog.catalog.last_batch_created_at(),
+        last_batch_at=last[0]["created_at"] if last else None,
         batches_today=executions_today(catalog.catalog, now),
-        batch_running=batch_running(context.instance))
+        batch_running=batch_running(context.instance), backlog=bool(last and last[0]["backlog"]))
     if not decision.start:
         return SkipReason(decision.reason)
     try:
-        if not sources_have_new_files(catalog.catalog, enabled_sources(loaded, interactive=False)):
-            return SkipReason("the sources hold nothing new")
+        sources = check_sources(loaded, catalog.catalog, enabled_sources(loaded, interactive=False))
     except SourceNeedsSettings as error:
         return SkipReason(f"waiting for a settings change: {error}")
+    if not sources.start:
+        if sources.reason != NOTHING_NEW:
+            send_alert("disk-full-batch", f"No batch started: {sources.reason}.", settings=loaded)
+        return SkipReason(sources.reason)
     batch_id = new_batch_id(catalog.catalog, now)
     catalog.catalog.create_batch(batch_id)
     return SensorResult(run_requests=[RunRequest(partition_key=batch_id, run_key=batch_id)],

@@ -24,7 +24,6 @@ a progress line every DEDUP_PROGRESS_EVERY files.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from media_assets.media.near_index import NearIndex
 from media_assets.media.perceptual import Fingerprint, fingerprint, pixel_signature, same_picture
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.phases.workers import Workers
+from media_assets.selection import pair_stem
 from media_assets.settings import Settings, parse_int
 
 #: Default pHash radius: copies measured 0-4 bits apart (resized to 25 %, q70, PNG, HEIC thumbnail), and the
@@ -119,18 +119,13 @@ def fingerprints(ctx: PhaseContext, config: DedupConfig, total: int,
 # --- pairs ----------------------------------------------------------------------------------------------
 
 
-def _stem(name: str) -> str:
-    stem = Path(name).stem.lower()
-    return re.sub(r"_hevc$", "", stem)  # icloudpd names a Live Photo's movie IMG_0001_HEVC.MOV
-
-
 def assign_pairs(items: list[Item]) -> None:
     """Give Live Photo (still + movie) and RAW+JPEG files of this batch a shared `pair_key`: same source folder
     and base name (and capture times within seconds when both are known), or the same Apple content id."""
     by_name: dict[tuple[str, str, str], list[Item]] = defaultdict(list)
     for item in items:
         folder = str(Path(item.file.source_id).parent) if "/" in item.file.source_id else ""
-        by_name[(item.file.source, folder, _stem(item.file.original_name))].append(item)
+        by_name[(item.file.source, folder, pair_stem(item.file.original_name))].append(item)
     for (source, folder, stem), group in by_name.items():
         if len(group) < 2:
             continue

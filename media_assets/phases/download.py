@@ -1,4 +1,5 @@
 """Download: take new files from the sources into `originals/<batch>/`, check what they are, and record them.
+A batch takes at most BATCH_MAX_FILES files and BATCH_MAX_GB (`selection.py`); the rest waits for the next.
 
 Each file is streamed to a temp name, hashed on the way, and renamed; the source is only read. A file whose first
 bytes say it is no photo or video, or that is bigger than its kind's limit, is quarantined by its source path
@@ -16,6 +17,7 @@ from media_assets.catalog.states import FileState
 from media_assets.media.dates import capture_date
 from media_assets.media.identify import MediaKind, UnsupportedMedia, identify, sniff_stream
 from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.selection import BatchLimits, BatchSelection
 from media_assets.sources.base import MediaSource, SourceError, SourceItem
 from media_assets.storage import move_file, remove_partials, safe_name, write_atomically
 
@@ -38,17 +40,22 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
     batch = ctx.catalog.batch(ctx.batch_id)
     if batch is not None and batch["scanned_at"] is not None:
         return  # a re-run of this batch only finishes what it had found
-    for source in sources.values():
-        for item in source.scan():
-            if ctx.catalog.is_known(item.source, item.source_id, item.version):
-                outcome.counts["already_known"] += 1
-                continue
+    # A re-run after a crash mid-scan counts what the batch already took against its limits.
+    taken_files, taken_bytes = ctx.catalog.batch_size(ctx.batch_id)
+    selection = BatchSelection(BatchLimits.from_settings(ctx.settings), files=taken_files, bytes=taken_bytes)
+    for source, group in selection.scan(ctx.catalog, sources):
+        for item in group:
             file_id = ctx.catalog.register_file(ctx.batch_id, source=item.source, source_id=item.source_id,
                                                 source_version=item.version, original_name=item.original_name,
                                                 size_bytes=item.size)
             if file_id is not None:
                 _take(ctx, outcome, ctx.catalog.get_file(file_id), source, item)
-    ctx.catalog.mark_batch_scanned(ctx.batch_id)
+    outcome.counts["already_known"] += selection.known
+    if selection.full:
+        outcome.counts["left_for_next_batch"] += 1
+        ctx.log.info(f"batch {ctx.batch_id} is full ({selection.files} files, {selection.bytes / 1e9:.1f} GB); "
+                     "the sources hold more, for the next batch")
+    ctx.catalog.mark_batch_scanned(ctx.batch_id, backlog=selection.full)
 
 
 def bring_item(source: MediaSource, source_id: str, target: Path, *, size: int | None = None) -> tuple[int, str]:

@@ -1,0 +1,121 @@
+"""Which new files a batch takes: at most BATCH_MAX_FILES files and BATCH_MAX_GB, in the sources' order, with
+the members of a Live Photo or RAW+JPEG pair (same folder, same base name) always in the same batch.
+
+A first import of a whole library thus becomes a row of bounded batches instead of one that lasts hours and
+is one failure away from a retry of everything. The same selection answers, before a batch starts, whether
+there is anything new at all and how many bytes the batch will bring (for the free-space check)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from media_assets.catalog.repository import Catalog
+from media_assets.settings import Settings, parse_int
+from media_assets.sources.base import MediaSource, SourceItem, SourceNeedsSettings
+
+log = logging.getLogger(__name__)
+GB = 10**9
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_files: int
+    max_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BatchLimits:
+        raw = settings.raw
+        return cls(max_files=parse_int("BATCH_MAX_FILES", raw.get("BATCH_MAX_FILES", "2000"), minimum=1),
+                   max_bytes=parse_int("BATCH_MAX_GB", raw.get("BATCH_MAX_GB", "20"), minimum=1) * GB)
+
+
+def pair_stem(name: str) -> str:
+    """The base name shared by the members of a pair: `IMG_0001.HEIC`, `IMG_0001.MOV` and icloudpd's
+    `IMG_0001_HEVC.MOV` all give `img_0001`."""
+    stem = PurePosixPath(name).stem.lower()
+    return stem.removesuffix("_hevc")
+
+
+def _folder(item: SourceItem) -> str:
+    """The folder of a folder source's file; an iCloud asset's id (its still and its movie share it)."""
+    return item.source_id.rpartition("/")[0]
+
+
+def pair_groups(items: Iterable[SourceItem]) -> Iterator[list[SourceItem]]:
+    """The items grouped by folder and base name, in the order their groups first appear. A source lists a
+    folder's files together, so only one folder is held at a time."""
+    folder: str | None = None
+    groups: dict[str, list[SourceItem]] = {}
+    for item in items:
+        if _folder(item) != folder:
+            yield from groups.values()
+            folder, groups = _folder(item), {}
+        groups.setdefault(pair_stem(item.original_name), []).append(item)
+    yield from groups.values()
+
+
+@dataclass
+class BatchSelection:
+    """The new files one batch takes, counted as they are chosen. `full` once a group did not fit: the
+    sources hold more than this batch's worth (a backlog)."""
+
+    limits: BatchLimits
+    files: int = 0
+    bytes: int = 0
+    known: int = 0
+    full: bool = False
+    #: Sources that could not be looked into (the batch itself will find out what they hold).
+    unreadable: list[str] = field(default_factory=list)
+
+    def take_from(self, items: Iterable[SourceItem], known: set[tuple[str, str]]) -> Iterator[list[SourceItem]]:
+        """The groups of new items that fit, in order; stops at the first that does not (a group bigger than
+        a whole batch is taken alone, or it would never be taken)."""
+        def new_items() -> Iterator[SourceItem]:
+            for item in items:
+                if (item.source_id, item.version) in known:
+                    self.known += 1
+                else:
+                    yield item
+
+        for group in pair_groups(new_items()):
+            size = sum(item.size or 0 for item in group)
+            fits = (self.files + len(group) <= self.limits.max_files
+                    and self.bytes + size <= self.limits.max_bytes)
+            if not fits and self.files:
+                self.full = True
+                return
+            self.files += len(group)
+            self.bytes += size
+            yield group
+
+    def scan(self, catalog: Catalog, sources: Mapping[str, MediaSource]) -> Iterator[tuple[MediaSource,
+                                                                                               list[SourceItem]]]:
+        """Every source in turn, (source, group) for the groups this batch takes."""
+        for name, source in sources.items():
+            if self.full:
+                return
+            known = catalog.known_versions(name)
+            with closing(source.scan()) as items:  # an early stop ends the source's listing (and transfers)
+                for group in self.take_from(items, known):
+                    yield source, group
+
+
+def plan_batch(catalog: Catalog, sources: Mapping[str, MediaSource], limits: BatchLimits) -> BatchSelection:
+    """What the next batch would take, without taking it: its files and bytes, and whether more wait.
+    A source that cannot be looked into (other than one waiting for a settings change) is noted in
+    `unreadable`, so the caller can start the batch and let its download phase find out."""
+    selection = BatchSelection(limits)
+    for name, source in sources.items():
+        try:
+            for _ in selection.scan(catalog, {name: source}):
+                pass
+        except SourceNeedsSettings:
+            raise
+        except Exception as error:  # noqa: BLE001 - e.g. iCloud wants a 2FA code: the run asks for it
+            log.warning("could not look into source %s (%s); a batch will find out", name, error)
+            selection.unreadable.append(name)
+    return selection
