@@ -27,11 +27,13 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from media_assets.catalog.locks import DEDUPLICATION, AdvisoryLock
 from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.media.near_index import NearIndex
@@ -355,7 +357,22 @@ def deduplicate(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     with Workers(config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1) as workers:
         items = [Item(file, result) for file, result in fingerprints(ctx, config, total, workers)]
         assign_pairs(items)
-        decisions = decide(ctx.catalog, items, config.radius, pixel_signer(workers, ctx.settings.media_root))
+        with deciding_alone(ctx):
+            decisions = decide(ctx.catalog, items, config.radius, pixel_signer(workers, ctx.settings.media_root))
+            _record(ctx, outcome, items, decisions)
+
+
+@contextmanager
+def deciding_alone(ctx: PhaseContext) -> Iterator[None]:
+    """Batches running at once decide one after the other (a catalog advisory lock), so each sees what the
+    other kept and two copies of one photo in two batches are never both kept."""
+    with AdvisoryLock(ctx.catalog.conninfo, DEDUPLICATION, f"deduplication of batch {ctx.batch_id}") as lock:
+        lock.acquire(wait=True, on_wait=lambda holder: ctx.log.info(
+            f"deduplication waits for {holder.what if holder else 'another batch'} to finish deciding"))
+        yield
+
+
+def _record(ctx: PhaseContext, outcome: PhaseOutcome, items: list[Item], decisions: dict[int, Decision]) -> None:
     for item in items:
         decision = decisions[item.file.id]
         outcome.files += 1

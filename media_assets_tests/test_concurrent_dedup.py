@@ -1,0 +1,66 @@
+"""Two batches deduplicating at the same moment, each holding one copy of the same photo: one copy is kept and the
+other recorded as its duplicate, never both kept (the decisions take the catalog's deduplication lock)."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import suppress
+
+import pytest
+
+import media_assets.phases.deduplication as deduplication
+from media_assets.catalog.repository import Catalog
+from media_assets.catalog.states import FileState
+from media_assets.media import sample_library as sample
+from media_assets.phases.common import PhaseContext, run_phase
+from media_assets.phases.download import download
+from media_assets.sources.folder import FolderSource
+
+
+def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline,  # noqa: ANN001
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = make_pipeline()
+    library = pipeline.settings.folder_source_paths[0]
+    photo = sample.photo_bytes(size=(320, 240), seed=21)
+    batches = {"b1": library / "phone", "b2": library / "camera"}
+    for batch_id, folder in batches.items():
+        folder.mkdir()
+        (folder / f"copy-{batch_id}.jpg").write_bytes(photo)
+        pipeline.catalog.create_batch(batch_id)
+        ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=pipeline.catalog)
+        run_phase("download", ctx, lambda c, o, root=folder: download(c, o, {"folder": FolderSource([root])}))
+
+    # Each batch, once it decided, waits (a while) for the other to have decided too: without a lock both
+    # decide before either records its decision.
+    real_decide = deduplication.decide
+    decided = threading.Barrier(2, timeout=5)
+
+    def decide_then_wait_for_the_other(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        decisions = real_decide(*args, **kwargs)
+        with suppress(threading.BrokenBarrierError):
+            decided.wait()
+        return decisions
+
+    monkeypatch.setattr(deduplication, "decide", decide_then_wait_for_the_other)
+    errors: list[BaseException] = []
+
+    def deduplicate(batch_id: str) -> None:
+        catalog = Catalog(pipeline.catalog.conninfo)
+        try:
+            ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=catalog)
+            run_phase("deduplication", ctx, deduplication.deduplicate)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            catalog.close()
+
+    threads = [threading.Thread(target=deduplicate, args=(batch_id,)) for batch_id in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+    states = sorted(f.state.value for batch_id in batches
+                    for f in pipeline.catalog.iter_files(batch_id, *FileState))
+    assert states == [FileState.DUPLICATE.value, FileState.UNIQUE.value], "one copy kept, the other a duplicate"
