@@ -22,6 +22,7 @@ from media_assets.media.photo_compression import (
     copy_metadata_segments,
     jpeg_layout,
     jpeg_luma,
+    promising_qualities,
     quality_ladder,
 )
 from media_assets.media.ssim import ssim
@@ -74,6 +75,75 @@ def test_ssim_matches_the_textbook_definition() -> None:
     assert ssim(a, a) == pytest.approx(1.0)
     assert ssim(a, b) == pytest.approx(_reference_ssim(a, b), abs=1e-5)
     assert ssim(a, b) < 0.99
+
+
+def _previous_ssim(first: np.ndarray, second: np.ndarray) -> float:
+    """The implementation this project gated photos with until the faster one: the reference for equal numbers."""
+    def sum7(values: np.ndarray, axis: int) -> np.ndarray:
+        def cut(array: np.ndarray, start: int, stop: int | None) -> np.ndarray:
+            return array[:, start:stop] if axis == 1 else array[start:stop]
+        pairs = cut(values, 0, -1) + cut(values, 1, None)
+        fours = cut(pairs, 0, -2) + cut(pairs, 2, None)
+        return cut(fours, 0, -3) + cut(pairs, 4, -1) + cut(values, 6, None)
+
+    def window_sums(values: np.ndarray) -> np.ndarray:
+        return sum7(sum7(values, 1), 0)
+
+    n, scale = np.float32(49), np.float32(49 * 48)
+    x, y = first.astype(np.int32), second.astype(np.int32)
+    sx, sy = window_sums(x), window_sums(y)
+    cov = (n * window_sums(x * y) - sx * sy).astype(np.float32) / scale
+    var_x = (n * window_sums(x * x) - sx * sx).astype(np.float32) / scale
+    var_y = (n * window_sums(y * y) - sy * sy).astype(np.float32) / scale
+    mx, my = sx.astype(np.float32) / n, sy.astype(np.float32) / n
+    c1, c2 = np.float32((0.01 * 255) ** 2), np.float32((0.03 * 255) ** 2)
+    values = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (var_x + var_y + c2))
+    return float(np.mean(values, dtype=np.float64))
+
+
+@pytest.mark.parametrize(("seed", "grain", "quality"), [(1, 1.0, 70), (2, 1.0, 85), (3, 1.6, 91), (4, 0.3, 60)])
+def test_ssim_gives_the_previous_implementations_numbers(seed: int, grain: float, quality: int) -> None:
+    """Same definition, same numbers (to far better than the 4 decimals a decision shows) on decoded photos."""
+    buffer = io.BytesIO()
+    sample.camera_like_image((1000, 700), seed, grain=grain).save(buffer, "JPEG", quality=97)
+    original = jpeg_luma(buffer.getvalue())
+    with Image.open(buffer) as img:
+        again = io.BytesIO()
+        img.save(again, "JPEG", quality=quality)
+    encoded = jpeg_luma(again.getvalue())
+    assert ssim(original, encoded) == pytest.approx(_previous_ssim(original, encoded), abs=1e-6)
+    assert round(ssim(original, encoded), 4) == round(_previous_ssim(original, encoded), 4)
+
+
+def test_sampled_tiles_pick_the_quality_the_whole_ladder_would_pick(tmp_path: Path) -> None:
+    """A grainy q98 photo fails at q85: the tiles lead straight to the quality that passes, so it costs one
+    full encode and SSIM instead of one per step, and the decision is the one trying every step gives."""
+    buffer = io.BytesIO()
+    picture = sample.camera_like_image((2400, 1800), 5)
+    picture.save(buffer, "JPEG", quality=98)
+    data = buffer.getvalue()
+    source = tmp_path / "grainy.jpg"
+    source.write_bytes(data)
+    result = compress_photo(source, "jpeg", tmp_path / "1", PhotoPolicy())
+    assert result.action == REENCODED and "to q85" not in result.decision, result.decision
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("YCbCr", img.size)
+        img.load()
+        reference = jpeg_luma(data)
+        ladder = quality_ladder(85, 98, 5)
+        promising, why = promising_qualities(img, reference, len(data), 2, PhotoPolicy(), ladder)
+        assert why == "" and promising[0] > 85
+        assert f"to q{promising[0]}:" in result.decision
+        passing = [step for step in ladder if ssim(reference, jpeg_luma(_save(img, step))) >= 0.98]
+        assert passing[0] == promising[0]  # what trying every step in full would have chosen
+        _, why = promising_qualities(img, reference, len(data), 2, PhotoPolicy(min_saving_percent=95), ladder)
+        assert "predicted from sampled tiles" in why  # no full encode when the tiles say it cannot pay
+
+
+def _save(img: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True, subsampling=2)
+    return buffer.getvalue()
 
 
 def test_a_q95_photo_is_re_encoded_with_every_piece_of_metadata(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from media_assets.media import ffmpeg_tools
 from media_assets.media import sample_library as sample
 from media_assets.media.compressed import KEPT, TRANSCODED
 from media_assets.media.ffmpeg_tools import probe
-from media_assets.media.video_compression import VideoPolicy, compress_video
+from media_assets.media.video_compression import VideoPolicy, compress_video, transcode_command
 
 pytestmark = [
     pytest.mark.usefixtures("fresh_ffmpeg_lookup"),
@@ -123,3 +123,13 @@ def test_a_heavily_degraded_transcode_scores_low(tmp_path: Path) -> None:
     coarse = compress_video(clip, "mp4", tmp_path / "coarse", VideoPolicy(crf=51, min_ssim=0))
     assert fine.quality is not None and coarse.quality is not None
     assert coarse.quality < fine.quality - 0.02
+
+
+def test_ffmpeg_gets_the_workers_share_of_the_cores(tmp_path: Path) -> None:
+    """x264 starts about 1.5 threads per core by itself: in a pool of one worker per core, every worker's ffmpeg
+    would compete for all of them."""
+    command = transcode_command(tmp_path / "in.mp4", tmp_path / "out.mp4", "mp4", VideoPolicy(threads=1),
+                                apple_tags=False)
+    assert command[command.index("-threads") + 1] == "1"
+    assert "-threads" not in transcode_command(tmp_path / "in.mp4", tmp_path / "out.mp4", "mp4", VideoPolicy(),
+                                               apple_tags=False)

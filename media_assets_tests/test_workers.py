@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from media_assets.phases.workers import Workers
+from media_assets.phases.workers import ONE_THREAD_EACH, Workers
 
 
 def square_or_fail(n: int) -> int:
@@ -89,3 +89,15 @@ def test_workers_and_the_resource_tracker_die_with_a_killed_parent() -> None:
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert survivors == [], "no orphan outlives the killed phase"
+
+
+def thread_settings(_: int) -> tuple[str | None, ...]:
+    return tuple(os.environ.get(name) for name in ONE_THREAD_EACH)
+
+
+def test_a_worker_runs_its_libraries_single_threaded() -> None:
+    """One process per core already: a worker whose numerical libraries started a thread per core each would
+    oversubscribe the machine."""
+    with Workers(2) as pool:
+        assert {result for _, result in pool.map(thread_settings, ((n, (n,)) for n in range(2)))} == {
+            ("1",) * len(ONE_THREAD_EACH)}

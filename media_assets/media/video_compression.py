@@ -55,6 +55,8 @@ class VideoPolicy:
     #: The least SSIM (luma and chroma, sampled frames) an accepted transcode keeps against its source. Off (0) by
     #: default: removing a clip's sensor grain lowers SSIM without any visible loss (0.87-0.96 at CRF 23 here).
     min_ssim: float = 0.0
+    #: ffmpeg's threads for one file (0: its own choice, a thread per core); the phase gives each worker its share.
+    threads: int = 0
 
 
 def _video_streams(info: dict) -> list[dict]:
@@ -122,6 +124,8 @@ def transcode_command(source: Path, output: Path, muxer: str, policy: VideoPolic
         options["tag:v:0"] = "hvc1"  # what Apple players expect for HEVC in MP4/MOV
     if apple_tags:
         options["movflags"] = "use_metadata_tags"  # keep com.apple.quicktime.* keys
+    if policy.threads:
+        options["threads"] = policy.threads
     out = ffmpeg.output(stream["v:0"], stream["a?"], stream["s?"], stream["d?"], f"file:{output}", **options)
     return out.global_args("-hide_banner", "-nostdin", "-loglevel", "error").overwrite_output().compile(
         cmd=ffmpeg_path() or "ffmpeg")
@@ -150,15 +154,16 @@ def _check(source_info: dict, output: Path, size_before: int, policy: VideoPolic
     return None, size
 
 
-def frame_ssim(source: Path, output: Path, timeout: float) -> float | None:
+def frame_ssim(source: Path, output: Path, timeout: float, threads: int = 0) -> float | None:
     """Mean SSIM of the output's video against the source's on every SSIM_FRAME_STEP-th frame; None when ffmpeg
     cannot tell (then the transcode is not accepted). Both are decoded the same way (rotation included)."""
     def sampled(path: Path) -> ffmpeg.nodes.FilterableStream:
-        return ffmpeg.input(f"file:{path}")["v:0"].filter("framestep", SSIM_FRAME_STEP).filter("setpts",
-                                                                                              "PTS-STARTPTS")
+        decoded = ffmpeg.input(f"file:{path}", **({"threads": threads} if threads else {}))["v:0"]
+        return decoded.filter("framestep", SSIM_FRAME_STEP).filter("setpts", "PTS-STARTPTS")
 
     command = (ffmpeg.filter([sampled(output), sampled(source)], "ssim").output("-", f="null")
-               .global_args("-hide_banner", "-nostdin", "-nostats", "-loglevel", "info")
+               .global_args("-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+                            *(("-filter_threads", str(threads)) if threads else ()))
                .compile(cmd=ffmpeg_path() or "ffmpeg"))
     try:
         done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, check=False, timeout=timeout)
@@ -196,7 +201,7 @@ def compress_video(source: Path, media_format: str, target_stem: Path, policy: V
         reason, after = _check(info, temp, size, policy)
         if reason:
             return kept(size, reason)
-        quality = frame_ssim(source, temp, timeout=max(120.0, duration * 30))
+        quality = frame_ssim(source, temp, timeout=max(120.0, duration * 30), threads=policy.threads)
         if quality is None:
             return kept(size, "the output's quality could not be measured (ffmpeg's ssim failed)")
         if quality < policy.min_ssim:

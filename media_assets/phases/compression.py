@@ -11,11 +11,10 @@ crashes is not quarantined: its original flows on, with the error as the recorde
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from media_assets.catalog.repository import Catalog, MediaFile
@@ -24,7 +23,7 @@ from media_assets.media.compressed import FAILED, KEPT, Compressed, kept
 from media_assets.media.photo_compression import PhotoPolicy, compress_photo
 from media_assets.media.video_compression import ENCODERS, VideoPolicy, compress_video
 from media_assets.phases.common import PhaseContext, PhaseOutcome
-from media_assets.phases.workers import Workers
+from media_assets.phases.workers import Workers, available_cores
 from media_assets.settings import Settings, SettingsError, parse_bool, parse_int
 from media_assets.storage import remove_partials
 
@@ -84,7 +83,7 @@ class CompressionConfig:
             min_ssim=parse_float("COMPRESSION_VIDEO_MIN_SSIM", get("COMPRESSION_VIDEO_MIN_SSIM", "0"), minimum=0),
         )
         return cls(photo=photo, video=video,
-                   workers=parse_int("COMPRESSION_WORKERS", get("COMPRESSION_WORKERS", str(os.cpu_count() or 1)),
+                   workers=parse_int("COMPRESSION_WORKERS", get("COMPRESSION_WORKERS", str(available_cores())),
                                      minimum=1),
                    progress_every=parse_int("COMPRESSION_PROGRESS_EVERY",
                                             get("COMPRESSION_PROGRESS_EVERY", str(DEFAULT_PROGRESS_EVERY)),
@@ -152,6 +151,8 @@ def compress(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     if not total:
         return
     workers = config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1
+    # ffmpeg would start a thread per core in every worker: each gets its share of the cores instead.
+    config = replace(config, video=replace(config.video, threads=max(1, available_cores() // workers)))
 
     def jobs() -> Iterator[tuple[MediaFile, Job]]:
         for file in ctx.catalog.iter_files(ctx.batch_id, FileState.UNIQUE):

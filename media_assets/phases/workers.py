@@ -30,6 +30,26 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+#: Thread pools that numerical libraries start on import (OpenBLAS, OpenMP, MKL), one thread each in a worker:
+#: the pool already runs one process per core, and a worker's own threads would only compete with its siblings.
+#: libjpeg-turbo and zlib are single-threaded; ffmpeg gets its share through its own `-threads`.
+ONE_THREAD_EACH = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container's or taskset's limit, not only the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _start_worker(parent_pid: int) -> None:
+    """Pool initializer: dies with its parent, and its libraries run single-threaded."""
+    die_with_parent(parent_pid)
+    os.environ.update(ONE_THREAD_EACH)
+
+
 class Workers:
     """A process pool of `count` workers, or the parent alone when `count` is 1 (a small batch)."""
 
@@ -38,7 +58,7 @@ class Workers:
         self.in_flight = count * in_flight_per_worker
         # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
         self._pool = (ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
-                                          initializer=die_with_parent, initargs=(os.getpid(),))
+                                          initializer=_start_worker, initargs=(os.getpid(),))
                       if count > 1 else None)
 
     def __enter__(self) -> Workers:
