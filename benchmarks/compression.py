@@ -4,12 +4,16 @@ Corpus (seeded, camera-like, see media/sample_library.py): 12 MP photos saved at
 already at 80-85, HEICs, PNG screenshots, grainy 1080p30 phone clips at a camera's ~17 Mbit/s and one clip a
 messenger already squeezed to ~1.5 Mbit/s.
 
-- ours: the phase's per-file work (`compress_file`) in a process pool of os.cpu_count() workers;
+- ours: the phase's per-file work (`compress_file`) in a process pool of one worker per available core;
 - naive: `Image.save(quality=85)` of every JPEG, and a fixed CRF 23 veryfast transcode of every video, one pool
-  of the same size, every output taken whatever it weighs or looks like.
+  of the same size, every output taken whatever it weighs or looks like;
+- peers on the JPEGs, the tool people use today (Debian's `jpegoptim`, skipped with a line when it is not
+  installed): `jpegoptim --max=85` (lossy, re-encodes above q85) and `jpegoptim --all-progressive` (lossless),
+  each output taken when it is smaller, as jpegoptim does.
 
-Per group: bytes saved, files that grew, min/median luma SSIM of the outputs each side would keep, files/s
-and, for videos, frames encoded per second.
+Per group: bytes saved, files that grew, min/median luma SSIM of the outputs each side would keep, files/s,
+CPU seconds per file (the process's and its children's, so it holds on a loaded machine where wall time does
+not) and, for videos, frames encoded per second.
 
     .venv/bin/python benchmarks/compression.py [--quick] [--json FILE]
 
@@ -21,15 +25,17 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import platform
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,7 @@ from media_assets.media.photo_compression import PhotoPolicy, jpeg_luma  # noqa:
 from media_assets.media.ssim import ssim  # noqa: E402
 from media_assets.media.video_compression import VideoPolicy  # noqa: E402
 from media_assets.phases.compression import CompressionConfig, Job, compress_file  # noqa: E402
+from media_assets.phases.workers import available_cores  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks" / "compression"
 
@@ -111,14 +118,24 @@ def build_corpus(folder: Path, sizes: Sizes) -> list[tuple[str, Path, str, str]]
     return corpus
 
 
-# --- the two contenders (run in worker processes) ---------------------------------------------------------
+# --- the contenders (run in worker processes) -------------------------------------------------------------
+
+#: jpegoptim's options of each peer row.
+PEERS = {"jpegoptim --max=85": ("--max=85",), "jpegoptim --all-progressive": ("--all-progressive",)}
 
 
-def ours(path: Path, media_type: str, fmt: str, out: Path) -> dict[str, Any]:
-    config = CompressionConfig(photo=PhotoPolicy(), video=VideoPolicy(), workers=1, progress_every=1)
-    started = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and of the children it waited for (ffmpeg, jpegoptim)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def ours(path: Path, media_type: str, fmt: str, out: Path, *, video_threads: int = 0) -> dict[str, Any]:
+    config = CompressionConfig(photo=PhotoPolicy(), video=replace(VideoPolicy(), threads=video_threads), workers=1,
+                               progress_every=1)
+    started, cpu = time.perf_counter(), cpu_seconds()
     result = compress_file(Job(path, media_type, fmt, out, paired=False), config)
-    return {"seconds": time.perf_counter() - started, "before": result.size_before,
+    return {"seconds": time.perf_counter() - started, "cpu": cpu_seconds() - cpu, "before": result.size_before,
             "after": result.size_after if result.output else result.size_before,
             "changed": result.output is not None, "quality": result.quality,
             "kept": result.action == KEPT, "decision": result.decision}
@@ -126,31 +143,45 @@ def ours(path: Path, media_type: str, fmt: str, out: Path) -> dict[str, Any]:
 
 def naive(path: Path, media_type: str, fmt: str, out: Path) -> dict[str, Any]:
     before = path.stat().st_size
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     if media_type == "video":
         out = out.with_suffix(".mp4")
         subprocess.run([ffmpeg_path(), "-v", "error", "-nostdin", "-y", "-i", str(path), "-c:v", "libx264",
                         "-crf", "23", "-preset", "veryfast", "-c:a", "copy", str(out)], check=True, timeout=3600)
-        return {"seconds": time.perf_counter() - started, "before": before, "after": out.stat().st_size,
-                "changed": True, "quality": None}
+        return {"seconds": time.perf_counter() - started, "cpu": cpu_seconds() - cpu, "before": before,
+                "after": out.stat().st_size, "changed": True, "quality": None}
     if fmt != "jpeg":  # the naive baseline only re-encodes JPEGs
-        return {"seconds": 0.0, "before": before, "after": before, "changed": False, "quality": None}
+        return {"seconds": 0.0, "cpu": 0.0, "before": before, "after": before, "changed": False, "quality": None}
     with Image.open(path) as img:
         buffer = io.BytesIO()
         img.save(buffer, "JPEG", quality=85)
-    seconds = time.perf_counter() - started
+    seconds, spent = time.perf_counter() - started, cpu_seconds() - cpu
     data = buffer.getvalue()
-    return {"seconds": seconds, "before": before, "after": len(data), "changed": True,
+    return {"seconds": seconds, "cpu": spent, "before": before, "after": len(data), "changed": True,
             "quality": ssim(jpeg_luma(path.read_bytes()), jpeg_luma(data))}
 
 
-def run(contender, corpus: list[tuple[str, Path, str, str]], out: Path, workers: int  # noqa: ANN001
-        ) -> tuple[list[dict[str, Any]], float]:
+def jpegoptim(options: tuple[str, ...], path: Path, media_type: str, fmt: str, out: Path) -> dict[str, Any]:
+    """A peer on one JPEG (other files are not its job); its output is taken only when smaller, as it does."""
+    if fmt != "jpeg":
+        return {"skipped": True}
+    before = path.stat().st_size
+    started, cpu = time.perf_counter(), cpu_seconds()
+    data = subprocess.run(["jpegoptim", *options, "--quiet", "--stdout", str(path)], capture_output=True,
+                          check=True, timeout=600).stdout
+    seconds, spent = time.perf_counter() - started, cpu_seconds() - cpu
+    changed = 0 < len(data) < before
+    return {"seconds": seconds, "cpu": spent, "before": before, "after": len(data) if changed else before,
+            "changed": changed, "quality": ssim(jpeg_luma(path.read_bytes()), jpeg_luma(data)) if changed else None}
+
+
+def run(contender, corpus: list[tuple[str, Path, str, str]], out: Path, workers: int,  # noqa: ANN001
+        kinds: tuple[str, ...] = ("photo", "video")) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Per-file results and the wall time of the photos and of the videos, each its own pool run."""
     out.mkdir(parents=True, exist_ok=True)
-    results: list[dict[str, Any]] = [{} for _ in corpus]
+    results: list[dict[str, Any]] = [{"skipped": True} for _ in corpus]
     walls: dict[str, float] = {}
-    for kind in ("photo", "video"):
+    for kind in kinds:
         indices = [i for i, entry in enumerate(corpus) if entry[2] == kind]
         started = time.perf_counter()
         with ProcessPoolExecutor(workers) as pool:
@@ -170,9 +201,12 @@ def frames(path: Path) -> int:
 def summarise(corpus: list, results: list[dict[str, Any]], walls: dict[str, float], workers: int) -> dict[str, Any]:
     groups: dict[str, dict[str, Any]] = {}
     for (group, path, kind, _fmt), result in zip(corpus, results, strict=True):
+        if result.get("skipped"):
+            continue
         g = groups.setdefault(group, {"files": 0, "before": 0, "after": 0, "grew": 0, "changed": 0,
-                                      "scores": [], "cpu_seconds": 0.0, "frames": 0, "kind": kind})
+                                      "scores": [], "cpu_seconds": 0.0, "cpu": 0.0, "frames": 0, "kind": kind})
         g["files"] += 1
+        g["cpu"] += result["cpu"]
         g["before"] += result["before"]
         g["after"] += result["after"]
         g["grew"] += result["after"] > result["before"]
@@ -194,32 +228,43 @@ def summarise(corpus: list, results: list[dict[str, Any]], walls: dict[str, floa
             "ssim_min": round(scores[0], 4) if scores else None,
             "ssim_median": round(statistics.median(scores), 4) if scores else None,
             "files_per_s": round(g["files"] / parallel, 2) if parallel else None,
+            "cpu_s_per_file": round(g["cpu"] / g["files"], 3),
         }
     encoded = sum(g["frames"] for g in groups.values())
     # Frames encoded per second of the videos' pool run: all cores, every check and kept file included.
     fps = round(encoded / walls["video"], 1) if encoded and walls.get("video") else None
-    return {"groups": rows, "wall_seconds": {k: round(v, 2) for k, v in walls.items()}, "video_fps": fps,
+    return {"groups": rows, "wall_seconds": {k: round(v, 2) for k, v in walls.items() if v}, "video_fps": fps,
             "frames_encoded": encoded}
 
 
+def ssim_text(row: dict) -> str:
+    return f"{row['ssim_min']} / {row['ssim_median']}" if row["ssim_min"] is not None else "-"
+
+
 def table(report: dict[str, Any]) -> str:
-    lines = ["| group | files | ours: saved | grew | outputs | SSIM min / median | files/s "
+    lines = ["| group | files | ours: saved | grew | outputs | SSIM min / median | files/s | CPU s/file "
              "| naive: saved | grew | SSIM min / median | files/s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-
-    def ssim_text(row: dict) -> str:
-        return f"{row['ssim_min']} / {row['ssim_median']}" if row["ssim_min"] is not None else "-"
-
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for group, row in report["ours"]["groups"].items():
         base = report["naive"]["groups"][group]
         lines.append(
             f"| {group} | {row['files']} | {row['saved_percent']}% | {row['grew']} | {row['outputs']} | "
-            f"{ssim_text(row)} | {row['files_per_s']} | {base['saved_percent']}% | "
+            f"{ssim_text(row)} | {row['files_per_s']} | {row['cpu_s_per_file']} | {base['saved_percent']}% | "
             f"{base['grew']} | {ssim_text(base)} | {base['files_per_s'] or '-'} |")
     lines.append("")
     lines.append(f"video frames encoded per second on all cores: ours {report['ours']['video_fps']} "
                  f"({report['ours']['frames_encoded']} frames), naive {report['naive']['video_fps']} "
                  f"({report['naive']['frames_encoded']} frames)")
+    if report["peers"]:
+        lines += ["", "| JPEGs | contender | saved | grew | outputs | SSIM min / median | CPU s/file |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for group in next(iter(report["peers"].values()))["groups"]:
+            for name, summary in (("ours", report["ours"]), *report["peers"].items()):
+                row = summary["groups"][group]
+                lines.append(f"| {group} | {name} | {row['saved_percent']}% | {row['grew']} | {row['outputs']} | "
+                             f"{ssim_text(row)} | {row['cpu_s_per_file']} |")
+    else:
+        lines += ["", "peers skipped: no jpegoptim binary on this machine (Debian: apt-get install jpegoptim)"]
     return "\n".join(lines)
 
 
@@ -229,7 +274,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--cache", type=Path, default=CACHE, help="where generated corpora are kept")
     args = parser.parse_args()
-    workers = os.cpu_count() or 1
+    workers = available_cores()
     folder = args.cache / ("quick" if args.quick else "full")
     started = time.perf_counter()
     corpus = build_corpus(folder / "corpus", QUICK if args.quick else FULL)
@@ -238,7 +283,9 @@ def main() -> int:
         "machine": f"{platform.machine()}, {workers} cores, Python {platform.python_version()}",
         "quick": args.quick,
     }
-    for name, contender in (("ours", ours), ("naive", naive)):
+    # ffmpeg gets each worker's share of the cores, as in the phase.
+    for name, contender in (("ours", partial(ours, video_threads=max(1, available_cores() // workers))),
+                            ("naive", naive)):
         results, walls = run(contender, corpus, folder / f"out-{name}", workers)
         report[name] = summarise(corpus, results, walls, workers)
         if name == "ours":
@@ -247,6 +294,12 @@ def main() -> int:
             bad = [corpus[i][1].name for i, r in enumerate(results)
                    if r["changed"] and (r["after"] >= r["before"] or (r["quality"] or 1.0) < floors[corpus[i][2]])]
             report["violations"] = bad
+    report["peers"] = {}
+    if shutil.which("jpegoptim"):
+        for index, (name, options) in enumerate(PEERS.items()):
+            results, walls = run(partial(jpegoptim, options), corpus, folder / f"out-peer-{index}", workers,
+                                 kinds=("photo",))
+            report["peers"][name] = summarise(corpus, results, walls, workers)
     print(table(report))
     print(f"wall seconds, ours: {report['ours']['wall_seconds']}, naive: {report['naive']['wall_seconds']}")
     if args.json:

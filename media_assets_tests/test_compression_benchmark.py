@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,5 +27,11 @@ def test_quick_benchmark(tmp_path: Path) -> None:
     high = ours["photos q95-98"]
     assert high["saved_percent"] > 0 and high["ssim_min"] >= 0.98
     assert naive["photos q80-85"]["grew"] >= 1  # the baseline's known failure, reproduced
+    if shutil.which("jpegoptim"):  # the peer rows, beside ours, on the same JPEGs
+        assert set(report["peers"]) == {"jpegoptim --max=85", "jpegoptim --all-progressive"}
+        assert "| photos q95-98 | jpegoptim --max=85 |" in done.stdout
+    else:
+        assert "peers skipped: no jpegoptim binary" in done.stdout
+    assert all(row["cpu_s_per_file"] >= 0 for row in ours.values())
     if "clips already lean" in ours:
         assert ours["clips already lean"]["outputs"] == 0
