@@ -121,8 +121,9 @@ def apply_migrations(conninfo: str) -> None:
         conn.execute("NOTIFY pgrst, 'reload schema'")
 
 
-def service_role_key(secret: str = JWT_SECRET) -> str:
-    return jwt.encode({"role": "service_role", "iss": "supabase", "exp": int(time.time()) + 10 * 365 * 86400},
+def role_key(role: str = "service_role", secret: str = JWT_SECRET) -> str:
+    """A legacy Supabase API key: a JWT with the role PostgREST switches to."""
+    return jwt.encode({"role": role, "iss": "supabase", "exp": int(time.time()) + 10 * 365 * 86400},
                       secret, algorithm="HS256")
 
 
@@ -185,10 +186,12 @@ class Fault:
 class Gateway:
     """Supabase's API gateway in miniature: `/rest/v1/*` -> PostgREST, `apikey` checked, requests counted."""
 
-    def __init__(self, upstream_port: int, api_key: str) -> None:
+    def __init__(self, upstream_port: int, api_keys: set[str]) -> None:
         self.upstream_port = upstream_port
-        self.api_key = api_key
+        self.api_keys = api_keys
         self.requests: Counter[str] = Counter()
+        #: The longest request line target seen (path and query), in characters.
+        self.longest_url = 0
         self.faults: deque[Fault] = deque()
         #: Called with the request's number (1-based) before it is forwarded, e.g. to stop PostgREST.
         self.on_request: Callable[[int], None] | None = None
@@ -219,15 +222,17 @@ class Gateway:
         with self._lock:
             self.requests.clear()
             self.faults.clear()
+            self.longest_url = 0
             self.on_request = None
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
 
-    def _admit(self, method: str) -> tuple[int, Fault | None, Callable[[int], None] | None]:
+    def _admit(self, method: str, url: str) -> tuple[int, Fault | None, Callable[[int], None] | None]:
         with self._lock:
             self.requests[method] += 1
+            self.longest_url = max(self.longest_url, len(url))
             fault = next((f for f in self.faults if f.method in (None, method)), None)
             if fault is not None:
                 self.faults.remove(fault)
@@ -270,9 +275,9 @@ class Gateway:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if not self.path.startswith(REST_PREFIX + "/"):
                     return self._message(404, "no Route matched with those values")
-                if self.headers.get("apikey") != gateway.api_key:
+                if self.headers.get("apikey") not in gateway.api_keys:
                     return self._message(401, "Invalid API key")
-                number, fault, hook = gateway._admit(self.command)
+                number, fault, hook = gateway._admit(self.command, self.path)
                 if hook is not None:
                     hook(number)
                 if fault is not None:
@@ -308,10 +313,12 @@ class SupabaseStack:
     def __init__(self, admin_conninfo: str, workdir: Path, dbname: str = "supabase_remote") -> None:
         binary = install_postgrest()
         self.db = create_remote_database(admin_conninfo, dbname)
-        self.key = service_role_key()
+        self.key = role_key("service_role")
+        #: The project's anon (publishable) key: the gateway takes it, row level security stops it.
+        self.anon_key = role_key("anon")
         self.postgrest = PostgrestServer(binary, self.db, workdir)
         self.postgrest.start()
-        self.gateway = Gateway(self.postgrest.port, self.key)
+        self.gateway = Gateway(self.postgrest.port, {self.key, self.anon_key})
 
     @property
     def url(self) -> str:
@@ -331,8 +338,9 @@ class SupabaseStack:
         self.wait_for_schema("uploads", present=True)
 
     def drop_table(self, table: str) -> None:
+        """Drop a remote table (and the foreign keys and view that lean on it), as a person in the Dashboard might."""
         with psycopg.connect(self.db, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+            conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
             conn.execute("NOTIFY pgrst, 'reload schema'")
         self.wait_for_schema(table, present=False)
 
@@ -352,7 +360,14 @@ class SupabaseStack:
             time.sleep(0.05)
         raise RuntimeError(f"PostgREST still {'lacks' if present else 'has'} table {table} after {timeout} s")
 
-    def rows(self, table: str) -> dict[Any, dict[str, Any]]:
-        """The remote table, read straight from its database, keyed by id."""
+    def rows(self, table: str, columns: tuple[str, ...] | None = None) -> dict[Any, dict[str, Any]]:
+        """The remote table (all columns, or `columns`), read straight from its database, keyed by id."""
+        selected = sql.SQL(", ").join(map(sql.Identifier, columns)) if columns else sql.SQL("*")
+        query = sql.SQL("SELECT {} FROM {}").format(selected, sql.Identifier(table))
         with psycopg.connect(self.db) as conn, conn.cursor(row_factory=dict_row) as cur:
-            return {row["id"]: row for row in cur.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))}
+            return {row["id"]: row for row in cur.execute(query)}
+
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        """Run SQL on the remote database directly, as the Dashboard's SQL editor would."""
+        with psycopg.connect(self.db, autocommit=True) as conn:
+            conn.execute(statement, params)

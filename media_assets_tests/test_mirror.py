@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,11 @@ import psycopg
 import pytest
 from alembic import command
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context, materialize
+from postgrest import APIError
 from supabase import ClientOptions, create_client
 
 from media_assets.catalog.migrate import alembic_config
+from media_assets.catalog.mirror import MirroredTable, mirror_status, pending_counts, read_changes
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FileState
 from media_assets.defs.mirror import SupabaseResource, supabase_mirror, supabase_mirror_sensor
@@ -23,6 +25,7 @@ from media_assets.media.sample_library import write_sample_library
 from media_assets.mirror import (
     MirrorConfig,
     MirrorError,
+    MirrorKeyError,
     MirrorSchemaError,
     SupabaseRemote,
     consecutive_failures,
@@ -30,14 +33,12 @@ from media_assets.mirror import (
     run_cycle,
     sync_once,
 )
-from media_assets.mirror.outbox import current_rows, pending_counts
-from media_assets.mirror.sync import ALERT_AFTER_FAILURES, ALERT_KEY
+from media_assets.mirror.remote import key_role
+from media_assets.mirror.sync import ALERT_AFTER_FAILURES, ALERT_KEY, SyncReport
 from media_assets.mirror.tables import MIRRORED_TABLES
 from media_assets.runner import run_batch
 from media_assets.settings import SettingsError
-from media_assets_tests.postgrest_server import Fault, NpmMissing, SupabaseStack
-
-TABLE_NAMES = [t.name for t in MIRRORED_TABLES]
+from media_assets_tests.postgrest_server import Fault, NpmMissing, SupabaseStack, apply_migrations, role_key
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +77,8 @@ def _local_rows(catalog: Catalog, table: str) -> dict[Any, dict[str, Any]]:
 
 
 def assert_mirrored(catalog: Catalog, supabase: SupabaseStack) -> None:
-    for table in TABLE_NAMES:
-        assert supabase.rows(table) == _local_rows(catalog, table), table
+    for table in MIRRORED_TABLES:
+        assert supabase.rows(table.name, table.columns) == _local_rows(catalog, table.name), table.name
     assert not has_pending_changes(catalog)
 
 
@@ -136,7 +137,7 @@ def test_incremental_changes_and_deletes_send_only_what_changed(catalog: Catalog
     assert_mirrored(catalog, supabase)
     assert report.rows_upserted == {"media_files": 2}
     assert report.rows_deleted == {"uploads": 1, "phase_runs": 1}
-    assert supabase.gateway.requests == {"GET": 5, "POST": 1, "DELETE": 2}
+    assert supabase.gateway.requests == {"GET": 5, "POST": 3}  # deletes go through mirror_delete, keys in the body
     assert supabase.rows("media_files")[3]["error"] == "cannot read EXIF"
 
 
@@ -250,11 +251,12 @@ def test_a_missing_remote_table_stops_the_sync_with_what_to_do(catalog: Catalog,
 
 def test_a_wrong_key_is_reported_as_such(catalog: Catalog, supabase: SupabaseStack) -> None:
     _small_catalog(catalog)
-    remote = _remote(supabase, key="not-the-key")
-    with pytest.raises(MirrorError, match="SUPABASE_KEY"):
-        sync_once(catalog, remote, chunk_size=500)
-    remote.close()
-    assert supabase.gateway.total == 0  # refused at the gateway, before PostgREST
+    for key in ("not-the-key", role_key("service_role", secret="another project's secret, 32 chars+")):
+        remote = _remote(supabase, key=key)
+        with pytest.raises(MirrorError, match="SUPABASE_KEY"):
+            sync_once(catalog, remote, chunk_size=500)
+        remote.close()
+    assert supabase.gateway.total == 0  # refused here, or at the gateway before PostgREST
 
 
 def test_nothing_changed_means_zero_requests(catalog: Catalog, supabase: SupabaseStack,
@@ -389,8 +391,189 @@ def test_the_sensor_stays_quiet_when_the_mirror_is_off(make_pipeline, supabase: 
 
 
 def test_local_rows_read_back_as_json_keep_every_column(catalog: Catalog) -> None:
-    """Every row of a request carries the same full key set (the key-set trap), nulls included."""
+    """Every row of a request carries the same full key set (the key-set trap), nulls included, and its stamp."""
     _small_catalog(catalog)
     for table in MIRRORED_TABLES:
-        rows = current_rows(catalog, table, [str(k) for k in _local_rows(catalog, table.name)])
-        assert rows and all(set(row) == set(table.columns) for row in rows)
+        rows = [c.row for c in read_changes(catalog, table, after="", limit=500)]
+        assert rows and all(row is not None and set(row) == {*table.columns, "mirror_stamp"} for row in rows)
+
+
+# -- convergence -------------------------------------------------------------------------------------------
+
+def test_a_full_pass_repairs_a_lost_table_dashboard_edits_and_extra_rows(catalog: Catalog, supabase: SupabaseStack,
+                                                                         remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    sync_once(catalog, remote, chunk_size=500)
+    supabase.drop_table("uploads")
+    apply_migrations(supabase.db)  # re-created, empty
+    supabase.wait_for_schema("uploads", present=True)
+    supabase.execute("UPDATE media_files SET state = 'verified', original_name = NULL WHERE id = 1")
+    supabase.execute("DELETE FROM duplicate_files")
+    supabase.execute("INSERT INTO phase_runs (id, batch_id, phase) VALUES (999, '20240701-120000', 'compression')")
+    supabase.gateway.reset()
+
+    assert sync_once(catalog, remote, chunk_size=500).requests == 0  # the outbox alone never notices
+    report = sync_once(catalog, remote, chunk_size=500, full=True)
+
+    assert_mirrored(catalog, supabase)
+    assert report.rows_upserted == {"media_files": 1, "duplicate_files": 1, "uploads": 2}
+    assert report.rows_deleted == {"phase_runs": 1}
+    # One checksum request per table; row hashes where a range differs and the remote has rows in it (media_files,
+    # phase_runs; the emptied duplicate_files and uploads need none: all their rows go); then one write each.
+    assert supabase.gateway.requests == {"POST": 5 + 2 + 4}
+
+    supabase.gateway.reset()
+    again = sync_once(catalog, remote, chunk_size=500, full=True)
+    assert again.rows_sent == 0 and supabase.gateway.requests == {"POST": 5}
+
+
+def test_a_new_project_is_filled_by_one_full_pass(catalog: Catalog, supabase: SupabaseStack,
+                                                  remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    _bulk_files(catalog, "bulk", 2500)
+    sync_once(catalog, remote, chunk_size=500)
+    supabase.reset()  # a new, empty project with the migrations applied
+
+    report = sync_once(catalog, remote, chunk_size=500, full=True)
+    assert_mirrored(catalog, supabase)
+    assert report.rows_upserted["media_files"] == 2503
+
+
+def test_floats_timestamps_and_json_hash_the_same_on_both_sides(catalog: Catalog, supabase: SupabaseStack,
+                                                               remote: SupabaseRemote) -> None:
+    """An unchanged mirror must compare equal, or every daily pass would resend rows: the catalog's session time
+    zone differs from the remote's, and floats and JSON details must print the same."""
+    _small_catalog(catalog)
+    catalog.conn.execute("SET timezone = 'Pacific/Chatham'")
+    catalog.conn.execute("UPDATE media_files SET quality_score = 0.1 + id / 3.0, phash = -id * 12345678901,"
+                         " captured_at = '2024-02-29 23:59:59.123456'")
+    sync_once(catalog, remote, chunk_size=500)
+    report = sync_once(catalog, remote, chunk_size=500, full=True)
+    assert report.rows_sent == 0 and report.requests == len(MIRRORED_TABLES)
+
+
+class _RemoteWithHook(SupabaseRemote):
+    """A real remote that runs `hook` once, just before its first upsert into `table`: between reading the rows
+    and sending them."""
+
+    def __init__(self, supabase: SupabaseStack, table: str, hook: Callable[[], None]) -> None:
+        super().__init__(supabase.url, supabase.key, timeout_seconds=5, max_attempts=3, backoff_seconds=0.01)
+        self._table, self._hook = table, hook
+
+    def upsert(self, table: MirroredTable, rows: list[dict[str, Any]], *, force: bool = False) -> int:
+        if table.name == self._table and self._hook is not None:
+            hook, self._hook = self._hook, None
+            hook()
+        return super().upsert(table, rows, force=force)
+
+
+def test_an_older_write_never_lands_over_a_newer_one(catalog: Catalog, supabase: SupabaseStack,
+                                                     remote: SupabaseRemote) -> None:
+    """Pass A reads the batch as running; the batch succeeds and pass B sends that (B shares A's session, so A's
+    lock does not stop it: it stands for a pass that lost its lock); then A's older upsert lands."""
+    _small_catalog(catalog)
+    catalog.set_batch_status("20240701-120000", "running")
+    seen: list[SyncReport] = []
+
+    def newer_pass() -> None:
+        catalog.set_batch_status("20240701-120000", "succeeded")
+        seen.append(sync_once(catalog, remote, chunk_size=500))
+
+    racing = _RemoteWithHook(supabase, "batches", newer_pass)
+    report = sync_once(catalog, racing, chunk_size=500)
+    racing.close()
+
+    assert seen[0].rows_upserted["batches"] == 1
+    assert report.rows_outdated == 1
+    assert supabase.rows("batches")["20240701-120000"]["status"] == "succeeded"
+    assert_mirrored(catalog, supabase)
+
+
+def test_one_pass_at_a_time(catalog: Catalog, catalog_conninfo: str, supabase: SupabaseStack,
+                            remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    other = Catalog(catalog_conninfo)
+    seen: list[SyncReport] = []
+    racing = _RemoteWithHook(supabase, "media_files", lambda: seen.append(sync_once(other, remote, chunk_size=500)))
+    sync_once(catalog, racing, chunk_size=500)
+    racing.close()
+    other.close()
+
+    assert seen[0].skipped and seen[0].requests == 0
+    assert_mirrored(catalog, supabase)
+
+
+def test_a_key_that_is_not_the_service_roles_is_refused_before_any_request(catalog: Catalog,
+                                                                           supabase: SupabaseStack,
+                                                                           remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    sync_once(catalog, remote, chunk_size=500)
+    catalog.conn.execute("DELETE FROM uploads")
+    supabase.gateway.reset()
+    anon = _remote(supabase, key=supabase.anon_key)
+    with pytest.raises(MirrorKeyError) as refused:
+        run_cycle(catalog, anon, 500)
+    anon.close()
+
+    message = str(refused.value)
+    assert "role 'anon'" in message and "service_role" in message and message.count(". ") == 0
+    assert supabase.gateway.total == 0
+    assert pending_counts(catalog) == {"uploads": 2} and len(supabase.rows("uploads")) == 2
+    assert key_role("sb_publishable_abc") == "anon" and key_role("sb_secret_abc") == "service_role"
+
+
+def test_rows_the_remote_did_not_delete_stay_queued(catalog: Catalog, supabase: SupabaseStack,
+                                                    remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    sync_once(catalog, remote, chunk_size=500)
+    supabase.execute("CREATE FUNCTION keep_upload_1() RETURNS trigger LANGUAGE plpgsql AS $$"
+                     " BEGIN RETURN CASE WHEN OLD.id = 1 THEN NULL ELSE OLD END; END $$;"
+                     " CREATE TRIGGER keep_upload_1 BEFORE DELETE ON uploads FOR EACH ROW"
+                     " EXECUTE FUNCTION keep_upload_1()")
+    try:
+        catalog.conn.execute("DELETE FROM uploads")
+        with pytest.raises(MirrorError, match=r"did not delete .*uploads 1"):
+            run_cycle(catalog, remote, 500)
+        assert pending_counts(catalog) == {"uploads": 1} and set(supabase.rows("uploads")) == {1}
+        assert mirror_status(catalog).last_error is not None
+    finally:
+        supabase.execute("DROP TRIGGER keep_upload_1 ON uploads; DROP FUNCTION keep_upload_1()")
+    run_cycle(catalog, remote, 500)
+    assert_mirrored(catalog, supabase)
+
+
+def test_deletes_of_5000_rows_keep_every_url_under_8_kb(catalog: Catalog, supabase: SupabaseStack,
+                                                        remote: SupabaseRemote) -> None:
+    _bulk_files(catalog, "bulk", 5000)
+    sync_once(catalog, remote, chunk_size=5000)
+    catalog.conn.execute("DELETE FROM media_files")
+    supabase.gateway.reset()
+    report = sync_once(catalog, remote, chunk_size=5000)
+
+    assert report.rows_deleted == {"media_files": 5000}
+    assert supabase.gateway.longest_url < 8192
+    assert_mirrored(catalog, supabase)
+
+
+def test_the_remote_schema_serves_apps(catalog: Catalog, supabase: SupabaseStack, remote: SupabaseRemote) -> None:
+    apply_migrations(supabase.db)  # every migration a second time: safe
+    _small_catalog(catalog)
+    catalog.conn.execute("UPDATE media_files SET phash = -2 WHERE id = 1")
+    catalog.conn.execute("UPDATE media_files SET phash = 9007199254740993 WHERE id = 2")  # 2^53 + 1
+    sync_once(catalog, remote, chunk_size=500)
+    client = create_client(supabase.url, supabase.key, options=ClientOptions(httpx_client=remote._http))
+
+    files = client.table("media_files").select("id, phash_hex, uploads(destination, status)").order("id").execute()
+    assert [f["phash_hex"] for f in files.data] == ["fffffffffffffffe", "0020000000000001", None]
+    assert files.data[0]["uploads"] == [{"destination": "local", "status": "uploaded"}]
+    keepers = client.table("duplicate_files").select("file_id, keeper:media_files!keeper_id(id)").execute()
+    assert keepers.data == [{"file_id": 2, "keeper": {"id": 1}}]
+
+    [overview] = client.table("library_overview").select("*").execute().data
+    assert overview["batch_id"] == "20240701-120000" and overview["files"] == 3 and overview["duplicates"] == 1
+    with pytest.raises(APIError):
+        client.table("library_overview").insert({"batch_id": "x"}).execute()
+    with pytest.raises(APIError):  # the mirror's functions are the service role's alone
+        create_client(supabase.url, supabase.anon_key, options=ClientOptions(httpx_client=remote._http)).rpc(
+            "mirror_delete", {"p_table": "uploads", "p_keys": ["1"]}).execute()
+    assert len(supabase.rows("uploads")) == 2

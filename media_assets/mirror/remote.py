@@ -1,8 +1,12 @@
 """The remote side of the mirror: supabase-py against the project's REST API, with our own retries.
 
-supabase-py retries only GET/HEAD and never timeouts, while upserts on a primary key are idempotent, so every
-request here goes through one retry loop with exponential backoff for 5xx answers, timeouts and connection
-errors. 4xx answers are not retried: they need a person (a wrong key, a missing table)."""
+Rows are written and deleted through the mirror's SQL functions (supabase/migrations): upserts that keep the
+newer of two writes by the rows' change stamps, deletes whose keys travel in the body and that answer which rows
+are still there, and checksums per key range for the reconciliation.
+
+supabase-py retries only GET/HEAD and never timeouts, while every write here is idempotent, so every request goes
+through one retry loop with exponential backoff for 5xx answers, timeouts and connection errors. 4xx answers are
+not retried: they need a person (a wrong key, a missing table)."""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
+import jwt
 from postgrest import APIError
-from postgrest.types import ReturnMethod
 from supabase import ClientOptions, create_client
 
 from media_assets.mirror.config import MirrorConfig
@@ -21,8 +25,8 @@ from media_assets.mirror.tables import MirroredTable
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
-#: Error codes for a table or column PostgREST does not know (PostgREST 12 and newer, and PostgreSQL's own).
-SCHEMA_ERROR_CODES = frozenset({"PGRST205", "PGRST204", "42P01", "42703"})
+#: Error codes for a table, column or function PostgREST does not know (PostgREST 12 and newer, and PostgreSQL's).
+SCHEMA_ERROR_CODES = frozenset({"PGRST205", "PGRST204", "PGRST202", "42P01", "42703", "42883"})
 APPLY_MIGRATIONS = ("apply supabase/migrations/*.sql to the Supabase project (Dashboard -> SQL Editor -> run the "
                     "file, or `supabase db push`), then let the sync run again")
 
@@ -30,9 +34,43 @@ APPLY_MIGRATIONS = ("apply supabase/migrations/*.sql to the Supabase project (Da
 class MirrorError(RuntimeError):
     """Supabase refused the request, or did not answer after every attempt; nothing was marked as mirrored."""
 
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        #: PostgREST's or PostgreSQL's error code, when Supabase answered with one.
+        self.code = code
+
 
 class MirrorSchemaError(MirrorError):
-    """The Supabase project lacks the mirror's tables or columns."""
+    """The Supabase project lacks the mirror's tables, columns or functions."""
+
+
+class MirrorKeyError(MirrorError):
+    """SUPABASE_KEY is not the project's service_role key."""
+
+
+def key_role(key: str) -> str | None:
+    """The role a Supabase key acts as: the `role` claim of a legacy JWT key, `service_role` for a new secret key
+    (`sb_secret_...`), `anon` for a publishable one; None when it is neither."""
+    if key.startswith("sb_secret_"):
+        return "service_role"
+    if key.startswith("sb_publishable_"):
+        return "anon"
+    try:
+        claims = jwt.decode(key, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    role = claims.get("role") if isinstance(claims, dict) else None
+    return role if isinstance(role, str) else None
+
+
+def refuse_unless_service_role(key: str) -> None:
+    """The mirror deletes and rewrites rows that row level security hides from other keys: with the anon key a
+    delete "succeeds" without deleting anything. So anything but the service_role key is refused up front."""
+    role = key_role(key)
+    if role != "service_role":
+        what = f"a key of role {role!r}" if role else "not a Supabase API key"
+        raise MirrorKeyError(f"Supabase mirror: SUPABASE_KEY is {what}, not the project's service_role key: set it "
+                             "to the service_role (secret) key from the Dashboard -> Project Settings -> API.")
 
 
 def _transient(status: int | None) -> bool:
@@ -49,6 +87,7 @@ class SupabaseRemote:
         self.requests = 0
         self.retries = 0
         self._sleep = sleep
+        self._key = key
         self._last_status: int | None = None
         self._http = httpx.Client(timeout=timeout_seconds, http2=False,
                                   event_hooks={"request": [self._count], "response": [self._note_status]})
@@ -68,6 +107,10 @@ class SupabaseRemote:
     def _note_status(self, response: httpx.Response) -> None:
         self._last_status = response.status_code
 
+    def check_key(self) -> None:
+        """No request: refuses a key that is not the service_role's (see `refuse_unless_service_role`)."""
+        refuse_unless_service_role(self._key)
+
     def check_tables(self, tables: Iterable[MirroredTable]) -> None:
         """One empty select per table naming every mirrored column, so a missing table or column is reported
         before any row is sent."""
@@ -75,24 +118,42 @@ class SupabaseRemote:
             self._call(f"checking table {table.name}",
                        self._client.table(table.name).select(table.select_list).limit(0).retry(False).execute)
 
-    def upsert(self, table: MirroredTable, rows: list[dict[str, Any]]) -> None:
-        """One request: insert or merge `rows` on their primary key, without rows coming back."""
-        self._call(f"upserting {len(rows)} rows into {table.name}",
-                   self._client.table(table.name).upsert(rows, on_conflict="id", returning=ReturnMethod.minimal)
-                   .retry(False).execute)
+    def upsert(self, table: MirroredTable, rows: list[dict[str, Any]], *, force: bool = False) -> int:
+        """One request: insert or merge `rows` (each with its `mirror_stamp`) on their key. An existing row is
+        replaced only by one with the same or a newer stamp, unless `force`. Returns the rows written."""
+        written = self._rpc(f"upserting {len(rows)} rows into {table.name}", "mirror_upsert",
+                            {"p_table": table.name, "p_columns": list(table.columns), "p_rows": rows,
+                             "p_force": force})
+        return int(written)
 
-    def delete(self, table: MirroredTable, keys: list[str]) -> None:
-        self._call(f"deleting {len(keys)} rows from {table.name}",
-                   self._client.table(table.name).delete(returning=ReturnMethod.minimal).in_("id", keys)
-                   .retry(False).execute)
+    def delete(self, table: MirroredTable, keys: list[str]) -> set[str]:
+        """One request, the keys in its body: delete these rows; returns the keys the remote still has."""
+        remaining = self._rpc(f"deleting {len(keys)} rows from {table.name}", "mirror_delete",
+                              {"p_table": table.name, "p_keys": keys})
+        return set(remaining or [])
 
-    def _call(self, what: str, execute: Callable[[], object]) -> None:
+    def checksums(self, table: MirroredTable, bucket_size: int) -> dict[int, tuple[int, str]]:
+        """One request: {key range: (rows, checksum)} for the whole remote table."""
+        answer = self._rpc(f"checking {table.name}", "mirror_checksums",
+                           {"p_table": table.name, "p_columns": list(table.columns), "p_bucket_size": bucket_size})
+        return {int(bucket): (int(n), checksum) for bucket, (n, checksum) in answer.items()}
+
+    def row_hashes(self, table: MirroredTable, bucket_size: int, buckets: list[int]) -> dict[str, str]:
+        """One request: {key: row hash} of the remote rows in `buckets`."""
+        answer = self._rpc(f"comparing {table.name} rows", "mirror_row_hashes",
+                           {"p_table": table.name, "p_columns": list(table.columns), "p_bucket_size": bucket_size,
+                            "p_buckets": buckets})
+        return dict(answer)
+
+    def _rpc(self, what: str, function: str, params: dict[str, Any]) -> Any:
+        return self._call(what, self._client.rpc(function, params).retry(False).execute).data
+
+    def _call(self, what: str, execute: Callable[[], Any]) -> Any:
         """Run one request, retrying transient failures with exponential backoff."""
         for attempt in range(1, self.max_attempts + 1):
             self._last_status = None
             try:
-                execute()
-                return
+                return execute()
             except httpx.TransportError as error:  # connection refused or reset, timeouts
                 problem = f"{type(error).__name__}: {error or 'no answer'}"
             except APIError as error:
@@ -107,14 +168,15 @@ class SupabaseRemote:
                         self.max_attempts, pause)
             self.retries += 1
             self._sleep(pause)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @staticmethod
     def _refused(what: str, status: int | None, error: APIError) -> MirrorError:
         said = f"HTTP {status} {error.code or ''} {error.message or ''}".strip()
         if error.code in SCHEMA_ERROR_CODES or status == 404:
-            return MirrorSchemaError(f"Supabase mirror: the project lacks the mirror's tables or columns while "
-                                     f"{what} ({said}): {APPLY_MIGRATIONS}.")
+            return MirrorSchemaError(f"Supabase mirror: the project lacks the mirror's tables, columns or "
+                                     f"functions while {what} ({said}): {APPLY_MIGRATIONS}.", error.code)
         if status in (401, 403):
-            return MirrorError(f"Supabase mirror: the project refused SUPABASE_KEY while {what} ({said}): set "
-                               "SUPABASE_KEY to the project's service_role (secret) key.")
-        return MirrorError(f"Supabase mirror: {what} was refused ({said}).")
+            return MirrorKeyError(f"Supabase mirror: the project refused SUPABASE_KEY while {what} ({said}): set "
+                                  "SUPABASE_KEY to the project's service_role (secret) key.", error.code)
+        return MirrorError(f"Supabase mirror: {what} was refused ({said}).", error.code)

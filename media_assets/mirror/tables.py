@@ -1,22 +1,10 @@
 """Which catalog tables and columns are mirrored. Metadata only: no file bytes, no settings, no secrets.
-The same tables and columns are created on the Supabase side by supabase/migrations/*.sql."""
+The same tables and columns are created on the Supabase side by supabase/migrations/*.sql. Parents come before
+their children: upserts go in this order (the remote has foreign keys), and deleting a parent cascades."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class MirroredTable:
-    name: str
-    #: SQL type of the `id` key, to look rows up by the outbox's text keys with the index.
-    key_type: str
-    columns: tuple[str, ...]
-
-    @property
-    def select_list(self) -> str:
-        return ", ".join(self.columns)
-
+from media_assets.catalog.mirror import MirroredTable
 
 MIRRORED_TABLES: tuple[MirroredTable, ...] = (
     MirroredTable("batches", "text", ("id", "created_at", "status", "scanned_at", "finished_at", "updated_at")),

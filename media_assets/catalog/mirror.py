@@ -1,0 +1,196 @@
+"""The catalog's side of the Supabase mirror: the outbox its triggers fill (read a chunk at a time, cleared only
+for rows Supabase confirmed), the mirror's state (failures in a row, last success, last full pass), the lock that
+lets one pass run at a time, and the per-key-range checksums the reconciliation compares with the remote's.
+
+The checksums use the same SQL as the remote's `mirror_checksums` (supabase/migrations): a row's hash is the md5
+of `jsonb_build_array(<mirrored columns>)::text` with timestamps in UTC, so equal rows hash equally on both sides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+
+from media_assets.catalog.repository import Catalog
+
+#: pg_try_advisory_lock key of a mirror pass (the migrations' lock is 7243019).
+MIRROR_PASS_LOCK = 7243020
+
+
+@dataclass(frozen=True)
+class MirroredTable:
+    """A catalog table copied to Supabase: its name, the SQL type of its `id` key, the columns sent."""
+
+    name: str
+    key_type: str
+    columns: tuple[str, ...]
+
+    @property
+    def select_list(self) -> str:
+        return ", ".join(self.columns)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One queued change: the row as it is now (None once deleted), stamped with the outbox version it was read
+    at as `mirror_stamp` (versions only grow, so the remote can keep the newer of two writes)."""
+
+    row_key: str
+    version: int
+    row: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class MirrorStatus:
+    pending: dict[str, int]
+    consecutive_failures: int
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None
+    last_full_at: datetime | None
+
+
+def has_pending_changes(catalog: Catalog) -> bool:
+    """One EXISTS on the outbox: what the sensor asks every interval, with no request to Supabase."""
+    row = catalog.conn.execute("SELECT EXISTS (SELECT 1 FROM mirror_outbox) AS pending").fetchone()
+    return bool(row and row["pending"])
+
+
+def pending_counts(catalog: Catalog) -> dict[str, int]:
+    rows = catalog.conn.execute("SELECT table_name, count(*) AS n FROM mirror_outbox GROUP BY table_name").fetchall()
+    return {row["table_name"]: int(row["n"]) for row in rows}
+
+
+def lag_seconds(catalog: Catalog) -> float | None:
+    """Age of the oldest change not yet confirmed by Supabase; None when everything is mirrored."""
+    row = catalog.conn.execute(
+        "SELECT extract(epoch FROM now() - min(changed_at)) AS lag FROM mirror_outbox").fetchone()
+    return None if row is None or row["lag"] is None else float(row["lag"])
+
+
+def read_changes(catalog: Catalog, table: MirroredTable, *, after: str, limit: int) -> list[Change]:
+    """The next page of one table's queued changes in key order, each with the row's current content read in the
+    same statement (so the version never claims newer content than the row it comes with). Every row carries
+    every column, so one request carries one key set."""
+    query = sql.SQL(
+        "SELECT o.row_key, o.version,"
+        " CASE WHEN t.id IS NULL THEN NULL ELSE to_jsonb(t) || jsonb_build_object('mirror_stamp', o.version) END"
+        " AS row"
+        " FROM mirror_outbox o"
+        " LEFT JOIN (SELECT {columns} FROM {table}) t ON t.id = o.row_key::{key_type}"
+        " WHERE o.table_name = %s AND o.row_key > %s ORDER BY o.row_key LIMIT %s").format(
+        columns=_columns(table), table=sql.Identifier(table.name), key_type=sql.SQL(table.key_type))
+    rows = catalog.conn.execute(query, (table.name, after, limit)).fetchall()
+    return [Change(row["row_key"], int(row["version"]), row["row"]) for row in rows]
+
+
+def confirm(catalog: Catalog, table: MirroredTable, changes: list[Change]) -> None:
+    """Forget the changes Supabase confirmed, unless the row changed again since it was read (its version moved)."""
+    if changes:
+        catalog.conn.execute(
+            "DELETE FROM mirror_outbox o USING unnest(%s::text[], %s::bigint[]) AS c(row_key, version)"
+            " WHERE o.table_name = %s AND o.row_key = c.row_key AND o.version = c.version",
+            ([c.row_key for c in changes], [c.version for c in changes], table.name))
+
+
+def rows_by_key(catalog: Catalog, table: MirroredTable, keys: list[str]) -> list[dict[str, Any]]:
+    """The rows as they are now, as JSON-ready dicts with every column (PostgreSQL formats the timestamps), with
+    `mirror_stamp` 0: what the reconciliation writes over whatever the remote has; any later change outranks it."""
+    if not keys:
+        return []
+    query = sql.SQL("SELECT to_jsonb(t) || jsonb_build_object('mirror_stamp', 0) AS row"
+                    " FROM (SELECT {columns} FROM {table}"
+                    " WHERE id = ANY(%s::{key_type}[]) ORDER BY id) t").format(
+        columns=_columns(table), table=sql.Identifier(table.name), key_type=sql.SQL(table.key_type))
+    return [row["row"] for row in catalog.conn.execute(query, (keys,)).fetchall()]
+
+
+# -- reconciliation ------------------------------------------------------------------------------------------
+
+def _columns(table: MirroredTable) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, table.columns))
+
+
+def _bucket(table: MirroredTable, bucket_size: int) -> sql.Composable:
+    """The same key-range expression as the remote's `mirror_bucket_sql`."""
+    if table.key_type == "text":
+        return sql.SQL("get_byte(decode(md5(id), 'hex'), 0)::bigint")
+    return sql.SQL("(id / {})::bigint").format(sql.Literal(bucket_size))
+
+
+def _row_hash(table: MirroredTable) -> sql.Composable:
+    """The same row hash as the remote's `mirror_row_hash_sql`."""
+    return sql.SQL("md5(jsonb_build_array({})::text)").format(_columns(table))
+
+
+@contextmanager
+def _hashing_session(catalog: Catalog) -> Iterator[None]:
+    """UTC timestamps and shortest exact floats in the JSON text, as the remote functions set them."""
+    with catalog.conn.transaction():
+        catalog.conn.execute("SET LOCAL timezone = 'UTC'; SET LOCAL extra_float_digits = 1")
+        yield
+
+
+def bucket_checksums(catalog: Catalog, table: MirroredTable, bucket_size: int) -> dict[int, tuple[int, str]]:
+    """{bucket: (rows, checksum)} of the whole table."""
+    query = sql.SQL("SELECT {bucket} AS bucket, count(*) AS n, md5(string_agg({row_hash}, '' ORDER BY id)) AS sum"
+                    " FROM {table} GROUP BY 1").format(bucket=_bucket(table, bucket_size), row_hash=_row_hash(table),
+                                                      table=sql.Identifier(table.name))
+    with _hashing_session(catalog):
+        rows = catalog.conn.execute(query).fetchall()
+    return {int(row["bucket"]): (int(row["n"]), row["sum"]) for row in rows}
+
+
+def row_hashes(catalog: Catalog, table: MirroredTable, bucket_size: int, buckets: list[int]) -> dict[str, str]:
+    """{key: row hash} of the rows in `buckets`."""
+    query = sql.SQL("SELECT id::text AS key, {row_hash} AS hash FROM {table} WHERE {bucket} = ANY(%s)").format(
+        row_hash=_row_hash(table), table=sql.Identifier(table.name), bucket=_bucket(table, bucket_size))
+    with _hashing_session(catalog):
+        rows = catalog.conn.execute(query, (buckets,)).fetchall()
+    return {row["key"]: row["hash"] for row in rows}
+
+
+# -- one pass at a time, and its outcome ---------------------------------------------------------------------
+
+@contextmanager
+def pass_lock(catalog: Catalog) -> Iterator[bool]:
+    """Hold the catalog's mirror lock for the duration of a pass; yields False (and holds nothing) when another
+    pass has it. Session-level: it also goes when the pass's connection dies."""
+    row = catalog.conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (MIRROR_PASS_LOCK,)).fetchone()
+    locked = bool(row and row["locked"])
+    try:
+        yield locked
+    finally:
+        if locked and not catalog.conn.closed:
+            catalog.conn.execute("SELECT pg_advisory_unlock(%s)", (MIRROR_PASS_LOCK,))
+
+
+def record_success(catalog: Catalog, *, full: bool) -> None:
+    catalog.conn.execute(
+        "UPDATE mirror_state SET consecutive_failures = 0, last_success_at = now(), last_error = NULL,"
+        " last_full_at = CASE WHEN %s THEN now() ELSE last_full_at END", (full,))
+
+
+def record_failure(catalog: Catalog, error: str) -> int:
+    """Count one more failed pass; returns how many failed in a row."""
+    row = catalog.conn.execute(
+        "UPDATE mirror_state SET consecutive_failures = consecutive_failures + 1, last_failure_at = now(),"
+        " last_error = %s RETURNING consecutive_failures", (error,)).fetchone()
+    return int(row["consecutive_failures"]) if row else 0
+
+
+def consecutive_failures(catalog: Catalog) -> int:
+    """How many passes failed in a row (0 after a success): what alerts watch."""
+    return mirror_status(catalog).consecutive_failures
+
+
+def mirror_status(catalog: Catalog) -> MirrorStatus:
+    row = catalog.conn.execute("SELECT * FROM mirror_state").fetchone()
+    assert row is not None, "mirror_state has its one row from catalog revision 0003"
+    return MirrorStatus(pending=pending_counts(catalog), consecutive_failures=int(row["consecutive_failures"]),
+                        last_success_at=row["last_success_at"], last_failure_at=row["last_failure_at"],
+                        last_error=row["last_error"], last_full_at=row["last_full_at"])
