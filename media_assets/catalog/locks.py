@@ -26,6 +26,7 @@ NAMESPACE = 0x6D70
 #: Second halves of the application-wide locks.
 BATCH_CREATION = 1
 DEDUPLICATION = 2
+MIRROR_PASS = 3
 #: Keys below this are reserved for the locks above; run slots and batches are further up.
 _RUN_SLOTS = 1_000
 _BATCHES = 1_000_000

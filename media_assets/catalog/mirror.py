@@ -15,10 +15,8 @@ from typing import Any
 
 from psycopg import sql
 
+from media_assets.catalog.locks import MIRROR_PASS, AdvisoryLock
 from media_assets.catalog.repository import Catalog
-
-#: pg_try_advisory_lock key of a mirror pass (the migrations' lock is 7243019).
-MIRROR_PASS_LOCK = 7243020
 
 
 @dataclass(frozen=True)
@@ -157,16 +155,15 @@ def row_hashes(catalog: Catalog, table: MirroredTable, bucket_size: int, buckets
 # -- one pass at a time, and its outcome ---------------------------------------------------------------------
 
 @contextmanager
-def pass_lock(catalog: Catalog) -> Iterator[bool]:
-    """Hold the catalog's mirror lock for the duration of a pass; yields False (and holds nothing) when another
-    pass has it. Session-level: it also goes when the pass's connection dies."""
-    row = catalog.conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (MIRROR_PASS_LOCK,)).fetchone()
-    locked = bool(row and row["locked"])
+def pass_lock(catalog: Catalog) -> Iterator[None]:
+    """Hold the catalog's mirror lock for the duration of a pass; raises LockBusy (naming the holder) when
+    another pass has it. On a connection of its own, so it goes when the pass's process dies."""
+    lock = AdvisoryLock(catalog.conninfo, MIRROR_PASS, "supabase mirror")
+    lock.acquire(wait=False)
     try:
-        yield locked
+        yield
     finally:
-        if locked and not catalog.conn.closed:
-            catalog.conn.execute("SELECT pg_advisory_unlock(%s)", (MIRROR_PASS_LOCK,))
+        lock.release()
 
 
 def record_success(catalog: Catalog, *, full: bool) -> None:

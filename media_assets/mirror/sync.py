@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from media_assets.catalog import mirror as mirror_catalog
+from media_assets.catalog.locks import LockBusy
 from media_assets.catalog.mirror import Change, MirroredTable
 from media_assets.catalog.repository import Catalog
 from media_assets.mirror.remote import MirrorError
@@ -98,18 +99,12 @@ def sync_once(catalog: Catalog, remote: Remote, chunk_size: int, *, full: bool =
     requests_before, retries_before = remote.requests, remote.retries
     report = SyncReport(full=full)
     remote.check_key()
-    with mirror_catalog.pass_lock(catalog) as locked:
-        if not locked:
-            report.skipped = "another mirror pass is running; it sends what is queued"
-            return report
-        report.lag_seconds = mirror_catalog.lag_seconds(catalog)
-        if report.lag_seconds is not None:
-            remote.check_tables(MIRRORED_TABLES)
-            for table in MIRRORED_TABLES:
-                _send_changes(catalog, remote, table, chunk_size, report)
-        if full:
-            for table in MIRRORED_TABLES:
-                _reconcile(catalog, remote, table, chunk_size, report)
+    try:
+        with mirror_catalog.pass_lock(catalog):
+            _pass(catalog, remote, chunk_size, report)
+    except LockBusy as busy:
+        report.skipped = f"another mirror pass is running ({busy}); it sends what is queued"
+        return report
     report.requests = remote.requests - requests_before
     report.retries = remote.retries - retries_before
     report.seconds = time.perf_counter() - started
@@ -118,6 +113,17 @@ def sync_once(catalog: Catalog, remote: Remote, chunk_size: int, *, full: bool =
         raise MirrorError(f"Supabase mirror: the project did not delete rows it was asked to delete ({kept}); "
                           "they stay queued. Is a policy or trigger keeping them?")
     return report
+
+
+def _pass(catalog: Catalog, remote: Remote, chunk_size: int, report: SyncReport) -> None:
+    report.lag_seconds = mirror_catalog.lag_seconds(catalog)
+    if report.lag_seconds is not None:
+        remote.check_tables(MIRRORED_TABLES)
+        for table in MIRRORED_TABLES:
+            _send_changes(catalog, remote, table, chunk_size, report)
+    if report.full:
+        for table in MIRRORED_TABLES:
+            _reconcile(catalog, remote, table, chunk_size, report)
 
 
 def _send_changes(catalog: Catalog, remote: Remote, table: MirroredTable, chunk_size: int,

@@ -3,14 +3,14 @@
 Set to now() for an existing catalog, so the first automatic full pass comes a day after the upgrade; run
 `media-pipeline mirror --full` to reconcile at once.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
