@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--full", action="store_true", required=True,
                         help="check every catalogued file (the only mode so far)")
     commands.add_parser("status", help="files by state, the last runs with per-phase timings, disk use")
+    mirror = commands.add_parser("mirror", help="send the catalog's changes to Supabase now (no daemon needed)")
+    mirror.add_argument("--full", action="store_true",
+                        help="also compare every table with Supabase and repair what differs (after a new project, "
+                             "a lost table or edits in its Dashboard)")
     commands.add_parser("retry-failed", help="re-run every failed batch in this process, oldest first")
     interval = commands.add_parser("interval", help="run a batch every N minutes until stopped")
     interval.add_argument("--interval", type=int, default=None,
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "retry-failed":
             return _retry_failed(pipeline)
+        if args.command == "mirror":
+            return _mirror(pipeline, args.full)
         if args.command == "interval":
             minutes = args.interval or settings.execution_interval_minutes
             if minutes < 1:
@@ -135,6 +141,30 @@ def _run_all(pipeline) -> int:  # noqa: ANN001
             if batches > 1:
                 print(f"{batches} batch(es) run", flush=True)
             return code
+
+
+def _mirror(pipeline, full: bool) -> int:  # noqa: ANN001
+    from functools import partial
+
+    from media_assets.mirror import MirrorConfig, MirrorError, SupabaseRemote, run_cycle
+    from media_assets.telegram.notify import send_alert
+
+    config = MirrorConfig.from_settings(pipeline.settings)
+    if not config.enabled:
+        print("media-pipeline: the Supabase mirror is off: set ENABLE_SUPABASE_MIRROR=true with SUPABASE_URL and "
+              "SUPABASE_KEY to turn it on.", file=sys.stderr)
+        return 2
+    remote = SupabaseRemote.from_config(config)
+    try:
+        report = run_cycle(pipeline.catalog, remote, config.chunk_size, full=full,
+                           alert=partial(send_alert, settings=pipeline.settings))
+    except MirrorError as error:
+        print(f"media-pipeline: {error}", file=sys.stderr)
+        return 1
+    finally:
+        remote.close()
+    print(report.summary())
+    return 0 if report.skipped is None else 1
 
 
 def _retry_failed(pipeline) -> int:  # noqa: ANN001
@@ -218,7 +248,15 @@ def _status_text(pipeline) -> str:  # noqa: ANN001
         lines.append(f"  {batch['id']}  {batch['status']:<9}  {timing}")
     lines.append(f"Storage ({settings.media_root}, {free_bytes(settings.media_root) / 1e9:.1f} GB free):")
     lines += [f"  {name:<11} {folder_bytes(settings.storage_dir(name)) / 1e6:10.1f} MB" for name in STORAGE_FOLDERS]
+    lines += _mirror_status_lines(pipeline)
     return "\n".join(lines)
+
+
+def _mirror_status_lines(pipeline) -> list[str]:  # noqa: ANN001
+    from media_assets.mirror import MirrorConfig, mirror_status
+    from media_assets.mirror.status import status_lines
+
+    return status_lines(mirror_status(pipeline.catalog), enabled=MirrorConfig.from_settings(pipeline.settings).enabled)
 
 
 if __name__ == "__main__":

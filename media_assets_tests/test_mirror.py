@@ -15,6 +15,7 @@ from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_contex
 from postgrest import APIError
 from supabase import ClientOptions, create_client
 
+from media_assets import cli
 from media_assets.catalog.migrate import alembic_config
 from media_assets.catalog.mirror import MirroredTable, mirror_status, pending_counts, read_changes
 from media_assets.catalog.repository import Catalog
@@ -581,3 +582,51 @@ def test_the_remote_schema_serves_apps(catalog: Catalog, supabase: SupabaseStack
         create_client(supabase.url, supabase.anon_key, options=ClientOptions(httpx_client=remote._http)).rpc(
             "mirror_delete", {"p_table": "uploads", "p_keys": ["1"]}).execute()
     assert len(supabase.rows("uploads")) == 2
+
+
+def test_the_sensor_asks_for_a_full_pass_once_a_day(make_pipeline, supabase: SupabaseStack, tmp_path: Path) -> None:
+    pipeline = make_pipeline(**_mirror_settings(supabase))
+    _small_catalog(pipeline.catalog)
+    run_cycle(pipeline.catalog, _remote(supabase), 500)
+    supabase.execute("DELETE FROM uploads")  # e.g. by hand in the Dashboard
+    assert isinstance(_sensor_result(tmp_path), SkipReason)
+
+    pipeline.catalog.conn.execute("UPDATE mirror_state SET last_full_at = now() - interval '25 hours'")
+    request = _sensor_result(tmp_path)
+    assert isinstance(request, RunRequest) and request.tags["mirror/full"] == "true"
+    result = materialize([supabase_mirror], run_config=request.run_config, resources={
+        "catalog": CatalogResource(settings=SettingsResource()),
+        "supabase": SupabaseResource(settings=SettingsResource())}, instance=DagsterInstance.ephemeral())
+    assert result.success
+    assert_mirrored(pipeline.catalog, supabase)
+    assert isinstance(_sensor_result(tmp_path), SkipReason)  # the full pass was recorded
+
+
+def test_mirror_and_status_from_the_command_line(make_pipeline, supabase: SupabaseStack,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline = make_pipeline(**_mirror_settings(supabase), SUPABASE_MAX_ATTEMPTS="1")
+    _small_catalog(pipeline.catalog)
+    assert cli.main(["status"]) == 0
+    status = capsys.readouterr().out
+    assert "Supabase mirror (on):" in status
+    assert "pending rows     batches 1, duplicate_files 1, media_files 3" in status
+    assert "last success     never" in status
+
+    supabase.postgrest.stop()
+    pipeline.catalog.conn.execute("UPDATE mirror_state SET consecutive_failures = 1")
+    assert cli.main(["mirror"]) == 1
+    assert "failed" in capsys.readouterr().err
+    assert cli.main(["status"]) == 0
+    status = capsys.readouterr().out
+    assert "failures in a row 2" in status and "last error       Supabase mirror:" in status
+
+    supabase.postgrest.start()
+    assert cli.main(["mirror"]) == 0
+    assert "8 rows sent" in capsys.readouterr().out
+    supabase.execute("DELETE FROM media_files")  # and, by its foreign keys, the uploads and duplicates
+    assert cli.main(["mirror", "--full"]) == 0
+    assert "full pass: 6 rows sent" in capsys.readouterr().out
+    assert_mirrored(pipeline.catalog, supabase)
+    assert cli.main(["status"]) == 0
+    status = capsys.readouterr().out
+    assert "pending rows     none" in status and "failures in a row" not in status and "last error" not in status

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import sql
@@ -183,6 +183,13 @@ def record_failure(catalog: Catalog, error: str) -> int:
 def consecutive_failures(catalog: Catalog) -> int:
     """How many passes failed in a row (0 after a success): what alerts watch."""
     return mirror_status(catalog).consecutive_failures
+
+
+def full_pass_due(catalog: Catalog, every: timedelta) -> bool:
+    """Whether the last successful full pass is older than `every` (or there never was one)."""
+    row = catalog.conn.execute("SELECT last_full_at IS NULL OR last_full_at <= now() - %s AS due FROM mirror_state",
+                               (every,)).fetchone()
+    return bool(row and row["due"])
 
 
 def mirror_status(catalog: Catalog) -> MirrorStatus:

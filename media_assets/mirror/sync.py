@@ -83,6 +83,16 @@ class SyncReport:
             meta[f"deleted_{table.name}"] = self.rows_deleted[table.name]
         return meta
 
+    def summary(self) -> str:
+        """One line for a person: what went where, or why nothing ran."""
+        kind = "full pass" if self.full else "pass"
+        if self.skipped is not None:
+            return f"Supabase mirror: no {kind}: {self.skipped}."
+        sent = "; ".join(f"{what} {', '.join(f'{name} {n}' for name, n in sorted(rows.items()))}"
+                         for what, rows in (("upserted", self.rows_upserted), ("deleted", self.rows_deleted)) if rows)
+        return (f"Supabase mirror {kind}: {self.rows_sent} rows sent ({sent or 'nothing to send'}) in "
+                f"{self.requests} requests, {self.seconds:.1f} s.")
+
     @contextmanager
     def local(self) -> Iterator[None]:
         started = time.perf_counter()
