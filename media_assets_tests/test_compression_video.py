@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from media_assets.media import ffmpeg_tools
 from media_assets.media import sample_library as sample
 from media_assets.media.compressed import KEPT, TRANSCODED
 from media_assets.media.ffmpeg_tools import probe
+from media_assets.media.mp4_metadata import XMP_UUID, CannotCarry, MetadataBoxes, carry_metadata, metadata_boxes
 from media_assets.media.video_compression import VideoPolicy, compress_video, transcode_command
 
 pytestmark = [
@@ -91,8 +95,6 @@ def test_a_corrupt_video_is_kept_with_the_reason(tmp_path: Path) -> None:
 
 def test_a_video_without_a_video_stream_is_kept(tmp_path: Path) -> None:
     ffmpeg = ffmpeg_tools.ffmpeg_path()
-    import subprocess
-
     sound = tmp_path / "sound.mp4"
     subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(sound)],
                    check=True, capture_output=True, timeout=60)
@@ -133,3 +135,81 @@ def test_ffmpeg_gets_the_workers_share_of_the_cores(tmp_path: Path) -> None:
     assert command[command.index("-threads") + 1] == "1"
     assert "-threads" not in transcode_command(tmp_path / "in.mp4", tmp_path / "out.mp4", "mp4", VideoPolicy(),
                                                apple_tags=False)
+
+
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:title="Beach"/></rdf:RDF></x:xmpmeta>')
+
+
+def _atom(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def _children(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]:
+    found, pos = {}, start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        found.setdefault(kind, (pos, pos + size))
+        pos += size
+    return found
+
+
+def with_metadata_boxes(clip: Path, atoms: list[bytes], top_level: bytes) -> None:
+    """What cameras and editors write and ffmpeg does not carry: atoms added to the clip's `moov/udta` (ffmpeg
+    writes `moov` last, so nothing after it moves) and a top-level box at the end."""
+    data = clip.read_bytes()
+    moov_start, moov_end = _children(data, 0, len(data))[b"moov"]
+    assert moov_end == len(data)
+    udta_start, udta_end = _children(data, moov_start + 8, moov_end)[b"udta"]
+    added = b"".join(atoms)
+
+    def grown(at: int) -> bytes:
+        return struct.pack(">I", struct.unpack(">I", data[at:at + 4])[0] + len(added))
+
+    clip.write_bytes(data[:moov_start] + grown(moov_start) + data[moov_start + 4:udta_start] + grown(udta_start)
+                     + data[udta_start + 4:udta_end] + added + data[udta_end:] + top_level)
+
+
+def _xmp_tag(path: Path) -> str | None:
+    done = subprocess.run([ffmpeg_tools.ffprobe_path(), "-v", "error", "-export_xmp", "1", "-print_format", "json",
+                           "-show_format", f"file:{path}"], capture_output=True, check=True, timeout=60)
+    return json.loads(done.stdout)["format"].get("tags", {}).get("xmp")
+
+
+def test_xmp_and_every_udta_atom_survive_a_transcode_byte_for_byte(tmp_path: Path) -> None:
+    """ffmpeg drops XMP (Adobe's uuid box and QuickTime's XMP_ atom) and atoms it does not know: both are
+    carried into the output as they were."""
+    clip = sample.make_camera_clip(tmp_path / "VID.mp4", seconds=1, size=SMALL, bitrate="3M", rotation=90)
+    atoms = [_atom(b"XMP_", XMP), _atom(b"\xa9xyz", b"\x00\x12\x15\xc7+38.7223-009.1393/"), _atom(b"LGEK", b"lens")]
+    uuid_box = _atom(b"uuid", XMP_UUID + XMP)
+    with_metadata_boxes(clip, atoms, uuid_box)
+    assert _xmp_tag(clip) == XMP.decode()
+    result = compress_video(clip, "mp4", tmp_path / "out" / "1", VideoPolicy())
+    assert result.action == TRANSCODED, result.decision
+    output = result.output.read_bytes()
+    assert all(atom in output for atom in atoms) and output.endswith(uuid_box)
+    assert _xmp_tag(result.output) == XMP.decode()
+    info = probe(result.output)
+    assert _rotation(_video(info)) == 90 and info["format"]["tags"]["location"] == "+38.7223-009.1393/"
+    subprocess.run([ffmpeg_tools.ffmpeg_path(), "-v", "error", "-i", f"file:{result.output}", "-f", "null", "-"],
+                   check=True, capture_output=True, timeout=120)  # still a playable file
+
+
+def test_metadata_that_cannot_be_carried_keeps_the_source(tmp_path: Path) -> None:
+    """A moov before the media data would move every chunk if it grew: nothing is carried, the source is kept."""
+    clip = sample.make_camera_clip(tmp_path / "VID.mp4", seconds=1, size=SMALL, bitrate="3M")
+    faststart = tmp_path / "fast.mp4"
+    subprocess.run([ffmpeg_tools.ffmpeg_path(), "-v", "error", "-i", f"file:{clip}", "-c", "copy", "-movflags",
+                    "+faststart", f"file:{faststart}"], check=True, capture_output=True, timeout=60)
+    with pytest.raises(CannotCarry, match="moov box lies before its media data"):
+        carry_metadata(MetadataBoxes(uuids=(_atom(b"uuid", XMP_UUID + XMP),), udta=(), meta=None), faststart)
+    assert metadata_boxes(faststart).uuids == ()
+
+
+def test_a_video_whose_boxes_cannot_all_be_walked_is_kept(tmp_path: Path) -> None:
+    """Bytes after the last box that are no box: players ignore them, a transcode would drop them."""
+    clip = sample.make_camera_clip(tmp_path / "VID.mp4", seconds=1, size=SMALL, bitrate="3M")
+    clip.write_bytes(clip.read_bytes() + b"\x00\x00\x10\x00junk and more")
+    probe(clip)  # still probes
+    result = compress_video(clip, "mp4", tmp_path / "1", VideoPolicy())
+    assert result.action == KEPT and "boxes cannot all be walked" in result.decision

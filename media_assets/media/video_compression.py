@@ -6,9 +6,12 @@ efficient (HEVC, AV1, VP9) and streams already below `min_bits_per_pixel` are ke
 (re-encoding could break the still/movie link), containers other than MP4/MOV, and anything but 8-bit 4:2:0.
 
 The transcode keeps audio, subtitles and data streams as they are (copied), the rotation (no auto-rotate: the
-display matrix is carried over) and the container metadata (creation time, Apple's QuickTime keys). An output
-is accepted only when it probes, lasts as long as the source (within 0.1 s), has the same streams and metadata
-tags, and is at least `min_saving_percent` smaller; otherwise the original flows on with the reason. Its SSIM
+display matrix is carried over) and the container metadata (creation time, Apple's QuickTime keys); what ffmpeg
+does not carry (XMP in its `uuid` box or `XMP_` atom, unknown `udta` atoms, Apple's `mdta` keys as they were) is
+copied into the output byte for byte afterwards (media/mp4_metadata.py). An output is accepted only when it
+probes, lasts as long as the source (within 0.1 s), has the same streams, the same container and stream tags and
+rotation, every metadata box of the source byte for byte, and is at least `min_saving_percent` smaller;
+otherwise the original flows on with the reason. Its SSIM
 against the source (every `SSIM_FRAME_STEP`-th frame, by ffmpeg's own ssim filter) is the file's quality score in
 the catalog, as for photos, and can be made a gate too (`min_ssim`).
 """
@@ -26,6 +29,7 @@ import ffmpeg
 from media_assets.media.compressed import TRANSCODED, Compressed, kept, saving
 from media_assets.media.ffmpeg_tools import ProbeError, ffmpeg_path, probe
 from media_assets.media.hashing import sha256_file
+from media_assets.media.mp4_metadata import CannotCarry, MetadataBoxes, carry_metadata, lost_boxes, metadata_boxes
 from media_assets.storage import TEMP_PREFIX, move_file
 
 ENCODERS = {"h264": "libx264", "hevc": "libx265"}
@@ -37,6 +41,8 @@ DURATION_TOLERANCE_S = 0.1
 LIVE_PHOTO_KEY = "com.apple.quicktime.content.identifier"
 #: Tags the muxer writes itself; every other container tag must survive.
 _MUXER_TAGS = frozenset({"encoder", "major_brand", "minor_version", "compatible_brands"})
+#: Stream tags the muxer or the encoder writes itself; every other stream tag must survive.
+_STREAM_MUXER_TAGS = frozenset({"encoder", "vendor_id"})
 #: Every so many frames are compared for the quality score: decoding both files is most of its cost.
 SSIM_FRAME_STEP = 5
 _SSIM_LINE = re.compile(rb"SSIM .* All:([0-9.]+)")
@@ -131,7 +137,28 @@ def transcode_command(source: Path, output: Path, muxer: str, policy: VideoPolic
         cmd=ffmpeg_path() or "ffmpeg")
 
 
-def _check(source_info: dict, output: Path, size_before: int, policy: VideoPolicy) -> tuple[str | None, int]:
+def _rotation(stream: dict) -> object:
+    return next((d.get("rotation") for d in stream.get("side_data_list", []) if "rotation" in d), None)
+
+
+def _lost_stream_metadata(source_info: dict, info: dict) -> list[str]:
+    """What the output's streams lost of the source's: a tag (language, dates, titles...) or the rotation."""
+    def by_kind(streams: list[dict]) -> list[dict]:
+        return sorted(streams, key=lambda s: str(s.get("codec_type")))
+
+    lost = []
+    for before, after in zip(by_kind(source_info.get("streams", [])), by_kind(info.get("streams", [])), strict=False):
+        kind = before.get("codec_type")
+        tags, kept_tags = before.get("tags", {}), after.get("tags", {})
+        lost += [f"{kind} {key}" for key, value in tags.items()
+                 if key not in _STREAM_MUXER_TAGS and kept_tags.get(key) != value]
+        if _rotation(before) != _rotation(after):
+            lost.append(f"{kind} rotation")
+    return lost
+
+
+def _check(source_info: dict, boxes: MetadataBoxes, output: Path, size_before: int, policy: VideoPolicy
+           ) -> tuple[str | None, int]:
     """Why the output must not replace the source (None: accepted), and its size."""
     try:
         info = probe(output)
@@ -145,6 +172,9 @@ def _check(source_info: dict, output: Path, size_before: int, policy: VideoPolic
     source_tags = source_info.get("format", {}).get("tags", {})
     output_tags = info.get("format", {}).get("tags", {})
     lost = sorted(k for k, v in source_tags.items() if k not in _MUXER_TAGS and output_tags.get(k) != v)
+    lost += _lost_stream_metadata(source_info, info)
+    if missing := lost_boxes(boxes, output):
+        lost.append(missing)
     if lost:
         return f"the output would lose metadata ({', '.join(lost)})", 0
     size = output.stat().st_size
@@ -186,6 +216,10 @@ def compress_video(source: Path, media_format: str, target_stem: Path, policy: V
         return kept(size, f"cannot probe the video ({error.reason})")
     if reason := _reason_to_keep(info, fmt, paired, policy):
         return kept(size, reason)
+    try:
+        boxes = metadata_boxes(source)
+    except ValueError as error:
+        return kept(size, f"the source's boxes cannot all be walked ({error}), so its metadata could not be carried")
     target = target_stem.with_suffix(source.suffix.lower() or f".{fmt}")
     temp = target.parent / f"{TEMP_PREFIX}{target.name}"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +232,8 @@ def compress_video(source: Path, media_format: str, target_stem: Path, policy: V
         if done.returncode != 0:
             message = " ".join(done.stderr.decode("utf-8", "replace").split())[-200:]
             return kept(size, f"ffmpeg failed ({message or f'exit code {done.returncode}'})")
-        reason, after = _check(info, temp, size, policy)
+        carry_metadata(boxes, temp)
+        reason, after = _check(info, boxes, temp, size, policy)
         if reason:
             return kept(size, reason)
         quality = frame_ssim(source, temp, timeout=max(120.0, duration * 30), threads=policy.threads)
@@ -209,6 +244,8 @@ def compress_video(source: Path, media_format: str, target_stem: Path, policy: V
         move_file(temp, target)
     except subprocess.TimeoutExpired:
         return kept(size, "ffmpeg took too long")
+    except CannotCarry as error:
+        return kept(size, f"the source's metadata cannot be carried into the output: {error.reason}")
     finally:
         temp.unlink(missing_ok=True)
     stream = _video_streams(info)[0]
