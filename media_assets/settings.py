@@ -13,6 +13,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from media_assets.media.timezones import UnknownTimeZone, machine_zone_name, zone
+
 EXECUTION_MODES = ("once", "interval", "continuous")
 #: Prefixes of settings that feature modules (Telegram, Supabase, iCloud, ...) read from `Settings.raw`.
 FEATURE_PREFIXES = ("TELEGRAM_", "SUPABASE_", "ICLOUD_", "DEDUP_", "COMPRESSION_", "PIPELINE_", "ENABLE_",
@@ -58,6 +60,8 @@ class Settings:
     reports_keep: int
     #: Every raw value (file and environment merged), for feature modules that parse their own settings.
     raw: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: IANA zone a UTC-only capture time is read in when the file has no GPS position (HOME_TIMEZONE).
+    home_timezone: str = "UTC"
 
     def storage_dir(self, name: str) -> Path:
         """One of the storage folders under MEDIA_ROOT (originals, compressed, bridge, uploaded, quarantine)."""
@@ -91,6 +95,17 @@ def parse_int(name: str, raw: str, *, minimum: int) -> int:
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, not {value}.")
     return value
+
+
+def parse_time_zone(name: str, raw: str) -> str:
+    """An IANA zone name ("Europe/Berlin"); empty means this machine's zone."""
+    if not raw.strip():
+        return machine_zone_name()
+    try:
+        zone(raw.strip())
+    except UnknownTimeZone as error:
+        raise SettingsError(f"{name} must be a time zone name such as Europe/Berlin, not {raw!r}.") from error
+    return raw.strip()
 
 
 def parse_folder(name: str, raw: str, base: Path) -> Path:
@@ -139,6 +154,7 @@ DEFAULTS: dict[str, str] = {
     "BATCH_MAX_FILES": "2000",
     "BATCH_MAX_GB": "20",
     "KEEP_ORIGINALS": "",  # until_verified | days:N | always; empty: per source (folder until_verified, iCloud always)
+    "HOME_TIMEZONE": "",  # empty: this machine's zone
 }
 
 
@@ -215,4 +231,5 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
         reports_dir=parse_folder("REPORTS_DIR", values["REPORTS_DIR"], base),
         reports_keep=parse_int("REPORTS_KEEP", values["REPORTS_KEEP"], minimum=1),
         raw=values,
+        home_timezone=parse_time_zone("HOME_TIMEZONE", values["HOME_TIMEZONE"]),
     )

@@ -57,7 +57,7 @@ def test_camera_photos_have_exif_date_offset_camera_and_gps(library: tuple[Path,
         assert exif.get(0x010F) and exif.get(0x0110), rel  # Make, Model
         assert exif_ifd.get(0x9003) and exif_ifd.get(0x9011), rel  # DateTimeOriginal, OffsetTimeOriginal
         assert {1, 2, 3, 4} <= set(gps), rel  # lat ref, lat, lon ref, lon
-        assert capture_date(root / rel, is_video=False).source == "exif_original"
+        assert capture_date(root / rel, is_video=False).tag == "exif_datetimeoriginal"
 
 
 def test_gps_round_trips_to_decimal_degrees(library: tuple[Path, list[Path]]) -> None:
@@ -140,8 +140,8 @@ def test_video_is_short_and_tagged(library: tuple[Path, list[Path]]) -> None:
     assert 0.5 <= float(info["format"]["duration"]) <= 2.0
     assert {s["codec_type"] for s in info["streams"]} == {"video", "audio"}
     assert info["format"]["tags"]["creation_time"].startswith("2023-07-01T05:30:00")
-    got = capture_date(root / sl.VIDEO, is_video=True)
-    assert (got.source, got.local, got.utc_offset_minutes) == ("quicktime_utc", datetime(2023, 7, 1, 5, 30), 0)
+    got = capture_date(root / sl.VIDEO, is_video=True, home_zone="UTC")
+    assert (got.tag, got.local, got.utc_offset_minutes) == ("quicktime_creation_time", datetime(2023, 7, 1, 5, 30), 0)
 
 
 def test_corrupt_file_fails_to_decode(library: tuple[Path, list[Path]]) -> None:

@@ -50,6 +50,9 @@ class MediaFile:
     staged_path: str | None
     sorted_path: str | None
     quality_score: float | None = None
+    capture_date_tag: str | None = None
+    capture_time_zone: str | None = None
+    capture_time_zone_source: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> MediaFile:

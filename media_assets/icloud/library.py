@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +45,7 @@ class RemoteFile:
     size: int | None
     checksum: str | None
     url: str
+    taken: datetime | None = None  # the asset's capture date as iCloud knows it (UTC)
 
     @property
     def source_id(self) -> str:
@@ -68,8 +70,17 @@ def files_of(asset: PhotoAsset) -> list[RemoteFile]:
             continue
         files.append(RemoteFile(asset.id, asset.master_id, kind, entry.get("filename") or asset.filename,
                                 entry.get("size"), entry.get("checksum") or _token_checksum(asset, kind),
-                                entry["url"]))
+                                entry["url"], _asset_date(asset)))
     return files
+
+
+def _asset_date(asset: PhotoAsset) -> datetime | None:
+    """iCloud's capture date of the asset; None when it has none (pyicloud then answers the Unix epoch)."""
+    try:
+        taken = asset.asset_date
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return None
+    return taken if isinstance(taken, datetime) and taken.timestamp() > 0 else None
 
 
 def _token_checksum(asset: PhotoAsset, kind: str) -> str | None:

@@ -243,12 +243,14 @@ def make_video(
     apple_creationdate: str | None = None,
     audio: bool = True,
     ffmpeg: str | None = None,
+    location: str | None = None,
 ) -> Path | None:
     """Write a short H.264 test video with ffmpeg; None when no ffmpeg binary is available.
 
     ``creation_time`` becomes the container's (UTC) creation_time; a naive value is taken as UTC.
     ``apple_creationdate`` (e.g. ``"2023-07-01T23:30:00+0900"``) is written as iPhones do, as the
-    ``com.apple.quicktime.creationdate`` key. Output is bit-exact, so reruns produce the same bytes.
+    ``com.apple.quicktime.creationdate`` key. ``location`` (ISO 6709, ``"+35.6895+139.6917/"``) is the GPS position
+    as Android cameras write it. Output is bit-exact, so reruns produce the same bytes.
     """
     if ffmpeg is None:
         from media_assets.media.ffmpeg_tools import ffmpeg_path
@@ -271,6 +273,8 @@ def make_video(
         if creation_time.tzinfo is not None:
             creation_time = creation_time.astimezone(timezone.utc).replace(tzinfo=None)
         cmd += ["-metadata", f"creation_time={creation_time.strftime('%Y-%m-%dT%H:%M:%S')}Z"]
+    if location is not None:
+        cmd += ["-metadata", f"location={location}"]
     if apple_creationdate is not None:
         cmd += ["-movflags", "use_metadata_tags"]
         cmd += ["-metadata", f"com.apple.quicktime.creationdate={apple_creationdate}"]

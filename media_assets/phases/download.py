@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from media_assets.catalog.repository import MediaFile
+from media_assets.catalog.sidecars import record_sidecar
 from media_assets.catalog.states import FileState
-from media_assets.media.dates import capture_date
+from media_assets.media.dates import KnownDate, capture_date, takeout_date
 from media_assets.media.identify import MediaKind, UnsupportedMedia, identify, sniff_stream
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.selection import BatchLimits, BatchSelection
@@ -112,14 +113,36 @@ def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: Med
         _quarantine(ctx, outcome, file, error.reason, original_path=ctx.relative(quarantined),
                     size_bytes=size, content_hash=digest)
         return
-    taken = capture_date(target, is_video=identified.kind is MediaKind.VIDEO,
-                         original_name=file.original_name, file_mtime=item.modified)
+    known = [KnownDate("icloud_asset_date", item.taken)] if item.taken else []
+    for sidecar in _bring_sidecars(ctx, file, source, item):
+        if (from_takeout := takeout_date(sidecar)) is not None:
+            known.append(from_takeout)
+    taken = capture_date(target, is_video=identified.kind is MediaKind.VIDEO, original_name=file.original_name,
+                         file_mtime=item.modified, known_dates=known, home_zone=ctx.settings.home_timezone)
     ctx.catalog.move(file, FileState.DOWNLOADED, original_path=ctx.relative(target), size_bytes=size,
                      content_hash=digest, media_type=identified.kind.value, media_format=identified.format,
                      width=identified.width, height=identified.height, captured_at=taken.local,
                      capture_utc_offset_minutes=taken.utc_offset_minutes, capture_date_source=taken.source,
-                     error=None)
+                     capture_date_tag=taken.tag, capture_time_zone=taken.time_zone,
+                     capture_time_zone_source=taken.time_zone_source, error=None)
     outcome.counts[identified.kind.value + "s"] += 1
+
+
+def _bring_sidecars(ctx: PhaseContext, file: MediaFile, source: MediaSource, item: SourceItem) -> list[Path]:
+    """Copy the item's sidecars beside its original (`<id>-<name>`) and record them; one that cannot be read is
+    left in the source with a warning (the photo itself is whole)."""
+    brought = []
+    for sidecar_id, sidecar_name in item.sidecars:
+        target = ctx.settings.storage_dir("originals") / ctx.batch_id / f"{file.id}-{safe_name(sidecar_name)}"
+        try:
+            with source.open(sidecar_id) as stream:
+                write_atomically(stream, target)
+        except (SourceError, OSError) as error:
+            ctx.log.warning(f"sidecar {sidecar_name!r} of {file.original_name!r} not taken: {error}")
+            continue
+        record_sidecar(ctx.catalog, file.id, sidecar_name, ctx.relative(target))
+        brought.append(target)
+    return brought
 
 
 def _quarantine(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, reason: str, **changes: object) -> None:

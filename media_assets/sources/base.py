@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 
@@ -32,6 +33,9 @@ class SourceItem:
     size: int | None = None
     modified: float | None = None
     refusal: str | None = None
+    taken: datetime | None = None  # the capture moment the source itself knows (iCloud's asset date), aware
+    #: (source id, name) of the files that describe this one and travel with it (.AAE, .xmp, a Takeout .json).
+    sidecars: tuple[tuple[str, str], ...] = ()
 
 
 class MediaSource(Protocol):

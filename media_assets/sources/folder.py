@@ -8,10 +8,12 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
 from media_assets.sources.base import SourceError, SourceItem
+from media_assets.sources.sidecars import sidecars_by_owner
 
 #: Files that operating systems and NAS boxes leave in photo folders; they are not media.
 SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", ".picasa.ini", "picasa.ini", ".nomedia"})
@@ -62,11 +64,17 @@ class FolderSource:
     def _scan_root(self, root: Path) -> Iterator[SourceItem]:
         for folder, dirs, files in os.walk(root, followlinks=False):
             dirs[:] = sorted(d for d in dirs if d.lower() not in SYSTEM_FOLDERS)
-            for name in sorted(files):
-                if _is_system_file(name):
-                    continue
-                path = Path(folder) / name
-                yield self._item(root, path)
+            names = sorted(name for name in files if not _is_system_file(name))
+            owned = sidecars_by_owner(names)
+            attached = {sidecar for group in owned.values() for sidecar in group}
+            for name in names:
+                if name in attached:
+                    continue  # travels with its photo
+                item = self._item(root, Path(folder) / name)
+                if name in owned and item.refusal is None:
+                    item = replace(item, sidecars=tuple((path_key(Path(folder) / sidecar), _display_name(Path(sidecar)))
+                                                       for sidecar in owned[name]))
+                yield item
 
     def _item(self, root: Path, path: Path) -> SourceItem:
         key = path_key(path)

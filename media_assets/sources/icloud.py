@@ -92,7 +92,7 @@ class ICloudSource:
     def _item(self, file: RemoteFile) -> SourceItem:
         retries = self.state.retry_count(file.source_id)
         version = f"{file.version}~retry{retries}" if retries else file.version
-        return SourceItem(self.name, file.source_id, version, file.filename, size=file.size)
+        return SourceItem(self.name, file.source_id, version, file.filename, size=file.size, taken=file.taken)
 
     def lookup(self, source_id: str) -> SourceItem:
         try:

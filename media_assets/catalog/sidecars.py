@@ -1,0 +1,44 @@
+"""Catalog rows of sidecars (media/sidecar files that travel with a photo: .AAE, .xmp, a Takeout .json)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from media_assets.catalog.repository import Catalog
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    id: int
+    file_id: int
+    name: str
+    original_path: str
+    sorted_path: str | None
+
+
+def record_sidecar(catalog: Catalog, file_id: int, name: str, original_path: str) -> None:
+    """Remember a sidecar the download put at `original_path` (a re-run of the download keeps the first row)."""
+    with catalog.transaction() as cur:
+        cur.execute("INSERT INTO sidecars (file_id, name, original_path) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (file_id, name) DO UPDATE SET original_path = EXCLUDED.original_path",
+                    (file_id, name, original_path))
+
+
+def sidecars_of(catalog: Catalog, file_id: int) -> list[Sidecar]:
+    rows = catalog.conn.execute("SELECT id, file_id, name, original_path, sorted_path FROM sidecars"
+                                " WHERE file_id = %s ORDER BY id", (file_id,)).fetchall()
+    return [Sidecar(**row) for row in rows]
+
+
+def mark_sidecar_sorted(catalog: Catalog, sidecar_id: int, sorted_path: str) -> None:
+    with catalog.transaction() as cur:
+        cur.execute("UPDATE sidecars SET sorted_path = %s WHERE id = %s", (sorted_path, sidecar_id))
+
+
+def sorted_sidecars(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:
+    """(photo's sorted path, sidecar's sorted path) of a batch, for the report."""
+    rows = catalog.conn.execute(
+        "SELECT f.sorted_path AS photo, s.sorted_path AS sidecar FROM sidecars s JOIN media_files f"
+        " ON f.id = s.file_id WHERE f.batch_id = %s AND s.sorted_path IS NOT NULL ORDER BY s.id",
+        (batch_id,)).fetchall()
+    return [(row["photo"], row["sidecar"]) for row in rows]

@@ -1,0 +1,67 @@
+"""Sidecars (.AAE, .xmp, a Takeout .json) travel with their photo, and the download records the winning date tag."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from media_assets.catalog.sidecars import sidecars_of
+from media_assets.catalog.states import FileState
+from media_assets.media.sample_library import make_photo
+from media_assets.phases.common import PhaseContext, run_phase
+from media_assets.phases.download import download
+from media_assets.sources.configured import enabled_sources
+from media_assets.sources.folder import FolderSource
+from media_assets.sources.sidecars import sidecars_by_owner
+
+TAKEOUT = '{"title": "beach.jpg", "photoTakenTime": {"timestamp": "1710453600"}, "geoData": {}}'
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["IMG_1.HEIC", "IMG_1.MOV", "IMG_1.AAE"], {"IMG_1.HEIC": ["IMG_1.AAE"]}),
+        (["b.jpg", "b.jpg.json"], {"b.jpg": ["b.jpg.json"]}),
+        (["b.jpg", "b.jpg.supplemental-metadata.json"], {"b.jpg": ["b.jpg.supplemental-metadata.json"]}),
+        (["b.jpg", "b.jpg.supplemen.json"], {"b.jpg": ["b.jpg.supplemen.json"]}),
+        (["IMG_3(1).JPG", "IMG_3.JPG(1).json"], {"IMG_3(1).JPG": ["IMG_3.JPG(1).json"]}),
+        (["DSC_1.NEF", "DSC_1.NEF.xmp", "DSC_1.xmp"], {"DSC_1.NEF": ["DSC_1.NEF.xmp", "DSC_1.xmp"]}),
+        (["notes.json", "a.jpg"], {}),
+    ],
+)
+def test_sidecars_find_their_photo(names: list[str], expected: dict[str, list[str]]) -> None:
+    assert sidecars_by_owner(names) == expected
+
+
+def test_folder_source_hands_sidecars_with_their_photo(tmp_path: Path) -> None:
+    make_photo(tmp_path / "beach.jpg", size=(64, 48))
+    (tmp_path / "beach.jpg.json").write_text(TAKEOUT)
+    (tmp_path / "beach.AAE").write_text("<plist/>")
+    (tmp_path / "orphan.json").write_text("{}")
+    items = {item.original_name: item for item in FolderSource([tmp_path]).scan()}
+    assert sorted(items) == ["beach.jpg", "orphan.json"]
+    assert sorted(name for _, name in items["beach.jpg"].sidecars) == ["beach.AAE", "beach.jpg.json"]
+
+
+def test_download_keeps_sidecars_and_records_the_takeout_date(make_pipeline, tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    make_photo(library / "beach.jpg", size=(64, 48), make=None, model=None)
+    (library / "beach.jpg.json").write_text(TAKEOUT)
+    (library / "beach.AAE").write_text("<plist/>")
+    pipeline = make_pipeline(HOME_TIMEZONE="Asia/Tokyo", ENABLE_DEDUPLICATION="false")
+    pipeline.catalog.create_batch("b1")
+    ctx = PhaseContext(batch_id="b1", settings=pipeline.settings, catalog=pipeline.catalog)
+    run_phase("download", ctx, lambda c, o: download(c, o, enabled_sources(pipeline.settings)))
+    (photo,) = list(pipeline.catalog.iter_files("b1", FileState.DOWNLOADED))
+    assert photo.original_name == "beach.jpg"
+    assert not list(pipeline.catalog.iter_files("b1", FileState.QUARANTINED))
+    # 1710453600 is 2024-03-14 22:00 UTC: 07:00 the next morning at home in Tokyo.
+    assert (photo.captured_at, photo.capture_date_source, photo.capture_date_tag) == (
+        datetime(2024, 3, 15, 7, 0), "source", "takeout_json")
+    assert (photo.capture_time_zone, photo.capture_time_zone_source) == ("Asia/Tokyo", "home_timezone")
+    kept = sidecars_of(pipeline.catalog, photo.id)
+    assert sorted(s.name for s in kept) == ["beach.AAE", "beach.jpg.json"]
+    assert all((pipeline.settings.media_root / s.original_path).read_bytes() == (library / s.name).read_bytes()
+               for s in kept)
