@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 #: Annex K.1 luminance table, natural order.
 IJG_LUMA = (
     16, 11, 10, 16, 24, 40, 51, 61,
@@ -42,7 +44,8 @@ def scaled_table(base: Sequence[int], quality: int) -> list[int]:
     return [min(max((value * scale + 50) // 100, 1), 255) for value in base]
 
 
-_SCALED = {q: (scaled_table(IJG_LUMA, q), scaled_table(IJG_CHROMA, q)) for q in range(1, 101)}
+#: Every quality's luminance and chrominance tables side by side, one row per quality 1..100.
+_SCALED = np.array([scaled_table(IJG_LUMA, q) + scaled_table(IJG_CHROMA, q) for q in range(1, 101)], dtype=np.int32)
 
 
 def estimate_quality(tables: Mapping[int, Sequence[int]]) -> int | None:
@@ -54,15 +57,9 @@ def estimate_quality(tables: Mapping[int, Sequence[int]]) -> int | None:
     if luma is None or len(luma) != 64:
         return None
     chroma = tables.get(1)
-    if chroma is not None and len(chroma) != 64:
-        chroma = None
-
-    def distance(quality: int) -> int:
-        ref_luma, ref_chroma = _SCALED[quality]
-        total = sum(abs(a - b) for a, b in zip(luma, ref_luma, strict=True))
-        if chroma is not None:
-            total += sum(abs(a - b) for a, b in zip(chroma, ref_chroma, strict=True))
-        return total
-
+    if chroma is not None and len(chroma) == 64:
+        distances = np.abs(_SCALED - np.array([*luma, *chroma], dtype=np.int32)).sum(axis=1)
+    else:
+        distances = np.abs(_SCALED[:, :64] - np.array(luma, dtype=np.int32)).sum(axis=1)
     # Ties (e.g. all-ones tables from q98 to q100) go to the lower quality: the conservative reading.
-    return min(range(1, 101), key=lambda q: (distance(q), q))
+    return int(np.argmin(distances)) + 1
