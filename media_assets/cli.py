@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import subprocess
 import sys
@@ -10,6 +11,9 @@ import time
 from pathlib import Path
 
 from media_assets.settings import STORAGE_FOLDERS, SettingsError, load_settings
+
+#: Exit status when the catalog database went away (EX_UNAVAILABLE): nothing is lost, run again later.
+CATALOG_LOST = 69
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +61,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "icloud":
         return _icloud_login(settings, args.upload_account)
-    from media_assets.catalog.database import release_embedded_postgres
+    from media_assets.catalog.database import lost_connection, release_embedded_postgres
+
+    # dagster-postgres logs each of its reconnection attempts with the driver's whole message; the one sentence
+    # below says it once.
+    logging.getLogger().addFilter(lambda record: not record.getMessage().startswith("Retrying failed database"))
+    try:
+        return _with_pipeline(settings, args)
+    except Exception as error:
+        reason = lost_connection(error)
+        if reason is None:
+            raise
+        print(f"media-pipeline: lost the catalog database ({reason}); nothing was lost: every file keeps its "
+              "recorded state, and the batch is marked failed as soon as the catalog is back; re-run with "
+              "`media-pipeline retry-failed` once the database runs again.", file=sys.stderr)
+        return CATALOG_LOST
+    finally:
+        # A one-off command leaves no database running, unless another live process still uses it.
+        release_embedded_postgres(settings.data_dir)
+
+
+def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
     from media_assets.runner import open_pipeline
 
     pipeline = open_pipeline(settings)
@@ -87,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(host, port)
     finally:
         pipeline.close()
-        # A one-off command leaves no database running, unless another live process still uses it.
-        release_embedded_postgres(settings.data_dir)
     return 1
 
 

@@ -3,7 +3,9 @@
 A rule is `ACTION@POINT:NAME:N` and fires the N-th time the code passes checkpoint POINT for NAME in this
 process: `kill@move:compressed:2` kills the process (SIGKILL) inside the transaction of the 2nd move of a file
 into `compressed` (after the phase's file work, before the catalog records it); `enospc@write:*:3` makes the 3rd
-atomic write fail half-way with "No space left on device". NAME `*` matches any name."""
+atomic write fail half-way with "No space left on device"; `stop@move:sorted:2` stops the process (SIGSTOP) there
+until the test, having done something to the world (stopped the database), sends it SIGCONT. NAME `*` matches
+any name."""
 
 from __future__ import annotations
 
@@ -40,6 +42,9 @@ def checkpoint(point: str, name: str) -> None:
             continue
         if action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if action == "stop":
+            os.kill(os.getpid(), signal.SIGSTOP)
+            continue
         if action == "enospc":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         raise ValueError(f"unknown fault action {action!r} in {FAULTS_ENV}")

@@ -5,10 +5,12 @@ no temp file is left and no original is missing."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from media_assets.catalog.states import FINAL_STATES, FileState
 from media_assets.destinations.configured import enabled_destinations
 from media_assets.faults import FAULTS_ENV
 from media_assets.integrity import check_everything
+from media_assets.media import sample_library as sample
+from media_assets.media.hashing import sha256_file
 from media_assets.media.sample_library import write_sample_library
 from media_assets.settings import load_settings
 
@@ -132,3 +136,90 @@ def test_a_killed_batch_is_found_and_finished_by_retry_failed(home: tuple[Path, 
     assert retried.returncode == 0, retried.stdout[-2000:] + retried.stderr[-2000:]
     assert "succeeded" in retried.stdout
     assert_nothing_lost(home)
+
+
+# -- seeded random kills ------------------------------------------------------------------------------------
+
+RANDOM_KILL_SEED = 1515
+#: Where a run can be killed: inside the catalog transaction of a file's move into each state, or half way
+#: through an atomic write (a copy into originals/, compressed/, bridge/ or a destination), in phase order.
+KILL_CHECKPOINTS = ["write:*", "move:downloaded", "move:unique", "move:compressed", "move:staged", "move:uploaded",
+                    "move:sorted", "move:verified"]
+
+
+def random_kill_rules(seed: int, kills: int) -> list[str]:
+    """`kills` fault rules at random checkpoints and counts, in phase order, so each run is killed further on."""
+    rng = random.Random(seed)
+    points = sorted((rng.randrange(len(KILL_CHECKPOINTS)), rng.randint(1, 40)) for _ in range(kills))
+    return [f"kill@{KILL_CHECKPOINTS[point]}:{count}" for point, count in points]
+
+
+def write_generated_library(folder: Path, distinct: int, copies: int) -> dict[str, str]:
+    """Small camera-like JPEGs in a few folders, `copies` of them twice; SHA-256 of every file by path."""
+    for n in range(distinct):
+        sample.make_photo(folder / f"day{n % 4}" / f"IMG_{n:04d}.jpg", size=(64, 48), seed=n, quality=95)
+    for n in range(copies):
+        shutil.copyfile(folder / f"day{n % 4}" / f"IMG_{n * 4 + n % 4:04d}.jpg", folder / f"copy-{n}.jpg")
+    return _digests(folder)
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def check_invariants(home: tuple[Path, str], library: dict[str, str], *, finished: bool) -> None:
+    """What must hold after any crash and recovery: the originals untouched; every source file at most once in
+    the catalog; at each destination no file twice and every copy byte-identical to its catalogued upload. Once
+    the batch finished: every source file exactly once in the catalog and in a final state, every kept file
+    exactly once at each destination, no temp file anywhere, and `verify --full` clean."""
+    folder, conninfo = home
+    settings = load_settings(folder / "settings.env", environ={})
+    assert _digests(folder / "library") == library, "the originals are untouched"
+    catalog = Catalog(conninfo)
+    try:
+        rows = catalog.conn.execute("SELECT source_id, state, output_hash, content_hash FROM media_files").fetchall()
+        taken = Counter(str(Path(row["source_id"]).relative_to(folder / "library")) for row in rows)
+        assert max(taken.values(), default=1) == 1, f"a source file twice in the catalog: {taken.most_common(3)}"
+        for destination_name, destination in (("local", settings.local_destination_dir),
+                                              ("pixel", settings.pixel_sync_dir)):
+            copies = [p for p in destination.rglob("*") if p.is_file() and not p.name.startswith(".syncthing.")]
+            digests = Counter(sha256_file(p) for p in copies)
+            assert max(digests.values(), default=1) == 1, f"a file twice at {destination_name}"
+            uploaded = {row["checksum"] for row in catalog.conn.execute(
+                "SELECT checksum FROM uploads WHERE destination = %s AND status = 'uploaded'",
+                (destination_name,))}
+            assert uploaded <= set(digests), f"an upload recorded at {destination_name} is not there, byte for byte"
+        if not finished:
+            return
+        assert set(taken) == set(library), "every source file exactly once in the catalog"
+        assert {row["state"] for row in rows} <= {s.value for s in FINAL_STATES}
+    finally:
+        catalog.close()
+    assert_nothing_lost(home)
+
+
+@pytest.mark.slow
+def test_ten_random_kills_of_a_150_file_batch_lose_nothing(tmp_path: Path, catalog_conninfo: str) -> None:
+    """A 150-file batch with two destinations (local folder + Pixel folder) is SIGKILLed 10 times at seeded
+    random moments; each kill is followed by the recovery a user runs (`run --batch`, which the next kill may
+    interrupt again), and the invariants are checked after every one."""
+    home = (tmp_path, catalog_conninfo)
+    library = write_generated_library(tmp_path / "library", distinct=140, copies=10)
+    write_settings(tmp_path, ENABLE_PIXEL_UPLOAD="true", PIXEL_SYNC_DIR="pixel")
+    rules = random_kill_rules(RANDOM_KILL_SEED, kills=10)
+    batch_id: str | None = None
+    killed = 0
+    for rule in rules:
+        run = _cli(home, "run", *(["--batch", batch_id] if batch_id else []), faults=rule)
+        if batch_id is None:
+            catalog = Catalog(catalog_conninfo)
+            [batch] = catalog.recent_batches(1)
+            batch_id = batch["id"]
+            catalog.close()
+        assert run.returncode in (-signal.SIGKILL, 0), f"{rule}: {run.stdout[-2000:]}{run.stderr[-2000:]}"
+        killed += run.returncode == -signal.SIGKILL
+        check_invariants(home, library, finished=run.returncode == 0)
+    recovery = _cli(home, "run", "--batch", batch_id or "")
+    assert recovery.returncode == 0, recovery.stdout[-2000:] + recovery.stderr[-2000:]
+    check_invariants(home, library, finished=True)
+    assert killed == len(rules), f"every kill hit the running batch ({rules})"

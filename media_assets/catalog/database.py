@@ -135,3 +135,18 @@ def dagster_storage_url(conninfo: str) -> str:
         return f"postgresql+psycopg2://{auth}@/{dbname}?{urlencode({'host': host})}"
     port = params.get("port", 5432)
     return f"postgresql+psycopg2://{auth}@{host}:{port}/{dbname}"
+
+
+def lost_connection(error: BaseException) -> str | None:
+    """The database's own one-line reason when `error` (or what caused it: Dagster and SQLAlchemy wrap it) is a
+    lost or refused connection to PostgreSQL; None for any other error."""
+    import psycopg2
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (psycopg.OperationalError, psycopg2.OperationalError)):
+            return str(current).strip().splitlines()[0] if str(current).strip() else type(current).__name__
+        current = current.__cause__ or current.__context__
+    return None
