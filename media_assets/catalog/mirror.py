@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from psycopg import sql
 
@@ -39,7 +38,8 @@ class Change:
 
     row_key: str
     version: int
-    row: dict[str, Any] | None
+    #: The row's JSON text, ready to send.
+    row: str | None
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,14 @@ def read_changes(catalog: Catalog, table: MirroredTable, *, after: str, limit: i
     """The next page of one table's queued changes in key order, each with the row's current content read in the
     same statement (so the version never claims newer content than the row it comes with). Every row carries
     every column, so one request carries one key set."""
+    # The page is cut from the outbox first, so only its rows are turned into JSON, whatever the planner estimates.
     query = sql.SQL(
         "SELECT o.row_key, o.version,"
-        " CASE WHEN t.id IS NULL THEN NULL ELSE to_jsonb(t) || jsonb_build_object('mirror_stamp', o.version) END"
-        " AS row"
-        " FROM mirror_outbox o"
-        " LEFT JOIN (SELECT {columns} FROM {table}) t ON t.id = o.row_key::{key_type}"
-        " WHERE o.table_name = %s AND o.row_key > %s ORDER BY o.row_key LIMIT %s").format(
+        " CASE WHEN t.id IS NULL THEN NULL"
+        " ELSE (to_jsonb(t) || jsonb_build_object('mirror_stamp', o.version))::text END AS row"
+        " FROM (SELECT row_key, version FROM mirror_outbox WHERE table_name = %s AND row_key > %s"
+        " ORDER BY row_key LIMIT %s) o"
+        " LEFT JOIN (SELECT {columns} FROM {table}) t ON t.id = o.row_key::{key_type} ORDER BY o.row_key").format(
         columns=_columns(table), table=sql.Identifier(table.name), key_type=sql.SQL(table.key_type))
     rows = catalog.conn.execute(query, (table.name, after, limit)).fetchall()
     return [Change(row["row_key"], int(row["version"]), row["row"]) for row in rows]
@@ -95,12 +96,12 @@ def confirm(catalog: Catalog, table: MirroredTable, changes: list[Change]) -> No
             ([c.row_key for c in changes], [c.version for c in changes], table.name))
 
 
-def rows_by_key(catalog: Catalog, table: MirroredTable, keys: list[str]) -> list[dict[str, Any]]:
-    """The rows as they are now, as JSON-ready dicts with every column (PostgreSQL formats the timestamps), with
+def rows_by_key(catalog: Catalog, table: MirroredTable, keys: list[str]) -> list[str]:
+    """The rows as they are now, as JSON text with every column (PostgreSQL formats the timestamps), with
     `mirror_stamp` 0: what the reconciliation writes over whatever the remote has; any later change outranks it."""
     if not keys:
         return []
-    query = sql.SQL("SELECT to_jsonb(t) || jsonb_build_object('mirror_stamp', 0) AS row"
+    query = sql.SQL("SELECT (to_jsonb(t) || jsonb_build_object('mirror_stamp', 0))::text AS row"
                     " FROM (SELECT {columns} FROM {table}"
                     " WHERE id = ANY(%s::{key_type}[]) ORDER BY id) t").format(
         columns=_columns(table), table=sql.Identifier(table.name), key_type=sql.SQL(table.key_type))

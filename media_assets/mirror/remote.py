@@ -10,6 +10,7 @@ not retried: they need a person (a wrong key, a missing table)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -92,6 +93,8 @@ class SupabaseRemote:
         self._http = httpx.Client(timeout=timeout_seconds, http2=False,
                                   event_hooks={"request": [self._count], "response": [self._note_status]})
         self._client = create_client(url, key, options=ClientOptions(httpx_client=self._http))
+        self._rpc_url = f"{url.rstrip('/')}/rest/v1/rpc"
+        self._rpc_headers = {"apikey": key, "Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
     @classmethod
     def from_config(cls, config: MirrorConfig) -> SupabaseRemote:
@@ -118,12 +121,15 @@ class SupabaseRemote:
             self._call(f"checking table {table.name}",
                        self._client.table(table.name).select(table.select_list).limit(0).retry(False).execute)
 
-    def upsert(self, table: MirroredTable, rows: list[dict[str, Any]], *, force: bool = False) -> int:
-        """One request: insert or merge `rows` (each with its `mirror_stamp`) on their key. An existing row is
-        replaced only by one with the same or a newer stamp, unless `force`. Returns the rows written."""
-        written = self._rpc(f"upserting {len(rows)} rows into {table.name}", "mirror_upsert",
-                            {"p_table": table.name, "p_columns": list(table.columns), "p_rows": rows,
-                             "p_force": force})
+    def upsert(self, table: MirroredTable, rows: list[str], *, force: bool = False) -> int:
+        """One request: insert or merge `rows` (each the JSON text of a row with its `mirror_stamp`) on their key.
+        An existing row is replaced only by one with the same or a newer stamp, unless `force`. Returns the rows
+        written. The body is assembled from the catalog's own JSON text: parsing it into Python objects only to
+        serialise it again was a third of a full mirror's time."""
+        head = json.dumps({"p_table": table.name, "p_columns": list(table.columns), "p_force": force})
+        body = f'{head[:-1]}, "p_rows": [{",".join(rows)}]}}'.encode()
+        written = self._call(f"upserting {len(rows)} rows into {table.name}",
+                             lambda: self._post_rpc("mirror_upsert", body))
         return int(written)
 
     def delete(self, table: MirroredTable, keys: list[str]) -> set[str]:
@@ -147,6 +153,17 @@ class SupabaseRemote:
 
     def _rpc(self, what: str, function: str, params: dict[str, Any]) -> Any:
         return self._call(what, self._client.rpc(function, params).retry(False).execute).data
+
+    def _post_rpc(self, function: str, body: bytes) -> Any:
+        """A function call with a ready JSON body; PostgREST's errors raised as supabase-py raises them."""
+        answer = self._http.post(f"{self._rpc_url}/{function}", content=body, headers=self._rpc_headers)
+        if answer.is_success:
+            return answer.json()
+        try:
+            error = answer.json()
+        except ValueError:
+            error = None
+        raise APIError(error if isinstance(error, dict) else {"message": answer.text or answer.reason_phrase})
 
     def _call(self, what: str, execute: Callable[[], Any]) -> Any:
         """Run one request, retrying transient failures with exponential backoff."""
