@@ -14,7 +14,9 @@ from media_assets.media.hashing import sha256_file
 from media_assets.settings import Settings
 from media_assets.storage import TEMP_PREFIX
 
-CATEGORIES = ("matching", "differing", "missing", "unknown_extra", "errors")
+CATEGORIES = ("matching", "pruned", "differing", "missing", "unknown_extra", "errors")
+#: Categories that are no problem: a copy that holds its bytes, or one removed on purpose after verification.
+FINE = ("matching", "pruned")
 
 
 @dataclass
@@ -29,7 +31,7 @@ class IntegrityReport:
 
     @property
     def ok(self) -> bool:
-        return not any(self.counts[c] for c in CATEGORIES if c != "matching")
+        return not any(self.counts[c] for c in CATEGORIES if c not in FINE)
 
     def to_text(self) -> str:
         lines = [", ".join(f"{n} {c.replace('_', ' ')}" for c, n in self.counts.items())]
@@ -42,8 +44,9 @@ def _kept_files(catalog: Catalog) -> Iterator[dict]:
     last_id = 0
     while True:
         rows = catalog.conn.execute(
-            "SELECT id, original_name, state, content_hash, original_path, output_hash, output_path, sorted_path"
-            " FROM media_files WHERE id > %s AND content_hash IS NOT NULL ORDER BY id LIMIT 500",
+            "SELECT id, original_name, state, content_hash, original_path, output_hash, output_path, sorted_path,"
+            " original_pruned_at, output_pruned_at FROM media_files WHERE id > %s AND content_hash IS NOT NULL"
+            " ORDER BY id LIMIT 500",
             (last_id,)).fetchall()
         if not rows:
             return
@@ -55,7 +58,7 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
     report = IntegrityReport()
     known: set[Path] = set()
 
-    def check(relative: str | None, expected: str | None, what: str) -> None:
+    def check(relative: str | None, expected: str | None, what: str, pruned: bool = False) -> None:
         if not relative or not expected:
             return
         path = settings.media_root / relative
@@ -64,7 +67,7 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
         known.add(path)
         try:
             if not path.is_file():
-                report.add("missing", f"{what} {relative}")
+                report.add(*(("pruned",) if pruned else ("missing", f"{what} {relative}")))
             elif sha256_file(path) != expected:
                 report.add("differing", f"{what} {relative} does not match its checksum")
             else:
@@ -73,9 +76,9 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
             report.add("errors", f"{what} {relative}: {error.strerror}")
 
     for row in _kept_files(catalog):
-        check(row["original_path"], row["content_hash"], "original")
+        check(row["original_path"], row["content_hash"], "original", row["original_pruned_at"] is not None)
         if row["output_path"] != row["original_path"]:
-            check(row["output_path"], row["output_hash"], "compressed copy")
+            check(row["output_path"], row["output_hash"], "compressed copy", row["output_pruned_at"] is not None)
         if row["state"] in ("sorted", "verified"):
             check(row["sorted_path"], row["output_hash"], "kept copy")
         for upload in catalog.uploads_of(row["id"]):

@@ -84,7 +84,8 @@ def assert_nothing_lost(home: tuple[Path, str]) -> None:
         temp = [p for root in (settings.media_root, settings.local_destination_dir, settings.pixel_sync_dir)
                 for p in root.rglob("*") if p.name.startswith((".partial-", ".syncthing."))]
         assert temp == []
-        for file in catalog.conn.execute("SELECT original_path FROM media_files WHERE original_path IS NOT NULL"):
+        for file in catalog.conn.execute("SELECT original_path FROM media_files WHERE original_path IS NOT NULL"
+                                         " AND original_pruned_at IS NULL"):  # pruned: on purpose, after verification
             assert (settings.media_root / file["original_path"]).is_file()
         integrity = check_everything(settings, catalog, enabled_destinations(settings))
         assert integrity.ok, integrity.to_text()

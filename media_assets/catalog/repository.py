@@ -227,6 +227,32 @@ class Catalog:
                         " VALUES (%s, %s, %s, %s, %s)", (file.id, keeper.id, file.batch_id, kind, distance))
             return moved
 
+    # -- pruning (revision 0006) -----------------------------------------------------------------------------
+
+    def mark_pruned(self, file_id: int, copy: str) -> None:
+        """Record that a file's `original` or compressed `output` copy is removed on purpose (before removing
+        it, so a crash in between leaves a file that is merely still there, never an unexplained loss)."""
+        column = {"original": "original_pruned_at", "output": "output_pruned_at"}[copy]
+        self.conn.execute(f"UPDATE media_files SET {column} = now() WHERE id = %s AND {column} IS NULL", (file_id,))
+
+    def originals_due(self, source: str, *, verified_before: datetime,
+                      current_batch: str | None) -> Iterator[MediaFile]:
+        """Verified or duplicate files of `source` whose original is still kept, from batches that succeeded
+        before `verified_before` (and from `current_batch`, verified just now), a page at a time."""
+        last_id = 0
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {', '.join('f.' + c for c in _COLUMNS.split(', '))} FROM media_files f"
+                " JOIN batches b ON b.id = f.batch_id"
+                " WHERE f.source = %s AND f.state IN ('verified', 'duplicate') AND f.original_path IS NOT NULL"
+                " AND f.original_pruned_at IS NULL AND f.id > %s"
+                " AND ((b.status = 'succeeded' AND b.finished_at < %s) OR f.batch_id = %s)"
+                " ORDER BY f.id LIMIT %s", (source, last_id, verified_before, current_batch, PAGE_SIZE)).fetchall()
+            if not rows:
+                return
+            yield from (MediaFile.from_row(row) for row in rows)
+            last_id = rows[-1]["id"]
+
     # -- deduplication fingerprints (revision 0002) ----------------------------------------------------------
 
     def find_kept_by_hash(self, content_hash: str, size_bytes: int) -> MediaFile | None:

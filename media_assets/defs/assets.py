@@ -126,7 +126,8 @@ def verification(context: AssetExecutionContext, settings: SettingsResource,
                  catalog: CatalogResource) -> MaterializeResult:
     loaded = settings.load()
     result = _run(context, settings, catalog, "verification",
-                  partial(verify, destinations=enabled_destinations(loaded)), enabled=loaded.enable_verification)
+                  partial(verify, destinations=enabled_destinations(loaded), sources=local_sources(loaded)),
+                  enabled=loaded.enable_verification)
     replaced = replace_if_configured(loaded, catalog.catalog, context.partition_key)  # only verified successors
     if replaced:
         context.log.info(f"{replaced} iCloud original(s) moved to Recently Deleted after verified uploads")

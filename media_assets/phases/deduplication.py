@@ -99,9 +99,14 @@ class Decision:
 
 
 def pixel_signer(workers: Workers, media_root: Path) -> Signer:
-    """Signs files (by their original_path under `media_root`) from their real pixels, in the workers."""
+    """Signs files from their real pixels, in the workers: from the original under `media_root`, or from the
+    kept copy once a verified batch's original was pruned (KEEP_ORIGINALS)."""
+    def readable(file: MediaFile) -> Path:
+        original = media_root / (file.original_path or "")
+        return original if original.is_file() or not file.sorted_path else media_root / file.sorted_path
+
     def sign(files: list[MediaFile]) -> dict[int, bytes | None]:
-        return dict(workers.map(pixel_signature, ((f.id, (media_root / (f.original_path or ""),)) for f in files)))
+        return dict(workers.map(pixel_signature, ((f.id, (readable(f),)) for f in files)))
     return sign
 
 

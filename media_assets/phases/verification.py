@@ -1,6 +1,7 @@
 """Verification: prove that every file of the batch arrived. A sorted file is verified when its bytes in
 `uploaded/` and at every destination match the catalog's checksum; then every file of the batch must be
-verified, a duplicate of a named file, or quarantined with a reason, or the phase fails loudly."""
+verified, a duplicate of a named file, or quarantined with a reason, or the phase fails loudly. A verified
+batch then gives back the disk its intermediate copies took (`pruning.py`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from media_assets.catalog.states import FINAL_STATES, FileState
 from media_assets.destinations.base import Destination
 from media_assets.media.hashing import sha256_file
 from media_assets.phases.common import PhaseContext, PhaseFailed, PhaseOutcome
+from media_assets.phases.pruning import release_copies
+from media_assets.sources.base import MediaSource
 
 
-def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, Destination]) -> None:
+def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, Destination],
+           sources: Mapping[str, MediaSource]) -> None:
+    """Verify the batch; once every file is accounted for, release its intermediate copies and the originals
+    that are due (`pruning.py`; `sources` tell whether a folder still holds a file)."""
     problems: list[str] = []
     for file in ctx.catalog.iter_files(ctx.batch_id, FileState.SORTED):
         outcome.files += 1
@@ -36,6 +42,7 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
     if problems:
         raise PhaseFailed(f"{len(problems)} file(s) of batch {ctx.batch_id} are not accounted for: "
                           + "; ".join(problems[:10]))
+    release_copies(ctx, outcome, sources)
 
 
 def unaccounted(ctx: PhaseContext) -> list[str]:

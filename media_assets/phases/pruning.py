@@ -1,0 +1,74 @@
+"""After a verified batch: give back the disk its intermediate copies took, and the originals KEEP_ORIGINALS
+lets go, so the library costs about one kept copy plus each destination's copy instead of four.
+
+- The compressed output and any staged copy left in `bridge/` go once the kept copy in `uploaded/` is
+  re-hashed and holds the same bytes.
+- An original goes when its source's rule allows (until_verified, days:N after the batch was verified, or
+  always kept) and, for a folder source, only while the folder still holds that very version of the file.
+Every removal is recorded in the catalog first (`*_pruned_at`), so `verify --full` tells it from a loss."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+from media_assets.catalog.repository import MediaFile
+from media_assets.catalog.states import FileState
+from media_assets.disk import DEFAULT_KEEP_BY_SOURCE, KeepOriginals
+from media_assets.media.hashing import sha256_file
+from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.sources.base import MediaSource
+
+
+def release_copies(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, MediaSource]) -> None:
+    """Remove the batch's intermediate copies and the originals that are due (of this batch and earlier ones)."""
+    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.VERIFIED):
+        _release_intermediates(ctx, outcome, file)
+    _release_originals(ctx, outcome, KeepOriginals.from_settings(ctx.settings), sources)
+    for folder in ("originals", "compressed", "bridge"):
+        with contextlib.suppress(OSError):  # not empty (kept originals, sorting off) or already gone
+            (ctx.settings.storage_dir(folder) / ctx.batch_id).rmdir()
+
+
+def _release_intermediates(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile) -> None:
+    kept = ctx.path(file.sorted_path or "")
+    copies = {path for path in (file.output_path, file.staged_path)
+              if path and path not in (file.original_path, file.sorted_path) and ctx.path(path).is_file()}
+    if not copies:
+        return
+    if sha256_file(kept) != file.output_hash:
+        ctx.log.warning(f"kept copy of {file.original_name!r} differs from its checksum; its compressed and "
+                        "staged copies stay")
+        outcome.counts["intermediate_copies_kept"] += len(copies)
+        return
+    if file.output_path in copies:
+        ctx.catalog.mark_pruned(file.id, "output")
+    for path in copies:
+        _remove(ctx.path(path), outcome, "intermediate_copies_removed")
+
+
+def _release_originals(ctx: PhaseContext, outcome: PhaseOutcome, keep: KeepOriginals,
+                       sources: Mapping[str, MediaSource]) -> None:
+    now = datetime.now(timezone.utc)
+    for source in DEFAULT_KEEP_BY_SOURCE.keys() | sources.keys():
+        keep_for = keep.keep_for(source)
+        if keep_for is None:
+            continue
+        current = ctx.batch_id if not keep_for else None  # this batch is verified just now
+        for file in ctx.catalog.originals_due(source, verified_before=now - keep_for, current_batch=current):
+            offered = sources.get(source)
+            if offered is not None and not offered.unchanged(file.source_id, file.source_version):
+                outcome.counts["originals_kept_source_changed"] += 1  # ours may be the last copy: keep it
+                continue
+            ctx.catalog.mark_pruned(file.id, "original")
+            _remove(ctx.path(file.original_path or ""), outcome, "originals_removed")
+
+
+def _remove(path: Path, outcome: PhaseOutcome, counter: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        size = path.stat().st_size
+        path.unlink()
+        outcome.counts[counter] += 1
+        outcome.counts["bytes_freed"] += size
