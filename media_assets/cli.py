@@ -8,7 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TextIO
 
 from media_assets.settings import STORAGE_FOLDERS, SettingsError, load_settings
 
@@ -87,9 +90,8 @@ def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
     pipeline = open_pipeline(settings)
     try:
         if args.command == "run":
-            if args.all:
-                return _run_all(pipeline)
-            return _run_once(pipeline, args.batch)
+            with ProgressBar.on_terminal():
+                return _run_all(pipeline) if args.all else _run_once(pipeline, args.batch)
         if args.command == "verify":
             return _verify_full(pipeline)
         if args.command == "status":
@@ -124,6 +126,46 @@ def _icloud_login(settings, upload_account: bool) -> int:  # noqa: ANN001
         print(f"media-pipeline: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+class ProgressBar:
+    """A terminal progress bar (tqdm) per phase, fed by the phases' progress (`phases.common.Progress`)."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.bar: Any = None
+
+    def __call__(self, progress: Any) -> None:  # noqa: ANN401 - a phases.common.Progress
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.desc != progress.phase:
+            self.close()
+            self.bar = tqdm(desc=progress.phase, total=progress.total, unit="file", file=self.stream,
+                            dynamic_ncols=True)
+        self.bar.total = progress.total
+        self.bar.update(progress.done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    @classmethod
+    @contextmanager
+    def on_terminal(cls) -> Iterator[None]:
+        """Show the bar while batches run, when stderr is a terminal (never in logs or pipes)."""
+        from media_assets.phases.common import PROGRESS_LISTENERS
+
+        if not sys.stderr.isatty():
+            yield
+            return
+        bar = cls()
+        PROGRESS_LISTENERS.append(bar)
+        try:
+            yield
+        finally:
+            PROGRESS_LISTENERS.remove(bar)
+            bar.close()
 
 
 def _run_once(pipeline, batch_id: str | None) -> int:  # noqa: ANN001

@@ -6,13 +6,55 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from media_assets.catalog.repository import Catalog
+from media_assets.catalog.repository import Catalog, MediaFile
+from media_assets.catalog.states import FileState
 from media_assets.settings import Settings
+
+#: A long phase says how far it is at least this often (in the CLI's output and the Dagster run log).
+PROGRESS_SECONDS = 20.0
+#: Called with a phase's Progress on every file it finishes (the CLI's progress bar on a terminal).
+PROGRESS_LISTENERS: list[Callable[[Progress], None]] = []
+
+
+@dataclass
+class Progress:
+    """How far a phase is: files done of `total`, files/s and an ETA; a log line every PROGRESS_SECONDS."""
+
+    phase: str
+    log: logging.Logger | Any
+    total: int | None = None
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last_line: float = field(default_factory=time.monotonic)
+
+    def expect(self, total: int) -> None:
+        self.total = total
+
+    def advance(self, files: int = 1) -> None:
+        self.done += files
+        for listener in PROGRESS_LISTENERS:
+            listener(self)
+        now = time.monotonic()
+        if now - self.last_line >= PROGRESS_SECONDS:
+            self.last_line = now
+            self.log.info(self.line())
+
+    @property
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+    def line(self) -> str:
+        eta = "unknown"
+        if self.total is not None and self.done:
+            seconds = max(self.total - self.done, 0) / self.rate
+            eta = f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+        total = f"/{self.total}" if self.total is not None else ""
+        return f"{self.phase}: {self.done}{total} files, {self.rate:.1f} files/s, ETA {eta}"
 
 
 class PhaseFailed(RuntimeError):
@@ -26,6 +68,18 @@ class PhaseContext:
     catalog: Catalog
     log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("media_assets"))
     dagster_run_id: str | None = None
+    progress: Progress = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.progress = Progress("phase", self.log)  # run_phase names it after the phase
+
+    def files(self, *states: FileState) -> Iterator[MediaFile]:
+        """The batch's files in these states (`Catalog.iter_files`), each counted as progress of the phase."""
+        counts = self.catalog.count_by_state(self.batch_id)
+        self.progress.expect(sum(counts.get(state.value, 0) for state in states))
+        for file in self.catalog.iter_files(self.batch_id, *states):
+            yield file
+            self.progress.advance()
 
     def path(self, relative: str) -> Path:
         """A catalog path (relative to MEDIA_ROOT) as an absolute path."""
@@ -78,6 +132,7 @@ def run_phase(name: str, ctx: PhaseContext, work: PhaseFunction, *, enabled: boo
     """Run one phase over a batch with its bookkeeping. A disabled phase is recorded as skipped, and
     `when_disabled` lets files flow on past it (for example compression off: originals are staged)."""
     outcome = PhaseOutcome(phase=name)
+    ctx.progress = Progress(name, ctx.log)
     run_id = ctx.catalog.start_phase_run(ctx.batch_id, name, ctx.dagster_run_id)
     started = time.perf_counter()
     try:

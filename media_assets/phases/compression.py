@@ -161,6 +161,7 @@ def compress(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
                             target_dir / str(file.id), paired)
 
     started = time.perf_counter()
+    ctx.progress.expect(total)
     with Workers(workers, in_flight_per_worker=2) as pool:
         for done, (file, result) in enumerate(_results(config, jobs(), pool), start=1):
             record(ctx.catalog, ctx, file, result)
@@ -168,6 +169,7 @@ def compress(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
             outcome.counts[result.action] += 1
             outcome.bytes_in += file.size_bytes or 0
             outcome.bytes_out += result.size_after if result.output is not None else file.size_bytes or 0
+            ctx.progress.advance()
             if done % config.progress_every == 0 or done == total:
                 rate = done / max(time.perf_counter() - started, 1e-9)
                 ctx.log.info(f"compression: {done}/{total} files ({rate:.1f} files/s), "

@@ -116,7 +116,9 @@ def fingerprints(ctx: PhaseContext, config: DedupConfig, total: int,
     files = ctx.catalog.iter_files(ctx.batch_id, FileState.DOWNLOADED)
     tasks = ((file, (ctx.path(file.original_path or ""), file.media_type)) for file in files)
     started = time.perf_counter()
+    ctx.progress.expect(total)
     for done, (file, result) in enumerate(workers.map(fingerprint, tasks), start=1):
+        ctx.progress.advance()
         if done % config.progress_every == 0 or done == total:
             rate = done / max(time.perf_counter() - started, 1e-9)
             ctx.log.info(f"deduplication: fingerprinted {done}/{total} files ({rate:.0f} files/s)")

@@ -18,7 +18,7 @@ from media_assets.catalog.states import FileState
 from media_assets.media.dates import KnownDate, capture_date, takeout_date
 from media_assets.media.identify import MediaKind, UnsupportedMedia, identify, sniff_stream
 from media_assets.phases.common import PhaseContext, PhaseOutcome
-from media_assets.selection import BatchLimits, BatchSelection
+from media_assets.selection import BatchLimits, BatchSelection, plan_batch
 from media_assets.sources.base import MediaSource, SourceError, SourceItem
 from media_assets.storage import move_file, remove_partials, safe_name, write_atomically
 
@@ -31,7 +31,7 @@ SIZE_LIMITS = {MediaKind.PHOTO: 2 * GB, MediaKind.VIDEO: 100 * GB}
 def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, MediaSource]) -> None:
     originals = ctx.settings.storage_dir("originals") / ctx.batch_id
     remove_partials(originals)
-    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.DISCOVERED):
+    for file in ctx.files(FileState.DISCOVERED):
         source = sources.get(file.source)
         if source is None:
             _quarantine(ctx, outcome, file, f"its source '{file.source}' is no longer enabled")
@@ -43,7 +43,10 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
         return  # a re-run of this batch only finishes what it had found
     # A re-run after a crash mid-scan counts what the batch already took against its limits.
     taken_files, taken_bytes = ctx.catalog.batch_size(ctx.batch_id)
-    selection = BatchSelection(BatchLimits.from_settings(ctx.settings), files=taken_files, bytes=taken_bytes)
+    limits = BatchLimits.from_settings(ctx.settings)
+    # Listing the sources first (no transfers) tells how many files are coming, for the progress ETA.
+    ctx.progress.expect(ctx.progress.done + plan_batch(ctx.catalog, sources, limits).files)
+    selection = BatchSelection(limits, files=taken_files, bytes=taken_bytes)
     for source, group in selection.scan(ctx.catalog, sources):
         for item in group:
             file_id = ctx.catalog.register_file(ctx.batch_id, source=item.source, source_id=item.source_id,
@@ -51,6 +54,7 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
                                                 size_bytes=item.size)
             if file_id is not None:
                 _take(ctx, outcome, ctx.catalog.get_file(file_id), source, item)
+            ctx.progress.advance()
     outcome.counts["already_known"] += selection.known
     if selection.full:
         outcome.counts["left_for_next_batch"] += 1

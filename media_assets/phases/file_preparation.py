@@ -13,7 +13,7 @@ from media_assets.storage import copy_atomically, free_target, safe_name
 
 def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     bridge = ctx.settings.storage_dir("bridge") / ctx.batch_id
-    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.COMPRESSED):
+    for file in ctx.files(FileState.COMPRESSED):
         source = ctx.path(file.output_path or "")
         target = free_target(bridge, _staged_name(file.original_name, source.suffix), file.id, file.output_hash)
         if not target.exists():

@@ -11,7 +11,7 @@ UNDATED_FOLDER = "undated"
 
 def sort_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     uploaded = ctx.settings.storage_dir("uploaded")
-    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.UPLOADED):
+    for file in ctx.files(FileState.UPLOADED):
         staged = ctx.path(file.staged_path or "")
         folder = file.captured_at.strftime("%Y/%m/%d") if file.captured_at else UNDATED_FOLDER
         target = free_target(uploaded / folder, staged.name, file.id, file.output_hash)

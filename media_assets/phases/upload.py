@@ -21,7 +21,7 @@ SEND_CHUNK = 32
 def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
            required_destinations: Collection[str]) -> None:
     chunk: list[MediaFile] = []
-    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.STAGED):
+    for file in ctx.files(FileState.STAGED):
         if ctx.catalog.upload_for(file.id, destination.name) is not None:
             outcome.counts["already_uploaded"] += 1
             continue

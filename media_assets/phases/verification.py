@@ -20,7 +20,7 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
     """Verify the batch; once every file is accounted for, release its intermediate copies and the originals
     that are due (`pruning.py`; `sources` tell whether a folder still holds a file)."""
     problems: list[str] = []
-    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.SORTED):
+    for file in ctx.files(FileState.SORTED):
         outcome.files += 1
         kept = ctx.path(file.sorted_path or "")
         if not kept.is_file() or sha256_file(kept) != file.output_hash:
