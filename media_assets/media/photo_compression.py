@@ -1,6 +1,6 @@
 """Smaller photos that nobody can tell apart from the originals, or the original bytes with the reason.
 
-- JPEG: re-encoded (optimised, progressive, the source's chroma subsampling) only when its quantisation tables
+- JPEG: re-encoded (optimised Huffman tables, the source's chroma subsampling) only when its quantisation tables
   say it was saved clearly above the target quality, and the result is kept only when it is at least
   `min_saving_percent` smaller *and* its luma SSIM against the original is at least `min_ssim`. Otherwise a
   lossless optimisation (mozjpeg's jpegtran: same DCT coefficients, better Huffman coding, progressive) is
@@ -153,11 +153,11 @@ def _jpeg(data: bytes, target: Path, policy: PhotoPolicy) -> Compressed:
 
 
 def _encode(picture: Image.Image, quality: int, sampling: int) -> bytes:
-    """Progressive with optimised Huffman tables (libjpeg optimises progressive scans anyway), the source's
-    chroma subsampling."""
+    """Baseline with optimised Huffman tables, the source's chroma subsampling. Progressive would save about 1%
+    more at 12 MP but cost 2.5x the encode (0.18 s instead of 0.07 s) and 3x the gate's luma decode."""
     options = {"subsampling": sampling} if sampling >= 0 and picture.mode != "L" else {}
     buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True, **options)
+    picture.save(buffer, "JPEG", quality=quality, optimize=True, **options)
     return buffer.getvalue()
 
 
