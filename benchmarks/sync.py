@@ -54,20 +54,21 @@ def _fill(catalog: Catalog, total: int) -> dict[str, int]:
     phase_runs = BATCHES * len(PHASES)
     files = (total - BATCHES - phase_runs) * 20 // (20 + 19 * 2 + 1)
     conn = catalog.conn
-    conn.execute("INSERT INTO batches (id, created_at, status, scanned_at, finished_at, updated_at)"
-                 " SELECT '2024070' || b || '-120000', now(), 'succeeded', now(), now(), now()"
+    conn.execute("INSERT INTO batches (id, created_at, status, scanned_at, finished_at, updated_at, backlog)"
+                 " SELECT '2024070' || b || '-120000', now(), 'succeeded', now(), now(), now(), false"
                  " FROM generate_series(0, %s) b", (BATCHES - 1,))
     conn.execute(
         "INSERT INTO media_files (batch_id, source, source_id, source_version, original_name, size_bytes,"
         " content_hash, media_type, media_format, width, height, captured_at, capture_utc_offset_minutes,"
         " capture_date_source, state, error, original_path, output_path, output_size, output_hash,"
         " compression_decision, staged_path, sorted_path, phash, similarity, pair_key, content_identifier, burst_id,"
-        " quality_score)"
+        " quality_score, original_pruned_at, output_pruned_at, capture_date_tag, capture_time_zone,"
+        " capture_time_zone_source)"
         " SELECT '2024070' || (g %% %(batches)s) || '-120000', 'icloud',"
         " 'AXkqR2' || md5(g::text),"
         " to_char(timestamp '2024-01-01' + g * interval '1 minute', 'YYYY-MM-DD\"T\"HH24:MI:SS'),"
         " 'IMG_' || lpad(g::text, 4, '0') || '.HEIC', 2000000 + g * 7, encode(sha256(g::text::bytea), 'hex'),"
-        " 'photo', 'heic', 4032, 3024, timestamp '2024-01-01' + g * interval '1 minute', 120, 'exif',"
+        " 'photo', 'heic', 4032, 3024, timestamp '2024-01-01' + g * interval '1 minute', 120, 'metadata',"
         " CASE WHEN g %% 20 = 0 THEN 'duplicate' ELSE 'verified' END, NULL,"
         " 'originals/2024070' || (g %% %(batches)s) || '-120000/IMG_' || lpad(g::text, 4, '0') || '.HEIC',"
         " 'compressed/2024070' || (g %% %(batches)s) || '-120000/IMG_' || lpad(g::text, 4, '0') || '.HEIC',"
@@ -76,7 +77,8 @@ def _fill(catalog: Catalog, total: int) -> dict[str, int]:
         " '2024/01/' || to_char(timestamp '2024-01-01' + g * interval '1 minute', 'YYYY-MM-DD_HH24-MI-SS') ||"
         " '_IMG_' || lpad(g::text, 4, '0') || '.HEIC', (g * 2654435761) %% 9223372036854775807 - 4611686018427387904,"
         " sha256(g::text::bytea), 'pair-' || md5(g::text), upper(md5((g + 7)::text)), 'burst-' || (g / 10),"
-        " 0.9 + (g %% 1000) / 10000.0 FROM generate_series(1, %(files)s) g", {"batches": BATCHES, "files": files})
+        " 0.9 + (g %% 1000) / 10000.0, now(), now(), 'exif_offsettimeoriginal', 'Europe/Berlin', 'gps'"
+        " FROM generate_series(1, %(files)s) g", {"batches": BATCHES, "files": files})
     conn.execute("INSERT INTO duplicate_files (file_id, keeper_id, batch_id, kind, distance)"
                  " SELECT id, id - 1, batch_id, 'exact', 0 FROM media_files WHERE state = 'duplicate'")
     conn.execute(

@@ -7,13 +7,15 @@ from __future__ import annotations
 from media_assets.catalog.mirror import MirroredTable
 
 MIRRORED_TABLES: tuple[MirroredTable, ...] = (
-    MirroredTable("batches", "text", ("id", "created_at", "status", "scanned_at", "finished_at", "updated_at")),
+    MirroredTable("batches", "text", ("id", "created_at", "status", "scanned_at", "finished_at", "updated_at",
+                                      "backlog")),
     MirroredTable("media_files", "bigint", (
         "id", "batch_id", "source", "source_id", "source_version", "original_name", "size_bytes", "content_hash",
         "media_type", "media_format", "width", "height", "captured_at", "capture_utc_offset_minutes",
         "capture_date_source", "state", "error", "original_path", "output_path", "output_size", "output_hash",
         "compression_decision", "staged_path", "sorted_path", "created_at", "updated_at",
-        "phash", "pair_key", "content_identifier", "burst_id", "quality_score")),
+        "phash", "pair_key", "content_identifier", "burst_id", "quality_score", "original_pruned_at",
+        "output_pruned_at", "capture_date_tag", "capture_time_zone", "capture_time_zone_source")),
     MirroredTable("duplicate_files", "bigint", ("id", "file_id", "keeper_id", "batch_id", "kind", "distance",
                                                 "created_at")),
     MirroredTable("phase_runs", "bigint", (

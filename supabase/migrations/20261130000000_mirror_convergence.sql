@@ -1,4 +1,6 @@
 -- media-pipeline mirror, third step: a remote that converges and that an app can use. Safe to run again.
+--  * The columns of catalog revisions 0006 (bounded batches: backlog, pruned files) and 0008 (capture date tag,
+--    time zone).
 --  * mirror_stamp: the local change number of each row's content; mirror_upsert keeps the newer of two writes.
 --  * media_files.phash_hex: the 64-bit pHash as 16 hex digits (JavaScript numbers lose precision above 2^53).
 --  * Foreign keys for the relations, so PostgREST can embed (`media_files?select=*,uploads(*)`). NOT VALID: rows
@@ -13,6 +15,14 @@ ALTER TABLE public.media_files     ADD COLUMN IF NOT EXISTS mirror_stamp bigint 
 ALTER TABLE public.duplicate_files ADD COLUMN IF NOT EXISTS mirror_stamp bigint NOT NULL DEFAULT 0;
 ALTER TABLE public.phase_runs      ADD COLUMN IF NOT EXISTS mirror_stamp bigint NOT NULL DEFAULT 0;
 ALTER TABLE public.uploads         ADD COLUMN IF NOT EXISTS mirror_stamp bigint NOT NULL DEFAULT 0;
+
+ALTER TABLE public.batches ADD COLUMN IF NOT EXISTS backlog boolean;
+ALTER TABLE public.media_files
+    ADD COLUMN IF NOT EXISTS original_pruned_at       timestamptz,
+    ADD COLUMN IF NOT EXISTS output_pruned_at         timestamptz,
+    ADD COLUMN IF NOT EXISTS capture_date_tag         text,
+    ADD COLUMN IF NOT EXISTS capture_time_zone        text,
+    ADD COLUMN IF NOT EXISTS capture_time_zone_source text;
 
 ALTER TABLE public.media_files
     ADD COLUMN IF NOT EXISTS phash_hex text GENERATED ALWAYS AS (lpad(to_hex(phash), 16, '0')) STORED;
