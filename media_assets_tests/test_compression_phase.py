@@ -35,7 +35,8 @@ def _quality(pipeline, file_id: int) -> float | None:  # noqa: ANN001
 
 @pytest.mark.slow
 def test_a_batch_saves_bytes_and_records_every_decision(make_pipeline) -> None:
-    pipeline = make_pipeline(COMPRESSION_WORKERS="2")  # more than 4 files: the process pool does the work
+    # More than 4 files: the process pool does the work. Originals kept after verification, to check them.
+    pipeline = make_pipeline(COMPRESSION_WORKERS="2", KEEP_ORIGINALS="always")
     library = _library(pipeline)
     report = run_batch(pipeline)
     assert report.success, report.error
