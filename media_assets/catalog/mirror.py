@@ -11,11 +11,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from media_assets.catalog.locks import MIRROR_PASS, AdvisoryLock
 from media_assets.catalog.repository import Catalog
+
+
+def _rows(catalog: Catalog, query: str | sql.Composed, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    with catalog.conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def _row(catalog: Catalog, query: str | sql.Composed, params: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """The one row a query answers (an aggregate, or mirror_state's single row)."""
+    [row] = _rows(catalog, query, params)
+    return row
 
 
 @dataclass(frozen=True)
@@ -54,20 +67,18 @@ class MirrorStatus:
 
 def has_pending_changes(catalog: Catalog) -> bool:
     """One EXISTS on the outbox: what the sensor asks every interval, with no request to Supabase."""
-    row = catalog.conn.execute("SELECT EXISTS (SELECT 1 FROM mirror_outbox) AS pending").fetchone()
-    return bool(row and row["pending"])
+    return bool(_row(catalog, "SELECT EXISTS (SELECT 1 FROM mirror_outbox) AS pending")["pending"])
 
 
 def pending_counts(catalog: Catalog) -> dict[str, int]:
-    rows = catalog.conn.execute("SELECT table_name, count(*) AS n FROM mirror_outbox GROUP BY table_name").fetchall()
+    rows = _rows(catalog, "SELECT table_name, count(*) AS n FROM mirror_outbox GROUP BY table_name")
     return {row["table_name"]: int(row["n"]) for row in rows}
 
 
 def lag_seconds(catalog: Catalog) -> float | None:
     """Age of the oldest change not yet confirmed by Supabase; None when everything is mirrored."""
-    row = catalog.conn.execute(
-        "SELECT extract(epoch FROM now() - min(changed_at)) AS lag FROM mirror_outbox").fetchone()
-    return None if row is None or row["lag"] is None else float(row["lag"])
+    lag = _row(catalog, "SELECT extract(epoch FROM now() - min(changed_at)) AS lag FROM mirror_outbox")["lag"]
+    return None if lag is None else float(lag)
 
 
 def read_changes(catalog: Catalog, table: MirroredTable, *, after: str, limit: int) -> list[Change]:
@@ -83,7 +94,7 @@ def read_changes(catalog: Catalog, table: MirroredTable, *, after: str, limit: i
         " ORDER BY row_key LIMIT %s) o"
         " LEFT JOIN (SELECT {columns} FROM {table}) t ON t.id = o.row_key::{key_type} ORDER BY o.row_key").format(
         columns=_columns(table), table=sql.Identifier(table.name), key_type=sql.SQL(table.key_type))
-    rows = catalog.conn.execute(query, (table.name, after, limit)).fetchall()
+    rows = _rows(catalog, query, (table.name, after, limit))
     return [Change(row["row_key"], int(row["version"]), row["row"]) for row in rows]
 
 
@@ -105,7 +116,7 @@ def rows_by_key(catalog: Catalog, table: MirroredTable, keys: list[str]) -> list
                     " FROM (SELECT {columns} FROM {table}"
                     " WHERE id = ANY(%s::{key_type}[]) ORDER BY id) t").format(
         columns=_columns(table), table=sql.Identifier(table.name), key_type=sql.SQL(table.key_type))
-    return [row["row"] for row in catalog.conn.execute(query, (keys,)).fetchall()]
+    return [row["row"] for row in _rows(catalog, query, (keys,))]
 
 
 # -- reconciliation ------------------------------------------------------------------------------------------
@@ -140,7 +151,7 @@ def bucket_checksums(catalog: Catalog, table: MirroredTable, bucket_size: int) -
                     " FROM {table} GROUP BY 1").format(bucket=_bucket(table, bucket_size), row_hash=_row_hash(table),
                                                       table=sql.Identifier(table.name))
     with _hashing_session(catalog):
-        rows = catalog.conn.execute(query).fetchall()
+        rows = _rows(catalog, query)
     return {int(row["bucket"]): (int(row["n"]), row["sum"]) for row in rows}
 
 
@@ -149,7 +160,7 @@ def row_hashes(catalog: Catalog, table: MirroredTable, bucket_size: int, buckets
     query = sql.SQL("SELECT id::text AS key, {row_hash} AS hash FROM {table} WHERE {bucket} = ANY(%s)").format(
         row_hash=_row_hash(table), table=sql.Identifier(table.name), bucket=_bucket(table, bucket_size))
     with _hashing_session(catalog):
-        rows = catalog.conn.execute(query, (buckets,)).fetchall()
+        rows = _rows(catalog, query, (buckets,))
     return {row["key"]: row["hash"] for row in rows}
 
 
@@ -175,10 +186,9 @@ def record_success(catalog: Catalog, *, full: bool) -> None:
 
 def record_failure(catalog: Catalog, error: str) -> int:
     """Count one more failed pass; returns how many failed in a row."""
-    row = catalog.conn.execute(
-        "UPDATE mirror_state SET consecutive_failures = consecutive_failures + 1, last_failure_at = now(),"
-        " last_error = %s RETURNING consecutive_failures", (error,)).fetchone()
-    return int(row["consecutive_failures"]) if row else 0
+    row = _row(catalog, "UPDATE mirror_state SET consecutive_failures = consecutive_failures + 1,"
+                        " last_failure_at = now(), last_error = %s RETURNING consecutive_failures", (error,))
+    return int(row["consecutive_failures"])
 
 
 def consecutive_failures(catalog: Catalog) -> int:
@@ -188,14 +198,12 @@ def consecutive_failures(catalog: Catalog) -> int:
 
 def full_pass_due(catalog: Catalog, every: timedelta) -> bool:
     """Whether the last successful full pass is older than `every` (or there never was one)."""
-    row = catalog.conn.execute("SELECT last_full_at IS NULL OR last_full_at <= now() - %s AS due FROM mirror_state",
-                               (every,)).fetchone()
-    return bool(row and row["due"])
+    return bool(_row(catalog, "SELECT last_full_at IS NULL OR last_full_at <= now() - %s AS due FROM mirror_state",
+                     (every,))["due"])
 
 
 def mirror_status(catalog: Catalog) -> MirrorStatus:
-    row = catalog.conn.execute("SELECT * FROM mirror_state").fetchone()
-    assert row is not None, "mirror_state has its one row from catalog revision 0003"
+    row = _row(catalog, "SELECT * FROM mirror_state")
     return MirrorStatus(pending=pending_counts(catalog), consecutive_failures=int(row["consecutive_failures"]),
                         last_success_at=row["last_success_at"], last_failure_at=row["last_failure_at"],
                         last_error=row["last_error"], last_full_at=row["last_full_at"])

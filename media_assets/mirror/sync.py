@@ -32,7 +32,8 @@ BUCKET_SIZE = 1000
 ROW_HASHES_PER_REQUEST = 10_000
 #: PostgreSQL's foreign_key_violation: a row whose parent this pass has not sent yet.
 FOREIGN_KEY_VIOLATION = "23503"
-Alert = Callable[[str, str], None]
+#: Called with a throttling key and the text (telegram.notify.send_alert); its answer is not used.
+Alert = Callable[[str, str], object]
 
 
 class Remote(Protocol):
