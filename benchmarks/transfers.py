@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from media_assets.destinations.base import UploadJob  # noqa: E402
 from media_assets.destinations.icloud import ICloudDestination  # noqa: E402
 from media_assets.icloud.config import ICloudConfig  # noqa: E402
 from media_assets.icloud.session import connect  # noqa: E402
@@ -75,7 +76,7 @@ def _download(config: ICloudConfig, target: Path) -> tuple[float, dict[str, str]
 def _upload(config: ICloudConfig, files: list[Path]) -> tuple[float, list[str]]:
     connection = connect(config, code_provider=None)
     destination = ICloudDestination(config, lambda: connection)
-    jobs = [(path, path.name, "") for path in files]
+    jobs = [UploadJob(path, path.name, "") for path in files]
     started = time.perf_counter()
     if config.concurrency == 1:
         ids = [destination.upload(*job) for job in jobs]

@@ -298,12 +298,15 @@ def _serve(host: str, port: int) -> int:
 
 
 def _status_text(pipeline) -> str:  # noqa: ANN001
+    from media_assets.catalog.icloud import count_in_library
     from media_assets.storage import folder_bytes, free_bytes
 
     catalog, settings = pipeline.catalog, pipeline.settings
     lines = ["Files by state:"]
     counts = catalog.count_by_state()
     lines += [f"  {state:<12} {n}" for state, n in sorted(counts.items())] or ["  (no files yet)"]
+    if in_icloud := count_in_library(catalog):
+        lines.append(f"Already in iCloud (taken from its library, not uploaded back): {in_icloud}")
     lines.append("Last batches:")
     for batch in catalog.recent_batches(5):
         phases = catalog.latest_phase_runs(batch["id"])

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from media_assets.catalog.icloud import count_in_library
 from media_assets.catalog.repository import Catalog
 
 
@@ -25,6 +26,8 @@ class RunReport:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    #: Files taken from the upload account's own iCloud library: recorded as there, not uploaded back.
+    already_in_icloud: int = 0
 
     @property
     def bytes_saved(self) -> int:
@@ -46,6 +49,8 @@ class RunReport:
             f"- Quarantined: {len(self.quarantined)}",
             f"- Bytes saved by compression: {self.bytes_saved:,}",
         ]
+        if self.already_in_icloud:
+            lines.append(f"- Already in iCloud (taken from its library, not uploaded back): {self.already_in_icloud}")
         if self.error:
             lines.append(f"- Error: {self.error}")
         lines += ["", "| phase | status | files | seconds |", "| --- | --- | ---: | ---: |"]
@@ -75,7 +80,8 @@ def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, suc
         phases_total=len(phase_order), files_processed=int(totals["files"]),
         files_by_state=catalog.count_by_state(batch_id), bytes_in=int(totals["bytes_in"]),
         bytes_out=int(totals["bytes_out"]), phases=phases, duplicates=catalog.duplicates(batch_id),
-        quarantined=catalog.quarantined(batch_id), error=error)
+        quarantined=catalog.quarantined(batch_id), error=error,
+        already_in_icloud=count_in_library(catalog, batch_id))
 
 
 def write_report(report: RunReport, folder: Path, keep: int) -> Path:

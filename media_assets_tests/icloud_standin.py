@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import ssl
 import threading
 import time
@@ -54,6 +55,8 @@ class StandInAsset:
     live_video: bytes | None = None
     deleted: bool = False
     indexed_at: float = 0.0
+    #: The time zone of `asset_ms` (CPLAsset `timeZoneOffset`, seconds east of UTC); None: Apple recorded none.
+    time_zone_seconds: int | None = None
 
 
 @dataclass
@@ -62,6 +65,7 @@ class _Fault:
     status: int
     times: int
     body: dict[str, Any] | None = None
+    retry_after: str | None = None
 
 
 @dataclass
@@ -145,14 +149,15 @@ class ICloudStandIn:
     # -- the library ----------------------------------------------------------------------------------------
 
     def add_asset(self, filename: str, data: bytes, *, live_video: bytes | None = None,
-                  added_ms: int | None = None, asset_ms: int = 1_700_000_000_000) -> StandInAsset:
+                  added_ms: int | None = None, asset_ms: int = 1_700_000_000_000,
+                  time_zone_seconds: int | None = None) -> StandInAsset:
         """Add an asset; each new one is added after the previous ones unless `added_ms` says otherwise."""
         with self._lock:
             self._next_id += 1
             n = self._next_id
             asset = StandInAsset(asset_id=f"ASSET-{n:06d}", master_id=f"MASTER-{n:06d}", filename=filename, data=data,
                                  added_ms=added_ms if added_ms is not None else 1_700_000_000_000 + n * 1000,
-                                 asset_ms=asset_ms, live_video=live_video)
+                                 asset_ms=asset_ms, live_video=live_video, time_zone_seconds=time_zone_seconds)
             self.assets.append(asset)
             return asset
 
@@ -167,10 +172,12 @@ class ICloudStandIn:
 
     # -- fault injection --------------------------------------------------------------------------------------
 
-    def fail_next(self, path: str, status: int, times: int = 1, body: dict[str, Any] | None = None) -> None:
-        """Answer the next `times` requests whose path contains `path` with `status`."""
+    def fail_next(self, path: str, status: int, times: int = 1, body: dict[str, Any] | None = None,
+                  retry_after: str | None = None) -> None:
+        """Answer the next `times` requests whose path contains `path` with `status` (and a Retry-After header);
+        status 0 drops the connection without an answer."""
         with self._lock:
-            self._faults.append(_Fault(path, status, times, body))
+            self._faults.append(_Fault(path, status, times, body, retry_after))
 
     def expire_download_urls(self) -> None:
         with self._lock:
@@ -210,9 +217,15 @@ class ICloudStandIn:
             self.throttled += 1
             self._send(request, 429, {"serverErrorCode": "THROTTLED"}, headers={"Retry-After": "1"})
             return
+        if fault is not None and fault.status == 0:
+            request.close_connection = True
+            with contextlib.suppress(OSError):
+                request.connection.shutdown(socket.SHUT_RDWR)
+            return
         if fault is not None:
             self._send(request, fault.status, fault.body if fault.body is not None else
-                       {"errorCode": fault.status, "reason": "injected"} if fault.status != 503 else None)
+                       {"errorCode": fault.status, "reason": "injected"} if fault.status != 503 else None,
+                       headers={"Retry-After": fault.retry_after} if fault.retry_after else None)
             return
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._route(request, method, path, parse_qs(parts.query), body)
@@ -456,6 +469,8 @@ class ICloudStandIn:
                                 "assetDate": {"type": "TIMESTAMP", "value": asset.asset_ms},
                                 "addedDate": {"type": "TIMESTAMP", "value": asset.added_ms},
                                 "isDeleted": {"type": "INT64", "value": int(asset.deleted)}}}
+        if asset.time_zone_seconds is not None:
+            cpl_asset["fields"]["timeZoneOffset"] = {"type": "INT64", "value": asset.time_zone_seconds}
         return [master, cpl_asset]
 
     # -- bytes ---------------------------------------------------------------------------------------------------
@@ -497,7 +512,11 @@ class ICloudStandIn:
                 results.append({"cplMaster": existing.master_id, "cplAsset": existing.asset_id,
                                 "response": {"status": 409, "errorMessage": "duplicate asset"}})
                 continue
-            asset = self.add_asset(entry["fileName"], data, added_ms=int(time.time() * 1000))
+            # The asset's date is the upload's lastModDate, in the zone of its timeZoneOffset (minutes west of
+            # UTC, JavaScript's getTimezoneOffset), as Apple files a photo without a date of its own.
+            asset = self.add_asset(entry["fileName"], data, added_ms=int(time.time() * 1000),
+                                   asset_ms=int(entry["lastModDate"]),
+                                   time_zone_seconds=-60 * int(entry["timeZoneOffset"]))
             asset.indexed_at = time.time() + self.index_delay
             results.append({"uploadJobId": f"job-{asset.asset_id}", "cplMaster": asset.master_id,
                             "cplAsset": asset.asset_id, "response": {"status": 200, "isRetryable": False}})

@@ -8,6 +8,7 @@ import hashlib
 import pytest
 
 from media_assets.catalog.states import FileState
+from media_assets.destinations.base import UploadJob
 from media_assets.destinations.icloud import ICloudDestination
 from media_assets.icloud.config import ICloudConfig, icloud_config
 from media_assets.icloud.replace import replace_originals
@@ -152,7 +153,7 @@ def _destination(standin, tmp_path, concurrency: int) -> ICloudDestination:  # n
 
 def _upload_photos(standin, tmp_path, count: int, concurrency: int = 2) -> None:  # noqa: ANN001, F811
     files = [sample.make_photo(tmp_path / "up" / f"IMG_{n}.JPG", size=(48, 36), seed=100 + n) for n in range(count)]
-    results = list(_destination(standin, tmp_path, concurrency).upload_many([(p, p.name, "") for p in files]))
+    results = list(_destination(standin, tmp_path, concurrency).upload_many([UploadJob(p, p.name, "") for p in files]))
     assert [job[0] for job, _result in results] == files
     stored = {a.asset_id: a.data for a in standin.assets}
     assert all(stored[str(result)] == job[0].read_bytes() for job, result in results)  # each id holds its own file

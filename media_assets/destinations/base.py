@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
 class UploadError(Exception):
     """One file could not be uploaded; it stays staged and is retried on the next run of the batch."""
+
+
+class UploadJob(NamedTuple):
+    """One file to send: `taken` is its capture date (aware: local time with its UTC offset), or None."""
+
+    path: Path
+    name: str
+    checksum: str
+    taken: datetime | None = None
 
 
 class Destination(Protocol):
@@ -18,10 +28,20 @@ class Destination(Protocol):
         """None when the destination accepts this kind of file, otherwise the reason it does not."""
         ...
 
-    def upload(self, path: Path, name: str, checksum: str) -> str:
-        """Send one file and return its id at the destination; an identical file already there is success."""
+    def upload(self, path: Path, name: str, checksum: str, taken: datetime | None = None) -> str:
+        """Send one file and return its id at the destination; an identical file already there is success.
+        A destination that dates what it holds (iCloud Photos) dates it `taken`."""
         ...
 
     def verify(self, remote_id: str, checksum: str) -> bool:
         """Whether the destination holds exactly these bytes under that id."""
+        ...
+
+
+@runtime_checkable
+class HoldsItsSource(Protocol):
+    """A destination that is also a source (iCloud Photos): a file taken from it is already there."""
+
+    def already_holds(self, source: str, source_id: str) -> str | None:
+        """The destination's id of a file that came from it, so nothing is sent back; None otherwise."""
         ...

@@ -5,6 +5,7 @@ picks up half a file; an identical file already there counts as uploaded, a diff
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from media_assets.destinations.base import UploadError
@@ -20,7 +21,7 @@ class FolderDestination:
     def refusal(self, media_format: str | None, media_type: str | None) -> str | None:
         return None
 
-    def upload(self, path: Path, name: str, checksum: str) -> str:
+    def upload(self, path: Path, name: str, checksum: str, taken: datetime | None = None) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         candidates = [name] + [with_suffix_id(name, int(checksum[:8], 16) + n) for n in range(100)]
         for candidate in candidates:

@@ -1,6 +1,9 @@
 """iCloud Photos as the destination of `icloud_upload`: the photosupload flow without waiting for Apple to index
 each file (about 20 s); `verify` in the verification phase waits, once per batch, for the records to appear.
 
+A file the iCloud source took from this same account is already in its library: it is never uploaded back
+(a second copy beside the original), except in replace-originals mode, where the upload is the successor.
+
 Apple answers identical bytes with the asset it already has: that counts as uploaded. Formats the web upload
 does not take (JPEG only by default, ICLOUD_UPLOAD_FORMATS) are declined with the reason, so the file is
 recorded as not accepted and still kept and sorted locally."""
@@ -11,16 +14,16 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
-from media_assets.destinations.base import UploadError
+from media_assets.catalog.icloud import ICLOUD_SOURCE
+from media_assets.destinations.base import UploadError, UploadJob
 from media_assets.icloud import library
 from media_assets.icloud.config import ICloudConfig, icloud_config
 from media_assets.icloud.session import CodeProvider, Connection, account_connector
 from media_assets.settings import Settings
 
-#: One upload: (path, name, checksum), as `Destination.upload` takes it.
-Job = tuple[Path, str, str]
 #: Files whose upload URLs one request reserves (a larger group saves little and holds URLs longer).
 UPLOAD_GROUP = 4
 log = logging.getLogger("media_assets.icloud")
@@ -29,8 +32,11 @@ log = logging.getLogger("media_assets.icloud")
 class ICloudDestination:
     name = "icloud"
 
-    def __init__(self, config: ICloudConfig, connect: Callable[[], Connection]) -> None:
+    def __init__(self, config: ICloudConfig, connect: Callable[[], Connection], *,
+                 source_account: str | None = None) -> None:
         self.config = config
+        #: The Apple ID the iCloud source downloads from (None: no iCloud source).
+        self.source_account = source_account
         self._connect = connect
         self._connection: Connection | None = None
         self._index_deadline: float | None = None
@@ -48,14 +54,21 @@ class ICloudDestination:
         return (f"not accepted by iCloud: its web upload takes {accepted} only (ICLOUD_UPLOAD_FORMATS), "
                 f"not {(media_format or media_type or 'this file').upper()}")
 
-    def upload(self, path: Path, name: str, checksum: str, reserved_url: str | None = None) -> str:
+    def already_holds(self, source: str, source_id: str) -> str | None:
+        """The source asset's id when the file came from this account and is not to be replaced."""
+        if source != ICLOUD_SOURCE or self.source_account != self.config.username or self.config.replace_originals:
+            return None
+        return library.split_source_id(source_id)[0]
+
+    def upload(self, path: Path, name: str, checksum: str, taken: datetime | None = None,
+               reserved_url: str | None = None) -> str:
         try:
-            asset_id, _already_there = library.upload(self.connection, path, reserved_url)
+            asset_id, _already_there = library.upload(self.connection, path, taken, reserved_url)
         except Exception as error:
             raise UploadError(f"iCloud upload failed: {error}") from None
         return asset_id
 
-    def upload_many(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, str | UploadError]]:
+    def upload_many(self, jobs: Iterable[UploadJob]) -> Iterator[tuple[UploadJob, str | UploadError]]:
         """ICLOUD_CONCURRENCY threads (paced), results in the order of `jobs`. Each thread takes a group of up to
         UPLOAD_GROUP files and reserves their upload URLs in one request: with Apple's pacing, requests per file
         bound the throughput, and a file then costs about two (send, register) instead of three."""
@@ -67,17 +80,17 @@ class ICloudDestination:
             for group, results in zip(groups, pool.map(self._upload_group, groups), strict=True):
                 yield from zip(group, results, strict=True)
 
-    def _upload_group(self, group: list[Job]) -> list[str | UploadError]:
+    def _upload_group(self, group: list[UploadJob]) -> list[str | UploadError]:
         urls: list[str | None] = [None] * len(group)
         if len(group) > 1:
             try:
-                urls = library.reserve_uploads(self.connection, [path for path, _name, _checksum in group])
+                urls = library.reserve_uploads(self.connection, [job.path for job in group])
             except Exception as error:  # each file then reserves its own URL (and fails alone if Apple is down)
                 log.warning("iCloud: reserving %d upload URLs failed (%s)", len(group), error)
         results: list[str | UploadError] = []
-        for (path, name, checksum), url in zip(group, urls, strict=True):
+        for job, url in zip(group, urls, strict=True):
             try:
-                results.append(self.upload(path, name, checksum, url))
+                results.append(self.upload(job.path, job.name, job.checksum, job.taken, url))
             except UploadError as error:
                 results.append(error)
         return results
@@ -105,4 +118,6 @@ class ICloudDestination:
 
 def icloud_destination(settings: Settings, code_provider: CodeProvider | None = None) -> ICloudDestination:
     config = icloud_config(settings, role="destination")
-    return ICloudDestination(config, account_connector(config, settings, code_provider))
+    source_account = icloud_config(settings).username if settings.enable_icloud_download else None
+    return ICloudDestination(config, account_connector(config, settings, code_provider),
+                             source_account=source_account)

@@ -10,7 +10,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,7 +45,7 @@ class RemoteFile:
     size: int | None
     checksum: str | None
     url: str
-    taken: datetime | None = None  # the asset's capture date as iCloud knows it (UTC)
+    taken: datetime | None = None  # see asset_taken
 
     @property
     def source_id(self) -> str:
@@ -70,17 +70,24 @@ def files_of(asset: PhotoAsset) -> list[RemoteFile]:
             continue
         files.append(RemoteFile(asset.id, asset.master_id, kind, entry.get("filename") or asset.filename,
                                 entry.get("size"), entry.get("checksum") or _token_checksum(asset, kind),
-                                entry["url"], _asset_date(asset)))
+                                entry["url"], asset_taken(asset)))
     return files
 
 
-def _asset_date(asset: PhotoAsset) -> datetime | None:
-    """iCloud's capture date of the asset; None when it has none (pyicloud then answers the Unix epoch)."""
+def asset_taken(asset: PhotoAsset) -> datetime | None:
+    """iCloud's capture date of the asset (assetDate): aware, in the time zone Apple recorded for it
+    (timeZoneOffset, seconds east of UTC), or naive UTC when it recorded none (the date chain then finds the
+    zone). None when the asset has no date (pyicloud then answers the Unix epoch)."""
     try:
-        taken = asset.asset_date
+        moment = asset.asset_date
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
-    return taken if isinstance(taken, datetime) and taken.timestamp() > 0 else None
+    if not isinstance(moment, datetime) or moment.timestamp() <= 0:
+        return None
+    offset = asset.asset_record.fields.get_value("timeZoneOffset")
+    if isinstance(offset, int) and abs(offset) <= 14 * 3600:
+        return moment.astimezone(timezone(timedelta(seconds=offset)))
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _token_checksum(asset: PhotoAsset, kind: str) -> str | None:
@@ -208,25 +215,42 @@ def download(connection: Connection, file: RemoteFile, target: Path) -> tuple[in
     return connection.retry.call(attempt, what=f"download of {file.filename}")
 
 
+def _uploader(connection: Connection) -> PhotosUploader:
+    uploader = connection.photos().private_client._uploader  # pyicloud's PhotosUploader: no public handle
+    if uploader is None:
+        raise TransferError("this account offers no Photos upload service")
+    return uploader
+
+
 def reserve_uploads(connection: Connection, paths: list[Path]) -> list[str | None]:
     """Upload URLs for several files (in their order) in one createUploadUrl request: it takes any number of
     files, as a drop of many photos on iCloud.com does, so each file then costs two requests instead of three.
     Each URL serves one attempt of `upload`; a retry, or a file Apple gave no URL, reserves its own."""
-    uploader = connection.photos().private_client._uploader  # pyicloud's PhotosUploader: no public handle
-    if uploader is None:
-        return [None] * len(paths)
+    uploader = _uploader(connection)
     sizes = {str(uuid.uuid4()): path.stat().st_size for path in paths}
     urls = connection.retry.call(lambda: uploader.create_upload_url(zone_name=PRIMARY_ZONE["zoneName"], assets=sizes),
                                  what=f"reserving {len(paths)} uploads")
     return [urls.get(name) for name in sizes]
 
 
-def _register(uploader: PhotosUploader, path: Path, url: str) -> PhotosPutAssetResult:
-    """Send the bytes to a reserved URL and register them, as pyicloud's own upload does after its reservation."""
+def asset_date_fields(path: Path, taken: datetime | None) -> tuple[int, int, str]:
+    """putAsset's date of a file: (lastModDate in ms, timeZoneOffset in minutes west of UTC as the web client's
+    JavaScript counts them, time zone id). Apple files a photo with no date of its own under lastModDate, so it
+    is the capture date when one is known; only without one is it the file's time, in this machine's zone."""
+    zone_id, local_offset = _local_time_zone()
+    if taken is None or taken.utcoffset() is None:
+        return int(path.stat().st_mtime * 1000), local_offset, zone_id
+    offset = -int(taken.utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
+    return int(taken.timestamp() * 1000), offset, zone_id if offset == local_offset else ""
+
+
+def _register(uploader: PhotosUploader, path: Path, url: str, taken: datetime | None) -> PhotosPutAssetResult:
+    """Send the bytes to a reserved URL and register them, as pyicloud's own upload does after its reservation,
+    dated by the capture date."""
     receipt = uploader.send_bytes(url, path)
-    zone_id, offset_minutes = _local_time_zone()
+    modified_ms, offset_minutes, zone_id = asset_date_fields(path, taken)
     results = uploader.put_asset(zone_name=PRIMARY_ZONE["zoneName"], files=[PhotosPutAssetFile(
-        fileName=path.name, lastModDate=int(path.stat().st_mtime * 1000), timeZoneOffset=offset_minutes,
+        fileName=path.name, lastModDate=modified_ms, timeZoneOffset=offset_minutes,
         singleFileUploadRequest=receipt)], import_group=str(uuid.uuid4()), local_time_zone_id=zone_id)
     if len(results) != 1:
         raise TransferError(f"Apple registered {len(results)} assets for {path.name}")
@@ -236,11 +260,12 @@ def _register(uploader: PhotosUploader, path: Path, url: str) -> PhotosPutAssetR
     return results[0]
 
 
-def upload(connection: Connection, path: Path, reserved_url: str | None = None) -> tuple[str, bool]:
-    """Send one file through the photosupload flow without waiting for Apple to index it: (asset id, whether
-    Apple already had these bytes). A `reserved_url` (from `reserve_uploads`) saves the reservation request; if
-    it no longer works, the file reserves its own."""
-    client = connection.photos().private_client
+def upload(connection: Connection, path: Path, taken: datetime | None = None,
+           reserved_url: str | None = None) -> tuple[str, bool]:
+    """Send one file through the photosupload flow without waiting for Apple to index it, dated `taken` (aware):
+    (asset id, whether Apple already had these bytes). A `reserved_url` (from `reserve_uploads`) saves the
+    reservation request; if it no longer works, the file reserves its own."""
+    uploader = _uploader(connection)
     url = reserved_url
 
     def attempt() -> PhotosPutAssetResult:
@@ -248,12 +273,14 @@ def upload(connection: Connection, path: Path, reserved_url: str | None = None) 
         reserved, url = url, None
         if reserved is not None:
             try:
-                return _register(client._uploader, path, reserved)
+                return _register(uploader, path, reserved, taken)
             except Exception as error:
                 if transient_status(error) is not None:
                     raise  # the retry sends the file again through a fresh reservation
                 log.info("iCloud refused the reserved upload URL of %s (%s); reserving another", path.name, error)
-        return client.upload_file(str(path), zone_name=PRIMARY_ZONE["zoneName"])
+        [own] = uploader.create_upload_url(zone_name=PRIMARY_ZONE["zoneName"],
+                                           assets={str(uuid.uuid4()): path.stat().st_size}).values()
+        return _register(uploader, path, own, taken)
 
     result = connection.retry.call(attempt, what=f"upload of {path.name}")
     if not result.cplAsset:

@@ -11,11 +11,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from media_assets.catalog.icloud import ICloudCatalog, ReplacementCandidate
 from media_assets.catalog.repository import Catalog
 from media_assets.icloud import library
 from media_assets.icloud.config import icloud_config
 from media_assets.icloud.session import Connection, account_connector
-from media_assets.icloud.state import SOURCE
 from media_assets.settings import Settings
 
 log = logging.getLogger("media_assets.icloud")
@@ -24,35 +24,25 @@ log = logging.getLogger("media_assets.icloud")
 def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Connection], *, account: str,
                       destination: str = "icloud") -> int:
     """Move this batch's verified iCloud originals to Recently Deleted; returns how many were moved."""
-    rows = catalog.conn.execute(
-        "SELECT f.id, f.source_id, f.state, f.original_path, f.output_path, u.remote_id, u.verified_at"
-        " FROM media_files f"
-        " LEFT JOIN uploads u ON u.file_id = f.id AND u.destination = %s AND u.status = 'uploaded'"
-        " WHERE f.batch_id = %s AND f.source = %s"
-        " AND NOT EXISTS (SELECT 1 FROM icloud_replacements r WHERE r.file_id = f.id) ORDER BY f.id",
-        (destination, batch_id, SOURCE)).fetchall()
-    by_asset: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_asset[library.split_source_id(row["source_id"])[0]].append(row)
+    icloud = ICloudCatalog(catalog, account)
+    by_asset: dict[str, list[ReplacementCandidate]] = defaultdict(list)
+    for candidate in icloud.replacement_candidates(batch_id, destination):
+        by_asset[library.split_source_id(candidate.source_id)[0]].append(candidate)
     moved, connection = 0, None
     for asset_id, files in by_asset.items():
-        if not all(f["state"] == "verified" and f["verified_at"] is not None for f in files):
+        if not all(f.state == "verified" and f.verified_at is not None for f in files):
             continue  # not every file of the asset has a verified successor: keep it
-        if any(f["remote_id"] == asset_id for f in files):
+        if any(f.remote_id == asset_id for f in files):
             log.info("iCloud asset %s is its own successor (identical bytes); it stays", asset_id)
             continue
-        if any(_converted(f["original_path"], f["output_path"]) for f in files):
+        if any(_converted(f.original_path, f.output_path) for f in files):
             log.info("iCloud asset %s was uploaded as another format (a JPEG derivative); the original stays",
                      asset_id)
             continue
         connection = connection or source()
         if library.soft_delete(connection, asset_id):
             moved += 1
-        with catalog.transaction() as cur:
-            for f in files:
-                cur.execute("INSERT INTO icloud_replacements (file_id, source_account, source_asset_id,"
-                            " successor_asset_id) VALUES (%s, %s, %s, %s)",
-                            (f["id"], account, asset_id, f["remote_id"]))
+        icloud.record_replacement(files, asset_id)
     return moved
 
 

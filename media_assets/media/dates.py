@@ -106,7 +106,7 @@ class KnownDate:
     """A capture moment a source knows outside the file (iCloud's asset date, a Takeout JSON), tagged."""
 
     tag: str
-    moment: datetime  # aware, or naive meaning UTC
+    moment: datetime  # aware: in the place's own zone, as the source recorded it; naive: UTC, zone unknown
 
 
 @dataclass(frozen=True)
@@ -496,11 +496,11 @@ def _text(value: Any) -> str | None:
 
 
 def _from_known(known: KnownDate) -> FoundDate | None:
-    moment = known.moment
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    if _plausible(moment, _META_MIN_YEAR, _META_MAX_YEAR) is None:
+    moment, offset = known.moment, known.moment.utcoffset()
+    if _plausible(moment.replace(tzinfo=None), _META_MIN_YEAR, _META_MAX_YEAR) is None:
         return None
+    if offset is not None:  # the source knows the place's offset (iCloud's timeZoneOffset): its wall clock
+        return FoundDate(known.tag, moment.replace(tzinfo=None), int(offset.total_seconds() // 60))
     return FoundDate(known.tag, moment, 0, is_utc=True)
 
 
@@ -509,7 +509,7 @@ def takeout_date(sidecar: Path) -> KnownDate | None:
     try:
         data = json.loads(Path(sidecar).read_text(encoding="utf-8"))
         seconds = int(data["photoTakenTime"]["timestamp"])
-        return KnownDate("takeout_json", datetime.fromtimestamp(seconds, timezone.utc))
+        return KnownDate("takeout_json", datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None))
     except (OSError, ValueError, KeyError, TypeError, OverflowError):
         return None
 

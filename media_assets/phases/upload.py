@@ -6,11 +6,12 @@ reason), so both upload phases can run in either order and a re-run only sends w
 from __future__ import annotations
 
 from collections.abc import Collection
-from pathlib import Path
+from datetime import datetime, timedelta, timezone
 
+from media_assets.catalog.icloud import IN_LIBRARY
 from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.states import FileState
-from media_assets.destinations.base import Destination, UploadError
+from media_assets.destinations.base import Destination, HoldsItsSource, UploadError, UploadJob
 from media_assets.media.identify import content_format
 from media_assets.phases.common import PhaseContext, PhaseFailed, PhaseOutcome
 
@@ -26,6 +27,13 @@ def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
             outcome.counts["already_uploaded"] += 1
             continue
         outcome.files += 1
+        held = destination.already_holds(file.source, file.source_id) if isinstance(destination,
+                                                                                    HoldsItsSource) else None
+        if held is not None:
+            ctx.catalog.record_upload(file.id, destination.name, status=IN_LIBRARY, remote_id=held,
+                                      checksum=file.output_hash, detail="already in iCloud: taken from this library")
+            outcome.counts["already_in_icloud"] += 1
+            continue
         reason = destination.refusal(_staged_format(ctx, file), file.media_type)
         if reason is not None:
             ctx.catalog.record_upload(file.id, destination.name, status="not_accepted", remote_id=None,
@@ -57,7 +65,8 @@ def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, fi
     several at once; the catalog is still written here, one file at a time."""
     if not files:
         return
-    jobs = [(ctx.path(f.staged_path or ""), _name(f.staged_path), f.output_hash or "") for f in files]
+    jobs = [UploadJob(ctx.path(f.staged_path or ""), _name(f.staged_path), f.output_hash or "", _taken(f))
+            for f in files]
     upload_many = getattr(destination, "upload_many", None)
     results = upload_many(jobs) if upload_many is not None else ((job, _upload_one(destination, job)) for job in jobs)
     for file, (_job, result) in zip(files, results, strict=True):
@@ -72,7 +81,17 @@ def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, fi
         outcome.counts["uploaded"] += 1
 
 
-def _upload_one(destination: Destination, job: tuple[Path, str, str]) -> str | Exception:
+def _taken(file: MediaFile) -> datetime | None:
+    """The file's capture date as an instant: its local time at its UTC offset, or at this machine's offset
+    when the offset is unknown (as the date chain read it)."""
+    if file.captured_at is None:
+        return None
+    if file.capture_utc_offset_minutes is None:
+        return file.captured_at.astimezone()
+    return file.captured_at.replace(tzinfo=timezone(timedelta(minutes=file.capture_utc_offset_minutes)))
+
+
+def _upload_one(destination: Destination, job: UploadJob) -> str | Exception:
     try:
         return destination.upload(*job)
     except (UploadError, OSError) as error:

@@ -33,7 +33,9 @@ class SourceItem:
     size: int | None = None
     modified: float | None = None
     refusal: str | None = None
-    taken: datetime | None = None  # the capture moment the source itself knows (iCloud's asset date), aware
+    #: The capture moment the source itself knows (iCloud's asset date): aware in the place's own zone when
+    #: the source recorded one, else naive UTC.
+    taken: datetime | None = None
     #: (source id, name) of the files that describe this one and travel with it (.AAE, .xmp, a Takeout .json).
     sidecars: tuple[tuple[str, str], ...] = ()
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from media_assets.catalog.database import resolve_conninfo
+from media_assets.catalog.icloud import ICLOUD_SOURCE, ICloudCatalog
 from media_assets.catalog.repository import Catalog
 from media_assets.icloud.config import ICloudConfig, icloud_config
 from media_assets.icloud.library import (
@@ -32,7 +33,6 @@ from media_assets.icloud.library import (
     until_known_run,
 )
 from media_assets.icloud.session import CodeProvider, Connection, account_connector
-from media_assets.icloud.state import SOURCE, ICloudState
 from media_assets.settings import Settings
 from media_assets.sources.base import SourceError, SourceItem
 from media_assets.storage import move_file, safe_name
@@ -48,9 +48,9 @@ class Fetched:
 
 
 class ICloudSource:
-    name = SOURCE
+    name = ICLOUD_SOURCE
 
-    def __init__(self, config: ICloudConfig, state: ICloudState, connect: Callable[[], Connection]) -> None:
+    def __init__(self, config: ICloudConfig, state: ICloudCatalog, connect: Callable[[], Connection]) -> None:
         self.config = config
         self.state = state
         self._connect = connect
@@ -180,5 +180,5 @@ class ICloudSource:
 def icloud_source(settings: Settings, code_provider: CodeProvider | None = None, *,
                   interactive: bool = True) -> ICloudSource:
     config = icloud_config(settings)
-    state = ICloudState(Catalog(resolve_conninfo(settings)), config.username)
+    state = ICloudCatalog(Catalog(resolve_conninfo(settings)), config.username)
     return ICloudSource(config, state, account_connector(config, settings, code_provider, interactive=interactive))

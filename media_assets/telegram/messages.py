@@ -45,6 +45,8 @@ def report_text(report: RunReport, *, run_url: str | None = None, limit: int | N
         f"Duplicates: {len(report.duplicates)} · Quarantined: {len(report.quarantined)}"
         f" · Saved: {human_bytes(report.bytes_saved)}",
     ]
+    if report.already_in_icloud:
+        lines.append(f"Already in iCloud: {report.already_in_icloud} (not uploaded back)")
     if report.error:
         lines.append(f"Error: {report.error}")
     lines += ["", "Phases:"]

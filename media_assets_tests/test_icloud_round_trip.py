@@ -1,0 +1,88 @@
+"""The iCloud round trip against the local HTTPS stand-in with the real pyicloud: nothing uploaded back to the
+account it came from, capture dates carried both ways."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from media_assets.catalog.states import FileState
+from media_assets.cli import _status_text
+from media_assets.icloud.config import icloud_config
+from media_assets.icloud.session import connect
+from media_assets.media import sample_library as sample
+from media_assets.runner import run_batch
+from media_assets_tests.test_icloud import add_photos, answer, icloud_settings, login, standin  # noqa: F401
+
+pytestmark = pytest.mark.slow  # whole batches
+
+
+def _uploads(pipeline) -> list[dict]:  # noqa: ANN001
+    return pipeline.catalog.conn.execute(
+        "SELECT f.source_id, u.status, u.remote_id FROM uploads u JOIN media_files f ON f.id = u.file_id"
+        " WHERE u.destination = 'icloud' ORDER BY f.id").fetchall()
+
+
+# --- never upload back ----------------------------------------------------------------------------------------
+
+def test_the_default_set_up_with_icloud_download_uploads_nothing_back(standin, make_pipeline, tmp_path  # noqa: F811
+                                                                       ) -> None:
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_UPLOAD="true",
+                                               ENABLE_COMPRESSION="true"))
+    assets = add_photos(standin, 2)
+    assets.append(standin.add_asset("IMG_BIG.JPG", sample.photo_bytes(size=(800, 600), seed=3, quality=98)))
+    login(pipeline.settings, standin)
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    assert standin.count("/photosupload/") == 0 and len(standin.assets) == 3
+    rows = _uploads(pipeline)
+    assert sorted((r["status"], r["remote_id"]) for r in rows) == [("in_library", a.asset_id) for a in assets]
+    assert report.already_in_icloud == 3 and "Already in iCloud" in report.to_markdown()
+    assert "Already in iCloud (taken from its library, not uploaded back): 3" in _status_text(pipeline)
+    assert {f.state for f in pipeline.catalog.iter_files(report.batch_id, *FileState)} == {FileState.VERIFIED}
+
+    again = run_batch(pipeline)  # nothing new in iCloud: no copy of a copy
+    assert again.success and again.files_processed == 0 and len(standin.assets) == 3
+
+
+def test_an_icloud_source_uploads_to_another_apple_id(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_UPLOAD="true",
+                                               ICLOUD_UPLOAD_USERNAME="family@example.com",
+                                               ICLOUD_UPLOAD_PASSWORD="other"))
+    add_photos(standin, 1)
+    login(pipeline.settings, standin)
+    connect(icloud_config(pipeline.settings, role="destination"), code_provider=answer(standin.code))
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    assert standin.count("/photosupload/putAsset") == 1 and report.already_in_icloud == 0
+    assert [r["status"] for r in _uploads(pipeline)] == ["uploaded"]
+
+
+# --- dates both ways ------------------------------------------------------------------------------------------
+
+def test_a_dateless_asset_is_filed_under_its_asset_date(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
+    taken_utc = datetime(2021, 3, 4, 23, 30, tzinfo=timezone.utc)  # 08:30 the next morning in Tokyo
+    standin.add_asset("IMG_0001.JPG", sample.photo_bytes(size=(48, 36), seed=1, make=None, model=None),
+                      asset_ms=int(taken_utc.timestamp() * 1000), time_zone_seconds=9 * 3600)
+    login(pipeline.settings, standin)
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    [file] = pipeline.catalog.iter_files(report.batch_id, *FileState)
+    assert (file.capture_date_source, file.capture_date_tag) == ("source", "icloud_asset_date")
+    assert (file.captured_at, file.capture_utc_offset_minutes) == (datetime(2021, 3, 5, 8, 30), 540)
+    assert (file.sorted_path or "").startswith("uploaded/2021/03/05/")
+
+
+def test_an_upload_carries_the_capture_date(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
+                                               ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true"))
+    sample.make_photo(pipeline.settings.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1,
+                      taken=datetime(2019, 5, 4, 10, 0, 0), offset="+02:00")
+    login(pipeline.settings, standin)
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    [asset] = standin.assets
+    assert asset.asset_ms == int(datetime(2019, 5, 4, 8, 0, tzinfo=timezone.utc).timestamp() * 1000)
+    assert asset.time_zone_seconds == 2 * 3600
