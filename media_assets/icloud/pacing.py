@@ -2,7 +2,12 @@
 
 Every HTTP request of an account passes one `Pacer` (a minimum spacing between request starts, shared by all
 transfer threads), and each logical call is retried on transient answers with exponential backoff and full
-jitter; a 429 also pushes the shared pacer back, so the other threads slow down instead of piling on."""
+jitter; a 429 also pushes the shared pacer back (by Apple's Retry-After when it sends one), so the other threads
+slow down instead of piling on.
+
+Sign-in and 2FA requests are retried by the transport itself, request by request: pyicloud folds their
+failures into "login failed" or "wrong code" answers, which would cost a refused password or a 2FA attempt
+for what was only Apple being busy."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import requests
@@ -27,6 +33,31 @@ from requests.adapters import HTTPAdapter
 log = logging.getLogger("media_assets.icloud")
 T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Paths of Apple's sign-in (idmsa `/appleauth/auth/...`: SRP, 2FA, trust) and account setup (`accountLogin`,
+#: `validate`): every request to them is retried on its own by `PacedAdapter`.
+SIGN_IN_PATHS = ("/appleauth/auth", "/setup/ws/1/")
+#: The longest Retry-After honoured; a longer one is Apple asking for a break the next run can take.
+MAX_RETRY_AFTER_SECONDS = 120.0
+
+
+def pause(seconds: float) -> None:
+    """Every wait of the pacer and the retries goes through here (tests watch the waits instead of the clock)."""
+    time.sleep(seconds)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Apple's Retry-After (seconds or an HTTP date), capped at MAX_RETRY_AFTER_SECONDS; None when absent."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 class TransferError(Exception):
@@ -40,11 +71,10 @@ class TransferError(Exception):
 class Pacer:
     """At most `rate` request starts per second across all threads."""
 
-    def __init__(self, rate: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate
         self._next = 0.0
         self._lock = threading.Lock()
-        self._sleep = sleep
 
     def wait(self) -> None:
         with self._lock:
@@ -52,7 +82,7 @@ class Pacer:
             slot = max(now, self._next)
             self._next = slot + self.interval
         if slot > now:
-            self._sleep(slot - now)
+            pause(slot - now)
 
     def hold(self, seconds: float) -> None:
         """Start no request for `seconds` (after a 429: the server asked everyone to slow down)."""
@@ -61,19 +91,33 @@ class Pacer:
 
 
 class PacedAdapter(HTTPAdapter):
-    """The transport of every request to Apple: waits for the pacer before each one. `ca_bundle` (a stand-in's
-    certificate) wins over REQUESTS_CA_BUNDLE, which requests would otherwise prefer to the session's own."""
+    """The transport of every request to Apple: waits for the pacer before each one, holds it back by a 429's
+    Retry-After, and retries sign-in requests (`sign_in_retry`). `ca_bundle` (a stand-in's certificate) wins over
+    REQUESTS_CA_BUNDLE, which requests would otherwise prefer to the session's own."""
 
-    def __init__(self, pacer: Pacer, pool_size: int, ca_bundle: str | None = None) -> None:
+    def __init__(self, pacer: Pacer, pool_size: int, ca_bundle: str | None = None,
+                 sign_in_retry: RetryPolicy | None = None) -> None:
         super().__init__(pool_connections=4, pool_maxsize=pool_size)
         self.pacer = pacer
         self.ca_bundle = ca_bundle
+        self.sign_in_retry = sign_in_retry
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if self.ca_bundle:
             kwargs["verify"] = self.ca_bundle
+        path = requests.utils.urlparse(request.url or "").path
+        if self.sign_in_retry is not None and path.startswith(SIGN_IN_PATHS):
+            what = path.rsplit("/", 1)[-1] or "sign-in"
+            return self.sign_in_retry.send(lambda: self._paced_send(request, **kwargs), what=f"sign-in ({what})")
+        return self._paced_send(request, **kwargs)
+
+    def _paced_send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         self.pacer.wait()
-        return super().send(request, **kwargs)
+        response = super().send(request, **kwargs)
+        wait = retry_after(response)
+        if response.status_code == 429 and wait:
+            self.pacer.hold(wait)
+        return response
 
 
 def transient_status(error: BaseException) -> int | None:
@@ -110,7 +154,6 @@ class RetryPolicy:
     base_seconds: float = 0.5
     cap_seconds: float = 30.0
     pacer: Pacer | None = None
-    sleep: Callable[[float], None] = time.sleep
     retried: int = field(default=0, init=False)
 
     def delay(self, attempt: int) -> float:
@@ -130,5 +173,28 @@ class RetryPolicy:
                     self.pacer.hold(delay)
                 log.info("iCloud %s: %s (attempt %d of %d), retrying in %.1f s", what,
                          status or "connection problem", attempt + 1, self.attempts, delay)
-                self.sleep(delay)
+                pause(delay)
+        raise AssertionError("unreachable")
+
+    def send(self, request: Callable[[], requests.Response], *, what: str) -> requests.Response:
+        """One HTTP request, sent again on a transient status or a broken connection with the same backoff, and
+        never sooner than Apple's Retry-After; the last answer is returned as it is for the caller to judge."""
+        for attempt in range(self.attempts):
+            last = attempt == self.attempts - 1
+            try:
+                response = request()
+            except (requests.ConnectionError, requests.Timeout):
+                if last:
+                    raise
+                status, wait = 0, None
+            else:
+                if response.status_code not in TRANSIENT_STATUSES or last:
+                    return response
+                status, wait = response.status_code, retry_after(response)
+                response.close()
+            delay = max(self.delay(attempt), wait or 0.0)
+            self.retried += 1
+            log.info("iCloud %s: %s (attempt %d of %d), retrying in %.1f s", what, status or "connection problem",
+                     attempt + 1, self.attempts, delay)
+            pause(delay)
         raise AssertionError("unreachable")

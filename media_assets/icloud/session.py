@@ -17,8 +17,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+import requests
 from pyicloud import PyiCloudService
-from pyicloud.exceptions import PyiCloudFailedLoginException
+from pyicloud.exceptions import PyiCloudConnectionException, PyiCloudFailedLoginException
 
 from media_assets.icloud.config import ICloudConfig
 from media_assets.icloud.pacing import PacedAdapter, Pacer, RetryPolicy
@@ -153,7 +154,8 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
     service = EndpointService(config.username, config.password, cookie_directory=str(config.cookie_dir),
                               verify=config.ca_bundle or True, authenticate=False, endpoint=config.endpoint,
                               with_family=False)
-    service.session.mount("https://", PacedAdapter(pacer, max(10, 2 * config.concurrency), config.ca_bundle))
+    service.session.mount("https://", PacedAdapter(pacer, max(10, 2 * config.concurrency), config.ca_bundle,
+                                                   sign_in_retry=retry))
     _serialise_saves(service.session)
     refused_on = password_refused_on(config)
     if refused_on is not None:
@@ -162,35 +164,56 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
                            "ICLOUD_PASSWORD (ICLOUD_UPLOAD_PASSWORD for a separate upload account), or run "
                            "`media-pipeline icloud login` if it has since been changed at Apple.",
                     PasswordRefused)
-    _sign_in(service, retry, config, alert)
+    _sign_in(service, config, alert)
     (config.cookie_dir / REFUSED_FILE).unlink(missing_ok=True)
     if service.requires_2fa and not interactive:
         raise ICloudAuthError(f"iCloud sign-in for {config.username} needs a 2FA code; the next run asks for it")
-    if service.requires_2fa:
+    fresh_code = service.requires_2fa
+    if fresh_code:
         lapsed = trusted_at(config.cookie_dir) is not None
         _complete_2fa(service, config, code_provider, alert, lapsed=lapsed)
+    if service.is_trusted_session and (fresh_code or trusted_at(config.cookie_dir) is None):
+        record_trust(config.cookie_dir)  # whenever Apple trusts the session, so the expiry warning can fire
     for path in config.cookie_dir.iterdir():
         path.chmod(0o600)
     expires = _check_trust(config, alert, now or datetime.now(timezone.utc))
     return Connection(config, service, pacer, retry, expires)
 
 
-def _sign_in(service: PyiCloudService, retry: RetryPolicy, config: ICloudConfig, alert: Alert | None) -> None:
-    """Apple's SRP sign-in. A refused password gets one more handshake (SRP clients are known to fail a correct
-    password now and then, and two attempts are far from Apple's lockout); refused twice, it is remembered."""
+def _sign_in(service: PyiCloudService, config: ICloudConfig, alert: Alert | None) -> None:
+    """Apple's SRP sign-in (each request already retried on 429/5xx and broken connections by the transport).
+    A refused password gets one more handshake (SRP clients are known to fail a correct password now and then,
+    and two attempts are far from Apple's lockout); refused twice, it is remembered. Anything else is Apple
+    being unavailable, never a refused password."""
     for attempt in (1, 2):
         try:
-            retry.call(service.authenticate, what="sign-in")
+            service.authenticate()
             return
         except PyiCloudFailedLoginException as error:
-            if getattr(error.__cause__, "code", None) != 401:
-                raise
+            status = _status_of(error.__cause__)
+            if status != 401:
+                raise _unavailable(config, status) from error
             if attempt == 1:
                 log.warning("Apple refused the sign-in for %s; trying once more with a new handshake", config.username)
+        except (PyiCloudConnectionException, requests.HTTPError) as error:
+            raise _unavailable(config, _status_of(error)) from error
     record_refused_password(config)
     raise _fail(alert, f"Apple refused the Apple ID or password for {config.username} twice: check ICLOUD_PASSWORD "
                        "(ICLOUD_UPLOAD_PASSWORD for a separate upload account). This password is not tried again, so "
                        "the Apple ID is not locked.", PasswordRefused)
+
+
+def _status_of(error: BaseException | None) -> int | None:
+    """The HTTP status behind a pyicloud or requests error, None for a connection that broke."""
+    code = getattr(error, "code", None)
+    response = getattr(error, "response", None)
+    return code if isinstance(code, int) else getattr(response, "status_code", None)
+
+
+def _unavailable(config: ICloudConfig, status: int | None) -> ICloudAuthError:
+    answer = f"answered {status}" if status is not None else "could not be reached"
+    return ICloudAuthError(f"Apple {answer} during the iCloud sign-in for {config.username} after "
+                           f"{config.max_retries} attempts; the password was not refused, the next run tries again.")
 
 
 def _fail(alert: Alert | None, text: str, kind: type[ICloudAuthError] = ICloudAuthError) -> ICloudAuthError:
@@ -219,7 +242,6 @@ def _complete_2fa(service: PyiCloudService, config: ICloudConfig, provider: Code
             raise _fail(alert, f"No iCloud 2FA code for {account} within {config.code_timeout_seconds} s; the run "
                                "stops. Answer the next prompt or run `media-pipeline icloud login`.")
         if service.validate_2fa_code(code):
-            record_trust(config.cookie_dir)
             log.info("iCloud sign-in for %s trusted after a 2FA code", account)
             return
         log.warning("Apple rejected a 2FA code for %s (attempt %d of %d)", account, attempt, config.code_attempts)
