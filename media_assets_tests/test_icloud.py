@@ -111,7 +111,7 @@ def test_wrong_codes_are_capped_and_alerted(standin, make_pipeline, tmp_path) ->
         connect(icloud_config(pipeline.settings), code_provider=answer("111111"),
                 alert=lambda key, text: alerts.append((key, text)))
     assert standin.codes_checked == ["111111", "111111"]
-    assert alerts and alerts[0][0] == "icloud-session"
+    assert alerts and alerts[0][0] == "icloud-2fa-codes-refused:owner@example.com"
 
 
 def test_a_wrong_password_is_refused_once_and_never_tried_again_until_it_changes(standin, make_pipeline,
@@ -216,7 +216,8 @@ def test_the_owner_is_warned_before_the_trust_lapses(standin, make_pipeline, tmp
     assert alerts == []  # fresh trust: nothing to say
     record_trust(config.cookie_dir, datetime.now(timezone.utc) - timedelta(days=27))
     connect(config, code_provider=None, alert=lambda key, text: alerts.append((key, text)))
-    assert [key for key, _ in alerts] == ["icloud-trust-expiry"] and "lapses in about 2 day" in alerts[0][1]
+    assert [key for key, _ in alerts] == ["icloud-trust-expiry:owner@example.com"]
+    assert "lapses in about 2 day" in alerts[0][1]
 
 
 # --- the source -------------------------------------------------------------------------------------------------

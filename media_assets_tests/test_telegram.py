@@ -26,8 +26,9 @@ from media_assets.runner import run_batch
 from media_assets.settings import Settings, load_settings
 from media_assets.telegram import check_free_space, send_alert, wait_for_code, wrong_code_prompt
 from media_assets.telegram.client import TEXT_LIMIT
-from media_assets.telegram.config import REDACTED, redact, telegram_config
+from media_assets.telegram.config import telegram_config
 from media_assets.telegram.notify import send_report
+from media_assets.telegram.redaction import REDACTED, redact
 from media_assets_tests.conftest import write_settings
 from media_assets_tests.telegram_stub import TelegramStub
 
@@ -335,5 +336,6 @@ def test_the_relay_gives_up_when_telegram_is_down(tmp_path, stub) -> None:
 
 
 def test_wrong_code_prompt_counts_down() -> None:
-    assert "attempt 1 of 3" in wrong_code_prompt("Apple", 1, 3) and "2 tries left" in wrong_code_prompt("Apple", 1, 3)
-    assert "1 try left" in wrong_code_prompt("Apple", 2, 3)
+    assert "attempt 1 of 3" in wrong_code_prompt("Apple", 1, 3, 60) and "2 tries left" in wrong_code_prompt(
+        "Apple", 1, 3, 60)
+    assert "1 try left" in wrong_code_prompt("Apple", 2, 3, 60)

@@ -29,7 +29,12 @@ from media_assets.sources.base import SourceNeedsSettings
 log = logging.getLogger("media_assets.icloud")
 TRUST_FILE = "trust.json"
 REFUSED_FILE = "refused-password.json"
-SESSION_ALERT_KEY = "icloud-session"
+#: One alert throttle key per problem (and account), so one problem's alert never silences another's.
+PASSWORD_REFUSED = "icloud-password-refused"
+NO_CODE_PROVIDER = "icloud-2fa-unanswerable"
+CODE_TIMEOUT = "icloud-2fa-timeout"
+CODES_REFUSED = "icloud-2fa-codes-refused"
+TRUST_LAPSING = "icloud-trust-expiry"
 
 
 class CodeProvider(Protocol):
@@ -159,11 +164,11 @@ def connect(config: ICloudConfig, *, code_provider: CodeProvider | None, alert: 
     _serialise_saves(service.session)
     refused_on = password_refused_on(config)
     if refused_on is not None:
-        raise _fail(alert, f"Apple refused this password for {config.username} on {refused_on:%Y-%m-%d %H:%M} UTC, "
-                           "so it is not tried again (repeated failures lock the Apple ID). Put the right one in "
-                           "ICLOUD_PASSWORD (ICLOUD_UPLOAD_PASSWORD for a separate upload account), or run "
-                           "`media-pipeline icloud login` if it has since been changed at Apple.",
-                    PasswordRefused)
+        raise _fail(alert, PASSWORD_REFUSED, config,
+                    f"Apple refused this password for {config.username} on {refused_on:%Y-%m-%d %H:%M} UTC, so it "
+                    "is not tried again (repeated failures lock the Apple ID). Put the right one in ICLOUD_PASSWORD "
+                    "(ICLOUD_UPLOAD_PASSWORD for a separate upload account), or run `media-pipeline icloud login` if "
+                    "it has since been changed at Apple.", PasswordRefused)
     _sign_in(service, config, alert)
     (config.cookie_dir / REFUSED_FILE).unlink(missing_ok=True)
     if service.requires_2fa and not interactive:
@@ -198,9 +203,10 @@ def _sign_in(service: PyiCloudService, config: ICloudConfig, alert: Alert | None
         except (PyiCloudConnectionException, requests.HTTPError) as error:
             raise _unavailable(config, _status_of(error)) from error
     record_refused_password(config)
-    raise _fail(alert, f"Apple refused the Apple ID or password for {config.username} twice: check ICLOUD_PASSWORD "
-                       "(ICLOUD_UPLOAD_PASSWORD for a separate upload account). This password is not tried again, so "
-                       "the Apple ID is not locked.", PasswordRefused)
+    raise _fail(alert, PASSWORD_REFUSED, config,
+                f"Apple refused the Apple ID or password for {config.username} twice: check ICLOUD_PASSWORD "
+                "(ICLOUD_UPLOAD_PASSWORD for a separate upload account). This password is not tried again, so the "
+                "Apple ID is not locked.", PasswordRefused)
 
 
 def _status_of(error: BaseException | None) -> int | None:
@@ -216,38 +222,47 @@ def _unavailable(config: ICloudConfig, status: int | None) -> ICloudAuthError:
                            f"{config.max_retries} attempts; the password was not refused, the next run tries again.")
 
 
-def _fail(alert: Alert | None, text: str, kind: type[ICloudAuthError] = ICloudAuthError) -> ICloudAuthError:
+def alert_key(problem: str, config: ICloudConfig) -> str:
+    return f"{problem}:{config.username}"
+
+
+def _fail(alert: Alert | None, problem: str, config: ICloudConfig, text: str,
+          kind: type[ICloudAuthError] = ICloudAuthError) -> ICloudAuthError:
     log.error(text)
     if alert is not None:
-        alert(SESSION_ALERT_KEY, text)
+        alert(alert_key(problem, config), text)
     return kind(text)
 
 
 def _complete_2fa(service: PyiCloudService, config: ICloudConfig, provider: CodeProvider | None,
                   alert: Alert | None, *, lapsed: bool) -> None:
+    from media_assets.telegram.messages import deadline_text
     from media_assets.telegram.relay import wrong_code_prompt
 
     account = config.username
     if provider is None:
-        raise _fail(alert, f"iCloud sign-in for {account} needs a 2FA code and nothing can ask for one: turn on "
-                           "Telegram or run `media-pipeline icloud login`.")
+        raise _fail(alert, NO_CODE_PROVIDER, config, f"iCloud sign-in for {account} needs a 2FA code and nothing "
+                                                     "can ask for one: turn on Telegram or run `media-pipeline icloud "
+                                                     "login`.")
     why = "Apple's trust in this pipeline has lapsed" if lapsed else "iCloud sign-in"
-    prompt = (f"{why} ({account}): Apple sent a 6-digit code to your devices. Reply with it within "
-              f"{config.code_timeout_seconds // 60 or 1} minutes.")
+    within = deadline_text(config.code_timeout_seconds)
+    prompt = f"{why} ({account}): Apple sent a 6-digit code to your devices. Reply with it within {within}."
     deadline = time.monotonic() + config.code_timeout_seconds
     for attempt in range(1, config.code_attempts + 1):
         remaining = deadline - time.monotonic()
         code = provider(prompt, remaining) if remaining > 0 else None
         if code is None:
-            raise _fail(alert, f"No iCloud 2FA code for {account} within {config.code_timeout_seconds} s; the run "
-                               "stops. Answer the next prompt or run `media-pipeline icloud login`.")
+            raise _fail(alert, CODE_TIMEOUT, config, f"No iCloud 2FA code for {account} within {within}; the run "
+                                                     "stops. Answer the next prompt or run `media-pipeline icloud "
+                                                     "login`.")
         if service.validate_2fa_code(code):
             log.info("iCloud sign-in for %s trusted after a 2FA code", account)
             return
         log.warning("Apple rejected a 2FA code for %s (attempt %d of %d)", account, attempt, config.code_attempts)
-        prompt = wrong_code_prompt("Apple", attempt, config.code_attempts)
-    raise _fail(alert, f"Apple rejected {config.code_attempts} 2FA codes for {account}; stopped asking so the "
-                       "account is not locked. Run `media-pipeline icloud login` when you have a fresh code.")
+        prompt = wrong_code_prompt("Apple", attempt, config.code_attempts, deadline - time.monotonic())
+    raise _fail(alert, CODES_REFUSED, config, f"Apple rejected {config.code_attempts} 2FA codes for {account}; "
+                                              "stopped asking so the account is not locked. Run `media-pipeline "
+                                              "icloud login` when you have a fresh code.")
 
 
 def _check_trust(config: ICloudConfig, alert: Alert | None, now: datetime) -> datetime | None:
@@ -258,9 +273,9 @@ def _check_trust(config: ICloudConfig, alert: Alert | None, now: datetime) -> da
     expires = since + timedelta(days=config.trust_days)
     left = expires - now
     if left <= timedelta(days=config.trust_warn_days) and alert is not None:
-        alert("icloud-trust-expiry", f"iCloud sign-in for {config.username} lapses in about "
-                                     f"{max(left.days, 0)} day(s) ({expires:%Y-%m-%d}). Run `media-pipeline icloud "
-                                     "login` (or answer the code prompt the next run sends) to renew it.")
+        alert(alert_key(TRUST_LAPSING, config),
+              f"iCloud sign-in for {config.username} lapses in about {max(left.days, 0)} day(s) ({expires:%Y-%m-%d})."
+              " Run `media-pipeline icloud login` (or answer the code prompt the next run sends) to renew it.")
     return expires
 
 

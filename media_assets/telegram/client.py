@@ -15,7 +15,8 @@ from typing import TypeVar
 from telegram import Bot, Message
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
-from media_assets.telegram.config import TelegramConfig, redact
+from media_assets.telegram.config import TelegramConfig
+from media_assets.telegram.redaction import redact
 
 log = logging.getLogger("media_assets.telegram")
 # httpx logs every request URL at INFO, and the URL holds the bot token; ptb logs raw API answers (which may hold

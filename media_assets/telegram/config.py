@@ -65,13 +65,3 @@ def telegram_config(settings: Settings) -> TelegramConfig:
         free_space_alert_gb=parse_int("FREE_SPACE_ALERT_GB", raw.get("FREE_SPACE_ALERT_GB", "5"), minimum=0),
         media_root=settings.media_root, state_file=settings.data_dir / "telegram-alerts.json",
         secrets=tuple(sorted((s for s in secrets if s), key=len, reverse=True)))
-
-
-REDACTED = "[redacted]"
-
-
-def redact(text: str, secrets: tuple[str, ...] | list[str]) -> str:
-    """`text` with every secret value replaced (longest first, so a secret containing another goes whole)."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text

@@ -27,6 +27,21 @@ def human_duration(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{seconds:.1f} s"
 
 
+def deadline_text(seconds: float) -> str:
+    """A deadline as people say it: "90 seconds", "10 minutes", "2 minutes 30 seconds" (never "1 minutes")."""
+    total = max(1, round(seconds))
+    minutes, rest = divmod(total, 60)
+
+    def unit(n: int, name: str) -> str:
+        return f"{n} {name}" if n == 1 else f"{n} {name}s"
+
+    if rest == 0:
+        return unit(minutes, "minute")
+    if total < 120:
+        return unit(total, "second")
+    return f"{unit(minutes, 'minute')} {unit(rest, 'second')}"
+
+
 def _listed(title: str, lines: list[str], limit: int | None) -> list[str]:
     if not lines:
         return []

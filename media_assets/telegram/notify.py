@@ -82,7 +82,7 @@ def alert(config: TelegramConfig, key: str, text: str, *, now: datetime | None =
 
 def send_alert(key: str, text: str, *, settings: Settings | None = None, now: datetime | None = None) -> bool:
     """For any module: tell the owner about a problem, at most once per ALERT_THROTTLE_MINUTES per `key`
-    (e.g. "icloud-session", "supabase-mirror"). Secrets are removed; never raises; True when sent."""
+    (e.g. "icloud-2fa-timeout:<account>", "supabase-mirror"). Secrets are removed; never raises; True when sent."""
     config = _config(settings)
     return config is not None and _safe_alert(config, key, text, now)
 

@@ -21,6 +21,7 @@ from telegram import Bot, Message, Update
 from media_assets.settings import Settings, load_settings
 from media_assets.telegram.client import NETWORK_BACKOFF_SECONDS, TelegramClient, Undelivered
 from media_assets.telegram.config import TelegramConfig, telegram_config
+from media_assets.telegram.messages import deadline_text
 
 log = logging.getLogger("media_assets.telegram")
 CODE = re.compile(r"(\d{3}) ?(\d{3})")
@@ -94,8 +95,9 @@ def wait_for_code(prompt_text: str, *, deadline_seconds: float = 600, settings: 
     return code
 
 
-def wrong_code_prompt(service: str, attempt: int, max_attempts: int) -> str:
-    """The prompt after a rejected code: says how many tries are left before the caller stops asking."""
+def wrong_code_prompt(service: str, attempt: int, max_attempts: int, remaining_seconds: float) -> str:
+    """The prompt after a rejected code: how many tries are left before the caller stops asking, and how long."""
     left = max_attempts - attempt
     return (f"That code was not accepted by {service} (attempt {attempt} of {max_attempts}). "
-            f"Send the new 6-digit code; {left} {'try' if left == 1 else 'tries'} left.")
+            f"Send the new 6-digit code within {deadline_text(remaining_seconds)}; "
+            f"{left} {'try' if left == 1 else 'tries'} left.")
