@@ -9,6 +9,7 @@ from typing import Any
 
 from media_assets.catalog.icloud import count_in_library
 from media_assets.catalog.repository import Catalog
+from media_assets.catalog.sidecars import sorted_sidecars
 
 
 @dataclass
@@ -25,6 +26,7 @@ class RunReport:
     phases: list[dict[str, Any]] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
+    sidecars: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     #: Files taken from the upload account's own iCloud library: recorded as there, not uploaded back.
     already_in_icloud: int = 0
@@ -62,6 +64,9 @@ class RunReport:
         if self.quarantined:
             lines += ["", "## Quarantined", ""]
             lines += [f"- {q['original_name']}: {q['error']}" for q in self.quarantined]
+        if self.sidecars:
+            lines += ["", "## Sidecars kept beside their photo", ""]
+            lines += [f"- {s['sidecar']} (with {s['photo']})" for s in self.sidecars]
         return "\n".join(lines) + "\n"
 
 
@@ -80,8 +85,9 @@ def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, suc
         phases_total=len(phase_order), files_processed=int(totals["files"]),
         files_by_state=catalog.count_by_state(batch_id), bytes_in=int(totals["bytes_in"]),
         bytes_out=int(totals["bytes_out"]), phases=phases, duplicates=catalog.duplicates(batch_id),
-        quarantined=catalog.quarantined(batch_id), error=error,
-        already_in_icloud=count_in_library(catalog, batch_id))
+        quarantined=catalog.quarantined(batch_id),
+        sidecars=[{"photo": photo, "sidecar": sidecar} for photo, sidecar in sorted_sidecars(catalog, batch_id)],
+        error=error, already_in_icloud=count_in_library(catalog, batch_id))
 
 
 def write_report(report: RunReport, folder: Path, keep: int) -> Path:

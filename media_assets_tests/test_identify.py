@@ -7,6 +7,7 @@ import struct
 import subprocess
 import zlib
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pillow_heif
@@ -243,6 +244,69 @@ def test_truncated_jpeg(tmp_path: Path) -> None:
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     assert _reason(cut) == "truncated JPEG: image file is truncated"
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_jpeg_missing_only_its_end_marker_is_accepted_with_a_note(tmp_path: Path, progressive: bool) -> None:
+    whole = tmp_path / "whole.jpg"
+    _picture((640, 480)).save(whole, "JPEG", quality=90, progressive=progressive)
+    data = whole.read_bytes()
+    assert data.endswith(b"\xff\xd9")
+    for name, cut in (("no-eoi.jpg", data[:-2]), ("half-eoi.jpg", data[:-1])):
+        path = tmp_path / name
+        path.write_bytes(cut)
+        found = identify(path)
+        assert (found.format, found.width, found.height) == ("jpeg", 640, 480)
+        assert found.note is not None and "end marker" in found.note
+    assert identify(whole).note is None
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.995])
+def test_jpeg_cut_inside_its_scan_data_is_still_quarantined(tmp_path: Path, progressive: bool,
+                                                             keep: float) -> None:
+    whole = tmp_path / "whole.jpg"
+    _picture((640, 480)).save(whole, "JPEG", quality=90, progressive=progressive)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    assert _reason(cut).startswith("truncated JPEG")
+
+
+def test_heic_whose_items_point_past_its_end_is_truncated(tmp_path: Path) -> None:
+    """The tail of a HEIC holds only its EXIF item here, so the picture still decodes: the extents tell."""
+    whole = tmp_path / "whole.heic"
+    sample.make_photo(whole, size=(320, 240), fmt="HEIC", taken=datetime(2020, 1, 2))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.heic"
+    cut.write_bytes(data[:-1])
+    assert "ends at byte" in _reason(cut)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "suffix", "name"),
+    [("ICO", ".ico", "ICO"), ("TGA", ".tga", "TGA"), ("PCX", ".pcx", "PCX"), ("JPEG2000", ".jp2", "JPEG 2000"),
+     ("EPS", ".eps", "EPS"), (None, ".psd", "PSD")],
+)
+def test_formats_not_taken_are_named(tmp_path: Path, fmt: str | None, suffix: str, name: str) -> None:
+    path = tmp_path / f"picture{suffix}"
+    if fmt is None:  # Pillow cannot write PSD: its signature and version are enough to be recognised
+        path.write_bytes(b"8BPS\x00\x01" + bytes(20) + b"\x00\x03" + bytes(100))
+    else:
+        _picture((64, 48)).save(path, fmt)
+    reason = _reason(path)
+    assert reason.startswith("unsupported image format: ") and name in reason
+
+
+def test_true_extension() -> None:
+    assert identify_module.true_extension("IMG_0001.JPG", "heic") == ".heic"
+    assert identify_module.true_extension("IMG_0001.HEIC", "heic") is None
+    assert identify_module.true_extension("photo.jpeg", "jpeg") is None
+    assert identify_module.true_extension("image.png", "jpeg") == ".jpg"
+    assert identify_module.true_extension("clip.MOV", "mp4") is None  # one family, any of its names
+    assert identify_module.true_extension("clip.avi", "mp4") == ".mp4"
+    assert identify_module.true_extension("IMG_0001.CR2", "cr2") is None
+    assert identify_module.true_extension("noextension", "png") == ".png"
 
 
 def test_truncated_heic(tmp_path: Path) -> None:

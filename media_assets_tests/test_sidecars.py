@@ -12,6 +12,7 @@ from media_assets.catalog.states import FileState
 from media_assets.media.sample_library import make_photo
 from media_assets.phases.common import PhaseContext, run_phase
 from media_assets.phases.download import download
+from media_assets.runner import run_batch
 from media_assets.sources.configured import enabled_sources
 from media_assets.sources.folder import FolderSource
 from media_assets.sources.sidecars import sidecars_by_owner
@@ -65,3 +66,19 @@ def test_download_keeps_sidecars_and_records_the_takeout_date(make_pipeline, tmp
     assert sorted(s.name for s in kept) == ["beach.AAE", "beach.jpg.json"]
     assert all((pipeline.settings.media_root / s.original_path).read_bytes() == (library / s.name).read_bytes()
                for s in kept)
+
+
+def test_sidecars_reach_uploaded_beside_their_photo_and_the_report(make_pipeline, tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    make_photo(library / "IMG_0001.JPG", size=(640, 480), taken=datetime(2023, 5, 6, 7, 8, 9))
+    (library / "IMG_0001.AAE").write_text("<plist>edits</plist>")
+    (library / "IMG_0001.JPG.json").write_text(TAKEOUT)
+    pipeline = make_pipeline()
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    assert report.quarantined == []
+    day = pipeline.settings.storage_dir("uploaded") / "2023/05/06"
+    assert sorted(p.name for p in day.iterdir()) == ["IMG_0001.AAE", "IMG_0001.JPG", "IMG_0001.JPG.json"]
+    assert (day / "IMG_0001.AAE").read_text() == "<plist>edits</plist>"
+    assert sorted(Path(s["sidecar"]).name for s in report.sidecars) == ["IMG_0001.AAE", "IMG_0001.JPG.json"]
+    assert "IMG_0001.AAE" in report.to_markdown()

@@ -73,7 +73,7 @@ ORDER = (
 APPLE_CREATIONDATE = "com.apple.quicktime.creationdate"
 _VIDEO_LOCATION_TAGS = ("com.apple.quicktime.location.iso6709", "location", "location-eng")
 
-# Metadata dates outside this range are clock resets or placeholders, not capture times.
+# Metadata dates outside this range (or after tomorrow) are clock resets or placeholders, not capture times.
 _META_MIN_YEAR = 1900
 _META_MAX_YEAR = 2100
 # Zero values of the QuickTime (1904) and Unix (1970) epochs that encoders write when they know nothing.
@@ -556,14 +556,13 @@ def date_from_filename(name: str | None) -> CaptureDate | None:
 def _found_in_name(name: str | None) -> FoundDate | None:
     if not name:
         return None
-    latest = datetime.now() + timedelta(days=1)
     rejected: list[tuple[int, int]] = []  # a date whose time is junk (hour 25) is no date at all
     for pattern in _NAME_PATTERNS:
         for m in pattern.finditer(name):
             if any(m.start() < end and start < m.end() for start, end in rejected):
                 continue
-            local = _plausible(_ymd_hms(m), _NAME_MIN_YEAR, latest.year)
-            if local is not None and local <= latest:
+            local = _plausible(_ymd_hms(m), _NAME_MIN_YEAR, _META_MAX_YEAR)
+            if local is not None:
                 return FoundDate("filename", local, None)
             rejected.append(m.span())
     return None
@@ -617,6 +616,9 @@ def _build(year: int, month: int, day: int, hour: int, minute: int, second: int)
 
 
 def _plausible(dt: datetime | None, min_year: int, max_year: int) -> datetime | None:
+    """None for a placeholder, a year out of range, or a moment after tomorrow (a clock set to 2099)."""
     if dt is None or not min_year <= dt.year <= max_year or dt in _EPOCH_PLACEHOLDERS:
+        return None
+    if dt > datetime.now() + timedelta(days=1):
         return None
     return dt

@@ -9,9 +9,11 @@ crashing a later phase.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -43,6 +45,7 @@ class Identified:
     mime: str
     width: int | None  # None for RAW photos, which are accepted without decoding
     height: int | None
+    note: str | None = None  # a defect that was accepted (a JPEG missing only its end marker)
 
 
 class UnsupportedMedia(Exception):
@@ -82,6 +85,29 @@ def identify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Identified:
     if sniffed.decoder is None:
         return Identified(MediaKind.PHOTO, sniffed.format, sniffed.mime, None, None)
     return _check_image(path, sniffed, max_pixels)
+
+
+#: File extensions that fit each format; the first is the one a misnamed file is given.
+_EXTENSIONS = {
+    "jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "heic": (".heic", ".heif", ".hif"), "heif": (".heif", ".heic", ".hif"),
+    "avif": (".avif",), "png": (".png",), "gif": (".gif",), "webp": (".webp",), "tiff": (".tif", ".tiff"),
+    "bmp": (".bmp", ".dib"), "dng": (".dng",),
+    # One ISO-BMFF family: phones name the same kind of movie .mp4, .mov or .3gp, and players take any of them.
+    "mp4": (".mp4", ".m4v", ".mov", ".3gp", ".3g2"), "mov": (".mov", ".qt", ".mp4", ".m4v"),
+    "m4v": (".m4v", ".mp4", ".mov"), "3gp": (".3gp", ".mp4", ".3g2"), "3g2": (".3g2", ".3gp", ".mp4"),
+    "mts": (".mts", ".m2ts", ".ts"), "m2ts": (".m2ts", ".mts", ".ts"), "mkv": (".mkv",), "webm": (".webm", ".mkv"),
+    "avi": (".avi",), "mpg": (".mpg", ".mpeg", ".mpe", ".vob"), "flv": (".flv",), "wmv": (".wmv", ".asf"),
+}
+
+
+def true_extension(name: str, media_format: str) -> str | None:
+    """The extension a file named `name` holding `media_format` bytes should have, when its own does not fit
+    (HEIC bytes named .JPG); None when it fits or the format has no fixed extension (RAW, named by extension)."""
+    fitting = _EXTENSIONS.get(media_format)
+    if not fitting:
+        return None
+    dot = name.rfind(".")
+    return None if dot > 0 and name[dot:].lower() in fitting else fitting[0]
 
 
 def content_format(path: Path) -> str | None:
@@ -224,6 +250,9 @@ def _sniff(head: bytes, path: Path, stream: IO[bytes]) -> _Sniffed:
         return _video("mov")
     if head.startswith(b"BM") and len(head) >= 18 and struct.unpack("<I", head[14:18])[0] in _BMP_HEADERS:
         return _photo("bmp", "image/bmp", "BMP")
+    unsupported = _unsupported_format(head, ext)
+    if unsupported:
+        raise UnsupportedMedia(f"unsupported image format: {unsupported}")
     raise UnsupportedMedia(f"not a photo or video: {_describe_other(head)}")
 
 
@@ -296,6 +325,32 @@ def _tiff_has_tag(stream: IO[bytes], head: bytes, tag: int) -> bool:
     return any(struct.unpack_from(order + "H", entries, i)[0] == tag for i in range(0, len(entries) - 11, 12))
 
 
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+
+
+def _unsupported_format(head: bytes, ext: str) -> str | None:
+    """The name of an image format we recognise but do not take, so the reason says what the file is."""
+    if head.startswith(b"8BPS"):
+        return "PSD (Photoshop document)"
+    if head.startswith(_JP2_SIGNATURE) or head.startswith(b"\xff\x4f\xff\x51"):
+        return "JPEG 2000"
+    if head.startswith(b"\xc5\xd0\xd3\xc6") or (head.startswith(b"%!PS-Adobe") and b"EPSF" in head[:40]):
+        return "EPS (Encapsulated PostScript)"
+    if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
+        return "JPEG XL"
+    # Only reached for files nothing else matched: these looser checks choose the reason's words, never a format.
+    if len(head) >= 22 and head[:4] in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and head[4:6] != b"\x00\x00" \
+            and head[9] == 0:
+        return "ICO (Windows icon)"
+    if len(head) >= 128 and head[0] == 0x0A and head[1] in (0, 2, 3, 4, 5) and head[2] in (0, 1) \
+            and head[3] in (1, 2, 4, 8):
+        return "PCX"
+    if ext in ("tga", "icb", "vda", "vst") and len(head) >= 18 and head[1] in (0, 1) \
+            and head[2] in (1, 2, 3, 9, 10, 11):
+        return "TGA (Truevision Targa)"
+    return None
+
+
 def _describe_other(head: bytes) -> str:
     """A hint at what a rejected file is, so whoever reads the reason knows what they are looking at."""
     if head.startswith(b"%PDF"):
@@ -355,6 +410,22 @@ def _open_header(stream: IO[bytes], path: Path, decoder: str) -> ImageFile.Image
 def _check_image(path: Path, sniffed: _Sniffed, max_pixels: int) -> Identified:
     assert sniffed.decoder is not None
     label = sniffed.format.upper()
+    if sniffed.decoder in ("HEIF", "AVIF"):
+        _check_bmff_extents(path, label)
+    try:
+        return _decode_image(path, sniffed, max_pixels)
+    except UnsupportedMedia as refused:
+        if sniffed.decoder != "JPEG" or not refused.reason.startswith("truncated") or not _jpeg_lacks_only_eoi(path):
+            raise
+    with Image.open(path) as img:
+        width, height = img.size
+    return Identified(MediaKind.PHOTO, sniffed.format, sniffed.mime, width, height,
+                      note="JPEG without its end marker (EOI); every scan decodes, accepted as it is")
+
+
+def _decode_image(path: Path, sniffed: _Sniffed, max_pixels: int) -> Identified:
+    assert sniffed.decoder is not None
+    label = sniffed.format.upper()
     declared: tuple[int, int] | None = None
     with path.open("rb") as stream:
         try:
@@ -391,6 +462,120 @@ def _check_image(path: Path, sniffed: _Sniffed, max_pixels: int) -> Identified:
             raise UnsupportedMedia(_decoder_reason(label, exc)) from exc
     assert declared is not None
     return Identified(MediaKind.PHOTO, sniffed.format, sniffed.mime, declared[0], declared[1])
+
+
+#: Bytes the missing-EOI check appends before the end marker: no 0xFF, so they can only be read as scan data.
+_FILLER = b"\x55" * 4096
+
+
+def _jpeg_lacks_only_eoi(path: Path) -> bool:
+    """Whether a JPEG that ends without its end marker still holds all of its scan data.
+
+    Decoded twice with an end marker added: once right after the data, once after filler bytes. When the scans
+    are complete the decoder skips the filler as junk between markers and both pictures are the same; when the
+    file was cut inside scan data the filler is decoded as picture and the two differ (a decoder fills what is
+    missing with flat grey, which is why a cut file must never be "repaired" by adding the marker)."""
+    data = path.read_bytes()
+    if data.endswith(b"\xff\xd9"):
+        return False
+    data = data.removesuffix(b"\xff")  # the first byte of the marker is there
+    try:
+        pictures = []
+        for tail in (b"\xff\xd9", _FILLER + b"\xff\xd9"):
+            with Image.open(io.BytesIO(data + tail)) as img:  # full scale: a reduced decode skips late AC scans
+                pictures.append(img.convert("RGB").tobytes())
+    except Exception:  # still undecodable: it was more than the marker
+        return False
+    return pictures[0] == pictures[1]
+
+
+def _check_bmff_extents(path: Path, label: str) -> None:
+    """A HEIF/AVIF whose items (image tiles, thumbnails, EXIF) point past the end of the file is truncated: a
+    decoder may still show it, with the missing tiles flat grey. Reads only the box headers and `iloc`."""
+    size = path.stat().st_size
+    with path.open("rb") as stream:
+        try:
+            ends = list(_bmff_item_ends(stream, size))
+        except (struct.error, ValueError) as error:
+            raise UnsupportedMedia(f"corrupt {label}: {error}") from error
+    past = [(what, end) for what, end in ends if end > size]
+    if past:
+        what, end = past[0]
+        raise UnsupportedMedia(f"truncated {label}: {what} ends at byte {end:,} but the file has {size:,} bytes "
+                               f"({len(past)} part(s) cut off)")
+
+
+def _bmff_item_ends(stream: IO[bytes], size: int) -> Iterator[tuple[str, int]]:
+    """(what, end offset) of every top-level box and every file-stored extent of `meta/iloc`."""
+    position = 0
+    while position + 8 <= size:
+        stream.seek(position)
+        box_size, box_type, header = _box_header(stream, position, size)
+        if box_type == b"meta":
+            stream.seek(position + header + 4)  # FullBox: version and flags
+            yield from _iloc_ends(stream, position + box_size, position + header + 4)
+        if box_size == 0:
+            return
+        yield f"box '{box_type.decode('latin-1')}'", position + box_size
+        position += box_size
+
+
+def _box_header(stream: IO[bytes], position: int, size: int) -> tuple[int, bytes, int]:
+    """(box size, type, header length); size 0 means "to the end of the file"."""
+    raw = stream.read(8)
+    box_size, box_type = struct.unpack(">I4s", raw)
+    header = 8
+    if box_size == 1:
+        (box_size,) = struct.unpack(">Q", stream.read(8))
+        header = 16
+    elif box_size == 0:
+        return size - position, box_type, header
+    if box_size < header:
+        raise ValueError(f"box {box_type!r} at byte {position} has an impossible size {box_size}")
+    return box_size, box_type, header
+
+
+def _iloc_ends(stream: IO[bytes], meta_end: int, first_child: int) -> Iterator[tuple[str, int]]:
+    position = first_child
+    while position + 8 <= meta_end:
+        stream.seek(position)
+        box_size, box_type, header = _box_header(stream, position, meta_end)
+        if box_type == b"iloc":
+            stream.seek(position + header)
+            yield from _parse_iloc(stream.read(box_size - header))
+            return
+        position += box_size
+
+
+def _parse_iloc(body: bytes) -> Iterator[tuple[str, int]]:
+    """ISO/IEC 14496-12 ItemLocationBox: ("item N's data", end) of each extent stored in the file (method 0)."""
+    version = body[0]
+    sizes, more = body[4], body[5]
+    offset_size, length_size, base_size = sizes >> 4, sizes & 15, more >> 4
+    index_size = more & 15 if version in (1, 2) else 0
+    at = 6
+    count_format = ">H" if version < 2 else ">I"
+    (items,) = struct.unpack_from(count_format, body, at)
+    at += struct.calcsize(count_format)
+
+    def number(width: int) -> int:
+        nonlocal at
+        value = int.from_bytes(body[at:at + width], "big") if width else 0
+        if at + width > len(body):
+            raise ValueError("iloc box ends inside an item")
+        at += width
+        return value
+
+    for _ in range(items):
+        item_id = number(2 if version < 2 else 4)
+        method = number(2) & 15 if version in (1, 2) else 0
+        number(2)  # data_reference_index
+        base = number(base_size)
+        for _ in range(number(2)):
+            number(index_size)
+            offset, length = number(offset_size), number(length_size)
+            if method == 0 and length:  # 1: inside idat, 2: another item; length 0: to the end of the file
+                yield f"item {item_id}'s data", base + offset + length
 
 
 _PARENTHESISED_TAIL = re.compile(r"\s*\([^()]*\)\s*$")

@@ -16,7 +16,7 @@ from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.sidecars import record_sidecar
 from media_assets.catalog.states import FileState
 from media_assets.media.dates import KnownDate, capture_date, takeout_date
-from media_assets.media.identify import MediaKind, UnsupportedMedia, identify, sniff_stream
+from media_assets.media.identify import MediaKind, UnsupportedMedia, identify, sniff_stream, true_extension
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.selection import BatchLimits, BatchSelection, plan_batch
 from media_assets.sources.base import MediaSource, SourceError, SourceItem
@@ -117,13 +117,19 @@ def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: Med
         _quarantine(ctx, outcome, file, error.reason, original_path=ctx.relative(quarantined),
                     size_bytes=size, content_hash=digest)
         return
+    if (extension := true_extension(name, identified.format)) is not None:
+        # Bytes that differ from their extension (HEIC named .JPG) go on under the extension of what they are.
+        named = target.with_name(f"{target.stem if '.' in name else name}{extension}")
+        move_file(target, named)
+        target = named
     known = [KnownDate("icloud_asset_date", item.taken)] if item.taken else []
     for sidecar in _bring_sidecars(ctx, file, source, item):
         if (from_takeout := takeout_date(sidecar)) is not None:
             known.append(from_takeout)
     taken = capture_date(target, is_video=identified.kind is MediaKind.VIDEO, original_name=file.original_name,
                          file_mtime=item.modified, known_dates=known, home_zone=ctx.settings.home_timezone)
-    ctx.catalog.move(file, FileState.DOWNLOADED, original_path=ctx.relative(target), size_bytes=size,
+    ctx.catalog.move(file, FileState.DOWNLOADED, detail=identified.note, original_path=ctx.relative(target),
+                     size_bytes=size,
                      content_hash=digest, media_type=identified.kind.value, media_format=identified.format,
                      width=identified.width, height=identified.height, captured_at=taken.local,
                      capture_utc_offset_minutes=taken.utc_offset_minutes, capture_date_source=taken.source,

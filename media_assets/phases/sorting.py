@@ -1,10 +1,15 @@
-"""Sorting: move each uploaded file from `bridge/` into `uploaded/YYYY/MM/DD/` by its local capture date."""
+"""Sorting: move each uploaded file from `bridge/` into `uploaded/YYYY/MM/DD/` by its local capture date, with its
+sidecars beside it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from media_assets.catalog.repository import MediaFile
+from media_assets.catalog.sidecars import mark_sidecar_sorted, sidecars_of
 from media_assets.catalog.states import FileState
 from media_assets.phases.common import PhaseContext, PhaseOutcome
-from media_assets.storage import free_target, move_file
+from media_assets.storage import free_target, move_file, safe_name
 
 UNDATED_FOLDER = "undated"
 
@@ -20,11 +25,26 @@ def sort_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
         elif not target.exists():
             raise FileNotFoundError(f"staged file {staged} of {file.original_name!r} is missing")
         # else: a killed run had moved it already; the catalog catches up now.
+        _place_sidecars(ctx, file, target)
         ctx.catalog.move(file, FileState.SORTED, sorted_path=ctx.relative(target),
-                         detail=f"date from {file.capture_date_source}")
+                         detail=f"date from {file.capture_date_tag or file.capture_date_source}")
         outcome.files += 1
         outcome.bytes_out += file.output_size or 0
         outcome.counts[f"date_from_{file.capture_date_source}"] += 1
+
+
+def _place_sidecars(ctx: PhaseContext, file: MediaFile, sorted_file: Path) -> None:
+    """Move the file's sidecars (.AAE, .xmp, Takeout .json) beside its sorted copy, named after it."""
+    original_stem = Path(file.original_name).stem
+    for sidecar in sidecars_of(ctx.catalog, file.id):
+        if sidecar.sorted_path is not None:
+            continue
+        name = sidecar.name
+        if name.lower().startswith(original_stem.lower()):
+            name = sorted_file.stem + name[len(original_stem):]
+        target = free_target(sorted_file.parent, safe_name(name), sidecar.id)
+        move_file(ctx.path(sidecar.original_path), target)
+        mark_sidecar_sorted(ctx.catalog, sidecar.id, ctx.relative(target))
 
 
 def leave_in_bridge(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
