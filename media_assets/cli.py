@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
-    from media_assets.runner import open_pipeline
+    from media_assets.defs.instance import open_pipeline
 
     pipeline = open_pipeline(settings)
     try:
@@ -232,7 +232,7 @@ def _mirror(pipeline, full: bool) -> int:  # noqa: ANN001
 
 
 def _retry_failed(pipeline) -> int:  # noqa: ANN001
-    from media_assets.operations import retry_failed
+    from media_assets.runner import retry_failed
 
     reports = retry_failed(pipeline)
     for report in reports:
@@ -242,7 +242,7 @@ def _retry_failed(pipeline) -> int:  # noqa: ANN001
 
 
 def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa: ANN001
-    from media_assets.runner import executions_today, seconds_until_tomorrow
+    from media_assets.batches import executions_today, seconds_until_tomorrow
 
     runs, failures = 0, 0
     while max_runs is None or runs < max_runs:

@@ -1,5 +1,5 @@
 """Running the pipeline for years: the whole library's numbers for the dashboard, the invariants the asset checks
-guard, and re-running failed batches. Free of Dagster so tests call it directly; the read-only queries here span
+guard, and which batches failed. Free of Dagster so tests call it directly; the read-only queries here span
 the whole library, which the per-batch `Catalog` methods do not."""
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from pathlib import Path
 
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FINAL_STATES, FileState
-from media_assets.reporting import RunReport
-from media_assets.runner import Pipeline, reclaim_dead_runs, run_batch
 from media_assets.settings import STORAGE_FOLDERS, Settings, parse_int
 from media_assets.storage import folder_bytes, free_bytes
 
@@ -123,9 +121,3 @@ def failed_batches(catalog: Catalog) -> list[str]:
     rows = catalog.conn.execute("SELECT id FROM batches WHERE status = 'failed' ORDER BY created_at, id").fetchall()
     return [row["id"] for row in rows]
 
-
-def retry_failed(pipeline: Pipeline) -> list[RunReport]:
-    """Re-run every failed batch in this process. Phases continue from each file's recorded state, so files
-    already uploaded are not sent again and nothing is lost; returns one report per batch."""
-    reclaim_dead_runs(pipeline.instance, pipeline.settings, pipeline.catalog)
-    return [run_batch(pipeline, batch_id) for batch_id in failed_batches(pipeline.catalog)]

@@ -18,7 +18,7 @@ from psycopg import sql
 from media_assets.catalog.database import DATABASE_URL_ENV, ensure_database
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
-from media_assets.runner import Pipeline
+from media_assets.defs.instance import Pipeline
 from media_assets.settings import Settings, load_settings
 
 TEMPLATE_DB = "media_pipeline_test_template"

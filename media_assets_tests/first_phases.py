@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from media_assets.defs.instance import Pipeline
 from media_assets.phases.common import PhaseContext, run_phase
 from media_assets.phases.deduplication import deduplicate
 from media_assets.phases.download import download
-from media_assets.runner import Pipeline
 from media_assets.sources.configured import enabled_sources
 
 

@@ -8,7 +8,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, SensorResult, SkipReason, build_sensor_context
 
 from media_assets.automation import check_sources, decide_next_batch
-from media_assets.defs.automation import batch_sensor
+from media_assets.defs.batch.sensors import batch_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
@@ -115,7 +115,7 @@ def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(
     import subprocess
     import sys
 
-    from media_assets.runner import RUNNER_PROCESS_TAG, this_process
+    from media_assets.defs.runs import RUNNER_PROCESS_TAG, this_process
 
     pipeline, instance, resources = sensor_setup
     monkeypatch.setenv("PIPELINE_EXECUTION_MODE", "continuous")

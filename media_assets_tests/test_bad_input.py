@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import pytest
 
-import media_assets.defs.assets as assets
+import media_assets.defs.batch.assets as assets
 from media_assets.catalog.states import FileState
 from media_assets.media import sample_library as sample
 from media_assets.media.ffmpeg_tools import ffmpeg_path

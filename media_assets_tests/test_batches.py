@@ -10,7 +10,7 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 
 from media_assets import cli
 from media_assets.catalog.states import FileState
-from media_assets.defs.automation import batch_sensor
+from media_assets.defs.batch.sensors import batch_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch

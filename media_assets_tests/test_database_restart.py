@@ -15,8 +15,9 @@ from media_assets.catalog.database import DATABASE_URL_ENV, ensure_database
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FINAL_STATES
+from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
-from media_assets.runner import Pipeline, run_batch
+from media_assets.runner import run_batch
 from media_assets.settings import load_settings
 
 from .conftest import write_settings

@@ -15,8 +15,8 @@ from dagster import AssetSelection, Definitions, define_asset_job, validate_run_
 from dagster._core.instance.config import dagster_instance_config
 
 from media_assets.definitions import defs as production_defs
-from media_assets.defs.assets import GROUP, PHASE_ASSETS
-from media_assets.runner import DAGSTER_STORAGE_ENV
+from media_assets.defs.batch.assets import GROUP, PHASE_ASSETS
+from media_assets.defs.instance import DAGSTER_STORAGE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -19,7 +19,7 @@ import pytest
 from dagster import DagsterInstance, SkipReason, build_sensor_context
 
 from media_assets.catalog.states import FileState
-from media_assets.defs.automation import batch_sensor
+from media_assets.defs.batch.sensors import batch_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.icloud.config import ICloudConfig, icloud_config
 from media_assets.icloud.session import REFUSED_FILE, ICloudAuthError, connect, login_in_terminal, record_trust

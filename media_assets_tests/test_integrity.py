@@ -9,10 +9,11 @@ import pytest
 from media_assets.catalog.database import dagster_storage_url
 from media_assets.catalog.states import FileState
 from media_assets.cli import main
+from media_assets.defs.instance import DAGSTER_STORAGE_ENV
 from media_assets.destinations.configured import enabled_destinations
 from media_assets.integrity import check_everything
 from media_assets.media import sample_library as sample
-from media_assets.runner import DAGSTER_STORAGE_ENV, run_batch
+from media_assets.runner import run_batch
 
 
 def _flip_one_byte(path: Path) -> None:

@@ -21,7 +21,7 @@ from media_assets.catalog.migrate import alembic_config
 from media_assets.catalog.mirror import MirroredTable, mirror_status, pending_counts, read_changes
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FileState
-from media_assets.defs.mirror import SupabaseResource, supabase_mirror, supabase_mirror_sensor
+from media_assets.defs.mirror.supabase import SupabaseResource, supabase_mirror, supabase_mirror_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.media.sample_library import write_sample_library
 from media_assets.mirror import (

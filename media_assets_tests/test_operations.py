@@ -13,8 +13,9 @@ from dagster import DagsterInstance, evaluate_automation_conditions, materialize
 from media_assets import cli
 from media_assets.catalog.states import FileState
 from media_assets.definitions import defs
-from media_assets.defs.checks import free_space
-from media_assets.defs.library_stats import library_stats
+from media_assets.defs.instance import DAGSTER_STORAGE_ENV
+from media_assets.defs.library.assets import library_stats
+from media_assets.defs.library.checks import free_space
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.media import sample_library as sample
 from media_assets.media.hashing import sha256_file
@@ -27,7 +28,7 @@ from media_assets.operations import (
 from media_assets.operations import (
     library_stats as compute_library_stats,
 )
-from media_assets.runner import DAGSTER_STORAGE_ENV, run_batch
+from media_assets.runner import run_batch
 from media_assets.storage import folder_bytes
 
 

@@ -14,8 +14,8 @@ import pytest
 from dagster import DagsterInstance, Definitions, asset, build_sensor_context
 
 from media_assets.defs.resources import CatalogResource, SettingsResource
-from media_assets.defs.telegram import (
-    TelegramResource,
+from media_assets.defs.telegram.resources import TelegramResource
+from media_assets.defs.telegram.sensors import (
     telegram_batch_report,
     telegram_free_space_alert,
     telegram_run_failure_alert,
@@ -138,7 +138,7 @@ def test_a_short_report_is_one_message(tmp_path, stub) -> None:
 
 # --- alerts ----------------------------------------------------------------------------------------------------
 def test_failure_alert_for_a_batch_job_run(make_pipeline, stub, tmp_path, monkeypatch) -> None:
-    import media_assets.defs.assets as assets
+    import media_assets.defs.batch.assets as assets
     from media_assets.definitions import defs
 
     pipeline = make_pipeline(**telegram_settings(stub))

@@ -27,10 +27,10 @@ from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url,
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FileState
-from media_assets.defs.assets import PHASES
+from media_assets.defs.batch.assets import PHASES
+from media_assets.defs.instance import DAGSTER_STORAGE_ENV, REPO_INSTANCE_YAML
 from media_assets.media import sample_library as sample
 from media_assets.media.hashing import sha256_file
-from media_assets.runner import DAGSTER_STORAGE_ENV, REPO_INSTANCE_YAML
 
 from .conftest import _with_dbname, write_settings
 

@@ -44,10 +44,11 @@ def _prepare(folder: Path) -> str:
     from dagster import materialize
 
     from media_assets.definitions import defs
-    from media_assets.defs.checks import free_space
-    from media_assets.defs.library_stats import library_stats
+    from media_assets.defs.instance import open_pipeline
+    from media_assets.defs.library.assets import library_stats
+    from media_assets.defs.library.checks import free_space
     from media_assets.media import sample_library as sample
-    from media_assets.runner import open_pipeline, run_batch
+    from media_assets.runner import run_batch
     from media_assets.settings import load_settings
 
     settings_file = folder / "settings.env"

@@ -107,12 +107,13 @@ class Catalog:
     def create_batch(self, batch_id: str) -> None:
         self.conn.execute("INSERT INTO batches (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (batch_id,))
 
-    def set_batch_status(self, batch_id: str, status: str) -> None:
+    def set_batch_status(self, batch_id: str, status: str, error: str | None = None) -> None:
+        """Only `batches.BatchLifecycle` calls this; `error` says why a failed batch failed."""
         finished = status in ("succeeded", "failed")
         self.conn.execute(
-            "UPDATE batches SET status = %s, updated_at = now(),"
+            "UPDATE batches SET status = %s, error = %s, updated_at = now(),"
             " finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
-            (status, finished, batch_id))
+            (status, error, finished, batch_id))
 
     def mark_batch_scanned(self, batch_id: str, *, backlog: bool = False) -> None:
         """The sources were scanned for this batch; `backlog`: they held more new files than it took."""

@@ -21,8 +21,6 @@ from media_assets.telegram.messages import free_space_text, report_messages
 log = logging.getLogger("media_assets.telegram")
 GB = 1024**3
 FREE_SPACE_KEY = "free-space"
-#: Tag on batch runs whose process sends the report itself (the CLI), so the daemon's sensors do not repeat it.
-RUNNER_REPORT_TAG = "media_pipeline/report_sent_by"
 
 
 class AlertThrottle:

@@ -1,5 +1,6 @@
-"""The automation: a sensor (schedules cannot add dynamic partitions) that creates the next batch and requests
-its run on the configured interval, with idempotent run keys."""
+"""The batch sensors: the automation (a sensor, since schedules cannot add dynamic partitions) that creates the
+next batch and requests its run on the configured interval with idempotent run keys, and the one that records
+failed batch runs."""
 
 from datetime import datetime, timezone
 
@@ -18,23 +19,22 @@ from dagster import (
 )
 
 from media_assets.automation import NOTHING_NEW, check_sources, decide_next_batch
-from media_assets.defs.jobs import BATCH_JOB_NAME, media_batch_job
-from media_assets.defs.partitions import batch_partitions
+from media_assets.batches import BatchLifecycle, executions_today
+from media_assets.defs.batch.job import BATCH_JOB_NAMES, media_batch_job
+from media_assets.defs.batch.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
-from media_assets.runner import executions_today, new_batch_id, reclaim_dead_runs
+from media_assets.defs.runs import PARTITION_TAG, reclaim_dead_runs
 from media_assets.sources.base import SourceNeedsSettings
 from media_assets.sources.configured import enabled_sources
 from media_assets.telegram.notify import send_alert
 
-#: Backfills launched from the UI run under `__ASSET_JOB`; both kinds are batches.
-BATCH_JOB_NAMES = (BATCH_JOB_NAME, "__ASSET_JOB")
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
           DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
 def batch_running(instance: DagsterInstance) -> bool:
     """Whether a batch (a partitioned run; not, say, the library_stats refresh, also an `__ASSET_JOB`) runs."""
-    return any("dagster/partition" in run.tags
+    return any(PARTITION_TAG in run.tags
                for name in BATCH_JOB_NAMES for run in instance.get_runs(RunsFilter(job_name=name, statuses=ACTIVE)))
 
 
@@ -63,11 +63,9 @@ def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
         if sources.reason != NOTHING_NEW:
             send_alert("disk-full-batch", f"No batch started: {sources.reason}.", settings=loaded)
         return SkipReason(sources.reason)
-    batch_id = new_batch_id(catalog.catalog, now)
-    catalog.catalog.create_batch(batch_id)
+    batch_id = BatchLifecycle(catalog.catalog).create(now=now)
     return SensorResult(run_requests=[RunRequest(partition_key=batch_id, run_key=batch_id)],
                         dynamic_partitions_requests=[batch_partitions.build_add_request([batch_id])])
-
 
 
 @run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
@@ -75,6 +73,6 @@ def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
 def failed_batch_sensor(context: RunFailureSensorContext, catalog: CatalogResource) -> None:
     """A run can fail where no phase code runs (its worker killed, the code server gone): record it anyway."""
     run = context.dagster_run
-    batch_id = run.tags.get("dagster/partition")
+    batch_id = run.tags.get(PARTITION_TAG)
     if batch_id and run.job_name in BATCH_JOB_NAMES and catalog.catalog.batch(batch_id) is not None:
-        catalog.catalog.set_batch_status(batch_id, "failed")
+        BatchLifecycle(catalog.catalog).failed(batch_id, context.failure_event.message or "the run failed")

@@ -8,9 +8,11 @@ from functools import partial
 import psycopg
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
+from media_assets.batches import BatchLifecycle
+from media_assets.defs.batch.partitions import batch_partitions
 from media_assets.defs.icloud import ICloudResource
-from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.defs.runs import claim_run
 from media_assets.destinations.configured import enabled_destinations, local_destination, pixel_destination
 from media_assets.icloud.replace import replace_if_configured
 from media_assets.phases.common import PhaseContext, PhaseFunction, run_phase
@@ -22,7 +24,6 @@ from media_assets.phases.sorting import leave_in_bridge, sort_files
 from media_assets.phases.upload import finish_uploads
 from media_assets.phases.upload import upload as upload_files
 from media_assets.phases.verification import verify
-from media_assets.runner import RUNNER_PROCESS_TAG, this_process
 from media_assets.sources.configured import local_sources
 
 GROUP = "media"
@@ -33,14 +34,13 @@ def _run(context: AssetExecutionContext, settings: SettingsResource, catalog: Ca
          ) -> MaterializeResult:
     ctx = PhaseContext(batch_id=context.partition_key, settings=settings.load(), catalog=catalog.catalog,
                        log=context.log, dagster_run_id=context.run.run_id)
-    if RUNNER_PROCESS_TAG not in context.run.tags:  # a run launched by the daemon or the UI: say who runs it
-        context.instance.add_run_tags(context.run.run_id, {RUNNER_PROCESS_TAG: this_process()})
+    claim_run(context.instance, context.run.run_id, context.run.tags)
     try:
         outcome = run_phase(name, ctx, work, enabled=enabled, when_disabled=when_disabled)
-    except Exception:
+    except Exception as error:
         with contextlib.suppress(psycopg.Error):  # the failure may be the database itself
             ctx.catalog.ensure_connected()
-            ctx.catalog.set_batch_status(ctx.batch_id, "failed")
+            BatchLifecycle(ctx.catalog).failed(ctx.batch_id, f"{name}: {error}")
         raise
     return MaterializeResult(metadata=outcome.metadata())
 
@@ -61,8 +61,9 @@ def download(context: AssetExecutionContext, settings: SettingsResource, catalog
     sources = local_sources(settings.load())
     if (remote := icloud.source()) is not None:
         sources[remote.name] = remote
-    catalog.catalog.create_batch(context.partition_key)
-    catalog.catalog.set_batch_status(context.partition_key, "running")
+    lifecycle = BatchLifecycle(catalog.catalog)
+    lifecycle.create(context.partition_key)
+    lifecycle.running(context.partition_key)
     return _run(context, settings, catalog, "download", partial(download_files, sources=sources))
 
 
@@ -131,7 +132,7 @@ def verification(context: AssetExecutionContext, settings: SettingsResource,
     replaced = replace_if_configured(loaded, catalog.catalog, context.partition_key)  # only verified successors
     if replaced:
         context.log.info(f"{replaced} iCloud original(s) moved to Recently Deleted after verified uploads")
-    catalog.catalog.set_batch_status(context.partition_key, "succeeded")
+    BatchLifecycle(catalog.catalog).succeeded(context.partition_key)
     return result
 
 

@@ -2,9 +2,11 @@
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
-from media_assets.defs.assets import GROUP
+from media_assets.defs.batch.assets import GROUP
 
 BATCH_JOB_NAME = "media_batch"
+#: Backfills launched from the UI run under `__ASSET_JOB`; both kinds are batches.
+BATCH_JOB_NAMES = (BATCH_JOB_NAME, "__ASSET_JOB")
 
 media_batch_job = define_asset_job(
     BATCH_JOB_NAME,

@@ -1,10 +1,9 @@
-"""Telegram in Dagster: the resource, and the sensors that report batches run by the daemon or the UI, alert on
+"""Telegram in Dagster: the sensors that report batches run by the daemon or the UI, alert on
 every failed run (backfills too) and watch free space. The work is in `media_assets.telegram`."""
 
 from __future__ import annotations
 
 from dagster import (
-    ConfigurableResource,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
@@ -16,29 +15,15 @@ from dagster import (
     sensor,
 )
 
-from media_assets.defs.assets import PHASES
-from media_assets.defs.automation import BATCH_JOB_NAMES
-from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.defs.batch.assets import PHASES
+from media_assets.defs.batch.job import BATCH_JOB_NAMES
+from media_assets.defs.resources import CatalogResource
+from media_assets.defs.runs import PARTITION_TAG, RUNNER_REPORT_TAG, first_failure
+from media_assets.defs.telegram.resources import TelegramResource
 from media_assets.reporting import build_report
-from media_assets.runner import first_failure
-from media_assets.telegram.config import TelegramConfig, telegram_config
+from media_assets.telegram.config import TelegramConfig
 from media_assets.telegram.messages import run_failure_text
-from media_assets.telegram.notify import RUNNER_REPORT_TAG, alert, check_free_space, send_report
-
-PARTITION_TAG = "dagster/partition"
-
-
-class TelegramResource(ConfigurableResource):
-    """The owner's Telegram bot (ENABLE_TELEGRAM, TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID, ... in the settings)."""
-
-    settings: SettingsResource
-
-    def config(self) -> TelegramConfig:
-        return telegram_config(self.settings.load())
-
-    def send_alert(self, key: str, text: str) -> bool:
-        """Best effort, throttled per `key`; True when sent."""
-        return alert(self.config(), key, text)
+from media_assets.telegram.notify import alert, check_free_space, send_report
 
 
 def _not_ours(context: RunStatusSensorContext, config: TelegramConfig) -> str | None:

@@ -1,0 +1,31 @@
+"""Asset checks: the pipeline's invariants, visible beside the assets in the UI. The checks on `verification`
+are partitioned like it, so each evaluates the batch of the run that executes it."""
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, asset_check
+
+from media_assets.batches import BatchLifecycle
+from media_assets.defs.batch.assets import verification
+from media_assets.defs.batch.partitions import batch_partitions
+from media_assets.defs.checks import check_result
+from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.operations import check_no_file_in_between, check_uploads_verified
+
+
+@asset_check(asset=verification, partitions_def=batch_partitions,
+             description="No file of the batch is left in an intermediate state.")
+def no_file_in_between(context: AssetCheckExecutionContext, catalog: CatalogResource) -> AssetCheckResult:
+    return check_result(check_no_file_in_between(catalog.catalog, context.partition_key))
+
+
+@asset_check(asset=verification, partitions_def=batch_partitions, blocking=True,
+             description="Every uploaded file of the batch was verified at its destination; a failure fails the run.")
+def uploads_verified(context: AssetCheckExecutionContext, settings: SettingsResource,
+                     catalog: CatalogResource) -> AssetCheckResult:
+    outcome = check_uploads_verified(catalog.catalog, context.partition_key,
+                                     verification_enabled=settings.load().enable_verification)
+    if not outcome.passed:  # however the run was started, `retry-failed` then finds the batch
+        BatchLifecycle(catalog.catalog).failed(context.partition_key, outcome.description)
+    return check_result(outcome)
+
+
+CHECKS = [no_file_in_between, uploads_verified]

@@ -1,0 +1,64 @@
+"""The Dagster instance of an installation: its `dagster.yaml` (runs and events kept in the catalog's PostgreSQL)
+and the opened pipeline the CLI works with (settings, migrated catalog, instance)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import DagsterInstance
+
+from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url, resolve_conninfo
+from media_assets.catalog.migrate import upgrade_to_head
+from media_assets.catalog.repository import Catalog
+from media_assets.settings import Settings
+
+DAGSTER_STORAGE_ENV = "MEDIA_PIPELINE_DAGSTER_STORAGE_URL"
+#: The repository's instance file (present in a checkout); installs without it get the minimal one below.
+REPO_INSTANCE_YAML = Path(__file__).resolve().parent.parent.parent / "dagster.yaml"
+MINIMAL_INSTANCE_YAML = f"""\
+# Written by media-pipeline: Dagster keeps its runs and events in the catalog's PostgreSQL.
+storage:
+  postgres:
+    postgres_url:
+      env: {DAGSTER_STORAGE_ENV}
+telemetry:
+  enabled: false
+"""
+
+
+@dataclass
+class Pipeline:
+    """An opened installation: settings, the migrated catalog, and a Dagster instance on the same database."""
+
+    settings: Settings
+    catalog: Catalog
+    instance: DagsterInstance
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.instance.dispose()
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME if set, else `<data>/dagster_home` with an instance file that uses the catalog database."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    home = settings.data_dir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    wanted = REPO_INSTANCE_YAML.read_text() if REPO_INSTANCE_YAML.is_file() else MINIMAL_INSTANCE_YAML
+    if not config.exists() or config.read_text() != wanted:
+        config.write_text(wanted)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def open_pipeline(settings: Settings) -> Pipeline:
+    conninfo = resolve_conninfo(settings)
+    upgrade_to_head(conninfo)
+    os.environ[DATABASE_URL_ENV] = conninfo  # the resources of in-process runs use the same database
+    os.environ.setdefault(DAGSTER_STORAGE_ENV, dagster_storage_url(conninfo))
+    prepare_dagster_home(settings)
+    return Pipeline(settings=settings, catalog=Catalog(conninfo), instance=DagsterInstance.get())
