@@ -18,7 +18,7 @@ not) and, for videos, frames encoded per second.
     .venv/bin/python benchmarks/compression.py [--quick] [--json FILE]
 
 Generated corpora are cached under data/benchmarks/compression/ (git-ignored). Exits 1 when an output larger
-than its input or below the SSIM gate was accepted."""
+than its input, below the SSIM gate or without every metadata segment of its source was accepted."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from media_assets.media import sample_library as sample  # noqa: E402
 from media_assets.media.compressed import KEPT  # noqa: E402
 from media_assets.media.ffmpeg_tools import ffmpeg_path, probe  # noqa: E402
-from media_assets.media.photo_compression import PhotoPolicy, jpeg_luma  # noqa: E402
+from media_assets.media.photo_compression import PhotoPolicy, jpeg_layout, jpeg_luma  # noqa: E402
 from media_assets.media.ssim import ssim  # noqa: E402
 from media_assets.media.video_compression import VideoPolicy  # noqa: E402
 from media_assets.phases.compression import CompressionConfig, Job, compress_file  # noqa: E402
@@ -120,6 +120,11 @@ def build_corpus(folder: Path, sizes: Sizes) -> list[tuple[str, Path, str, str]]
 
 # --- the contenders (run in worker processes) -------------------------------------------------------------
 
+
+def metadata_lost(source: Path, output: bytes, fmt: str) -> bool:
+    """Whether a JPEG output lacks any metadata segment of its source byte for byte (EXIF, ICC, XMP, ...)."""
+    return fmt == "jpeg" and jpeg_layout(source.read_bytes()).metadata != jpeg_layout(output).metadata
+
 #: jpegoptim's options of each peer row.
 PEERS = {"jpegoptim --max=85": ("--max=85",), "jpegoptim --all-progressive": ("--all-progressive",)}
 
@@ -138,7 +143,8 @@ def ours(path: Path, media_type: str, fmt: str, out: Path, *, video_threads: int
     return {"seconds": time.perf_counter() - started, "cpu": cpu_seconds() - cpu, "before": result.size_before,
             "after": result.size_after if result.output else result.size_before,
             "changed": result.output is not None, "quality": result.quality,
-            "kept": result.action == KEPT, "decision": result.decision}
+            "kept": result.action == KEPT, "decision": result.decision,
+            "metadata_lost": bool(result.output) and metadata_lost(path, result.output.read_bytes(), fmt)}
 
 
 def naive(path: Path, media_type: str, fmt: str, out: Path) -> dict[str, Any]:
@@ -158,7 +164,8 @@ def naive(path: Path, media_type: str, fmt: str, out: Path) -> dict[str, Any]:
     seconds, spent = time.perf_counter() - started, cpu_seconds() - cpu
     data = buffer.getvalue()
     return {"seconds": seconds, "cpu": spent, "before": before, "after": len(data), "changed": True,
-            "quality": ssim(jpeg_luma(path.read_bytes()), jpeg_luma(data))}
+            "quality": ssim(jpeg_luma(path.read_bytes()), jpeg_luma(data)),
+            "metadata_lost": metadata_lost(path, data, fmt)}
 
 
 def jpegoptim(options: tuple[str, ...], path: Path, media_type: str, fmt: str, out: Path) -> dict[str, Any]:
@@ -172,7 +179,8 @@ def jpegoptim(options: tuple[str, ...], path: Path, media_type: str, fmt: str, o
     seconds, spent = time.perf_counter() - started, cpu_seconds() - cpu
     changed = 0 < len(data) < before
     return {"seconds": seconds, "cpu": spent, "before": before, "after": len(data) if changed else before,
-            "changed": changed, "quality": ssim(jpeg_luma(path.read_bytes()), jpeg_luma(data)) if changed else None}
+            "changed": changed, "quality": ssim(jpeg_luma(path.read_bytes()), jpeg_luma(data)) if changed else None,
+            "metadata_lost": changed and metadata_lost(path, data, fmt)}
 
 
 def run(contender, corpus: list[tuple[str, Path, str, str]], out: Path, workers: int,  # noqa: ANN001
@@ -204,13 +212,15 @@ def summarise(corpus: list, results: list[dict[str, Any]], walls: dict[str, floa
         if result.get("skipped"):
             continue
         g = groups.setdefault(group, {"files": 0, "before": 0, "after": 0, "grew": 0, "changed": 0,
-                                      "scores": [], "cpu_seconds": 0.0, "cpu": 0.0, "frames": 0, "kind": kind})
+                                      "scores": [], "cpu_seconds": 0.0, "cpu": 0.0, "frames": 0, "kind": kind,
+                                      "metadata_lost": 0})
         g["files"] += 1
         g["cpu"] += result["cpu"]
         g["before"] += result["before"]
         g["after"] += result["after"]
         g["grew"] += result["after"] > result["before"]
         g["changed"] += result["changed"]
+        g["metadata_lost"] += bool(result.get("metadata_lost"))
         g["cpu_seconds"] += result["seconds"]
         if result["changed"] and result["quality"] is not None:
             g["scores"].append(result["quality"])
@@ -224,7 +234,7 @@ def summarise(corpus: list, results: list[dict[str, Any]], walls: dict[str, floa
         rows[group] = {
             "files": g["files"], "bytes_in": g["before"], "bytes_out": g["after"],
             "saved_percent": round(100 * (g["before"] - g["after"]) / g["before"], 1),
-            "grew": g["grew"], "outputs": g["changed"],
+            "grew": g["grew"], "outputs": g["changed"], "metadata_lost": g["metadata_lost"],
             "ssim_min": round(scores[0], 4) if scores else None,
             "ssim_median": round(statistics.median(scores), 4) if scores else None,
             "files_per_s": round(g["files"] / parallel, 2) if parallel else None,
@@ -256,13 +266,13 @@ def table(report: dict[str, Any]) -> str:
                  f"({report['ours']['frames_encoded']} frames), naive {report['naive']['video_fps']} "
                  f"({report['naive']['frames_encoded']} frames)")
     if report["peers"]:
-        lines += ["", "| JPEGs | contender | saved | grew | outputs | SSIM min / median | CPU s/file |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["", "| JPEGs | contender | saved | grew | outputs | metadata lost | SSIM min / median | CPU s/file |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for group in next(iter(report["peers"].values()))["groups"]:
             for name, summary in (("ours", report["ours"]), *report["peers"].items()):
                 row = summary["groups"][group]
                 lines.append(f"| {group} | {name} | {row['saved_percent']}% | {row['grew']} | {row['outputs']} | "
-                             f"{ssim_text(row)} | {row['cpu_s_per_file']} |")
+                             f"{row['metadata_lost']} | {ssim_text(row)} | {row['cpu_s_per_file']} |")
     else:
         lines += ["", "peers skipped: no jpegoptim binary on this machine (Debian: apt-get install jpegoptim)"]
     return "\n".join(lines)
@@ -292,7 +302,8 @@ def main() -> int:
             report["decisions"] = {corpus[i][1].name: r["decision"] for i, r in enumerate(results)}
             floors = {"photo": PhotoPolicy().min_ssim, "video": VideoPolicy().min_ssim}
             bad = [corpus[i][1].name for i, r in enumerate(results)
-                   if r["changed"] and (r["after"] >= r["before"] or (r["quality"] or 1.0) < floors[corpus[i][2]])]
+                   if r["changed"] and (r["after"] >= r["before"] or (r["quality"] or 1.0) < floors[corpus[i][2]]
+                                        or r["metadata_lost"])]
             report["violations"] = bad
     report["peers"] = {}
     if shutil.which("jpegoptim"):
@@ -305,7 +316,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if report["violations"]:
-        print(f"accepted outputs that grew or failed the gate: {report['violations']}")
+        print(f"accepted outputs that grew, failed the gate or lost metadata: {report['violations']}")
         return 1
     return 0
 

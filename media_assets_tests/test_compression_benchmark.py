@@ -32,6 +32,7 @@ def test_quick_benchmark(tmp_path: Path) -> None:
         assert "| photos q95-98 | jpegoptim --max=85 |" in done.stdout
     else:
         assert "peers skipped: no jpegoptim binary" in done.stdout
-    assert all(row["cpu_s_per_file"] >= 0 for row in ours.values())
+    assert all(row["cpu_s_per_file"] >= 0 and row["metadata_lost"] == 0 for row in ours.values())
+    assert naive["photos q95-98"]["metadata_lost"] >= 1  # Image.save drops EXIF: the check sees it
     if "clips already lean" in ours:
         assert ours["clips already lean"]["outputs"] == 0
