@@ -299,7 +299,7 @@ def _serve(host: str, port: int) -> int:
 
 def _status_text(pipeline) -> str:  # noqa: ANN001
     from media_assets.catalog.icloud import count_in_library
-    from media_assets.storage import folder_bytes, free_bytes
+    from media_assets.storage import free_bytes
 
     catalog, settings = pipeline.catalog, pipeline.settings
     lines = ["Files by state:"]
@@ -313,8 +313,10 @@ def _status_text(pipeline) -> str:  # noqa: ANN001
         timing = ", ".join(f"{p['phase']} {float(p['seconds'] or 0):.1f}s" for p in
                            sorted(phases, key=lambda p: p["started_at"]))
         lines.append(f"  {batch['id']}  {batch['status']:<9}  {timing}")
-    lines.append(f"Storage ({settings.media_root}, {free_bytes(settings.media_root) / 1e9:.1f} GB free):")
-    lines += [f"  {name:<11} {folder_bytes(settings.storage_dir(name)) / 1e6:10.1f} MB" for name in STORAGE_FOLDERS]
+    lines.append(f"Storage ({settings.media_root}, {free_bytes(settings.media_root) / 1e9:.1f} GB free; "
+                 "as catalogued, `verify --full` checks it):")
+    stored = catalog.storage_bytes()
+    lines += [f"  {name:<11} {stored.get(name, 0) / 1e6:10.1f} MB" for name in STORAGE_FOLDERS]
     lines += _mirror_status_lines(pipeline)
     return "\n".join(lines)
 

@@ -254,6 +254,20 @@ class Catalog:
             yield from (MediaFile.from_row(row) for row in rows)
             last_id = rows[-1]["id"]
 
+    def storage_bytes(self) -> dict[str, int]:
+        """Bytes of every copy the catalog says is on disk, by storage folder (one pass over the files, so
+        `status` answers in well under a second on 100,000 files, where walking the folders takes seconds)."""
+        rows = self.conn.execute(
+            "SELECT split_part(copy.path, '/', 1) AS folder, sum(copy.bytes)::bigint AS bytes FROM media_files f"
+            " CROSS JOIN LATERAL (VALUES"
+            " (CASE WHEN f.original_pruned_at IS NULL THEN f.original_path END, f.size_bytes),"
+            " (CASE WHEN f.output_pruned_at IS NULL AND f.output_path <> f.original_path THEN f.output_path END,"
+            "  f.output_size),"
+            " (CASE WHEN f.state IN ('staged', 'uploaded') THEN f.staged_path END, f.output_size),"
+            " (f.sorted_path, f.output_size)) AS copy(path, bytes)"
+            " WHERE copy.path IS NOT NULL GROUP BY 1").fetchall()
+        return {row["folder"]: int(row["bytes"] or 0) for row in rows}
+
     # -- deduplication fingerprints (revision 0002) ----------------------------------------------------------
 
     def find_kept_by_hash(self, content_hash: str, size_bytes: int) -> MediaFile | None:
