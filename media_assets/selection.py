@@ -106,13 +106,17 @@ class BatchSelection:
 
 def plan_batch(catalog: Catalog, sources: Mapping[str, MediaSource], limits: BatchLimits) -> BatchSelection:
     """What the next batch would take, without taking it: its files and bytes, and whether more wait.
-    A source that cannot be looked into (other than one waiting for a settings change) is noted in
-    `unreadable`, so the caller can start the batch and let its download phase find out."""
+
+    A source whose listing is more than a local walk (iCloud: requests, and a complete walk counts as its
+    periodic full scan) is listed only up to its first new group. A source that cannot be looked into (other
+    than one waiting for a settings change) is noted in `unreadable`, so the caller can start the batch and
+    let its download phase find out."""
     selection = BatchSelection(limits)
     for name, source in sources.items():
         try:
             for _ in selection.scan(catalog, {name: source}):
-                pass
+                if not getattr(source, "cheap_listing", False):
+                    break
         except SourceNeedsSettings:
             raise
         except Exception as error:  # noqa: BLE001 - e.g. iCloud wants a 2FA code: the run asks for it

@@ -14,7 +14,7 @@ from media_assets.defs.batch.sensors import batch_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
-from media_assets.selection import BatchLimits, BatchSelection, pair_groups
+from media_assets.selection import BatchLimits, BatchSelection, pair_groups, plan_batch
 from media_assets.sources.base import SourceItem
 
 
@@ -124,3 +124,17 @@ def test_the_sensor_starts_no_batch_that_would_fill_the_disk(make_pipeline, tmp_
     skipped = _evaluate(pipeline, tmp_path)
     assert isinstance(skipped, SkipReason) and "would fill the disk" in skipped.skip_message
     assert _batches(pipeline) == []
+
+
+def test_a_plan_lists_a_remote_source_only_up_to_its_first_new_file(catalog) -> None:
+    """iCloud counts a listing that ran to its end as its periodic full scan; a plan must not be one."""
+    class Remote:
+        name = "icloud"
+        finished = False
+
+        def scan(self):  # noqa: ANN202
+            yield from (SourceItem("icloud", f"asset{n}/original", "1", f"IMG_{n}.HEIC", size=10) for n in range(5))
+            Remote.finished = True
+
+    plan = plan_batch(catalog, {"icloud": Remote()}, BatchLimits(max_files=100, max_bytes=10**9))
+    assert plan.files == 1 and not Remote.finished

@@ -53,6 +53,8 @@ class FolderSource:
     """Media files below one or more folders."""
 
     name = "folder"
+    #: Listing is a local walk: a batch's plan may list all of it (selection.plan_batch).
+    cheap_listing = True
 
     def __init__(self, roots: tuple[Path, ...] | list[Path]) -> None:
         self.roots = tuple(Path(r).resolve() for r in roots)
