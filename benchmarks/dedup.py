@@ -23,8 +23,6 @@ import io
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -38,6 +36,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.memory import run_sampled  # noqa: E402
 from media_assets.catalog.repository import MediaFile  # noqa: E402
 from media_assets.catalog.states import FileState  # noqa: E402
 from media_assets.media.dates import register_heif  # noqa: E402
@@ -175,18 +174,18 @@ def batch_memory(folder: Path, files: int, workers: int) -> dict[str, float]:
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"files": files, "seconds": round(seconds, 1), "python_peak_mb": round(peak / 2**20, 1),
-            "parent_max_rss_mb": round(rss, 1)}
+    return {"files": files, "seconds": round(seconds, 1), "python_peak_mb": round(peak / 2**20, 1)}
 
 
 def batch_memory_alone(folder: Path, files: int, workers: int) -> dict[str, float]:
-    """batch_memory in a fresh process, so its peak RSS is neither the 12 MP corpus generator's nor that of
-    writing the batch's own files (made here first, so the child finds them cached)."""
+    """batch_memory in a fresh process whose tree (it and its workers) is sampled from here, so its peak is
+    neither the 12 MP corpus generator's nor that of writing the batch's own files (made here first)."""
     jpeg_set(folder, files, (96, 72))
-    done = subprocess.run([sys.executable, __file__, "--batch-memory", str(files), "--cache", str(folder)],
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    done, memory, _seconds = run_sampled([sys.executable, __file__, "--batch-memory", str(files),
+                                          "--cache", str(folder)])
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return {**json.loads(done.stdout), **memory.figures()}
 
 
 def main() -> int:
@@ -243,7 +242,8 @@ def main() -> int:
           f"{s['brute_force_s']} s; same answers: {s['same_answers']}")
     b = results["batch"]
     print(f"batch: {b['files']} files fingerprinted and decided in {b['seconds']} s, Python peak "
-          f"{b['python_peak_mb']} MB, parent process max RSS {b['parent_max_rss_mb']} MB")
+          f"{b['python_peak_mb']} MB, peak of the process tree (parent and workers, sampled) RSS "
+          f"{b['peak_rss_mb']} MB, PSS {b['peak_pss_mb']} MB")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0 if results["accuracy"]["all"]["false_duplicates"] == 0 and s["same_answers"] else 1
