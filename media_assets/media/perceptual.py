@@ -78,6 +78,9 @@ class Fingerprint:
     content_identifier: str | None = None
     burst_id: str | None = None
     metadata_tags: int = 0  # how much EXIF the file carries: the "richest metadata" tie-break
+    #: What the file holds beyond its picture (a Motion Photo's video, MPF gain/depth maps, HEIC auxiliary
+    #: images), in words; such a file is the keeper over a plain copy of the same picture.
+    extras: str | None = None
     error: str | None = None  # why no pHash could be taken (the file still takes part in exact dedup)
 
 
@@ -181,17 +184,37 @@ def photo_fingerprint(path: Path) -> Fingerprint:
             content_identifier, burst_id, tags = _photo_metadata(img)
             thumbnail = exif_thumbnail(img)
             image_format = img.format
+            extras = beyond_the_picture(path, img)
         if thumbnail is not None:
             return Fingerprint(phash=phash64(thumbnail), content_identifier=content_identifier, burst_id=burst_id,
-                               metadata_tags=tags)
+                               metadata_tags=tags, extras=extras)
         image = reduced_image(path)
     except Exception as error:  # any decoder failure: this file simply gets no near-duplicate check
         return Fingerprint(error=f"{type(error).__name__}: {error}")
     if image_format in THUMBNAIL_DRAFT_FORMATS:  # the pHash came from an embedded thumbnail: sign real pixels later
         return Fingerprint(phash=phash64(image), content_identifier=content_identifier, burst_id=burst_id,
-                           metadata_tags=tags)
+                           metadata_tags=tags, extras=extras)
     return Fingerprint(phash=phash64(image), similarity=encode_signature([detail_signature(image)]),
-                       content_identifier=content_identifier, burst_id=burst_id, metadata_tags=tags)
+                       content_identifier=content_identifier, burst_id=burst_id, metadata_tags=tags, extras=extras)
+
+
+def beyond_the_picture(path: Path, img: Image.Image) -> str | None:
+    """What a photo holds besides its picture, in words, or None: data after a JPEG's end marker (a Motion
+    Photo's MP4, MPF gain or depth maps), or a HEIC's depth and auxiliary images (HDR gain maps)."""
+    if img.format in ("JPEG", "MPO"):
+        from media_assets.media.photo_compression import jpeg_layout
+
+        try:
+            trailing = jpeg_layout(Path(path).read_bytes()).trailing
+        except ValueError:
+            return "segments that cannot all be walked (kept whole, in doubt)"
+        if trailing:
+            return f"{trailing:,} bytes after the picture (Motion Photo video, MPF images)"
+        return None
+    if img.format in THUMBNAIL_DRAFT_FORMATS:
+        auxiliary = [*img.info.get("aux", {})] + ["depth map"] * len(img.info.get("depth_images") or [])
+        return f"auxiliary images ({', '.join(auxiliary)})" if auxiliary else None
+    return None
 
 
 def pixel_signature(path: Path) -> bytes | None:

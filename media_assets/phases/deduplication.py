@@ -5,14 +5,19 @@ flowing; nothing is ever deleted from a source.
 How it decides, conservatively (a false duplicate loses a memory, a missed one only costs space):
 - exact: same size and SHA-256 as a kept file of any batch, or as an earlier file of this batch;
 - near: pHash within DEDUP_NEAR_RADIUS bits *and* confirmed by the detail signature of both files' real pixels
-  (media/perceptual.py), same kind of media and the same aspect ratio (a re-crop is a different picture), never
-  within one burst. A JPEG's pHash comes from its EXIF thumbnail when it has one, so its signature is computed
-  only when a candidate needs confirming (for a kept file of an earlier batch: from its original in MEDIA_ROOT);
+  (media/perceptual.py), both taken of the picture as displayed (EXIF orientation applied), same kind of media and
+  the same aspect ratio either way round (a re-crop is a different picture), never within one burst. A JPEG's
+  pHash comes from its EXIF thumbnail when it has one, so its signature is computed only when a candidate needs
+  confirming (for a kept file of an earlier batch: from its original in MEDIA_ROOT);
 - groups, not chains: each file is compared with its group's keeper directly, so a drift of similar frames
   never strings different photos together;
-- keeper inside a batch: highest resolution, then an original format over a conversion (PNG/WebP/...), then
-  the richest EXIF, then the earliest seen. A kept file of an earlier batch stays the keeper (it may already
-  be uploaded); a new copy with *more pixels* than it flows on as well instead of being dropped;
+- keeper inside a batch: a file that holds more than its picture (Motion Photo video, MPF gain/depth maps, HEIC
+  auxiliary images; never dropped for one that does not, nor for a kept file of an earlier batch), then highest
+  resolution, then an original format over a conversion (PNG/WebP/...), then the richest EXIF, then the most
+  original-looking name (not "Copy of", " copy", "(1)", "-1", "_2"), then the earliest seen. Among exact copies
+  (same bytes) the most original-looking name is the keeper, whatever order the folders were walked in. A kept
+  file of an earlier batch stays the keeper (it may already be uploaded); a new copy with *more pixels* than it
+  flows on as well instead of being dropped;
 - Live Photo (still + MOV) and RAW+JPEG pairs of this batch are one asset: unless every member of a pair is a
   duplicate, all of them flow on.
 
@@ -24,6 +29,7 @@ a progress line every DEDUP_PROGRESS_EVERY files.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -170,18 +176,45 @@ def _close_in_time(items: list[Item]) -> bool:
 # --- deciding -------------------------------------------------------------------------------------------
 
 
-def _rank(item: Item) -> tuple[int, int, int, int]:
-    """Sort key of the keeper policy: more pixels, original format, richer metadata, seen earlier."""
+def _rank(item: Item) -> tuple[int, int, int, int, int, int]:
+    """Sort key of the keeper policy: holds more than its picture, more pixels, original format, richer metadata,
+    the most original-looking name, seen earlier."""
     file = item.file
     pixels = (file.width or 0) * (file.height or 0)
-    return (-pixels, int((file.media_format or "") in DERIVATIVE_FORMATS), -item.fingerprint.metadata_tags, file.id)
+    return (int(item.fingerprint.extras is None), -pixels, int((file.media_format or "") in DERIVATIVE_FORMATS),
+            -item.fingerprint.metadata_tags, copy_marks(file.original_name), file.id)
+
+
+#: What copying adds to a name: "Copy of x", "x copy", "x copy 2", "x - Copy", "x - Copy (2)", "x (1)", "x(1)",
+#: "x-1", "x_2", "x~1".
+_COPY_MARKS = (re.compile(r"^copy[ _]of[ _]", re.IGNORECASE),
+               re.compile(r"\s*-\s*copy(\s*\(\d+\))?$", re.IGNORECASE),
+               re.compile(r"\s+copy(\s+\d+)?$", re.IGNORECASE), re.compile(r"\s*\(\d+\)$"),
+               re.compile(r"[-_~]\d{1,2}$"))
+
+
+def copy_marks(name: str) -> int:
+    """How many copy marks a name carries (fewer: more original-looking). Counted by stripping them one by
+    one, so "IMG_1 (1) copy" has two; a name's own digits ("2016-05-07") count alike in every copy of it."""
+    stem = Path(name).stem
+    marks = 0
+    while True:
+        for mark in _COPY_MARKS:
+            stripped = mark.sub("", stem, count=1)
+            if stripped != stem and stripped:
+                stem, marks = stripped, marks + 1
+                break
+        else:
+            return marks
 
 
 def _same_framing(a: tuple[int | None, int | None], b: tuple[int | None, int | None]) -> bool:
+    """Same aspect ratio, either way round: the catalog keeps sizes as stored, and a copy stored turned a
+    quarter with EXIF orientation 5-8 shows the same picture (fingerprints are taken upright, so they decide)."""
     (wa, ha), (wb, hb) = a, b
     if not (wa and ha and wb and hb):
         return False
-    return abs(wa * hb - wb * ha) <= ASPECT_TOLERANCE * max(wa * hb, wb * ha)
+    return any(abs(wa * y - x * ha) <= ASPECT_TOLERANCE * max(wa * y, x * ha) for x, y in ((wb, hb), (hb, wb)))
 
 
 def _comparable(item: Item, other: dict) -> bool:
@@ -229,7 +262,8 @@ def decide(catalog: Catalog, items: list[Item], radius: int, sign: Signer) -> di
     representatives: list[Item] = []
     followers: dict[int, list[Item]] = {}
     for (size, digest), group in by_bytes.items():
-        group.sort(key=lambda i: (i.pair_key is None, i.file.id))  # a member of a pair keeps its bytes
+        # A member of a pair keeps its bytes; then the most original-looking name, whatever the walk order.
+        group.sort(key=lambda i: (i.pair_key is None, copy_marks(i.file.original_name), i.file.id))
         kept = catalog.find_kept_by_hash(digest, size) if group[0].file.content_hash else None
         if kept is not None:
             for item in group:
@@ -253,13 +287,17 @@ def decide(catalog: Catalog, items: list[Item], radius: int, sign: Signer) -> di
             batch_match[item.file.id].append((candidate.file.id, distance))
 
     assigned: set[int] = set()
+    by_id = {item.file.id: item for item in representatives}
     for item in sorted(representatives, key=_rank):
         file_id = item.file.id
         if file_id in assigned:
             continue
         assigned.add(file_id)
         match = catalog_match.get(file_id)
-        if match is not None:
+        if match is not None and item.fingerprint.extras is not None:
+            decisions[file_id] = Decision(detail=f"kept: holds {item.fingerprint.extras}, near copy of file "
+                                                 f"{match[0]}")
+        elif match is not None:
             keeper_id, distance, keeper_pixels = match
             if (item.file.width or 0) * (item.file.height or 0) <= keeper_pixels:
                 decisions[file_id] = Decision(keeper_id, "near", distance, f"near duplicate of file {keeper_id}")
@@ -268,8 +306,10 @@ def decide(catalog: Catalog, items: list[Item], radius: int, sign: Signer) -> di
         else:
             decisions[file_id] = Decision()
         for other_id, distance in batch_match.get(file_id, []):
-            # A copy that matches a kept file of the catalog points there instead (decided in its own turn).
-            if other_id not in assigned and other_id not in catalog_match:
+            # A copy that matches a kept file of the catalog points there instead (decided in its own turn); one
+            # that holds more than its picture is never dropped for a keeper that does not.
+            if other_id not in assigned and other_id not in catalog_match and (
+                    by_id[other_id].fingerprint.extras is None or item.fingerprint.extras is not None):
                 assigned.add(other_id)
                 decisions[other_id] = Decision(file_id, "near", distance, f"near duplicate of file {file_id}")
 
