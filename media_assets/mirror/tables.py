@@ -8,7 +8,7 @@ from media_assets.catalog.mirror import MirroredTable
 
 MIRRORED_TABLES: tuple[MirroredTable, ...] = (
     MirroredTable("batches", "text", ("id", "created_at", "status", "scanned_at", "finished_at", "updated_at",
-                                      "backlog")),
+                                      "backlog", "error")),
     MirroredTable("media_files", "bigint", (
         "id", "batch_id", "source", "source_id", "source_version", "original_name", "size_bytes", "content_hash",
         "media_type", "media_format", "width", "height", "captured_at", "capture_utc_offset_minutes",

@@ -1,6 +1,6 @@
 -- media-pipeline mirror, third step: a remote that converges and that an app can use. Safe to run again.
---  * The columns of catalog revisions 0006 (bounded batches: backlog, pruned files) and 0008 (capture date tag,
---    time zone).
+--  * The columns of catalog revisions 0006 (bounded batches: backlog, pruned files), 0008 (capture date tag,
+--    time zone) and 0010 (why a batch failed).
 --  * mirror_stamp: the local change number of each row's content; mirror_upsert keeps the newer of two writes.
 --  * media_files.phash_hex: the 64-bit pHash as 16 hex digits (JavaScript numbers lose precision above 2^53).
 --  * Foreign keys for the relations, so PostgREST can embed (`media_files?select=*,uploads(*)`). NOT VALID: rows
@@ -17,6 +17,7 @@ ALTER TABLE public.phase_runs      ADD COLUMN IF NOT EXISTS mirror_stamp bigint 
 ALTER TABLE public.uploads         ADD COLUMN IF NOT EXISTS mirror_stamp bigint NOT NULL DEFAULT 0;
 
 ALTER TABLE public.batches ADD COLUMN IF NOT EXISTS backlog boolean;
+ALTER TABLE public.batches ADD COLUMN IF NOT EXISTS error text;
 ALTER TABLE public.media_files
     ADD COLUMN IF NOT EXISTS original_pruned_at       timestamptz,
     ADD COLUMN IF NOT EXISTS output_pruned_at         timestamptz,
