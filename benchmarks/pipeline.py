@@ -176,6 +176,11 @@ def _settings(home: Path, library: Path) -> Path:
     return path
 
 
+def _one(conn: Any, query: str) -> Any:  # noqa: ANN401 - one value of a psycopg connection's answer
+    row = conn.execute(query).fetchone()
+    return row[0] if row else None
+
+
 def _catalog_figures(conninfo: str) -> dict[str, Any]:
     import psycopg
 
@@ -183,12 +188,12 @@ def _catalog_figures(conninfo: str) -> dict[str, Any]:
         phases = conn.execute(
             "SELECT phase, sum(extract(epoch FROM finished_at - started_at))::float AS seconds,"
             " sum(files_processed) AS files FROM phase_runs GROUP BY phase").fetchall()
-        states = dict(conn.execute("SELECT state, count(*) FROM media_files GROUP BY state").fetchall())
-        batches = conn.execute("SELECT count(*) FROM batches").fetchone()[0]
-        size = conn.execute(
+        states: dict[str, int] = dict(conn.execute("SELECT state, count(*) FROM media_files GROUP BY state"))
+        batches = _one(conn, "SELECT count(*) FROM batches")
+        size = _one(conn,
             "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.relkind = 'r' AND n.nspname = 'public' AND c.relname IN ('batches', 'media_files',"
-            " 'state_changes', 'duplicate_files', 'phase_runs', 'uploads', 'mirror_outbox')").fetchone()[0]
+            " 'state_changes', 'duplicate_files', 'phase_runs', 'uploads', 'mirror_outbox')")
     return {"phases": {name: {"seconds": round(seconds, 3), "files": int(files)} for name, seconds, files in phases},
             "states": states, "batches": batches, "catalog_mb": round(int(size) / 2**20, 2)}
 
@@ -205,7 +210,7 @@ def _status_at_scale(home: Path, conninfo: str) -> dict[str, Any]:
     from media_assets.settings import load_settings
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        have = conn.execute("SELECT count(*) FROM media_files").fetchone()[0]
+        have = _one(conn, "SELECT count(*) FROM media_files")
         conn.execute("INSERT INTO batches (id, status, created_at) VALUES ('filler', 'succeeded', now() - interval"
                      " '1 year') ON CONFLICT DO NOTHING")
         conn.execute(

@@ -8,8 +8,7 @@ there is anything new at all and how many bytes the batch will bring (for the fr
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import closing
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -99,9 +98,13 @@ class BatchSelection:
             if self.full:
                 return
             known = catalog.known_versions(name)
-            with closing(source.scan()) as items:  # an early stop ends the source's listing (and transfers)
+            items = source.scan()
+            try:
                 for group in self.take_from(items, known):
                     yield source, group
+            finally:  # an early stop ends the source's listing (and its transfers) now
+                if isinstance(items, Generator):
+                    items.close()
 
 
 def plan_batch(catalog: Catalog, sources: Mapping[str, MediaSource], limits: BatchLimits) -> BatchSelection:
