@@ -9,6 +9,7 @@ import pytest
 
 from media_assets.catalog.sidecars import sidecars_of
 from media_assets.catalog.states import FileState
+from media_assets.media.identify import UnsupportedMedia, identify
 from media_assets.media.sample_library import make_photo
 from media_assets.phases.common import PhaseContext, run_phase
 from media_assets.phases.download import download
@@ -82,3 +83,10 @@ def test_sidecars_reach_uploaded_beside_their_photo_and_the_report(make_pipeline
     assert (day / "IMG_0001.AAE").read_text() == "<plist>edits</plist>"
     assert sorted(Path(s["sidecar"]).name for s in report.sidecars) == ["IMG_0001.AAE", "IMG_0001.JPG.json"]
     assert "IMG_0001.AAE" in report.to_markdown()
+
+
+def test_a_sidecar_without_its_photo_is_named_so(tmp_path: Path) -> None:
+    orphan = tmp_path / "IMG_0042.AAE"
+    orphan.write_text('<?xml version="1.0"?><plist version="1.0"><dict/></plist>')
+    with pytest.raises(UnsupportedMedia, match=r"a sidecar \(\.aae\) whose photo is not beside it"):
+        identify(orphan)

@@ -87,6 +87,9 @@ def identify(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Identified:
     return _check_image(path, sniffed, max_pixels)
 
 
+#: Files that describe a photo beside them (Apple's edits, an editor's XMP, Google Takeout's JSON).
+SIDECAR_EXTENSIONS = frozenset({".aae", ".xmp", ".json"})
+
 #: File extensions that fit each format; the first is the one a misnamed file is given.
 _EXTENSIONS = {
     "jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "heic": (".heic", ".heif", ".hif"), "heif": (".heif", ".heic", ".hif"),
@@ -253,6 +256,8 @@ def _sniff(head: bytes, path: Path, stream: IO[bytes]) -> _Sniffed:
     unsupported = _unsupported_format(head, ext)
     if unsupported:
         raise UnsupportedMedia(f"unsupported image format: {unsupported}")
+    if f".{ext}" in SIDECAR_EXTENSIONS:
+        raise UnsupportedMedia(f"not a photo or video: a sidecar (.{ext}) whose photo is not beside it")
     raise UnsupportedMedia(f"not a photo or video: {_describe_other(head)}")
 
 

@@ -8,7 +8,8 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
-SIDECAR_EXTENSIONS = frozenset({".aae", ".xmp", ".json"})
+from media_assets.media.identify import SIDECAR_EXTENSIONS
+
 #: Takeout names the JSON `<name>.supplemental-metadata.json` and cuts long names, anywhere in that suffix.
 _SUPPLEMENTAL = ".supplemental-metadata"
 #: Takeout puts a duplicate's counter after the extension: `IMG_1.JPG(1).json` describes `IMG_1(1).JPG`.
