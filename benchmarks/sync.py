@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -92,14 +93,26 @@ def _fill(catalog: Catalog, total: int) -> dict[str, int]:
         " SELECT b.id, p, gen_random_uuid()::text, now(), now(), 'succeeded', 1000, 0, 2000000000, 1500000000,"
         " jsonb_build_object('seconds', 12.5, 'workers', 2, 'skipped', 3), NULL"
         " FROM batches b, unnest(%s::text[]) p", (list(PHASES),))
-    return {t.name: conn.execute(f"SELECT count(*) AS n FROM {t.name}").fetchone()["n"] for t in MIRRORED_TABLES}
+    return _counts(catalog.conninfo)
+
+
+def _counts(conninfo: str) -> dict[str, int]:
+    """Rows per mirrored table in a database (the catalog or the remote)."""
+    counts: dict[str, int] = {}
+    with psycopg.connect(conninfo) as conn:
+        for table in MIRRORED_TABLES:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table.name))).fetchone()
+            counts[table.name] = row[0] if row else 0
+    return counts
 
 
 def _row_bytes(catalog: Catalog) -> int:
     """The JSON size of one verified file's row as sent."""
     media_files = next(t for t in MIRRORED_TABLES if t.name == "media_files")
-    key = catalog.conn.execute("SELECT id FROM media_files WHERE state = 'verified' LIMIT 1").fetchone()["id"]
-    return len(rows_by_key(catalog, media_files, [str(key)])[0].encode())
+    with psycopg.connect(catalog.conninfo) as conn:
+        row = conn.execute("SELECT id FROM media_files WHERE state = 'verified' LIMIT 1").fetchone()
+    assert row is not None, "the benchmark's library has verified files"
+    return len(rows_by_key(catalog, media_files, [str(row[0])])[0].encode())
 
 
 def _case(name: str, stack: SupabaseStack, catalog: Catalog, chunk: int, *, full: bool = False,
@@ -117,11 +130,6 @@ def _case(name: str, stack: SupabaseStack, catalog: Catalog, chunk: int, *, full
             "gateway_requests": stack.gateway.total, "expected_requests": expected_requests,
             "max_requests": max_requests, "seconds": round(seconds, 3), "local_seconds": round(report.local_seconds, 3),
             "rows_per_second": round(rows / seconds) if rows and seconds else 0}
-
-
-def _remote_counts(stack: SupabaseStack) -> dict[str, int]:
-    with psycopg.connect(stack.db) as conn:
-        return {t.name: conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in MIRRORED_TABLES}
 
 
 def run(total: int, changes: int, baseline_rows: int, chunk: int) -> dict[str, Any]:
@@ -174,9 +182,7 @@ def _measure(stack: SupabaseStack, catalog: Catalog, total: int, changes: int, b
     return {"machine": {"cpus": os.cpu_count(), "load": os.getloadavg(), "platform": platform.platform(),
                         "python": platform.python_version()},
             "target_rows_per_second": TARGET_ROWS_PER_SECOND, "row_bytes": _row_bytes(catalog), "filled": tables,
-            "local_counts": {t.name: catalog.conn.execute(f"SELECT count(*) AS n FROM {t.name}").fetchone()["n"]
-                             for t in MIRRORED_TABLES},
-            "remote_counts": _remote_counts(stack),
+            "local_counts": _counts(catalog.conninfo), "remote_counts": _counts(stack.db),
             "cases": [full, idle, incremental, unchanged, repaired, baseline]}
 
 
