@@ -55,6 +55,9 @@ class NothingKnown:
     def record_full_scan(self) -> None:
         pass
 
+    def record_walk(self, seen_asset_ids: set[str]) -> None:
+        pass
+
     def record_failure(self, source_id: str, reason: str) -> None:
         raise RuntimeError(f"{source_id} failed: {reason}")
 

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--all", action="store_true",
                      help="run batch after batch until the sources hold nothing new (a first import)")
     verify = commands.add_parser("verify", help="re-hash kept files and destinations against the catalog")
+    verify.add_argument("--sample", type=int, default=None, metavar="N",
+                        help="download back only a random N of the iCloud uploads (default: all of them)")
     verify.add_argument("--full", action="store_true", required=True,
                         help="check every catalogued file (the only mode so far)")
     commands.add_parser("status", help="files by state, the last runs with per-phase timings, disk use")
@@ -93,7 +95,7 @@ def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
             with ProgressBar.on_terminal():
                 return _run_all(pipeline) if args.all else _run_once(pipeline, args.batch)
         if args.command == "verify":
-            return _verify_full(pipeline)
+            return _verify_full(pipeline, args.sample)
         if args.command == "status":
             print(_status_text(pipeline))
             return 0
@@ -261,11 +263,11 @@ def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa:
     return 0 if failures == 0 else 1
 
 
-def _verify_full(pipeline) -> int:  # noqa: ANN001
+def _verify_full(pipeline, sample: int | None) -> int:  # noqa: ANN001
     from media_assets.destinations.configured import enabled_destinations
     from media_assets.integrity import check_everything
 
-    report = check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings))
+    report = check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings), sample)
     print(report.to_text())
     return 0 if report.ok else 1
 
@@ -298,7 +300,7 @@ def _serve(host: str, port: int) -> int:
 
 
 def _status_text(pipeline) -> str:  # noqa: ANN001
-    from media_assets.catalog.icloud import count_in_library
+    from media_assets.catalog.icloud import count_deleted_at_source, count_in_library
     from media_assets.storage import free_bytes
 
     catalog, settings = pipeline.catalog, pipeline.settings
@@ -307,6 +309,8 @@ def _status_text(pipeline) -> str:  # noqa: ANN001
     lines += [f"  {state:<12} {n}" for state, n in sorted(counts.items())] or ["  (no files yet)"]
     if in_icloud := count_in_library(catalog):
         lines.append(f"Already in iCloud (taken from its library, not uploaded back): {in_icloud}")
+    if deleted := count_deleted_at_source(catalog):
+        lines.append(f"Deleted at source (gone from iCloud Photos, local copies kept): {deleted}")
     lines.append("Last batches:")
     for batch in catalog.recent_batches(5):
         phases = catalog.latest_phase_runs(batch["id"])

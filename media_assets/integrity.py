@@ -1,15 +1,18 @@
 """`media-pipeline verify --full`: re-hash everything the catalog says is kept, like `rclone check`, to find
-bit rot, missing files and strays. Read-only: it reports and never repairs."""
+bit rot, missing files and strays, and download back what iCloud holds (all, or `--sample N`) to compare its
+SHA-256. Read-only: it reports and never repairs."""
 
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from media_assets.catalog.icloud import uploaded_file_ids
 from media_assets.catalog.repository import Catalog
-from media_assets.destinations.base import Destination
+from media_assets.destinations.base import Destination, ReadsBack
 from media_assets.media.hashing import sha256_file
 from media_assets.settings import Settings
 from media_assets.storage import TEMP_PREFIX
@@ -54,9 +57,23 @@ def _kept_files(catalog: Catalog) -> Iterator[dict]:
         last_id = rows[-1]["id"]
 
 
-def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping[str, Destination]) -> IntegrityReport:
+def _read_back_choice(catalog: Catalog, destinations: Mapping[str, Destination],
+                      sample: int | None) -> set[tuple[int, str]] | None:
+    """Which uploads to download back: all (None), or a random `sample` of those at destinations that can."""
+    if sample is None:
+        return None
+    uploaded = [(file_id, name) for name, destination in destinations.items() if isinstance(destination, ReadsBack)
+                for file_id in uploaded_file_ids(catalog, name)]
+    return set(random.sample(uploaded, min(sample, len(uploaded))))
+
+
+def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping[str, Destination],
+                     read_back_sample: int | None = None) -> IntegrityReport:
+    """Everything kept, and every upload; at a destination that reads back (iCloud), every upload is also
+    downloaded and its SHA-256 compared, or only a random `read_back_sample` of them."""
     report = IntegrityReport()
     known: set[Path] = set()
+    read_back = _read_back_choice(catalog, destinations, read_back_sample)
 
     def check(relative: str | None, expected: str | None, what: str, pruned: bool = False) -> None:
         if not relative or not expected:
@@ -87,15 +104,22 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
             destination = destinations.get(upload["destination"])
             if destination is None:
                 continue  # a destination turned off since: nothing to compare against
+            where = f"{row['original_name']!r} at {upload['destination']} ({upload['remote_id']})"
+            reader = destination if isinstance(destination, ReadsBack) and (
+                read_back is None or (row["id"], upload["destination"]) in read_back) else None
             try:
                 arrived = destination.verify(upload["remote_id"], upload["checksum"])
+                same_bytes = not arrived or reader is None or reader.verify_bytes(upload["remote_id"],
+                                                                                 upload["checksum"])
             except Exception as error:  # noqa: BLE001 - any failure to look is an error to report
                 report.add("errors", f"{upload['destination']} {upload['remote_id']}: {error}")
                 continue
-            if arrived:
-                report.add("matching")
+            if not arrived:
+                report.add("missing", where)
+            elif not same_bytes:
+                report.add("differing", f"{where}: the bytes downloaded back do not match its checksum")
             else:
-                report.add("missing", f"{row['original_name']!r} at {upload['destination']} ({upload['remote_id']})")
+                report.add("matching")
 
     for folder in ("originals", "compressed", "uploaded", "quarantine"):
         for root, _dirs, files in os.walk(settings.storage_dir(folder)):

@@ -7,9 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from media_assets.catalog.icloud import count_in_library
+from media_assets.catalog.icloud import count_in_library, kept_originals
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.sidecars import sorted_sidecars
+
+KEPT_TITLE = "Kept in iCloud: cannot be replaced faithfully"
 
 
 @dataclass
@@ -30,6 +32,8 @@ class RunReport:
     error: str | None = None
     #: Files taken from the upload account's own iCloud library: recorded as there, not uploaded back.
     already_in_icloud: int = 0
+    #: iCloud originals replace-originals mode kept, each with why its upload is not the same asset.
+    kept_in_icloud: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def bytes_saved(self) -> int:
@@ -67,6 +71,9 @@ class RunReport:
         if self.sidecars:
             lines += ["", "## Sidecars kept beside their photo", ""]
             lines += [f"- {s['sidecar']} (with {s['photo']})" for s in self.sidecars]
+        if self.kept_in_icloud:
+            lines += ["", f"## {KEPT_TITLE}", ""]
+            lines += [f"- {k['original_name']}: {k['reason']}" for k in self.kept_in_icloud]
         return "\n".join(lines) + "\n"
 
 
@@ -87,7 +94,8 @@ def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, suc
         bytes_out=int(totals["bytes_out"]), phases=phases, duplicates=catalog.duplicates(batch_id),
         quarantined=catalog.quarantined(batch_id),
         sidecars=[{"photo": photo, "sidecar": sidecar} for photo, sidecar in sorted_sidecars(catalog, batch_id)],
-        error=error, already_in_icloud=count_in_library(catalog, batch_id))
+        error=error, already_in_icloud=count_in_library(catalog, batch_id),
+        kept_in_icloud=[asdict(kept) for kept in kept_originals(catalog, batch_id)])
 
 
 def write_report(report: RunReport, folder: Path, keep: int) -> Path:

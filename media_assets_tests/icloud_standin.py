@@ -57,6 +57,10 @@ class StandInAsset:
     indexed_at: float = 0.0
     #: The time zone of `asset_ms` (CPLAsset `timeZoneOffset`, seconds east of UTC); None: Apple recorded none.
     time_zone_seconds: int | None = None
+    #: More CPLAsset fields as Apple sends them (burstId, adjustmentType, isFavorite, ...).
+    fields: dict[str, Any] = field(default_factory=dict)
+    #: Bytes served instead of `data` while the record keeps data's checksum (damage on Apple's side).
+    served: bytes | None = None
 
 
 @dataclass
@@ -84,6 +88,8 @@ class ICloudStandIn:
     codes_checked: list[str] = field(default_factory=list)
     throttled: int = 0
     deletes: list[str] = field(default_factory=list)
+    #: Every asset uploaded from now on is served with one byte flipped (see `corrupt`).
+    corrupt_uploads: bool = False
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -150,14 +156,15 @@ class ICloudStandIn:
 
     def add_asset(self, filename: str, data: bytes, *, live_video: bytes | None = None,
                   added_ms: int | None = None, asset_ms: int = 1_700_000_000_000,
-                  time_zone_seconds: int | None = None) -> StandInAsset:
+                  time_zone_seconds: int | None = None, fields: dict[str, Any] | None = None) -> StandInAsset:
         """Add an asset; each new one is added after the previous ones unless `added_ms` says otherwise."""
         with self._lock:
             self._next_id += 1
             n = self._next_id
             asset = StandInAsset(asset_id=f"ASSET-{n:06d}", master_id=f"MASTER-{n:06d}", filename=filename, data=data,
                                  added_ms=added_ms if added_ms is not None else 1_700_000_000_000 + n * 1000,
-                                 asset_ms=asset_ms, live_video=live_video, time_zone_seconds=time_zone_seconds)
+                                 asset_ms=asset_ms, live_video=live_video, time_zone_seconds=time_zone_seconds,
+                                 fields=dict(fields or {}))
             self.assets.append(asset)
             return asset
 
@@ -194,6 +201,11 @@ class ICloudStandIn:
             self._trust_tokens.clear()
             self._session_tokens.clear()
             self._web_tokens.clear()
+
+    def corrupt(self, asset: StandInAsset) -> None:
+        """Serve the asset's original with one byte flipped, its record (and checksum) unchanged."""
+        middle = len(asset.data) // 2
+        asset.served = asset.data[:middle] + bytes([asset.data[middle] ^ 0xFF]) + asset.data[middle + 1:]
 
     def count(self, fragment: str) -> int:
         return sum(1 for path in self.requests if fragment in path)
@@ -471,6 +483,8 @@ class ICloudStandIn:
                                 "isDeleted": {"type": "INT64", "value": int(asset.deleted)}}}
         if asset.time_zone_seconds is not None:
             cpl_asset["fields"]["timeZoneOffset"] = {"type": "INT64", "value": asset.time_zone_seconds}
+        for name, value in asset.fields.items():
+            cpl_asset["fields"][name] = {"type": "INT64" if isinstance(value, int) else "STRING", "value": value}
         return [master, cpl_asset]
 
     # -- bytes ---------------------------------------------------------------------------------------------------
@@ -482,7 +496,7 @@ class ICloudStandIn:
             self._send(request, 410, None)
             return
         asset = self.asset(asset_id)
-        data = asset.live_video if kind == "live" else asset.data
+        data = asset.live_video if kind == "live" else asset.served or asset.data
         assert data is not None
         cut = self._cut_next_download > 0
         if cut:
@@ -518,6 +532,8 @@ class ICloudStandIn:
                                    asset_ms=int(entry["lastModDate"]),
                                    time_zone_seconds=-60 * int(entry["timeZoneOffset"]))
             asset.indexed_at = time.time() + self.index_delay
+            if self.corrupt_uploads:
+                self.corrupt(asset)
             results.append({"uploadJobId": f"job-{asset.asset_id}", "cplMaster": asset.master_id,
                             "cplAsset": asset.asset_id, "response": {"status": 200, "isRetryable": False}})
         self._send(request, 200, results)

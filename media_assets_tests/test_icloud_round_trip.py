@@ -86,3 +86,91 @@ def test_an_upload_carries_the_capture_date(standin, make_pipeline, tmp_path) ->
     [asset] = standin.assets
     assert asset.asset_ms == int(datetime(2019, 5, 4, 8, 0, tzinfo=timezone.utc).timestamp() * 1000)
     assert asset.time_zone_seconds == 2 * 3600
+
+
+# --- replace-originals only where the result is the same asset ------------------------------------------------
+
+def test_a_live_photo_a_burst_and_an_edit_are_never_replaced(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+    video = sample.make_video(tmp_path / "live.mov", seconds=0.5, size=(64, 48),
+                              creation_time=datetime(2023, 7, 1, 12, 0, 0))
+    if video is None:
+        pytest.skip("no ffmpeg")
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_UPLOAD="true",
+                                               ENABLE_COMPRESSION="true", ICLOUD_REPLACE_ORIGINALS="true",
+                                               ICLOUD_UPLOAD_FORMATS="jpeg,mov,mp4"))
+
+    def photo(name: str, seed: int, **more: object):  # noqa: ANN202 - a stand-in asset
+        return standin.add_asset(name, sample.photo_bytes(size=(800, 600), seed=seed, quality=98), **more)
+
+    live = photo("IMG_0001.JPG", 1, live_video=video.read_bytes())
+    burst = photo("IMG_0002.JPG", 2, fields={"burstId": "BURST-0001"})
+    edited = photo("IMG_0003.JPG", 3, fields={"adjustmentType": "com.apple.photo"})
+    plain = photo("IMG_0004.JPG", 4)
+    login(pipeline.settings, standin)
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    assert standin.deletes == [plain.asset_id]  # only the plain photo's upload is the same asset
+    reasons = {(k["original_name"], k["reason"].split(":")[0]) for k in report.kept_in_icloud}
+    assert reasons == {("IMG_0001.JPG", "a Live Photo"), ("IMG_0001.MOV", "a Live Photo"),
+                       ("IMG_0002.JPG", "part of a burst"), ("IMG_0003.JPG", "edited in Photos")}
+    assert "Kept in iCloud: cannot be replaced faithfully" in report.to_markdown()
+    assert not {live.asset_id, burst.asset_id, edited.asset_id} & set(standin.deletes)
+
+
+# --- deleted at the source ------------------------------------------------------------------------------------
+
+def test_an_asset_deleted_in_icloud_keeps_its_local_copies_and_is_counted(standin, make_pipeline,  # noqa: F811
+                                                                          tmp_path) -> None:
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
+    gone, _kept = add_photos(standin, 2)
+    login(pipeline.settings, standin)
+    first = run_batch(pipeline)
+    assert first.success, first.error
+    [file] = [f for f in pipeline.catalog.iter_files(first.batch_id, *FileState)
+              if f.source_id == f"{gone.asset_id}/original"]
+    gone.deleted = True  # the owner deletes it in Photos
+    pipeline.catalog.conn.execute("UPDATE icloud_sync SET last_full_scan_at = now() - interval '8 days'")
+    assert run_batch(pipeline).success  # a full walk notices
+    assert "Deleted at source (gone from iCloud Photos, local copies kept): 1" in _status_text(pipeline)
+    kept = pipeline.settings.media_root / (file.sorted_path or "")
+    assert kept.read_bytes() == gone.data
+    assert pipeline.catalog.get_file(file.id).state is FileState.VERIFIED
+
+    gone.deleted = False  # restored from Recently Deleted
+    pipeline.catalog.conn.execute("UPDATE icloud_sync SET last_full_scan_at = now() - interval '8 days'")
+    assert run_batch(pipeline).success
+    assert "Deleted at source" not in _status_text(pipeline)
+
+
+# --- bytes verified at iCloud ---------------------------------------------------------------------------------
+
+def _folder_to_icloud(make_pipeline, standin, tmp_path, count: int, **more: str):  # noqa: ANN001, ANN202, F811
+    pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
+                                               ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true", **more))
+    for n in range(count):
+        sample.make_photo(pipeline.settings.folder_source_paths[0] / f"IMG_{n}.JPG", size=(48, 36), seed=n)
+    login(pipeline.settings, standin)
+    return pipeline
+
+
+def test_verify_full_finds_a_corrupted_byte_at_icloud(standin, make_pipeline, tmp_path, capsys) -> None:  # noqa: F811
+    from media_assets.cli import main
+
+    pipeline = _folder_to_icloud(make_pipeline, standin, tmp_path, 3, ICLOUD_VERIFY_SAMPLE="0")
+    assert run_batch(pipeline).success
+    assert main(["verify", "--full"]) == 0 and standin.count("/content/") == 3  # every upload read back
+    damaged = standin.assets[1]
+    standin.corrupt(damaged)  # Apple's record (and its checksum) unchanged: only the bytes tell
+    assert main(["verify", "--full"]) == 1
+    assert f"at icloud ({damaged.asset_id}): the bytes downloaded back do not match" in capsys.readouterr().out
+    assert main(["verify", "--full", "--sample", "3"]) == 1  # a sample of all three finds it too
+    downloads = standin.count("/content/")
+    assert main(["verify", "--full", "--sample", "1"]) in (0, 1) and standin.count("/content/") == downloads + 1
+
+
+def test_each_batch_reads_back_a_sample_of_its_uploads(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+    pipeline = _folder_to_icloud(make_pipeline, standin, tmp_path, 3)  # ICLOUD_VERIFY_SAMPLE defaults to 2
+    standin.corrupt_uploads = True
+    report = run_batch(pipeline)
+    assert not report.success and "not found intact at icloud" in (report.error or "")
+    assert standin.count("/content/") == 2

@@ -1,6 +1,7 @@
-"""The iCloud tables (revisions 0005, 0006): what the iCloud source remembers, keyed by asset id and never by
-file name (the last full walk per account, downloads to retry), the originals replace-originals mode moved to
-Recently Deleted, and files recorded as already in the source account's library instead of uploaded back."""
+"""The iCloud tables (revisions 0005, 0009, 0010): what the iCloud source remembers, keyed by asset id and never
+by file name (the last full walk per account, downloads to retry), the originals replace-originals mode moved to
+Recently Deleted or kept (with the reason), and files recorded as already in the source account's library
+instead of uploaded back."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from media_assets.catalog.repository import Catalog
 ICLOUD_SOURCE = "icloud"
 #: `uploads.status` of a file the destination account already holds because it came from there.
 IN_LIBRARY = "in_library"
+
+
+#: The asset id of an iCloud file's source_id (`<asset id>/<kind>`).
+_ASSET_ID = "regexp_replace(f.source_id, '/[^/]*$', '')"
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,19 @@ class ICloudCatalog:
             " DO UPDATE SET last_full_scan_at = EXCLUDED.last_full_scan_at",
             (self.account, at or datetime.now(timezone.utc)))
 
+    def record_walk(self, seen_asset_ids: set[str]) -> None:
+        """After a full walk: catalogued assets it did not find were deleted at the source (not by replace-originals
+        mode); assets found again (restored from Recently Deleted) are no longer counted so."""
+        seen = list(seen_asset_ids)
+        with self.catalog.transaction() as cur:
+            cur.execute(
+                f"INSERT INTO icloud_deleted_at_source (asset_id, account) SELECT DISTINCT {_ASSET_ID}, %s"
+                f" FROM media_files f WHERE f.source = %s AND NOT ({_ASSET_ID} = ANY(%s)) AND NOT EXISTS"
+                f" (SELECT 1 FROM icloud_replacements r WHERE r.source_asset_id = {_ASSET_ID})"
+                " ON CONFLICT (asset_id) DO NOTHING", (self.account, ICLOUD_SOURCE, seen))
+            cur.execute("DELETE FROM icloud_deleted_at_source WHERE account = %s AND asset_id = ANY(%s)",
+                        (self.account, seen))
+
     # -- replace-originals -----------------------------------------------------------------------------------
 
     def replacement_candidates(self, batch_id: str, destination: str) -> list[ReplacementCandidate]:
@@ -78,7 +96,8 @@ class ICloudCatalog:
             " u.verified_at FROM media_files f"
             " LEFT JOIN uploads u ON u.file_id = f.id AND u.destination = %s AND u.status = 'uploaded'"
             " WHERE f.batch_id = %s AND f.source = %s"
-            " AND NOT EXISTS (SELECT 1 FROM icloud_replacements r WHERE r.file_id = f.id) ORDER BY f.id",
+            " AND NOT EXISTS (SELECT 1 FROM icloud_replacements r WHERE r.file_id = f.id)"
+            " AND NOT EXISTS (SELECT 1 FROM icloud_kept_originals k WHERE k.file_id = f.id) ORDER BY f.id",
             (destination, batch_id, ICLOUD_SOURCE)).fetchall()
         return [ReplacementCandidate(**row) for row in rows]
 
@@ -91,6 +110,30 @@ class ICloudCatalog:
                             (file.file_id, self.account, source_asset_id, file.remote_id))
 
 
+    def record_kept(self, files: list[ReplacementCandidate], source_asset_id: str, reason: str) -> None:
+        """The source asset of `files` stays: its upload would not be the same asset (`reason`)."""
+        with self.catalog.transaction() as cur:
+            for file in files:
+                cur.execute("INSERT INTO icloud_kept_originals (file_id, source_account, source_asset_id, reason)"
+                            " VALUES (%s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING",
+                            (file.file_id, self.account, source_asset_id, reason))
+
+
+@dataclass(frozen=True)
+class KeptOriginal:
+    """An iCloud original replace-originals mode kept, for the report."""
+
+    original_name: str
+    reason: str
+
+
+def kept_originals(catalog: Catalog, batch_id: str) -> list[KeptOriginal]:
+    rows = catalog.conn.execute(
+        "SELECT f.original_name, k.reason FROM icloud_kept_originals k JOIN media_files f ON f.id = k.file_id"
+        " WHERE f.batch_id = %s ORDER BY f.id", (batch_id,)).fetchall()
+    return [KeptOriginal(**row) for row in rows]
+
+
 def count_in_library(catalog: Catalog, batch_id: str | None = None) -> int:
     """Files recorded as already in iCloud (taken from the upload account's own library), in a batch or all."""
     row = catalog.conn.execute(
@@ -98,3 +141,15 @@ def count_in_library(catalog: Catalog, batch_id: str | None = None) -> int:
         " WHERE u.status = %s AND (%s::text IS NULL OR f.batch_id = %s)", (IN_LIBRARY, batch_id, batch_id)
     ).fetchone()
     return int(row["n"])
+
+
+def count_deleted_at_source(catalog: Catalog) -> int:
+    """iCloud assets deleted there after they were taken (their local copies stay)."""
+    return int(catalog.conn.execute("SELECT count(*) AS n FROM icloud_deleted_at_source").fetchone()["n"])
+
+
+def uploaded_file_ids(catalog: Catalog, destination: str) -> list[int]:
+    """Every file uploaded to `destination` (for `verify --full --sample N` to draw from)."""
+    rows = catalog.conn.execute("SELECT file_id FROM uploads WHERE destination = %s AND status = 'uploaded'",
+                                (destination,)).fetchall()
+    return [int(row["file_id"]) for row in rows]

@@ -45,3 +45,16 @@ class HoldsItsSource(Protocol):
     def already_holds(self, source: str, source_id: str) -> str | None:
         """The destination's id of a file that came from it, so nothing is sent back; None otherwise."""
         ...
+
+
+@runtime_checkable
+class ReadsBack(Protocol):
+    """A destination whose own check cannot prove the bytes (iCloud: Apple's checksum is its own format), so a
+    sample is downloaded back and its SHA-256 compared."""
+
+    #: How many uploads of each batch its verification reads back.
+    bytes_sample: int
+
+    def verify_bytes(self, remote_id: str, checksum: str) -> bool:
+        """Whether the bytes the destination serves under that id have this SHA-256 (costs a download)."""
+        ...

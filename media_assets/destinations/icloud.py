@@ -95,6 +95,16 @@ class ICloudDestination:
                 results.append(error)
         return results
 
+    @property
+    def bytes_sample(self) -> int:
+        return self.config.verify_sample
+
+    def verify_bytes(self, remote_id: str, checksum: str) -> bool:
+        """Download the asset's original back and compare its SHA-256 (Apple's own checksum proves nothing)."""
+        asset = library.lookup_asset(self.connection, remote_id)
+        original = next((f for f in library.files_of(asset) if f.kind == library.ORIGINAL), None) if asset else None
+        return original is not None and library.remote_sha256(self.connection, original) == checksum
+
     def verify(self, remote_id: str, checksum: str) -> bool:
         """The asset is indexed, in the library, and (where Apple's checksum is a SHA-256) holds these bytes.
 

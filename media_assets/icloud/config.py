@@ -22,6 +22,7 @@ DEFAULTS = {
     "ICLOUD_UPLOAD_FORMATS": "jpeg",
     "ICLOUD_REPLACE_ORIGINALS": "false",
     "ICLOUD_INDEX_WAIT_SECONDS": "60",
+    "ICLOUD_VERIFY_SAMPLE": "2",
 }
 
 
@@ -51,6 +52,8 @@ class ICloudConfig:
     upload_formats: frozenset[str] = frozenset({"jpeg"})
     replace_originals: bool = False
     index_wait_seconds: int = 60
+    #: Uploads of each batch whose bytes verification downloads back and compares (ICLOUD_VERIFY_SAMPLE).
+    verify_sample: int = 2
 
 
 def _account_folder(username: str) -> str:
@@ -92,4 +95,5 @@ def icloud_config(settings: Settings, *, role: str = "source") -> ICloudConfig:
         upload_formats=formats,
         replace_originals=parse_bool("ICLOUD_REPLACE_ORIGINALS", raw["ICLOUD_REPLACE_ORIGINALS"]),
         index_wait_seconds=parse_int("ICLOUD_INDEX_WAIT_SECONDS", raw["ICLOUD_INDEX_WAIT_SECONDS"], minimum=0),
+        verify_sample=parse_int("ICLOUD_VERIFY_SAMPLE", raw["ICLOUD_VERIFY_SAMPLE"], minimum=0),
     )

@@ -168,51 +168,70 @@ def checksum_matches(expected: str | None, digest: bytes) -> bool:
     return len(raw) != 32 or raw == digest
 
 
-def _stream(connection: Connection, file: RemoteFile, target: Path) -> tuple[int, str]:
-    temp = target.parent / f"{TEMP_PREFIX}{target.name}"
+def _read(connection: Connection, file: RemoteFile, write: Callable[[bytes], object]) -> tuple[int, bytes]:
+    """Stream one file's bytes from iCloud into `write`: (bytes, SHA-256 digest)."""
     digest, size = hashlib.sha256(), 0
     try:
         response = connection.service.session.get(file.url, stream=True, timeout=(10, 60))
     except PyiCloudEndpointGoneException:
         raise TransferError(f"download URL of {file.filename} expired", 410) from None
     try:
-        with temp.open("wb") as out:
-            for chunk in response.iter_content(CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if file.size is not None and size != file.size:
-            raise TransferError(f"{file.filename}: got {size} of {file.size} bytes")
-        if not checksum_matches(file.checksum, digest.digest()):
-            raise TransferError(f"{file.filename}: checksum differs from iCloud's")
-        os.replace(temp, target)
+        for chunk in response.iter_content(CHUNK):
+            write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
     except requests.RequestException as error:
         raise TransferError(f"{file.filename}: connection broke ({type(error).__name__})") from None
     finally:
         response.close()
+    return size, digest.digest()
+
+
+def _stream(connection: Connection, file: RemoteFile, target: Path) -> tuple[int, str]:
+    temp = target.parent / f"{TEMP_PREFIX}{target.name}"
+    try:
+        with temp.open("wb") as out:
+            size, digest = _read(connection, file, out.write)
+            out.flush()
+            os.fsync(out.fileno())
+        if file.size is not None and size != file.size:
+            raise TransferError(f"{file.filename}: got {size} of {file.size} bytes")
+        if not checksum_matches(file.checksum, digest):
+            raise TransferError(f"{file.filename}: checksum differs from iCloud's")
+        os.replace(temp, target)
+    finally:
         temp.unlink(missing_ok=True)
-    return size, digest.hexdigest()
+    return size, digest.hex()
 
 
-def download(connection: Connection, file: RemoteFile, target: Path) -> tuple[int, str]:
-    """Stream one file to `target` (temp name, size and checksum checked, atomic rename); (bytes, sha256).
-
-    Transient failures are retried with backoff; an expired URL (410) is refreshed from Apple and retried."""
+def _with_fresh_url(connection: Connection, file: RemoteFile, read: Callable[[RemoteFile], T], what: str) -> T:
+    """`read(file)`, retried on transient failures with backoff; an expired URL (410) is refreshed from Apple."""
     current = file
 
-    def attempt() -> tuple[int, str]:
+    def attempt() -> T:
         nonlocal current
         try:
-            return _stream(connection, current, target)
+            return read(current)
         except TransferError as error:
             if error.status != 410:
                 raise
             current = refreshed(connection, current)
-            return _stream(connection, current, target)
+            return read(current)
 
-    return connection.retry.call(attempt, what=f"download of {file.filename}")
+    return connection.retry.call(attempt, what=what)
+
+
+def download(connection: Connection, file: RemoteFile, target: Path) -> tuple[int, str]:
+    """Stream one file to `target` (temp name, size and checksum checked, atomic rename); (bytes, sha256)."""
+    return _with_fresh_url(connection, file, lambda current: _stream(connection, current, target),
+                           f"download of {file.filename}")
+
+
+def remote_sha256(connection: Connection, file: RemoteFile) -> str:
+    """The SHA-256 of the bytes iCloud serves for `file`, streamed and not kept: proof of what Apple holds,
+    which its own `fileChecksum` (a format of Apple's) cannot give."""
+    return _with_fresh_url(connection, file, lambda current: _read(connection, current, lambda _chunk: None)[1].hex(),
+                           f"reading back {file.filename}")
 
 
 def _uploader(connection: Connection) -> PhotosUploader:
@@ -288,10 +307,20 @@ def upload(connection: Connection, path: Path, taken: datetime | None = None,
     return result.cplAsset, result.is_duplicate
 
 
-def soft_delete(connection: Connection, asset_id: str) -> bool:
-    """Move an asset to Recently Deleted (Apple keeps it 30 days); False when it is not there."""
-    asset = lookup_asset(connection, asset_id)
-    if asset is None:
-        return False
+def not_reproducible(asset: PhotoAsset) -> str | None:
+    """Why an upload of this asset's original would not be the same asset in Photos; None when it would be."""
+    fields = asset.asset_record.fields
+    if fields.get_value("burstId"):
+        return "part of a burst: the upload would be a lone photo"
+    if fields.get_value("adjustmentType") or fields.get_value("adjustmentRenderType"):
+        return "edited in Photos: the upload would lose the edit and the original under it"
+    if fields.get_value("isFavorite") == 1:
+        return "a favourite: the upload cannot mark it"
+    if fields.get_value("isHidden") == 1:
+        return "hidden: the upload would show it in the library"
+    return None
+
+
+def move_to_recently_deleted(connection: Connection, asset: PhotoAsset) -> None:
+    """Move an asset to Recently Deleted (Apple keeps it 30 days)."""
     connection.retry.call(asset.delete, what="moving to Recently Deleted")
-    return True

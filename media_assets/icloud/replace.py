@@ -1,8 +1,10 @@
 """Replace-originals mode (ICLOUD_REPLACE_ORIGINALS, off by default): once the uploaded successor of an iCloud
 asset is verified in iCloud, the source asset is moved to Recently Deleted (Apple keeps it 30 days) and the
 catalog records both ids. Every file of the asset (a Live Photo's video too) must be verified first, and an
-asset is never deleted when its successor is the asset itself (Apple answered "duplicate": same bytes) or a
-conversion to another format (a HEIC's JPEG derivative loses depth and gain maps and 10-bit colour)."""
+asset is never deleted when its successor is the asset itself (Apple answered "duplicate": same bytes), or when
+the successor is not the same asset: a Live Photo (the upload cannot pair still and video), a burst, an edit, a
+favourite or hidden asset, or a conversion to another format (a HEIC's JPEG derivative loses depth and gain maps
+and 10-bit colour). Those are recorded as kept with the reason, and the report lists them."""
 
 from __future__ import annotations
 
@@ -35,15 +37,28 @@ def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Conn
         if any(f.remote_id == asset_id for f in files):
             log.info("iCloud asset %s is its own successor (identical bytes); it stays", asset_id)
             continue
-        if any(_converted(f.original_path, f.output_path) for f in files):
-            log.info("iCloud asset %s was uploaded as another format (a JPEG derivative); the original stays",
-                     asset_id)
-            continue
         connection = connection or source()
-        if library.soft_delete(connection, asset_id):
-            moved += 1
+        asset = library.lookup_asset(connection, asset_id)
+        if asset is None:
+            continue  # gone from iCloud already: nothing to replace
+        reason = _not_reproducible(files) or library.not_reproducible(asset)
+        if reason is not None:
+            log.info("iCloud asset %s is kept: %s", asset_id, reason)
+            icloud.record_kept(files, asset_id, reason)
+            continue
+        library.move_to_recently_deleted(connection, asset)
+        moved += 1
         icloud.record_replacement(files, asset_id)
     return moved
+
+
+def _not_reproducible(files: list[ReplacementCandidate]) -> str | None:
+    """Why the uploaded files are not the same asset, as far as the catalog tells; None when they may be."""
+    if any(library.split_source_id(f.source_id)[1] == library.LIVE for f in files):
+        return "a Live Photo: the upload cannot pair its still and video again"
+    if any(_converted(f.original_path, f.output_path) for f in files):
+        return "uploaded as another format (a HEIC's JPEG derivative loses depth, gain maps and 10-bit colour)"
+    return None
 
 
 _SAME_FORMAT = {".jpeg": ".jpg", ".jpe": ".jpg", ".heif": ".heic"}

@@ -1,14 +1,16 @@
 """Verification: prove that every file of the batch arrived. A sorted file is verified when its bytes in
-`uploaded/` and at every destination match the catalog's checksum; then every file of the batch must be
-verified, a duplicate of a named file, or quarantined with a reason, or the phase fails loudly. A verified
-batch then gives back the disk its intermediate copies took (`pruning.py`)."""
+`uploaded/` and at every destination match the catalog's checksum (where a destination's own check cannot
+prove the bytes, iCloud, a random few of each batch are downloaded back and compared); then every file of the
+batch must be verified, a duplicate of a named file, or quarantined with a reason, or the phase fails loudly.
+A verified batch then gives back the disk its intermediate copies took (`pruning.py`)."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 
 from media_assets.catalog.states import FINAL_STATES, FileState
-from media_assets.destinations.base import Destination
+from media_assets.destinations.base import Destination, ReadsBack
 from media_assets.media.hashing import sha256_file
 from media_assets.phases.common import PhaseContext, PhaseFailed, PhaseOutcome
 from media_assets.phases.pruning import release_copies
@@ -20,6 +22,7 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
     """Verify the batch; once every file is accounted for, release its intermediate copies and the originals
     that are due (`pruning.py`; `sources` tell whether a folder still holds a file)."""
     problems: list[str] = []
+    read_back = _read_back_sample(ctx, destinations)
     for file in ctx.files(FileState.SORTED):
         outcome.files += 1
         kept = ctx.path(file.sorted_path or "")
@@ -27,7 +30,9 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
             problems.append(f"{file.original_name!r}: kept copy {file.sorted_path} is missing or differs")
             continue
         bad = [row["destination"] for row in ctx.catalog.uploads_of(file.id) if row["status"] == "uploaded"
-               and not _arrived(destinations, row["destination"], row["remote_id"], file.output_hash or "")]
+               and not _arrived(destinations, row["destination"], row["remote_id"], file.output_hash or "",
+                                read_back=(file.id, row["destination"]) in read_back)]
+        outcome.counts["read_back"] += sum(1 for key in read_back if key[0] == file.id)
         if bad:
             problems.append(f"{file.original_name!r}: not found intact at {', '.join(bad)}")
             continue
@@ -52,6 +57,23 @@ def unaccounted(ctx: PhaseContext) -> list[str]:
     return [f"{n} file(s) still {state}" for state, n in sorted(open_states.items())]
 
 
-def _arrived(destinations: Mapping[str, Destination], name: str, remote_id: str | None, checksum: str) -> bool:
+def _read_back_sample(ctx: PhaseContext, destinations: Mapping[str, Destination]) -> set[tuple[int, str]]:
+    """(file id, destination): a random `bytes_sample` of the batch's uploads at each destination that reads
+    bytes back."""
+    chosen: set[tuple[int, str]] = set()
+    for name, destination in destinations.items():
+        if not isinstance(destination, ReadsBack) or destination.bytes_sample <= 0:
+            continue
+        uploaded = [file.id for file in ctx.catalog.iter_files(ctx.batch_id, FileState.SORTED) if any(
+            row["destination"] == name and row["status"] == "uploaded" for row in ctx.catalog.uploads_of(file.id))]
+        chosen |= {(file_id, name) for file_id in random.sample(uploaded, min(len(uploaded),
+                                                                              destination.bytes_sample))}
+    return chosen
+
+
+def _arrived(destinations: Mapping[str, Destination], name: str, remote_id: str | None, checksum: str, *,
+             read_back: bool = False) -> bool:
     destination = destinations.get(name)
-    return destination is not None and remote_id is not None and destination.verify(remote_id, checksum)
+    if destination is None or remote_id is None or not destination.verify(remote_id, checksum):
+        return False
+    return not read_back or (isinstance(destination, ReadsBack) and destination.verify_bytes(remote_id, checksum))

@@ -71,10 +71,12 @@ class ICloudSource:
         stop = None if full else self.config.stop_after_known
         lookahead = 2 * self.config.concurrency
         ready: deque[SourceItem] = deque()
+        seen: set[str] = set()
         self._clear_transfer_dir()
         try:
             assets = recently_added(self.connection)
             for asset, _known in until_known_run(assets, lambda a: self.state.is_known(f"{a.id}/original"), stop):
+                seen.add(asset.id)
                 for file in files_of(asset):
                     self._files[file.source_id] = file
                     if not self.state.is_known(file.source_id):
@@ -86,7 +88,8 @@ class ICloudSource:
                 yield ready.popleft()
         finally:
             self._stop_transfers()
-        if full:
+        if full:  # the whole library was walked: what it did not find was deleted in iCloud
+            self.state.record_walk(seen)
             self.state.record_full_scan()
 
     def _item(self, file: RemoteFile) -> SourceItem:

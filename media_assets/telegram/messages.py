@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from media_assets.reporting import RunReport
+from media_assets.reporting import KEPT_TITLE, RunReport
 from media_assets.telegram.client import TEXT_LIMIT, Document
 
 #: How many duplicates/quarantined files the shortened report lists before "and N more".
@@ -69,6 +69,8 @@ def report_text(report: RunReport, *, run_url: str | None = None, limit: int | N
     lines += _listed("Quarantined:", [f"• {q['original_name']}: {q['error']}" for q in report.quarantined], limit)
     lines += _listed("Duplicates:", [f"• {d['original_name']} = {d['keeper_name']} ({d['kind']})"
                                      for d in report.duplicates], limit)
+    lines += _listed(f"{KEPT_TITLE}:", [f"• {k['original_name']}: {k['reason']}" for k in report.kept_in_icloud],
+                     limit)
     if run_url:
         lines += ["", f"Run: {run_url}"]
     return "\n".join(lines)
