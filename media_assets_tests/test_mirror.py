@@ -631,3 +631,24 @@ def test_mirror_and_status_from_the_command_line(make_pipeline, supabase: Supaba
     assert cli.main(["status"]) == 0
     status = capsys.readouterr().out
     assert "pending rows     none" in status and "failures in a row" not in status and "last error" not in status
+
+
+def test_a_child_whose_parent_is_not_remote_yet_waits_for_the_next_pass(catalog: Catalog, supabase: SupabaseStack,
+                                                                         remote: SupabaseRemote) -> None:
+    """The remote's foreign keys refuse an upload of a file it does not have yet (the file was added after this
+    pass read media_files): the uploads stay queued, the rest of the pass goes on, and the next pass sends them."""
+    _small_catalog(catalog)
+    sync_once(catalog, remote, chunk_size=500)
+    new = catalog.register_file("20240701-120000", source="folder", source_id="DCIM/late.jpg", source_version="v1",
+                                original_name="late.jpg")
+    catalog.record_upload(new, "local", status="uploaded", remote_id="2024/late.jpg", checksum="abc")
+    queued_file = pending_counts(catalog)
+    catalog.conn.execute("DELETE FROM mirror_outbox WHERE table_name = 'media_files'")  # read before it existed
+
+    report = sync_once(catalog, remote, chunk_size=500)
+    assert report.rows_deferred == {"uploads": 1} and pending_counts(catalog) == {"uploads": 1}
+    assert queued_file == {"media_files": 1, "uploads": 1}
+
+    sync_once(catalog, remote, chunk_size=500, full=True)  # the file reaches the remote
+    sync_once(catalog, remote, chunk_size=500)
+    assert_mirrored(catalog, supabase)
