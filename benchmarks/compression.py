@@ -144,7 +144,7 @@ def ours(path: Path, media_type: str, fmt: str, out: Path, *, video_threads: int
             "after": result.size_after if result.output else result.size_before,
             "changed": result.output is not None, "quality": result.quality,
             "kept": result.action == KEPT, "decision": result.decision,
-            "metadata_lost": bool(result.output) and metadata_lost(path, result.output.read_bytes(), fmt)}
+            "metadata_lost": result.output is not None and metadata_lost(path, result.output.read_bytes(), fmt)}
 
 
 def naive(path: Path, media_type: str, fmt: str, out: Path) -> dict[str, Any]:

@@ -51,7 +51,7 @@ _SSIM_LINE = re.compile(rb"SSIM Y:([0-9.]+)")
 #: What x264 and x265 print at the end of an encode with their `ssim` option on.
 _ENCODER_SSIM_LINE = re.compile(rb"SSIM Mean Y: ?([0-9.]+)")
 #: The option that has each encoder measure SSIM.
-_ENCODER_SSIM_OPTION = {"h264": {"ssim": 1}, "hevc": {"x265-params": "ssim=1"}}
+_ENCODER_SSIM_OPTION: dict[str, dict[str, object]] = {"h264": {"ssim": 1}, "hevc": {"x265-params": "ssim=1"}}
 
 
 @dataclass(frozen=True)
