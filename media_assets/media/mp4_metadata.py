@@ -86,10 +86,6 @@ def _name(box: bytes, parent: str = "") -> str:
     return f"{parent}{kind} (XMP)" if kind == "XMP_" else f"{parent}{kind}"
 
 
-def _child(moov: bytes, box: Box, kind: bytes) -> Box | None:
-    return next((child for child in _boxes(moov, box.header, len(moov)) if child.kind == kind), None)
-
-
 def _read_moov(stream: BinaryIO, size: int) -> tuple[list[Box], Box, bytes]:
     """The top-level boxes of a file, its `moov` and the bytes of that `moov`."""
     top = _boxes(stream, 0, size)
