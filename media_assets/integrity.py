@@ -12,6 +12,7 @@ from pathlib import Path
 
 from media_assets.catalog.icloud import uploaded_file_ids
 from media_assets.catalog.repository import Catalog
+from media_assets.catalog.sidecars import all_sidecars
 from media_assets.destinations.base import Destination, ReadsBack
 from media_assets.media.hashing import sha256_file
 from media_assets.settings import Settings
@@ -120,6 +121,9 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
                 report.add("differing", f"{where}: the bytes downloaded back do not match its checksum")
             else:
                 report.add("matching")
+
+    for sidecar in all_sidecars(catalog):
+        check(sidecar.kept_path, sidecar.content_hash, "sidecar")
 
     for folder in ("originals", "compressed", "uploaded", "quarantine"):
         for root, _dirs, files in os.walk(settings.storage_dir(folder)):

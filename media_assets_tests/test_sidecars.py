@@ -9,6 +9,8 @@ import pytest
 
 from media_assets.catalog.sidecars import sidecars_of
 from media_assets.catalog.states import FileState
+from media_assets.destinations.configured import enabled_destinations
+from media_assets.integrity import check_everything
 from media_assets.media.identify import UnsupportedMedia, identify
 from media_assets.media.sample_library import make_photo
 from media_assets.phases.common import PhaseContext, run_phase
@@ -83,6 +85,12 @@ def test_sidecars_reach_uploaded_beside_their_photo_and_the_report(make_pipeline
     assert (day / "IMG_0001.AAE").read_text() == "<plist>edits</plist>"
     assert sorted(Path(s["sidecar"]).name for s in report.sidecars) == ["IMG_0001.AAE", "IMG_0001.JPG.json"]
     assert "IMG_0001.AAE" in report.to_markdown()
+    # verify --full checks them like the photo (no strays, bit rot found).
+    integrity = check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings))
+    assert integrity.ok, integrity.to_text()
+    (day / "IMG_0001.AAE").write_text("<plist>changed</plist>")
+    integrity = check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings))
+    assert integrity.counts["differing"] == 1 and "sidecar" in integrity.to_text()
 
 
 def test_a_sidecar_without_its_photo_is_named_so(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from media_assets.catalog.repository import Catalog
@@ -14,20 +15,39 @@ class Sidecar:
     name: str
     original_path: str
     sorted_path: str | None
+    content_hash: str | None  # SHA-256 of its bytes (NULL for rows recorded before revision 0012)
+
+    @property
+    def kept_path(self) -> str:
+        """Where the sidecar is now: beside its sorted photo, else beside its original."""
+        return self.sorted_path or self.original_path
 
 
-def record_sidecar(catalog: Catalog, file_id: int, name: str, original_path: str) -> None:
-    """Remember a sidecar the download put at `original_path` (a re-run of the download keeps the first row)."""
+_COLUMNS = "id, file_id, name, original_path, sorted_path, content_hash"
+
+
+def record_sidecar(catalog: Catalog, file_id: int, name: str, original_path: str, content_hash: str) -> None:
+    """Remember a sidecar the download put at `original_path` (a re-run of the download updates the row)."""
     with catalog.transaction() as cur:
-        cur.execute("INSERT INTO sidecars (file_id, name, original_path) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (file_id, name) DO UPDATE SET original_path = EXCLUDED.original_path",
-                    (file_id, name, original_path))
+        cur.execute("INSERT INTO sidecars (file_id, name, original_path, content_hash) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (file_id, name) DO UPDATE SET original_path = EXCLUDED.original_path,"
+                    " content_hash = EXCLUDED.content_hash",
+                    (file_id, name, original_path, content_hash))
 
 
 def sidecars_of(catalog: Catalog, file_id: int) -> list[Sidecar]:
-    rows = catalog.conn.execute("SELECT id, file_id, name, original_path, sorted_path FROM sidecars"
-                                " WHERE file_id = %s ORDER BY id", (file_id,)).fetchall()
+    rows = catalog.conn.execute(f"SELECT {_COLUMNS} FROM sidecars WHERE file_id = %s ORDER BY id",
+                                (file_id,)).fetchall()
     return [Sidecar(**row) for row in rows]
+
+
+def all_sidecars(catalog: Catalog, page: int = 500) -> Iterator[Sidecar]:
+    """Every sidecar of the catalog, read in pages."""
+    last_id = 0
+    while rows := catalog.conn.execute(f"SELECT {_COLUMNS} FROM sidecars WHERE id > %s ORDER BY id LIMIT %s",
+                                       (last_id, page)).fetchall():
+        yield from (Sidecar(**row) for row in rows)
+        last_id = rows[-1]["id"]
 
 
 def mark_sidecar_sorted(catalog: Catalog, sidecar_id: int, sorted_path: str) -> None:

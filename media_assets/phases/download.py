@@ -146,11 +146,11 @@ def _bring_sidecars(ctx: PhaseContext, file: MediaFile, source: MediaSource, ite
         target = ctx.settings.storage_dir("originals") / ctx.batch_id / f"{file.id}-{safe_name(sidecar_name)}"
         try:
             with source.open(sidecar_id) as stream:
-                write_atomically(stream, target)
+                _, digest = write_atomically(stream, target)
         except (SourceError, OSError) as error:
             ctx.log.warning(f"sidecar {sidecar_name!r} of {file.original_name!r} not taken: {error}")
             continue
-        record_sidecar(ctx.catalog, file.id, sidecar_name, ctx.relative(target))
+        record_sidecar(ctx.catalog, file.id, sidecar_name, ctx.relative(target), digest)
         brought.append(target)
     return brought
 

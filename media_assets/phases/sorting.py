@@ -42,8 +42,13 @@ def _place_sidecars(ctx: PhaseContext, file: MediaFile, sorted_file: Path) -> No
         name = sidecar.name
         if name.lower().startswith(original_stem.lower()):
             name = sorted_file.stem + name[len(original_stem):]
-        target = free_target(sorted_file.parent, safe_name(name), sidecar.id)
-        move_file(ctx.path(sidecar.original_path), target)
+        target = free_target(sorted_file.parent, safe_name(name), sidecar.id, sidecar.content_hash)
+        original = ctx.path(sidecar.original_path)
+        if original.exists():
+            move_file(original, target)
+        elif not target.exists():
+            raise FileNotFoundError(f"sidecar {original} of {file.original_name!r} is missing")
+        # else: a killed run had moved it already; the catalog catches up now.
         mark_sidecar_sorted(ctx.catalog, sidecar.id, ctx.relative(target))
 
 
