@@ -98,3 +98,17 @@ def test_a_sidecar_without_its_photo_is_named_so(tmp_path: Path) -> None:
     orphan.write_text('<?xml version="1.0"?><plist version="1.0"><dict/></plist>')
     with pytest.raises(UnsupportedMedia, match=r"a sidecar \(\.aae\) whose photo is not beside it"):
         identify(orphan)
+
+
+def test_with_sorting_off_sidecars_stay_beside_the_kept_copy(make_pipeline, tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    make_photo(library / "IMG_0002.JPG", size=(320, 240), taken=datetime(2023, 5, 6, 7, 8, 9))
+    (library / "IMG_0002.xmp").write_text("<x:xmpmeta/>")
+    pipeline = make_pipeline(ENABLE_SORTING="false")
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    (photo,) = pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)
+    kept = pipeline.settings.media_root / (photo.sorted_path or "")
+    (sidecar,) = sidecars_of(pipeline.catalog, photo.id)
+    assert sidecar.sorted_path is not None
+    assert (pipeline.settings.media_root / sidecar.sorted_path) == kept.with_suffix(".xmp")

@@ -53,7 +53,8 @@ def _place_sidecars(ctx: PhaseContext, file: MediaFile, sorted_file: Path) -> No
 
 
 def leave_in_bridge(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
-    """Sorting turned off: the staged copy is the kept copy."""
+    """Sorting turned off: the staged copy is the kept copy, with its sidecars beside it."""
     for file in ctx.catalog.iter_files(ctx.batch_id, FileState.UPLOADED):
+        _place_sidecars(ctx, file, ctx.path(file.staged_path or ""))
         ctx.catalog.move(file, FileState.SORTED, sorted_path=file.staged_path, detail="sorting turned off")
         outcome.files += 1
