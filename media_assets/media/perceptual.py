@@ -202,15 +202,19 @@ def beyond_the_picture(path: Path, img: Image.Image) -> str | None:
     """What a photo holds besides its picture, in words, or None: data after a JPEG's end marker (a Motion
     Photo's MP4, MPF gain or depth maps), or a HEIC's depth and auxiliary images (HDR gain maps)."""
     if img.format in ("JPEG", "MPO"):
+        if img.format == "MPO" or "mp" in img.info:
+            return "MPF images (gain map, depth map or second view)"
+        with Path(path).open("rb") as stream:  # the common case, ending at its end marker, reads 64 bytes
+            stream.seek(max(0, stream.seek(0, 2) - 64))
+            if stream.read().rstrip(b"\x00").endswith(b"\xff\xd9"):
+                return None
         from media_assets.media.photo_compression import jpeg_layout
 
         try:
             trailing = jpeg_layout(Path(path).read_bytes()).trailing
         except ValueError:
             return "segments that cannot all be walked (kept whole, in doubt)"
-        if trailing:
-            return f"{trailing:,} bytes after the picture (Motion Photo video, MPF images)"
-        return None
+        return f"{trailing:,} bytes after the picture (a Motion Photo's video)" if trailing else None
     if img.format in THUMBNAIL_DRAFT_FORMATS:
         auxiliary = [*img.info.get("aux", {})] + ["depth map"] * len(img.info.get("depth_images") or [])
         return f"auxiliary images ({', '.join(auxiliary)})" if auxiliary else None
