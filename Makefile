@@ -17,7 +17,7 @@ install: $(STAMP)
 ## Set up, write a sample library and run one batch through every phase on the embedded default.
 run: $(STAMP)
 	@test -f settings.env || install -m 600 settings.env.example settings.env
-	$(BIN)/media-pipeline sample-library data/sample-library
+	$(BIN)/media-pipeline sample-library sample-library
 	$(BIN)/media-pipeline run
 
 ## Set up and run the whole test suite (what CI runs).

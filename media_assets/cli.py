@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from media_assets.settings import STORAGE_FOLDERS, SettingsError, load_settings
+from media_assets.settings import GB, STORAGE_FOLDERS, Settings, SettingsError, SettingsWarning, process_settings
 
 #: Exit status when the catalog database went away (EX_UNAVAILABLE): nothing is lost, run again later.
 CATALOG_LOST = 69
@@ -59,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         written = write_sample_library(args.path)
         print(f"sample library in {args.path}: {len(written)} files")
         return 0
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"media-pipeline: configuration error: {error}", file=sys.stderr)
+    settings = _checked_settings()
+    if settings is None:
         return 2
     if args.command == "icloud":
         return _icloud_login(settings, args.upload_account)
@@ -83,13 +82,18 @@ def main(argv: list[str] | None = None) -> int:
         return CATALOG_LOST
     finally:
         # A one-off command leaves no database running, unless another live process still uses it.
-        release_embedded_postgres(settings.data_dir)
+        release_embedded_postgres(settings.storage.data_dir)
 
 
 def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
     from media_assets.defs.instance import open_pipeline
+    from media_assets.sources.configured import SourceUnavailable
 
-    pipeline = open_pipeline(settings)
+    try:
+        pipeline = open_pipeline(settings)
+    except SettingsError as error:  # a folder that cannot be created
+        print(f"media-pipeline: configuration error: {error}", file=sys.stderr)
+        return 2
     try:
         if args.command == "run":
             with ProgressBar.on_terminal():
@@ -104,18 +108,35 @@ def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
         if args.command == "mirror":
             return _mirror(pipeline, args.full)
         if args.command == "interval":
-            minutes = args.interval or settings.execution_interval_minutes
+            minutes = args.interval or settings.automation.execution_interval_minutes
             if minutes < 1:
                 print("media-pipeline: --interval must be at least 1 minute", file=sys.stderr)
                 return 2
             return _run_interval(pipeline, minutes, args.max_runs)
         if args.command == "ui":
-            host = args.host or settings.raw.get("DAGSTER_UI_HOST") or "127.0.0.1"
-            port = args.port or int(settings.raw.get("DAGSTER_UI_PORT") or 3000)
-            return _serve(host, port)
+            return _serve(args.host or settings.ui.host, args.port or settings.ui.port)
+    except SourceUnavailable as error:
+        print(f"media-pipeline: {error}", file=sys.stderr)
+        return 2
     finally:
         pipeline.close()
     return 1
+
+
+def _checked_settings() -> Settings | None:
+    """This process's settings, or None after printing the one sentence that says what is wrong; warnings
+    (an unknown key) are printed as one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SettingsWarning)
+        try:
+            settings = process_settings()
+        except SettingsError as error:
+            print(f"media-pipeline: configuration error: {error}", file=sys.stderr)
+            return None
+        finally:
+            for warning in caught:
+                print(f"media-pipeline: warning: {warning.message}", file=sys.stderr)
+    return settings
 
 
 def _icloud_login(settings, upload_account: bool) -> int:  # noqa: ANN001
@@ -248,9 +269,9 @@ def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa:
 
     runs, failures = 0, 0
     while max_runs is None or runs < max_runs:
-        if executions_today(pipeline.catalog) >= pipeline.settings.max_executions_per_day:
+        if executions_today(pipeline.catalog) >= pipeline.settings.automation.max_executions_per_day:
             wait = seconds_until_tomorrow()
-            print(f"daily cap of {pipeline.settings.max_executions_per_day} runs reached; "
+            print(f"daily cap of {pipeline.settings.automation.max_executions_per_day} runs reached; "
                   f"waiting {wait / 3600:.1f} h", flush=True)
         else:
             code, more = _run_next(pipeline)
@@ -317,7 +338,8 @@ def _status_text(pipeline) -> str:  # noqa: ANN001
         timing = ", ".join(f"{p['phase']} {float(p['seconds'] or 0):.1f}s" for p in
                            sorted(phases, key=lambda p: p["started_at"]))
         lines.append(f"  {batch['id']}  {batch['status']:<9}  {timing}")
-    lines.append(f"Storage ({settings.media_root}, {free_bytes(settings.media_root) / 1e9:.1f} GB free; "
+    media_root = settings.storage.media_root
+    lines.append(f"Storage ({media_root}, {free_bytes(media_root) / GB:.1f} GB free; "
                  "as catalogued, `verify --full` checks it):")
     stored = catalog.storage_bytes()
     lines += [f"  {name:<11} {stored.get(name, 0) / 1e6:10.1f} MB" for name in STORAGE_FOLDERS]

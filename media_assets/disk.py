@@ -13,10 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from media_assets.destinations.configured import icloud_upload_configured
-from media_assets.settings import Settings, SettingsError, parse_int
+from media_assets.settings import GB, Settings
 from media_assets.storage import free_bytes
 
-GB = 10**9
 UNTIL_VERIFIED = "until_verified"
 ALWAYS = "always"
 #: Per source, when KEEP_ORIGINALS is not set: a folder still holds its files, so our copy of an original is
@@ -34,14 +33,10 @@ class KeepOriginals:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeepOriginals:
-        raw = settings.raw.get("KEEP_ORIGINALS", "").strip().lower()
-        if not raw:
-            return cls(None)
-        if raw in (UNTIL_VERIFIED, ALWAYS):
-            return cls(raw)
-        if raw.startswith("days:"):
-            return cls("days", parse_int("KEEP_ORIGINALS", raw[5:], minimum=0))
-        raise SettingsError(f"KEEP_ORIGINALS must be until_verified, days:N or always, not {raw!r}.")
+        rule = settings.storage.keep_originals  # checked at start: empty, until_verified, always or days:N
+        if rule.startswith("days:"):
+            return cls("days", int(rule[5:]))
+        return cls(rule or None)
 
     def rule_for(self, source: str) -> str:
         return self.rule or DEFAULT_KEEP_BY_SOURCE.get(source, ALWAYS)
@@ -65,24 +60,24 @@ def copies_made(settings: Settings) -> int:
     """How many copies of a batch's bytes sit on MEDIA_ROOT's disk before verification frees the intermediate
     ones: the original, the compressed output (when compression is on), the staged copy (moved, not copied,
     into uploaded/), and each folder destination on the same disk."""
-    copies = 2 + int(settings.enable_compression)
+    copies = 2 + int(settings.compression.enabled)
     folders = []
-    if settings.enable_icloud_upload and not icloud_upload_configured(settings):
-        folders.append(settings.local_destination_dir)
-    if settings.enable_pixel_upload and settings.pixel_sync_dir is not None:
-        folders.append(settings.pixel_sync_dir)
-    return copies + sum(_same_disk(folder, settings.media_root) for folder in folders)
+    if settings.destinations.enable_icloud_upload and not icloud_upload_configured(settings):
+        folders.append(settings.destinations.local_destination_dir)
+    if settings.destinations.enable_pixel_upload and settings.destinations.pixel_sync_dir is not None:
+        folders.append(settings.destinations.pixel_sync_dir)
+    return copies + sum(_same_disk(folder, settings.storage.media_root) for folder in folders)
 
 
 def space_shortfall(settings: Settings, batch_bytes: int) -> str | None:
     """Why a batch of `batch_bytes` must not start (it would leave less than FREE_SPACE_ALERT_GB free on
     MEDIA_ROOT's disk), or None when it fits."""
-    reserve = parse_int("FREE_SPACE_ALERT_GB", settings.raw.get("FREE_SPACE_ALERT_GB", "5"), minimum=0) * GB
+    reserve = settings.storage.free_space_alert_gb * GB
     copies = copies_made(settings)
     needed = batch_bytes * copies + reserve
-    free = free_bytes(settings.media_root)
+    free = free_bytes(settings.storage.media_root)
     if free >= needed:
         return None
     return (f"the next batch would fill the disk: it needs {needed / GB:.1f} GB ({batch_bytes / GB:.2f} GB x "
-            f"{copies} copies + FREE_SPACE_ALERT_GB {reserve / GB:.0f}) but {settings.media_root} has "
+            f"{copies} copies + FREE_SPACE_ALERT_GB {reserve / GB:.0f}) but {settings.storage.media_root} has "
             f"{free / GB:.1f} GB free; free some space or lower BATCH_MAX_GB")

@@ -79,7 +79,7 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
     def check(relative: str | None, expected: str | None, what: str, pruned: bool = False) -> None:
         if not relative or not expected:
             return
-        path = settings.media_root / relative
+        path = settings.storage.media_root / relative
         if path in known:
             return
         known.add(path)
@@ -130,5 +130,5 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
             for name in files:
                 path = Path(root) / name
                 if path not in known and not name.startswith(TEMP_PREFIX):
-                    report.add("unknown_extra", str(path.relative_to(settings.media_root)))
+                    report.add("unknown_extra", str(path.relative_to(settings.storage.media_root)))
     return report

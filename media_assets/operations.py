@@ -9,12 +9,8 @@ from pathlib import Path
 
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FINAL_STATES, FileState
-from media_assets.settings import STORAGE_FOLDERS, Settings, parse_int
-from media_assets.storage import folder_bytes, free_bytes
-
-FREE_SPACE_SETTING = "FREE_SPACE_ALERT_GB"
-FREE_SPACE_DEFAULT_GB = 5
-GB = 1_000_000_000
+from media_assets.settings import GB, STORAGE_FOLDERS, Settings
+from media_assets.storage import folder_bytes, free_bytes, free_space
 
 
 @dataclass(frozen=True)
@@ -31,10 +27,10 @@ class CheckOutcome:
 def watched_folders(settings: Settings) -> dict[str, Path]:
     """Every folder the pipeline writes to, by a short name: the storage folders and the destinations."""
     folders = {name: settings.storage_dir(name) for name in STORAGE_FOLDERS}
-    folders["destination"] = settings.local_destination_dir
-    if settings.pixel_sync_dir is not None:
-        folders["pixel_sync"] = settings.pixel_sync_dir
-    folders["data"] = settings.data_dir
+    folders["destination"] = settings.destinations.local_destination_dir
+    if settings.destinations.pixel_sync_dir is not None:
+        folders["pixel_sync"] = settings.destinations.pixel_sync_dir
+    folders["data"] = settings.storage.data_dir
     return folders
 
 
@@ -96,22 +92,17 @@ def check_uploads_verified(catalog: Catalog, batch_id: str, *, verification_enab
     return CheckOutcome(True, f"all {len(rows)} upload(s) of batch {batch_id} verified", metadata)
 
 
-def free_space_threshold_gb(settings: Settings) -> int:
-    raw = settings.raw.get(FREE_SPACE_SETTING, "").strip() or str(FREE_SPACE_DEFAULT_GB)
-    return parse_int(FREE_SPACE_SETTING, raw, minimum=0)
-
-
 def check_free_space(settings: Settings) -> CheckOutcome:
-    """Every folder the pipeline writes to has at least FREE_SPACE_ALERT_GB free."""
-    threshold = free_space_threshold_gb(settings)
-    free = {name: free_bytes(folder) / GB for name, folder in watched_folders(settings).items()}
-    metadata: dict[str, int | float | str] = {f"{name}_free_gb": round(gb, 2) for name, gb in free.items()}
-    metadata["threshold_gb"] = threshold
-    low = {name: gb for name, gb in free.items() if gb < threshold}
-    if low:
-        listed = ", ".join(f"{name} has {gb:.1f} GB" for name, gb in sorted(low.items()))
-        return CheckOutcome(False, f"less than {FREE_SPACE_SETTING}={threshold} GB free: {listed}", metadata)
-    return CheckOutcome(True, f"every folder has at least {threshold} GB free", metadata)
+    """Every folder the pipeline writes to has at least FREE_SPACE_ALERT_GB free (GB = 10^9 bytes)."""
+    space = free_space(settings)
+    metadata: dict[str, int | float | str] = {f"{key.lower()}_free_gb": round(gb, 2)
+                                               for key, gb in space.free_gb.items()}
+    metadata["threshold_gb"] = space.threshold_gb
+    if space.low:
+        listed = ", ".join(f"{key} has {gb:.1f} GB" for key, gb in sorted(space.low.items()))
+        return CheckOutcome(False, f"less than FREE_SPACE_ALERT_GB={space.threshold_gb} GB free: {listed}",
+                            metadata)
+    return CheckOutcome(True, f"every folder has at least {space.threshold_gb} GB free", metadata)
 
 
 # -- failed batches --------------------------------------------------------------------------------------------

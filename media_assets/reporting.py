@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,13 +99,20 @@ def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, suc
         kept_in_icloud=[asdict(kept) for kept in kept_originals(catalog, batch_id)])
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Owner-only (0600): a report lists paths of the family's files."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        out.write(text)
+    path.chmod(0o600)  # a report written before this rule
+
+
 def write_report(report: RunReport, folder: Path, keep: int) -> Path:
     """Write `report-<batch>.json` and `.md`, then delete all but the newest `keep` reports."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     stem = folder / f"report-{report.batch_id}"
-    stem.with_suffix(".json").write_text(report.to_json())
+    _write_private(stem.with_suffix(".json"), report.to_json())
     markdown = stem.with_suffix(".md")
-    markdown.write_text(report.to_markdown())
+    _write_private(markdown, report.to_markdown())
     reports = sorted(folder.glob("report-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in reports[keep:]:
         old.unlink(missing_ok=True)

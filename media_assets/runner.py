@@ -15,7 +15,8 @@ from media_assets.defs.instance import Pipeline
 from media_assets.defs.runs import RUNNER_PROCESS_TAG, RUNNER_REPORT_TAG, first_failure, reclaim_dead_runs, this_process
 from media_assets.operations import failed_batches
 from media_assets.reporting import RunReport, build_report, write_report
-from media_assets.sources.configured import enabled_sources
+from media_assets.settings import use_settings
+from media_assets.sources.configured import enabled_sources, require_sources_available
 from media_assets.telegram import notify_batch_finished
 
 
@@ -23,6 +24,7 @@ def run_next_batch(pipeline: Pipeline) -> tuple[Decision, RunReport | None]:
     """Take the next batch's worth of new files through every phase, unless the sources hold nothing new or
     the disk has no room for it: then no batch is created. Why (or what), and the report of the batch run."""
     pipeline.catalog.ensure_connected()
+    require_sources_available(pipeline.settings, pipeline.catalog)
     decision = check_sources(pipeline.settings, pipeline.catalog, enabled_sources(pipeline.settings))
     if not decision.start:
         return decision, None
@@ -30,9 +32,14 @@ def run_next_batch(pipeline: Pipeline) -> tuple[Decision, RunReport | None]:
 
 
 def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
-    """Create (or re-run) a batch and take it through every phase in this process; returns its report."""
+    """Create (or re-run) a batch and take it through every phase in this process; returns its report.
+
+    Raises SourceUnavailable, before any batch exists, when a source folder is missing or looks unmounted. The
+    run's phases use `pipeline.settings` itself: the settings are read once per run, not once per phase."""
     catalog = pipeline.catalog
     catalog.ensure_connected()
+    use_settings(pipeline.settings)
+    require_sources_available(pipeline.settings, catalog)
     batch_id = BatchLifecycle(catalog).create(batch_id)
     if not pipeline.instance.has_dynamic_partition("batch", batch_id):
         pipeline.instance.add_dynamic_partitions("batch", [batch_id])
@@ -49,7 +56,7 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
         BatchLifecycle(catalog).failed(batch_id, error)
     report = build_report(catalog, batch_id, PHASES, success=result.success,
                           duration_seconds=time.perf_counter() - started, error=error)
-    write_report(report, pipeline.settings.reports_dir, pipeline.settings.reports_keep)
+    write_report(report, pipeline.settings.storage.reports_dir, pipeline.settings.storage.reports_keep)
     notify_batch_finished(pipeline.settings, report, result.run_id)
     return report
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from media_assets.catalog.repository import Catalog
-from media_assets.settings import Settings, parse_int
+from media_assets.settings import GB, Settings
 from media_assets.sources.base import MediaSource, SourceItem, SourceNeedsSettings
 
 log = logging.getLogger(__name__)
-GB = 10**9
 
 
 @dataclass(frozen=True)
@@ -27,9 +26,7 @@ class BatchLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BatchLimits:
-        raw = settings.raw
-        return cls(max_files=parse_int("BATCH_MAX_FILES", raw.get("BATCH_MAX_FILES", "2000"), minimum=1),
-                   max_bytes=parse_int("BATCH_MAX_GB", raw.get("BATCH_MAX_GB", "20"), minimum=1) * GB)
+        return cls(max_files=settings.batches.max_files, max_bytes=settings.batches.max_gb * GB)
 
 
 def pair_stem(name: str) -> str:

@@ -7,11 +7,13 @@ import hashlib
 import os
 import shutil
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from media_assets import faults
 from media_assets.media.hashing import CHUNK, sha256_file
+from media_assets.settings import GB, Settings
 
 MAX_NAME_BYTES = 180
 TEMP_PREFIX = ".partial-"
@@ -111,6 +113,35 @@ def folder_bytes(folder: Path) -> int:
 
 def free_bytes(folder: Path) -> int:
     return shutil.disk_usage(folder).free
+
+
+@dataclass(frozen=True)
+class FreeSpace:
+    """Free space of every folder the pipeline writes to, against FREE_SPACE_ALERT_GB (GB = 10^9 bytes)."""
+
+    threshold_gb: int
+    #: Free GB by the folder's setting (MEDIA_ROOT, DATA_DIR, ...).
+    free_gb: dict[str, float]
+    folders: dict[str, Path]
+
+    @property
+    def low(self) -> dict[str, float]:
+        """The folders below the threshold (none when the threshold is 0: the check is off)."""
+        return {key: gb for key, gb in self.free_gb.items() if gb < self.threshold_gb}
+
+
+def free_space(settings: Settings) -> FreeSpace:
+    """The one free-space rule, used by the asset check and the Telegram alert alike."""
+    folders = settings.folders_written()
+    return FreeSpace(threshold_gb=settings.storage.free_space_alert_gb, folders=folders,
+                     free_gb={key: free_bytes(_existing(folder)) / GB for key, folder in folders.items()})
+
+
+def _existing(folder: Path) -> Path:
+    """The folder, or the nearest parent that exists (the disk a folder not yet created will be on)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def _fsync_dir(folder: Path) -> None:

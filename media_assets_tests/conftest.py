@@ -19,7 +19,7 @@ from media_assets.catalog.database import DATABASE_URL_ENV, ensure_database
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.instance import Pipeline
-from media_assets.settings import Settings, load_settings
+from media_assets.settings import Settings, load_settings, prepare_folders, use_settings
 
 TEMPLATE_DB = "media_pipeline_test_template"
 
@@ -77,7 +77,9 @@ def catalog(catalog_conninfo: str) -> Iterator[Catalog]:
 
 
 def write_settings(folder: Path, **overrides: str) -> Path:
-    """A settings file for a pipeline living entirely in `folder`."""
+    """A settings file for a pipeline living entirely in `folder`, with its source folder `library` (sources
+    must exist: the pipeline never creates them)."""
+    (folder / "library").mkdir(parents=True, exist_ok=True)
     values = {
         "FOLDER_SOURCE_PATHS": "library", "DATA_DIR": "data", "MEDIA_ROOT": "media",
         "LOCAL_DESTINATION_DIR": "destination", "REPORTS_DIR": "reports", "ICLOUD_DOWNLOAD_DIR": "icloud",
@@ -98,7 +100,8 @@ def make_pipeline(tmp_path: Path, catalog_conninfo: str, monkeypatch: pytest.Mon
     def build(**overrides: str) -> Pipeline:
         settings_file = write_settings(tmp_path, **overrides)
         monkeypatch.setenv("MEDIA_PIPELINE_SETTINGS", str(settings_file))
-        settings: Settings = load_settings(settings_file)
+        settings: Settings = use_settings(load_settings(settings_file))
+        prepare_folders(settings)
         pipeline = Pipeline(settings=settings, catalog=Catalog(catalog_conninfo),
                             instance=DagsterInstance.ephemeral())
         opened.append(pipeline)

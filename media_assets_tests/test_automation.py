@@ -36,7 +36,7 @@ def test_interval_daily_cap_overlap_and_mode() -> None:
 
 def test_new_files_are_noticed_and_known_ones_are_not(make_pipeline) -> None:
     pipeline = make_pipeline()
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     sources = enabled_sources(pipeline.settings)
     assert not check_sources(pipeline.settings, pipeline.catalog, sources).start
     sample.make_photo(library / "a.jpg", seed=1, size=(64, 48))
@@ -61,7 +61,7 @@ def _evaluate(instance, resources):  # noqa: ANN001, ANN202
 
 def test_sensor_creates_a_batch_with_an_idempotent_run_key(sensor_setup) -> None:
     pipeline, instance, resources = sensor_setup
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
 
     skipped = _evaluate(instance, resources)
     assert isinstance(skipped, SkipReason) and "nothing new" in skipped.skip_message
@@ -80,7 +80,7 @@ def test_sensor_creates_a_batch_with_an_idempotent_run_key(sensor_setup) -> None
 
 def test_sensor_waits_while_a_batch_runs(sensor_setup, monkeypatch) -> None:
     pipeline, instance, resources = sensor_setup
-    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     from media_assets.definitions import defs
 
     job = defs.resolve_job_def("media_batch")
@@ -89,11 +89,10 @@ def test_sensor_waits_while_a_batch_runs(sensor_setup, monkeypatch) -> None:
     assert isinstance(result, SkipReason) and "still running" in result.skip_message
 
 
-def test_sensor_honours_the_daily_cap(sensor_setup, monkeypatch) -> None:
-    pipeline, instance, resources = sensor_setup
-    monkeypatch.setenv("PIPELINE_MAX_EXECUTIONS_PER_DAY", "1")
-    monkeypatch.setenv("PIPELINE_EXECUTION_MODE", "continuous")
-    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+def test_sensor_honours_the_daily_cap(sensor_setup, make_pipeline) -> None:
+    _, instance, resources = sensor_setup
+    pipeline = make_pipeline(PIPELINE_MAX_EXECUTIONS_PER_DAY="1", PIPELINE_EXECUTION_MODE="continuous")
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     assert isinstance(_evaluate(instance, resources), SensorResult)
     capped = _evaluate(instance, resources)
     assert isinstance(capped, SkipReason) and "daily cap" in capped.skip_message
@@ -111,15 +110,16 @@ def test_a_source_that_cannot_be_looked_into_lets_the_run_find_out(make_pipeline
     assert check_sources(pipeline.settings, pipeline.catalog, {"icloud": NeedsACode()}).start
 
 
-def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(sensor_setup, monkeypatch) -> None:
+def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(sensor_setup,
+                                                                               make_pipeline) -> None:
     import subprocess
     import sys
 
     from media_assets.defs.runs import RUNNER_PROCESS_TAG, this_process
 
-    pipeline, instance, resources = sensor_setup
-    monkeypatch.setenv("PIPELINE_EXECUTION_MODE", "continuous")
-    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    _, instance, resources = sensor_setup
+    pipeline = make_pipeline(PIPELINE_EXECUTION_MODE="continuous")
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()
     host = this_process().split(":")[0]
@@ -138,7 +138,7 @@ def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(
 
 def test_an_unpartitioned_run_such_as_the_library_stats_refresh_does_not_hold_batches_back(sensor_setup) -> None:
     pipeline, instance, resources = sensor_setup
-    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     from media_assets.definitions import defs
 
     instance.create_run_for_job(defs.resolve_job_def("media_batch"), status=DagsterRunStatus.STARTED)

@@ -66,7 +66,7 @@ class OddSource:
 @pytest.fixture
 def bad_library(make_pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
     pipeline = make_pipeline()
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     good = sample.photo_bytes(size=(320, 240), seed=5)
     heic = sample.photo_bytes(size=(256, 192), seed=6, fmt="HEIC")
     (library / "empty.jpg").write_bytes(b"")
@@ -125,13 +125,13 @@ def test_every_bad_file_is_quarantined_with_a_reason_and_the_batch_goes_on(bad_l
     # Every name that reached a folder is one safe, bounded path component inside that folder.
     for f in files.values():
         for relative in filter(None, (f.original_path, f.sorted_path)):
-            path = (pipeline.settings.media_root / relative).resolve()
-            assert path.is_relative_to(pipeline.settings.media_root) and "\n" not in relative
+            path = (pipeline.settings.storage.media_root / relative).resolve()
+            assert path.is_relative_to(pipeline.settings.storage.media_root) and "\n" not in relative
             assert len(path.name.encode()) <= 200
-    for path in pipeline.settings.local_destination_dir.rglob("*"):
-        assert path.resolve().is_relative_to(pipeline.settings.local_destination_dir)
+    for path in pipeline.settings.destinations.local_destination_dir.rglob("*"):
+        assert path.resolve().is_relative_to(pipeline.settings.destinations.local_destination_dir)
     # Nothing new appeared beside the pipeline's own folders, and the outside file was not copied.
     after = {p for p in tmp_path.iterdir()}
     assert after == set(before)
-    assert not [p for p in pipeline.settings.media_root.rglob("*outside-secret*")]
+    assert not [p for p in pipeline.settings.storage.media_root.rglob("*outside-secret*")]
     assert len(report.quarantined) == len(expected)

@@ -58,7 +58,7 @@ def test_a_selection_stops_at_the_first_group_that_does_not_fit_and_says_more_wa
 
 def test_a_library_larger_than_a_batch_becomes_several_batches_with_pairs_intact(make_pipeline, capsys) -> None:
     pipeline = make_pipeline(BATCH_MAX_FILES="3")
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     # Sorted by name the RAW+JPEG pair "b" would straddle the first batch's end.
     _photos(library, ["a1.jpg", "a2.jpg", "b.JPG", "c1.jpg", "c2.jpg", "d.jpg"])
     (library / "b.DNG").write_bytes((library / "b.JPG").read_bytes())
@@ -77,19 +77,19 @@ def test_a_run_with_nothing_new_creates_no_batch_and_no_report(make_pipeline, ca
     assert cli._run_once(pipeline, None) == 0
     assert capsys.readouterr().out.strip() == "nothing new in the sources"
     assert _batches(pipeline) == []
-    assert list(pipeline.settings.reports_dir.iterdir()) == []
+    assert list(pipeline.settings.storage.reports_dir.iterdir()) == []
 
-    _photos(pipeline.settings.folder_source_paths[0], ["a.jpg"])
+    _photos(pipeline.settings.sources.folder_source_paths[0], ["a.jpg"])
     assert cli._run_once(pipeline, None) == 0
     assert len(_batches(pipeline)) == 1
     assert cli._run_once(pipeline, None) == 0  # the same file again: still nothing new
     assert len(_batches(pipeline)) == 1
-    assert len(list(pipeline.settings.reports_dir.glob("*.json"))) == 1
+    assert len(list(pipeline.settings.storage.reports_dir.glob("*.json"))) == 1
 
 
 def test_a_batch_that_would_fill_the_disk_does_not_start(make_pipeline, capsys, monkeypatch) -> None:
     pipeline = make_pipeline(FREE_SPACE_ALERT_GB="1000000")  # a reserve no disk here has
-    _photos(pipeline.settings.folder_source_paths[0], ["a.jpg"])
+    _photos(pipeline.settings.sources.folder_source_paths[0], ["a.jpg"])
     assert cli._run_once(pipeline, None) == 1
     assert "would fill the disk" in capsys.readouterr().out
     assert _batches(pipeline) == []
@@ -105,7 +105,7 @@ def _evaluate(pipeline, tmp_path: Path):  # noqa: ANN001, ANN202
 def test_a_backlog_starts_the_next_batch_at_once_within_the_daily_cap(make_pipeline, tmp_path) -> None:
     pipeline = make_pipeline(PIPELINE_EXECUTION_MODE="interval", PIPELINE_EXECUTION_INTERVAL_MINUTES="600",
                              PIPELINE_MAX_EXECUTIONS_PER_DAY="2", BATCH_MAX_FILES="1")
-    _photos(pipeline.settings.folder_source_paths[0], ["a.jpg", "b.jpg", "c.jpg"])
+    _photos(pipeline.settings.sources.folder_source_paths[0], ["a.jpg", "b.jpg", "c.jpg"])
     first = _evaluate(pipeline, tmp_path)
     assert isinstance(first, SensorResult)
     assert run_batch(pipeline, first.run_requests[0].partition_key).success
@@ -120,7 +120,7 @@ def test_a_backlog_starts_the_next_batch_at_once_within_the_daily_cap(make_pipel
 
 def test_the_sensor_starts_no_batch_that_would_fill_the_disk(make_pipeline, tmp_path) -> None:
     pipeline = make_pipeline(PIPELINE_EXECUTION_MODE="continuous", FREE_SPACE_ALERT_GB="1000000")
-    _photos(pipeline.settings.folder_source_paths[0], ["a.jpg"])
+    _photos(pipeline.settings.sources.folder_source_paths[0], ["a.jpg"])
     skipped = _evaluate(pipeline, tmp_path)
     assert isinstance(skipped, SkipReason) and "would fill the disk" in skipped.skip_message
     assert _batches(pipeline) == []

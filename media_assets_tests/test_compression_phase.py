@@ -21,7 +21,7 @@ HIGH_QUALITY = "2024/camera/IMG_20240601_120000.jpg"
 
 
 def _library(pipeline) -> Path:  # noqa: ANN001
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     sample.write_sample_library(library)
     (library / HIGH_QUALITY).parent.mkdir(parents=True)
     camera_jpeg(library / HIGH_QUALITY, 96, size=(1600, 1200))
@@ -45,12 +45,12 @@ def test_a_batch_saves_bytes_and_records_every_decision(make_pipeline) -> None:
     assert camera.compression_decision.startswith("re-encoded from ~q96 to q85")
     assert camera.output_size <= 0.9 * camera.size_bytes and _quality(pipeline, camera.id) >= 0.98
     assert (library / HIGH_QUALITY).stat().st_size == camera.size_bytes  # the source was only read
-    assert sha256_file(pipeline.settings.media_root / camera.original_path) == camera.content_hash
+    assert sha256_file(pipeline.settings.storage.media_root / camera.original_path) == camera.content_hash
     heic = files[Path(sample.HEIC_PHOTO).name]
     assert heic.output_hash == heic.content_hash and "HEIC stays HEIC" in heic.compression_decision
     for file in files.values():
         assert file.compression_decision and file.output_size <= file.size_bytes
-        assert sha256_file(pipeline.settings.media_root / file.sorted_path) == file.output_hash
+        assert sha256_file(pipeline.settings.storage.media_root / file.sorted_path) == file.output_hash
     assert not list(pipeline.settings.storage_dir("compressed").rglob(".partial-*"))
 
     event = pipeline.instance.get_latest_materialization_event(AssetKey("compression"))
@@ -84,6 +84,5 @@ def test_a_crash_while_compressing_lets_the_original_flow_on(make_pipeline, monk
 @pytest.mark.parametrize(("name", "value"), [("COMPRESSION_MIN_SSIM", "1.5"), ("COMPRESSION_JPEG_QUALITY", "x"),
                                              ("COMPRESSION_VIDEO_CODEC", "av1")])
 def test_wrong_settings_are_named(make_pipeline, name: str, value: str) -> None:
-    pipeline = make_pipeline(**{name: value})
-    with pytest.raises(SettingsError, match=name):
-        compression.CompressionConfig.from_settings(pipeline.settings)
+    with pytest.raises(SettingsError, match=name):  # refused as the settings are read, before any phase
+        compression.CompressionConfig.from_settings(make_pipeline(**{name: value}).settings)

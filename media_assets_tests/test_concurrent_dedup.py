@@ -20,7 +20,7 @@ from media_assets.sources.folder import FolderSource
 def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline,  # noqa: ANN001
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline()
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     photo = sample.photo_bytes(size=(320, 240), seed=21)
     batches = {"b1": library / "phone", "b2": library / "camera"}
     for batch_id, folder in batches.items():

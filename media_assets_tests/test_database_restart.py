@@ -51,7 +51,7 @@ def test_a_restart_mid_phase_fails_the_run_cleanly_and_the_rerun_completes(
     settings_file = write_settings(tmp_path)
     monkeypatch.setenv("MEDIA_PIPELINE_SETTINGS", str(settings_file))
     settings = load_settings(settings_file)
-    sample.write_sample_library(settings.folder_source_paths[0])
+    sample.write_sample_library(settings.sources.folder_source_paths[0])
     pipeline = Pipeline(settings=settings, catalog=Catalog(conninfo), instance=DagsterInstance.ephemeral())
 
     real_move = sorting.move_file

@@ -573,7 +573,7 @@ def test_home_timezone_setting(tmp_path: Path) -> None:
     from media_assets.settings import SettingsError, load_settings
     from media_assets_tests.conftest import write_settings
 
-    assert load_settings(write_settings(tmp_path, HOME_TIMEZONE="Asia/Tokyo"), {}).home_timezone == "Asia/Tokyo"
-    assert load_settings(write_settings(tmp_path), {}).home_timezone == machine_zone_name()
+    assert load_settings(write_settings(tmp_path, HOME_TIMEZONE="Asia/Tokyo"), {}).dates.home_timezone == "Asia/Tokyo"
+    assert load_settings(write_settings(tmp_path), {}).dates.home_timezone == machine_zone_name()
     with pytest.raises(SettingsError, match="HOME_TIMEZONE"):
         load_settings(write_settings(tmp_path, HOME_TIMEZONE="Mars/Olympus"), {})

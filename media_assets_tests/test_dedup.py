@@ -33,7 +33,7 @@ def _dedup_batch(pipeline, batch_id: str = "b1") -> dict[Path, Path]:  # noqa: A
 @pytest.mark.slow
 def test_copies_are_found_and_look_alikes_are_not_merged(make_pipeline) -> None:
     pipeline = make_pipeline(DEDUP_WORKERS="2")
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     files = write_corpus(library, size=(640, 480), originals=6, bursts=3, flats=2)
     accuracy = score(files, _dedup_batch(pipeline))
     assert accuracy["all"].false_duplicates == 0, accuracy
@@ -104,7 +104,7 @@ def test_radius_setting_is_validated(make_pipeline) -> None:
 
 def test_live_photo_raw_jpeg_and_apple_burst_are_never_merged(make_pipeline) -> None:
     pipeline = make_pipeline()
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     taken = datetime(2024, 5, 1, 12, 0, 0)
     still = sample.photo_bytes(size=(640, 480), seed=41, taken=taken, make="Apple", model="iPhone 15",
                                extra_exif={0x927C: _apple_note({0x0011: "LIVE-1"})})
@@ -139,7 +139,7 @@ def test_live_photo_raw_jpeg_and_apple_burst_are_never_merged(make_pipeline) -> 
 
 def test_a_live_pair_is_dropped_only_as_a_whole(make_pipeline) -> None:
     pipeline = make_pipeline()
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     taken = datetime(2024, 5, 1, 12, 0, 0)
     (library / "a").mkdir(parents=True)
     sample.make_photo(library / "a/IMG_0002.JPG", size=(640, 480), seed=44, taken=taken)
@@ -168,7 +168,7 @@ def _tiny_dng() -> bytes:
 @pytest.mark.slow
 def test_a_copy_arriving_in_a_later_batch_points_to_the_kept_file(make_pipeline) -> None:
     pipeline = make_pipeline()
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     sample.make_photo(library / "IMG_1000.jpg", size=(1200, 900), seed=45, taken=datetime(2024, 1, 1, 10))
     first = run_batch(pipeline)
     assert first.success and first.duplicates == []

@@ -76,7 +76,7 @@ def test_a_letterboxed_or_missing_thumbnail_falls_back_to_decoding(tmp_path: Pat
 
 def test_copies_with_and_without_thumbnails_meet_and_stale_thumbnails_merge_nothing(make_pipeline) -> None:
     pipeline = make_pipeline()
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     library.mkdir(parents=True, exist_ok=True)
     first, other = sample.textured_image(SIZE, 80), sample.textured_image(SIZE, 81)
     (library / "IMG_1.jpg").write_bytes(_camera(first))
@@ -100,5 +100,5 @@ def test_copies_with_and_without_thumbnails_meet_and_stale_thumbnails_merge_noth
     # IMG_1 was kept with the thumbnail's pHash only: the copy was confirmed on its original in MEDIA_ROOT, whose
     # signature is now kept in the catalog for the next batch that meets it.
     kept = next(pipeline.catalog.iter_files("b1", FileState.UNIQUE))
-    original = pipeline.settings.media_root / (kept.original_path or "")
+    original = pipeline.settings.storage.media_root / (kept.original_path or "")
     assert bytes(pipeline.catalog.fingerprints([kept.id])[kept.id]["similarity"]) == pixel_signature(original)

@@ -38,7 +38,7 @@ def _pruned(pipeline, column: str) -> int:  # noqa: ANN001
 
 def test_a_verified_batch_from_a_folder_keeps_only_the_kept_copies(make_pipeline) -> None:
     pipeline = make_pipeline()
-    sample.write_sample_library(pipeline.settings.folder_source_paths[0])
+    sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     report = run_batch(pipeline)
     assert report.success, report.error
     storage = pipeline.settings.storage_dir
@@ -49,13 +49,13 @@ def test_a_verified_batch_from_a_folder_keeps_only_the_kept_copies(make_pipeline
         assert _files_in(storage(folder)) == [], folder
     assert _pruned(pipeline, "output_pruned_at") == len(compressed)
     kept = sum(p.stat().st_size for p in _files_in(storage("uploaded")))
-    on_disk = sum(p.stat().st_size for p in _files_in(pipeline.settings.media_root))
+    on_disk = sum(p.stat().st_size for p in _files_in(pipeline.settings.storage.media_root))
     assert on_disk - kept == sum(p.stat().st_size for p in _files_in(storage("quarantine")))
     # `status` reads the same from the catalog, without walking the folders.
     assert pipeline.catalog.storage_bytes() == {"uploaded": kept, "quarantine": on_disk - kept}
     assert _verification_counts(pipeline, report.batch_id)["originals_removed"] == 8  # verified and duplicates
     # The source was only read; verify --full counts the removed copies as pruned, not missing.
-    assert (pipeline.settings.folder_source_paths[0] / sample.HOLIDAY_NIGHT).is_file()
+    assert (pipeline.settings.sources.folder_source_paths[0] / sample.HOLIDAY_NIGHT).is_file()
     result = _check(pipeline)
     assert result.ok, result.to_text()
     assert result.counts["pruned"] == _pruned(pipeline, "original_pruned_at") + len(compressed)
@@ -63,7 +63,7 @@ def test_a_verified_batch_from_a_folder_keeps_only_the_kept_copies(make_pipeline
 
 def test_a_failed_batch_keeps_its_copies_and_a_re_run_still_finishes_it(make_pipeline, monkeypatch) -> None:
     pipeline = make_pipeline()
-    sample.write_sample_library(pipeline.settings.folder_source_paths[0])
+    sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     import media_assets.phases.sorting as sorting
 
     real_move = sorting.move_file
@@ -82,8 +82,8 @@ def test_a_failed_batch_keeps_its_copies_and_a_re_run_still_finishes_it(make_pip
 
     # The compressed copy that was kept lets the damaged kept copy be restored; the re-run then finishes.
     [damaged] = [f for f in pipeline.catalog.iter_files(failed.batch_id, FileState.SORTED)]
-    shutil.copyfile(pipeline.settings.media_root / damaged.output_path,
-                    pipeline.settings.media_root / damaged.sorted_path)
+    shutil.copyfile(pipeline.settings.storage.media_root / damaged.output_path,
+                    pipeline.settings.storage.media_root / damaged.sorted_path)
     again = run_batch(pipeline, failed.batch_id)
     assert again.success, again.error
     assert _files_in(storage("compressed")) == [] and _files_in(storage("originals")) == []
@@ -94,7 +94,7 @@ def _originals(pipeline) -> list[Path]:  # noqa: ANN001
 
 
 def _photo(pipeline, name: str, seed: int) -> Path:  # noqa: ANN001
-    return sample.make_photo(pipeline.settings.folder_source_paths[0] / name, seed=seed, size=(320, 240))
+    return sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / name, seed=seed, size=(320, 240))
 
 
 def test_keep_originals_always_keeps_them_and_verify_knows_missing_from_pruned(make_pipeline) -> None:

@@ -239,8 +239,8 @@ def test_a_batch_downloads_a_library_larger_than_one_page(standin, make_pipeline
     for asset in (assets[0], assets[77], assets[-1]):
         file = files[f"{asset.asset_id}/original"]
         assert file.content_hash == hashlib.sha256(asset.data).hexdigest()
-        assert (pipeline.settings.media_root / (file.original_path or "")).read_bytes() == asset.data
-    assert not any(pipeline.settings.icloud_download_dir.iterdir())  # nothing left in the transfer folder
+        assert (pipeline.settings.storage.media_root / (file.original_path or "")).read_bytes() == asset.data
+    assert not any(pipeline.settings.icloud.download_dir.iterdir())  # nothing left in the transfer folder
     assert copies == []  # each download was moved into originals/, its bytes not written a second time
 
 

@@ -78,7 +78,7 @@ def test_a_dateless_asset_is_filed_under_its_asset_date(standin, make_pipeline, 
 def test_an_upload_carries_the_capture_date(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
                                                ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true"))
-    sample.make_photo(pipeline.settings.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1,
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1,
                       taken=datetime(2019, 5, 4, 10, 0, 0), offset="+02:00")
     login(pipeline.settings, standin)
     report = run_batch(pipeline)
@@ -132,7 +132,7 @@ def test_an_asset_deleted_in_icloud_keeps_its_local_copies_and_is_counted(standi
     pipeline.catalog.conn.execute("UPDATE icloud_sync SET last_full_scan_at = now() - interval '8 days'")
     assert run_batch(pipeline).success  # a full walk notices
     assert "Deleted at source (gone from iCloud Photos, local copies kept): 1" in _status_text(pipeline)
-    kept = pipeline.settings.media_root / (file.sorted_path or "")
+    kept = pipeline.settings.storage.media_root / (file.sorted_path or "")
     assert kept.read_bytes() == gone.data
     assert pipeline.catalog.get_file(file.id).state is FileState.VERIFIED
 
@@ -148,7 +148,7 @@ def _folder_to_icloud(make_pipeline, standin, tmp_path, count: int, **more: str)
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
                                                ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true", **more))
     for n in range(count):
-        sample.make_photo(pipeline.settings.folder_source_paths[0] / f"IMG_{n}.JPG", size=(48, 36), seed=n)
+        sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / f"IMG_{n}.JPG", size=(48, 36), seed=n)
     login(pipeline.settings, standin)
     return pipeline
 

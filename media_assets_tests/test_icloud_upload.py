@@ -37,7 +37,7 @@ def _folder_pipeline(make_pipeline, standin, tmp_path, **more: str):  # noqa: AN
 
 def test_upload_verifies_later_and_declines_other_formats(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
     pipeline = _folder_pipeline(make_pipeline, standin, tmp_path, ICLOUD_INDEX_WAIT_SECONDS="30")
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     photos = [sample.make_photo(library / f"IMG_{n}.JPG", size=(48, 36), seed=n) for n in range(3)]
     (library / "SCREEN.PNG").write_bytes(sample.screenshot_bytes(size=(40, 60)))
     standin.index_delay = 1.5  # records appear only after a while, as with Apple (14-20 s)
@@ -56,7 +56,7 @@ def test_upload_verifies_later_and_declines_other_formats(standin, make_pipeline
 
 def test_verification_fails_when_the_asset_never_gets_indexed(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
     pipeline = _folder_pipeline(make_pipeline, standin, tmp_path, ICLOUD_INDEX_WAIT_SECONDS="1")
-    sample.make_photo(pipeline.settings.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1)
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1)
     standin.index_delay = 3600
     report = run_batch(pipeline)
     assert not report.success and "not found intact at icloud" in (report.error or "")
@@ -68,7 +68,7 @@ def test_verification_fails_when_the_asset_never_gets_indexed(standin, make_pipe
 
 def test_a_duplicate_upload_counts_as_already_there(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
     pipeline = _folder_pipeline(make_pipeline, standin, tmp_path)
-    photo = sample.make_photo(pipeline.settings.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1)
+    photo = sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1)
     existing = standin.add_asset("IMG_1.JPG", photo.read_bytes())
     standin.fail_next("/photosupload/putAsset", 503)  # and a transient failure on the way
     report = run_batch(pipeline)
@@ -134,9 +134,9 @@ def test_source_and_destination_may_be_different_accounts(standin, make_pipeline
     pipeline = _folder_pipeline(make_pipeline, standin, tmp_path, ICLOUD_UPLOAD_USERNAME="family@example.com",
                                 ICLOUD_UPLOAD_PASSWORD="other")
     connect(icloud_config(pipeline.settings, role="destination"), code_provider=answer(standin.code))
-    sample.make_photo(pipeline.settings.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1)
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1)
     assert run_batch(pipeline).success
-    sessions = sorted(p.name for p in (pipeline.settings.data_dir / "icloud-session").iterdir())
+    sessions = sorted(p.name for p in (pipeline.settings.storage.data_dir / "icloud-session").iterdir())
     assert sessions == ["family_example.com", "owner_example.com"]
 
 

@@ -23,12 +23,12 @@ def _download(pipeline) -> dict[str, object]:  # noqa: ANN001
 
 
 def _stored_files(pipeline) -> list[str]:  # noqa: ANN001
-    return sorted(p.name for p in pipeline.settings.media_root.rglob("*") if p.is_file())
+    return sorted(p.name for p in pipeline.settings.storage.media_root.rglob("*") if p.is_file())
 
 
 def test_a_non_media_file_is_quarantined_without_copying_its_bytes(make_pipeline) -> None:  # noqa: ANN001
     pipeline = make_pipeline()
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     junk = os.urandom(2_000_000)
     (library / "backup.mov").write_bytes(junk)
     sample.make_photo(library / "photo.jpg", size=(64, 48), seed=1)
@@ -46,7 +46,7 @@ def test_a_non_media_file_is_quarantined_without_copying_its_bytes(make_pipeline
 def test_media_above_its_kind_s_limit_is_refused_with_the_limit_named(make_pipeline,  # noqa: ANN001
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline()
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     (library / "panorama.jpg").write_bytes(sample.photo_bytes(size=(640, 480), seed=2))
     monkeypatch.setattr(download_phase, "SIZE_LIMITS", {MediaKind.PHOTO: 5_000, MediaKind.VIDEO: 10**12})
 

@@ -25,7 +25,7 @@ def _flip_one_byte(path: Path) -> None:
 @pytest.fixture
 def finished(make_pipeline):  # noqa: ANN001, ANN201
     pipeline = make_pipeline()
-    sample.write_sample_library(pipeline.settings.folder_source_paths[0])
+    sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     report = run_batch(pipeline)
     assert report.success
     return pipeline, report
@@ -48,9 +48,9 @@ def test_a_healthy_library_matches(finished) -> None:
 def test_one_flipped_byte_missing_copy_and_stray_are_reported(finished) -> None:
     pipeline, report = finished
     files = list(pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED))
-    _flip_one_byte(pipeline.settings.media_root / files[0].sorted_path)
+    _flip_one_byte(pipeline.settings.storage.media_root / files[0].sorted_path)
     [upload] = pipeline.catalog.uploads_of(files[1].id)
-    (pipeline.settings.local_destination_dir / upload["remote_id"]).unlink()
+    (pipeline.settings.destinations.local_destination_dir / upload["remote_id"]).unlink()
     (pipeline.settings.storage_dir("uploaded") / "stray.jpg").write_bytes(b"who am I")
 
     result = _check(pipeline)
@@ -66,6 +66,6 @@ def test_the_command_exits_non_zero_on_bit_rot(finished, monkeypatch, tmp_path, 
     monkeypatch.setenv(DAGSTER_STORAGE_ENV, dagster_storage_url(pipeline.catalog.conninfo))
     assert main(["verify", "--full"]) == 0
     [file, *_] = pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)
-    _flip_one_byte(pipeline.settings.media_root / file.sorted_path)
+    _flip_one_byte(pipeline.settings.storage.media_root / file.sorted_path)
     assert main(["verify", "--full"]) == 1
     assert "1 differing" in capsys.readouterr().out

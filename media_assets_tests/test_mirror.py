@@ -39,7 +39,7 @@ from media_assets.mirror.remote import key_role
 from media_assets.mirror.sync import ALERT_AFTER_FAILURES, ALERT_KEY, SyncReport
 from media_assets.mirror.tables import MIRRORED_TABLES
 from media_assets.runner import run_batch
-from media_assets.settings import SettingsError
+from media_assets.settings import SettingsError, build_settings
 from media_assets_tests.postgrest_server import Fault, NpmMissing, SupabaseStack, apply_migrations, role_key
 
 
@@ -303,17 +303,22 @@ def test_the_migration_queues_rows_that_existed_before_it(catalog_conninfo: str)
 
 # -- settings ------------------------------------------------------------------------------------------------
 
-def test_mirror_settings_are_off_by_default_and_checked_when_on() -> None:
-    assert MirrorConfig.from_raw({}).enabled is False
-    assert MirrorConfig.from_raw({}).interval_seconds == 300 and MirrorConfig.from_raw({}).chunk_size == 500
+def _config(tmp_path: Path, **values: str) -> MirrorConfig:
+    return MirrorConfig.from_settings(build_settings({"ENABLE_FOLDER_SOURCE": "false", **values},
+                                                     tmp_path / "settings.env"))
+
+
+def test_mirror_settings_are_off_by_default_and_checked_when_on(tmp_path: Path) -> None:
+    assert _config(tmp_path).enabled is False
+    assert _config(tmp_path).interval_seconds == 300 and _config(tmp_path).chunk_size == 500
     with pytest.raises(SettingsError, match="SUPABASE_URL"):
-        MirrorConfig.from_raw({"ENABLE_SUPABASE_MIRROR": "true", "SUPABASE_KEY": "k"})
+        _config(tmp_path, ENABLE_SUPABASE_MIRROR="true", SUPABASE_KEY="k")
     with pytest.raises(SettingsError, match="SUPABASE_KEY"):
-        MirrorConfig.from_raw({"ENABLE_SUPABASE_MIRROR": "true", "SUPABASE_URL": "https://x.supabase.co"})
+        _config(tmp_path, ENABLE_SUPABASE_MIRROR="true", SUPABASE_URL="https://x.supabase.co")
     with pytest.raises(SettingsError, match="SUPABASE_CHUNK_SIZE"):
-        MirrorConfig.from_raw({"SUPABASE_CHUNK_SIZE": "0"})
-    config = MirrorConfig.from_raw({"ENABLE_SUPABASE_MIRROR": "yes", "SUPABASE_URL": "https://x.supabase.co/",
-                                    "SUPABASE_KEY": "secret", "SUPABASE_CHUNK_SIZE": "200"})
+        _config(tmp_path, SUPABASE_CHUNK_SIZE="0")
+    config = _config(tmp_path, ENABLE_SUPABASE_MIRROR="yes", SUPABASE_URL="https://x.supabase.co/",
+                     SUPABASE_KEY="secret", SUPABASE_CHUNK_SIZE="200")
     assert (config.url, config.chunk_size) == ("https://x.supabase.co", 200)
     assert "secret" not in repr(config)
 
@@ -362,7 +367,7 @@ def test_the_sensor_requests_a_run_only_when_something_changed(make_pipeline, su
 def test_a_real_batch_is_mirrored_in_full(make_pipeline, supabase: SupabaseStack, remote: SupabaseRemote) -> None:
     """The triggers see every write the eight phases make: after a batch, the mirror equals the catalog."""
     pipeline = make_pipeline()
-    write_sample_library(pipeline.settings.folder_source_paths[0])
+    write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     report = run_batch(pipeline)
     assert report.success, report.error
     sync_once(pipeline.catalog, remote, chunk_size=500)

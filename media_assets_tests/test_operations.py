@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from media_assets.storage import folder_bytes
 
 
 def _photos(pipeline, *names: str) -> None:  # noqa: ANN001
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     for name in names:
         sample.make_photo(library / name, seed=zlib.crc32(name.encode()), size=(64, 48))
 
@@ -41,7 +40,7 @@ def _photos(pipeline, *names: str) -> None:  # noqa: ANN001
 def test_library_stats_count_the_whole_library(make_pipeline) -> None:
     pipeline = make_pipeline()
     _photos(pipeline, "a.jpg", "b.jpg")
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     (library / "a-copy.jpg").write_bytes((library / "a.jpg").read_bytes())
     (library / "broken.jpg").write_bytes(b"\xff\xd8\xff not a picture")
     assert run_batch(pipeline).success
@@ -59,7 +58,7 @@ def test_library_stats_count_the_whole_library(make_pipeline) -> None:
     assert stats["bytes_before_compression"] == kept
     assert stats["bytes_saved_by_compression"] == kept - stats["bytes_after_compression"]
     # The destination and uploaded/ hold exactly the kept (possibly compressed) copies.
-    assert stats["destination_bytes"] == folder_bytes(pipeline.settings.local_destination_dir)
+    assert stats["destination_bytes"] == folder_bytes(pipeline.settings.destinations.local_destination_dir)
     assert stats["destination_bytes"] == stats["uploaded_bytes"] == stats["bytes_after_compression"] > 0
     assert stats["bridge_bytes"] == 0
     assert stats["uploaded_free_gb"] > 0
@@ -100,8 +99,10 @@ def test_checks_fail_when_they_should(make_pipeline) -> None:
     stuck = check_no_file_in_between(catalog, batch)
     assert not stuck.passed and "1 staged" in stuck.description
 
-    huge = {**pipeline.settings.raw, "FREE_SPACE_ALERT_GB": "1000000000"}
-    low = check_free_space(dataclasses.replace(pipeline.settings, raw=huge))
+    settings = pipeline.settings
+    huge = settings.model_copy(update={"storage": settings.storage.model_copy(
+        update={"free_space_alert_gb": 1000000000})})
+    low = check_free_space(huge)
     assert not low.passed and "FREE_SPACE_ALERT_GB=1000000000" in low.description
     assert check_free_space(pipeline.settings).passed  # default 5 GB; the test machine has more
 
@@ -125,7 +126,7 @@ def test_library_stats_refresh_after_each_batch_even_past_a_failed_one(make_pipe
     assert first.total_requested == 0
 
     _photos(pipeline, "a.jpg")
-    destination = pipeline.settings.local_destination_dir
+    destination = pipeline.settings.destinations.local_destination_dir
     (destination / "a.jpg").mkdir()  # the upload of a.jpg fails: the batch stops at icloud_upload
     assert not run_batch(pipeline).success
     after_failure = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
@@ -146,7 +147,7 @@ def test_retry_failed_completes_a_batch_without_duplicate_uploads(make_pipeline,
     monkeypatch.delenv(DAGSTER_STORAGE_ENV, raising=False)
     pipeline = make_pipeline()
     _photos(pipeline, "a.jpg", "b.jpg", "c.jpg")
-    destination = pipeline.settings.local_destination_dir
+    destination = pipeline.settings.destinations.local_destination_dir
     (destination / "b.jpg").mkdir()  # a real fault: the folder destination cannot write b.jpg
     failed = run_batch(pipeline)
     assert not failed.success and "icloud_upload" in (failed.error or "")

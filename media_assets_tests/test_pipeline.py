@@ -14,7 +14,7 @@ from media_assets_tests.first_phases import download_and_deduplicate
 
 
 def _library(pipeline) -> Path:  # noqa: ANN001
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     sample.write_sample_library(library)
     return library
 
@@ -48,22 +48,23 @@ def test_a_batch_goes_through_every_phase(make_pipeline) -> None:
     assert (uploaded / "2023/07/01" / Path(sample.HOLIDAY_NIGHT).name).is_file()
     assert (uploaded / "2024/01/05" / Path(sample.SCREENSHOT).name).is_file()
     # Every verified file is at the destination with the same bytes, and nothing half-written is left.
-    destination = pipeline.settings.local_destination_dir
+    destination = pipeline.settings.destinations.local_destination_dir
     for file in pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED):
-        assert sha256_file(pipeline.settings.media_root / file.sorted_path) == file.output_hash
+        assert sha256_file(pipeline.settings.storage.media_root / file.sorted_path) == file.output_hash
         [upload] = pipeline.catalog.uploads_of(file.id)
         assert upload["verified_at"] is not None
         assert sha256_file(destination / upload["remote_id"]) == file.output_hash
-    leftovers = [p for root in (pipeline.settings.media_root, destination) for p in _media_files_on_disk(root)
+    leftovers = [p for root in (pipeline.settings.storage.media_root, destination) for p in _media_files_on_disk(root)
                  if p.name.startswith((".partial-", ".syncthing."))]
     assert leftovers == []
     assert _media_files_on_disk(pipeline.settings.storage_dir("bridge")) == []
     # The source was only read.
     assert (library / sample.CORRUPT).exists() and (library / sample.EXACT_DUPLICATE).exists()
     # The report exists in both forms.
-    data = json.loads((pipeline.settings.reports_dir / f"report-{report.batch_id}.json").read_text())
+    reports = pipeline.settings.storage.reports_dir
+    data = json.loads((reports / f"report-{report.batch_id}.json").read_text())
     assert data["files_processed"] == 8 + videos
-    assert "| download | succeeded |" in (pipeline.settings.reports_dir / f"report-{report.batch_id}.md").read_text()
+    assert "| download | succeeded |" in (reports / f"report-{report.batch_id}.md").read_text()
 
 
 def test_a_second_batch_takes_only_new_files_and_finds_late_duplicates(make_pipeline) -> None:
@@ -88,12 +89,12 @@ def test_rerunning_a_finished_batch_does_nothing_twice(make_pipeline) -> None:
     _library(pipeline)
     report = run_batch(pipeline)
     before = {f.id: (f.state, f.sorted_path) for f in _files(pipeline, report.batch_id)}
-    destination_files = _media_files_on_disk(pipeline.settings.local_destination_dir)
+    destination_files = _media_files_on_disk(pipeline.settings.destinations.local_destination_dir)
 
     again = run_batch(pipeline, report.batch_id)
     assert again.success
     assert {f.id: (f.state, f.sorted_path) for f in _files(pipeline, report.batch_id)} == before
-    assert _media_files_on_disk(pipeline.settings.local_destination_dir) == destination_files
+    assert _media_files_on_disk(pipeline.settings.destinations.local_destination_dir) == destination_files
     uploads = pipeline.catalog.conn.execute("SELECT count(*) AS n FROM uploads").fetchone()["n"]
     assert uploads == len([f for f in before.values() if f[0] is FileState.VERIFIED])
 
@@ -149,7 +150,7 @@ def test_sorting_and_verification_off(make_pipeline) -> None:
     assert _media_files_on_disk(pipeline.settings.storage_dir("uploaded")) == []
     for file in pipeline.catalog.iter_files(report.batch_id, FileState.SORTED):
         assert file.sorted_path == file.staged_path
-        assert (pipeline.settings.media_root / file.sorted_path).is_file()
+        assert (pipeline.settings.storage.media_root / file.sorted_path).is_file()
 
 
 def test_pixel_upload_writes_whole_files_into_the_sync_folder(make_pipeline, tmp_path: Path) -> None:
@@ -170,7 +171,7 @@ def test_uploads_off_still_sorts_and_verifies(make_pipeline) -> None:
     _library(pipeline)
     report = run_batch(pipeline)
     assert report.success
-    assert _media_files_on_disk(pipeline.settings.local_destination_dir) == []
+    assert _media_files_on_disk(pipeline.settings.destinations.local_destination_dir) == []
     assert pipeline.catalog.count_by_state(report.batch_id)["verified"] >= 6
 
 
@@ -199,7 +200,7 @@ def test_reports_keep_only_the_newest(make_pipeline) -> None:
     pipeline = make_pipeline(REPORTS_KEEP="2")
     _library(pipeline)
     batches = [run_batch(pipeline).batch_id for _ in range(3)]
-    kept = sorted(p.name for p in pipeline.settings.reports_dir.iterdir())
+    kept = sorted(p.name for p in pipeline.settings.storage.reports_dir.iterdir())
     assert kept == sorted(f"report-{b}.{ext}" for b in batches[1:] for ext in ("json", "md"))
 
 

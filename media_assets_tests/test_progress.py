@@ -21,7 +21,7 @@ def test_progress_lines_appear_in_the_dagster_run_log_of_a_long_phase(make_pipel
     monkeypatch.setattr(common, "PROGRESS_SECONDS", 0.0)  # every file counts as "a while" here
     pipeline = make_pipeline()
     for n in range(3):
-        sample.make_photo(pipeline.settings.folder_source_paths[0] / f"{n}.jpg", seed=n, size=(96, 72))
+        sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / f"{n}.jpg", seed=n, size=(96, 72))
     assert run_batch(pipeline).success
     [run] = pipeline.instance.get_runs()
     messages = [record.event_log_entry.user_message for record in pipeline.instance.get_event_records(

@@ -78,15 +78,17 @@ def assert_nothing_lost(home: tuple[Path, str]) -> None:
             " GROUP BY destination").fetchall()
         for row in uploads:
             assert row["n"] == row["files"] == states["verified"]
-        for destination in (settings.local_destination_dir, settings.pixel_sync_dir):
+        for destination in (settings.destinations.local_destination_dir, settings.destinations.pixel_sync_dir):
             names = sorted(p.name for p in destination.iterdir())
             assert len(names) == states["verified"], f"no duplicate uploads in {destination}: {names}"
-        temp = [p for root in (settings.media_root, settings.local_destination_dir, settings.pixel_sync_dir)
+        roots = (settings.storage.media_root, settings.destinations.local_destination_dir,
+                 settings.destinations.pixel_sync_dir)
+        temp = [p for root in roots
                 for p in root.rglob("*") if p.name.startswith((".partial-", ".syncthing."))]
         assert temp == []
         for file in catalog.conn.execute("SELECT original_path FROM media_files WHERE original_path IS NOT NULL"
                                          " AND original_pruned_at IS NULL"):  # pruned: on purpose, after verification
-            assert (settings.media_root / file["original_path"]).is_file()
+            assert (settings.storage.media_root / file["original_path"]).is_file()
         integrity = check_everything(settings, catalog, enabled_destinations(settings))
         assert integrity.ok, integrity.to_text()
     finally:
@@ -181,8 +183,8 @@ def check_invariants(home: tuple[Path, str], library: dict[str, str], *, finishe
         rows = catalog.conn.execute("SELECT source_id, state, output_hash, content_hash FROM media_files").fetchall()
         taken = Counter(str(Path(row["source_id"]).relative_to(folder / "library")) for row in rows)
         assert max(taken.values(), default=1) == 1, f"a source file twice in the catalog: {taken.most_common(3)}"
-        for destination_name, destination in (("local", settings.local_destination_dir),
-                                              ("pixel", settings.pixel_sync_dir)):
+        for destination_name, destination in (("local", settings.destinations.local_destination_dir),
+                                              ("pixel", settings.destinations.pixel_sync_dir)):
             copies = [p for p in destination.rglob("*") if p.is_file() and not p.name.startswith(".syncthing.")]
             digests = Counter(sha256_file(p) for p in copies)
             assert max(digests.values(), default=1) == 1, f"a file twice at {destination_name}"

@@ -21,14 +21,14 @@ def test_no_secret_in_logs_metadata_reports_or_catalog(make_pipeline, caplog: py
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     pipeline = make_pipeline(**SECRETS)
     assert sorted(pipeline.settings.secret_values()) == sorted(SECRETS.values())
-    sample.write_sample_library(pipeline.settings.folder_source_paths[0])
+    sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     caplog.set_level(logging.DEBUG)
     report = run_batch(pipeline)
     assert report.success
 
     outputs = {"python logs": caplog.text, "console": "".join(capsys.readouterr())}
     outputs["run report"] = report.to_json() + report.to_markdown()
-    outputs.update({path.name: path.read_text() for path in pipeline.settings.reports_dir.iterdir()})
+    outputs.update({path.name: path.read_text() for path in pipeline.settings.storage.reports_dir.iterdir()})
     events = pipeline.instance.all_logs(report_run_id(pipeline))
     outputs["dagster events and metadata"] = "\n".join(str(event) for event in events)
     tables = [row["tablename"] for row in pipeline.catalog.conn.execute(

@@ -67,7 +67,7 @@ def test_download_keeps_sidecars_and_records_the_takeout_date(make_pipeline, tmp
     assert (photo.capture_time_zone, photo.capture_time_zone_source) == ("Asia/Tokyo", "home_timezone")
     kept = sidecars_of(pipeline.catalog, photo.id)
     assert sorted(s.name for s in kept) == ["beach.AAE", "beach.jpg.json"]
-    assert all((pipeline.settings.media_root / s.original_path).read_bytes() == (library / s.name).read_bytes()
+    assert all((pipeline.settings.storage.media_root / s.original_path).read_bytes() == (library / s.name).read_bytes()
                for s in kept)
 
 

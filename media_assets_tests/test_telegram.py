@@ -63,7 +63,7 @@ def _sensor(sensor_def, instance: DagsterInstance, resources: dict, cursor: str 
 @pytest.mark.slow
 def test_a_batch_sends_its_report_and_the_daemon_sensor_does_not_repeat_it(make_pipeline, stub, tmp_path) -> None:
     pipeline = make_pipeline(**telegram_settings(stub))
-    sample.write_sample_library(pipeline.settings.folder_source_paths[0])
+    sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
     resources = {"telegram": TelegramResource(settings=settings), "catalog": CatalogResource(settings=settings)}
     cursor = _sensor(telegram_batch_report, pipeline.instance, resources).cursor
@@ -90,7 +90,7 @@ def test_the_report_sensor_reports_a_batch_run_by_the_daemon(make_pipeline, stub
     from media_assets.definitions import defs
 
     pipeline = make_pipeline(**telegram_settings(stub))
-    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
     resources = {"telegram": TelegramResource(settings=settings), "catalog": CatalogResource(settings=settings)}
     cursor = _sensor(telegram_batch_report, pipeline.instance, resources).cursor
@@ -108,7 +108,7 @@ def test_the_report_sensor_reports_a_batch_run_by_the_daemon(make_pipeline, stub
 def _report(quarantined: int, error: str | None = None) -> RunReport:
     return RunReport(batch_id="20240101-000000", success=error is None, duration_seconds=3725.0, phases_succeeded=8,
                      phases_total=8, files_processed=quarantined, files_by_state={"quarantined": quarantined},
-                     bytes_in=5 * 1024**2, bytes_out=2 * 1024**2,
+                     bytes_in=5 * 10**6, bytes_out=2 * 10**6,
                      phases=[{"phase": "download", "status": "succeeded", "files": quarantined, "seconds": 1.25}],
                      quarantined=[{"original_name": f"IMG_{i:04d}_with_a_longish_name.jpg",
                                    "error": "image file is truncated (12 bytes not processed)"}
@@ -209,7 +209,7 @@ def test_low_free_space_is_alerted_once_per_window(tmp_path, stub) -> None:
     low = settings_for(tmp_path, stub, FREE_SPACE_ALERT_GB=str(10**9))
     assert check_free_space(low)
     [message] = stub.wait_for_sent(1)
-    assert "Low free space" in message.text and str(low.media_root) in message.text
+    assert "Low free space" in message.text and str(low.storage.media_root) in message.text
     resources = {"telegram": TelegramResource(settings=SettingsResource(settings_file=str(tmp_path / "settings.env")))}
     evaluation = _sensor(telegram_free_space_alert, DagsterInstance.ephemeral(), resources)
     assert "free space is low" in evaluation.skip_message
@@ -220,7 +220,7 @@ def test_low_free_space_is_alerted_once_per_window(tmp_path, stub) -> None:
 # --- a down or rate-limiting Telegram ----------------------------------------------------------------------------
 def test_a_batch_succeeds_while_telegram_is_down(make_pipeline, stub, caplog) -> None:
     pipeline = make_pipeline(**telegram_settings(stub))
-    sample.make_photo(pipeline.settings.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     stub.stop()
     with caplog.at_level(logging.WARNING, logger="media_assets.telegram"):
         report = run_batch(pipeline)

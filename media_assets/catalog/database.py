@@ -35,11 +35,11 @@ _registered_users: dict[Path, IO[bytes]] = {}
 
 def external_conninfo(settings: Settings) -> str:
     """A libpq URI for the configured server; the password stays out of anything we log."""
-    auth = quote(settings.postgres_user, safe="")
-    if settings.postgres_password:
-        auth += ":" + quote(settings.postgres_password, safe="")
-    return (f"postgresql://{auth}@{settings.postgres_host}:{settings.postgres_port}/"
-            f"{quote(settings.postgres_db, safe='')}")
+    auth = quote(settings.postgres.user, safe="")
+    if settings.postgres.password:
+        auth += ":" + quote(settings.postgres.password, safe="")
+    return (f"postgresql://{auth}@{settings.postgres.host}:{settings.postgres.port}/"
+            f"{quote(settings.postgres.db, safe='')}")
 
 
 @contextmanager
@@ -118,9 +118,9 @@ def resolve_conninfo(settings: Settings) -> str:
     """The catalog's conninfo: an explicit override, the configured server, or the embedded one."""
     if os.environ.get(DATABASE_URL_ENV):
         return os.environ[DATABASE_URL_ENV]
-    if settings.postgres_host:
+    if settings.postgres.host:
         return external_conninfo(settings)
-    return start_embedded_postgres(settings.data_dir, settings.postgres_db)
+    return start_embedded_postgres(settings.storage.data_dir, settings.postgres.db)
 
 
 def dagster_storage_url(conninfo: str) -> str:

@@ -18,7 +18,7 @@ class ICloudResource(ConfigurableResource):
         from media_assets.sources.icloud import icloud_source
 
         loaded = self.settings.load()
-        return icloud_source(loaded) if loaded.enable_icloud_download else None
+        return icloud_source(loaded) if loaded.sources.enable_icloud_download else None
 
     def destination(self) -> Destination | None:
         from media_assets.destinations.icloud import icloud_destination

@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url, resolve_conninfo
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
-from media_assets.settings import Settings
+from media_assets.settings import Settings, make_private, prepare_folders, use_settings
 
 DAGSTER_STORAGE_ENV = "MEDIA_PIPELINE_DAGSTER_STORAGE_URL"
 #: The repository's instance file (present in a checkout); installs without it get the minimal one below.
@@ -45,8 +45,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME if set, else `<data>/dagster_home` with an instance file that uses the catalog database."""
     if os.environ.get("DAGSTER_HOME"):
         return Path(os.environ["DAGSTER_HOME"])
-    home = settings.data_dir / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
+    home = settings.storage.data_dir / "dagster_home"
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private(home)  # run logs and event records name every file
     config = home / "dagster.yaml"
     wanted = REPO_INSTANCE_YAML.read_text() if REPO_INSTANCE_YAML.is_file() else MINIMAL_INSTANCE_YAML
     if not config.exists() or config.read_text() != wanted:
@@ -56,6 +57,10 @@ def prepare_dagster_home(settings: Settings) -> Path:
 
 
 def open_pipeline(settings: Settings) -> Pipeline:
+    """Start this process's pipeline: its settings become the process's, its folders exist, the catalog is
+    migrated and Dagster uses the same database."""
+    use_settings(settings)
+    prepare_folders(settings)
     conninfo = resolve_conninfo(settings)
     upgrade_to_head(conninfo)
     os.environ[DATABASE_URL_ENV] = conninfo  # the resources of in-process runs use the same database

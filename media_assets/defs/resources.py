@@ -10,18 +10,19 @@ from pydantic import PrivateAttr
 from media_assets.catalog.database import resolve_conninfo
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
-from media_assets.settings import Settings, load_settings
+from media_assets.settings import Settings, prepare_folders, process_settings
 
 _migrated: set[str] = set()
 
 
 class SettingsResource(ConfigurableResource):
-    """The validated settings; `settings_file` empty means MEDIA_PIPELINE_SETTINGS or ./settings.env."""
+    """The checked settings, read once per process (a run in this process gets the settings it was started
+    with); `settings_file` empty means MEDIA_PIPELINE_SETTINGS or ./settings.env."""
 
     settings_file: str = ""
 
     def load(self) -> Settings:
-        return load_settings(Path(self.settings_file) if self.settings_file else None)
+        return process_settings(Path(self.settings_file) if self.settings_file else None)
 
 
 class CatalogResource(ConfigurableResource):
@@ -32,8 +33,10 @@ class CatalogResource(ConfigurableResource):
     _catalog: Catalog | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        conninfo = resolve_conninfo(self.settings.load())
-        if conninfo not in _migrated:
+        settings = self.settings.load()
+        conninfo = resolve_conninfo(settings)
+        if conninfo not in _migrated:  # the first run or sensor of this process: the pipeline starts here
+            prepare_folders(settings)
             upgrade_to_head(conninfo)
             _migrated.add(conninfo)
         self._catalog = Catalog(conninfo)

@@ -9,12 +9,12 @@ from media_assets.settings import Settings
 
 
 def icloud_upload_configured(settings: Settings) -> bool:
-    return bool(settings.icloud_username or settings.raw.get("ICLOUD_UPLOAD_USERNAME", "").strip())
+    return bool(settings.icloud.username or settings.icloud.upload_username)
 
 
 def local_destination(settings: Settings) -> Destination:
     """Where the `icloud_upload` phase writes when no iCloud account is configured (the embedded default)."""
-    return FolderDestination("local", settings.local_destination_dir)
+    return FolderDestination("local", settings.destinations.local_destination_dir)
 
 
 def primary_destination(settings: Settings) -> Destination:
@@ -27,18 +27,18 @@ def primary_destination(settings: Settings) -> Destination:
 
 
 def pixel_destination(settings: Settings) -> Destination | None:
-    if settings.pixel_sync_dir is None:
+    if settings.destinations.pixel_sync_dir is None:
         return None
-    return FolderDestination("pixel", settings.pixel_sync_dir)
+    return FolderDestination("pixel", settings.destinations.pixel_sync_dir)
 
 
 def enabled_destinations(settings: Settings) -> dict[str, Destination]:
     """The destinations every file must reach (or be declined by) before it is sorted."""
     enabled: dict[str, Destination] = {}
-    if settings.enable_icloud_upload:
+    if settings.destinations.enable_icloud_upload:
         primary = primary_destination(settings)
         enabled[primary.name] = primary
-    pixel = pixel_destination(settings) if settings.enable_pixel_upload else None
+    pixel = pixel_destination(settings) if settings.destinations.enable_pixel_upload else None
     if pixel is not None:
         enabled[pixel.name] = pixel
     return enabled

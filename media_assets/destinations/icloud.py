@@ -128,6 +128,6 @@ class ICloudDestination:
 
 def icloud_destination(settings: Settings, code_provider: CodeProvider | None = None) -> ICloudDestination:
     config = icloud_config(settings, role="destination")
-    source_account = icloud_config(settings).username if settings.enable_icloud_download else None
+    source_account = icloud_config(settings).username if settings.sources.enable_icloud_download else None
     return ICloudDestination(config, account_connector(config, settings, code_provider),
                              source_account=source_account)

@@ -1,4 +1,4 @@
-"""The iCloud settings (ICLOUD_*), parsed from `Settings.raw` and validated like every other setting."""
+"""What the iCloud code needs for one account, as a view of the checked settings (`settings.icloud`)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from media_assets.settings import Settings, SettingsError, parse_bool, parse_int
-
-DEFAULTS = {
-    "ICLOUD_CONCURRENCY": "4",
-    "ICLOUD_REQUESTS_PER_SECOND": "10",
-    "ICLOUD_MAX_RETRIES": "5",
-    "ICLOUD_BACKOFF_MS": "500",
-    "ICLOUD_2FA_TIMEOUT_SECONDS": "600",
-    "ICLOUD_2FA_MAX_ATTEMPTS": "3",
-    "ICLOUD_TRUST_DAYS": "30",
-    "ICLOUD_TRUST_WARN_DAYS": "5",
-    "ICLOUD_STOP_AFTER_KNOWN": "50",
-    "ICLOUD_FULL_SCAN_DAYS": "7",
-    "ICLOUD_UPLOAD_FORMATS": "jpeg",
-    "ICLOUD_REPLACE_ORIGINALS": "false",
-    "ICLOUD_INDEX_WAIT_SECONDS": "60",
-    "ICLOUD_VERIFY_SAMPLE": "2",
-}
+from media_assets.settings import Settings, SettingsError
 
 
 @dataclass(frozen=True)
@@ -63,37 +46,31 @@ def _account_folder(username: str) -> str:
 def icloud_config(settings: Settings, *, role: str = "source") -> ICloudConfig:
     """The source account (ICLOUD_USERNAME/ICLOUD_PASSWORD), or for role="destination" the upload account
     (ICLOUD_UPLOAD_USERNAME/ICLOUD_UPLOAD_PASSWORD), which defaults to the same account."""
-    raw = {**DEFAULTS, **{k: v for k, v in settings.raw.items() if v is not None and v.strip() != ""}}
-    username, password = settings.icloud_username, settings.icloud_password
-    if role == "destination" and raw.get("ICLOUD_UPLOAD_USERNAME", "").strip():
-        username = raw["ICLOUD_UPLOAD_USERNAME"].strip()
-        password = raw.get("ICLOUD_UPLOAD_PASSWORD", "")
+    icloud = settings.icloud
+    username, password = icloud.username, icloud.password
+    if role == "destination" and icloud.upload_username:
+        username, password = icloud.upload_username, icloud.upload_password
     if not username:
         raise SettingsError("ICLOUD_USERNAME must name the Apple ID when iCloud download or upload is on.")
-    endpoint = raw.get("ICLOUD_ENDPOINT", "").strip().rstrip("/") or None
-    if endpoint is not None and not endpoint.startswith("https://"):
-        raise SettingsError(f"ICLOUD_ENDPOINT must be an https:// address, not {endpoint!r}.")
-    rate = parse_int("ICLOUD_REQUESTS_PER_SECOND", raw["ICLOUD_REQUESTS_PER_SECOND"], minimum=1)
-    formats = frozenset(f.strip().lower() for f in re.split(r"[,\s]+", raw["ICLOUD_UPLOAD_FORMATS"]) if f.strip())
     return ICloudConfig(
         username=username,
         password=password,
-        cookie_dir=settings.data_dir / "icloud-session" / _account_folder(username),
-        transfer_dir=settings.icloud_download_dir,
-        endpoint=endpoint,
-        ca_bundle=raw.get("ICLOUD_CA_BUNDLE", "").strip() or None,
-        concurrency=parse_int("ICLOUD_CONCURRENCY", raw["ICLOUD_CONCURRENCY"], minimum=1),
-        requests_per_second=float(rate),
-        max_retries=parse_int("ICLOUD_MAX_RETRIES", raw["ICLOUD_MAX_RETRIES"], minimum=1),
-        backoff_seconds=parse_int("ICLOUD_BACKOFF_MS", raw["ICLOUD_BACKOFF_MS"], minimum=0) / 1000,
-        code_timeout_seconds=parse_int("ICLOUD_2FA_TIMEOUT_SECONDS", raw["ICLOUD_2FA_TIMEOUT_SECONDS"], minimum=1),
-        code_attempts=parse_int("ICLOUD_2FA_MAX_ATTEMPTS", raw["ICLOUD_2FA_MAX_ATTEMPTS"], minimum=1),
-        trust_days=parse_int("ICLOUD_TRUST_DAYS", raw["ICLOUD_TRUST_DAYS"], minimum=1),
-        trust_warn_days=parse_int("ICLOUD_TRUST_WARN_DAYS", raw["ICLOUD_TRUST_WARN_DAYS"], minimum=0),
-        stop_after_known=parse_int("ICLOUD_STOP_AFTER_KNOWN", raw["ICLOUD_STOP_AFTER_KNOWN"], minimum=1),
-        full_scan_days=parse_int("ICLOUD_FULL_SCAN_DAYS", raw["ICLOUD_FULL_SCAN_DAYS"], minimum=1),
-        upload_formats=formats,
-        replace_originals=parse_bool("ICLOUD_REPLACE_ORIGINALS", raw["ICLOUD_REPLACE_ORIGINALS"]),
-        index_wait_seconds=parse_int("ICLOUD_INDEX_WAIT_SECONDS", raw["ICLOUD_INDEX_WAIT_SECONDS"], minimum=0),
-        verify_sample=parse_int("ICLOUD_VERIFY_SAMPLE", raw["ICLOUD_VERIFY_SAMPLE"], minimum=0),
+        cookie_dir=settings.storage.data_dir / "icloud-session" / _account_folder(username),
+        transfer_dir=icloud.download_dir,
+        endpoint=icloud.endpoint or None,
+        ca_bundle=icloud.ca_bundle or None,
+        concurrency=icloud.concurrency,
+        requests_per_second=float(icloud.requests_per_second),
+        max_retries=icloud.max_retries,
+        backoff_seconds=icloud.backoff_ms / 1000,
+        code_timeout_seconds=icloud.code_timeout_seconds,
+        code_attempts=icloud.code_attempts,
+        trust_days=icloud.trust_days,
+        trust_warn_days=icloud.trust_warn_days,
+        stop_after_known=icloud.stop_after_known,
+        full_scan_days=icloud.full_scan_days,
+        upload_formats=icloud.upload_formats,
+        replace_originals=icloud.replace_originals,
+        index_wait_seconds=icloud.index_wait_seconds,
+        verify_sample=icloud.verify_sample,
     )

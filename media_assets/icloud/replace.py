@@ -76,7 +76,7 @@ def _converted(original: str | None, output: str | None) -> bool:
 
 def replace_if_configured(settings: Settings, catalog: Catalog, batch_id: str) -> int:
     """After a verified batch: the replacement, when ICLOUD_REPLACE_ORIGINALS and the iCloud source are on."""
-    if not (settings.enable_icloud_download and settings.icloud_username):
+    if not (settings.sources.enable_icloud_download and settings.icloud.username):
         return 0
     config = icloud_config(settings)
     if not config.replace_originals:

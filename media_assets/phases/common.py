@@ -83,10 +83,10 @@ class PhaseContext:
 
     def path(self, relative: str) -> Path:
         """A catalog path (relative to MEDIA_ROOT) as an absolute path."""
-        return self.settings.media_root / relative
+        return self.settings.storage.media_root / relative
 
     def relative(self, path: Path) -> str:
-        return str(path.relative_to(self.settings.media_root))
+        return str(path.relative_to(self.settings.storage.media_root))
 
 
 @dataclass

@@ -21,26 +21,14 @@ from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.media.compressed import FAILED, KEPT, Compressed, kept
 from media_assets.media.photo_compression import PhotoPolicy, compress_photo
-from media_assets.media.video_compression import ENCODERS, VideoPolicy, compress_video
+from media_assets.media.video_compression import VideoPolicy, compress_video
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.phases.workers import Workers, available_cores
-from media_assets.settings import Settings, SettingsError, parse_bool, parse_int
+from media_assets.settings import Settings
 from media_assets.storage import remove_partials
 
-DEFAULT_PROGRESS_EVERY = 100
 #: Fewer files than this per worker are compressed in the parent: starting a pool would cost more.
 POOL_MIN_FILES_PER_WORKER = 2
-
-
-def parse_float(name: str, raw: str, *, minimum: float, maximum: float | None = None) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}.") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
-        raise SettingsError(f"{name} must be {bound}, not {value:g}.")
-    return value
 
 
 @dataclass(frozen=True)
@@ -52,42 +40,15 @@ class CompressionConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CompressionConfig:
-        raw = settings.raw
-
-        def get(name: str, default: str) -> str:
-            return raw.get(name, "") or default
-
-        saving = parse_float("COMPRESSION_MIN_SAVING_PERCENT", get("COMPRESSION_MIN_SAVING_PERCENT", "10"),
-                             minimum=0, maximum=100)
-        codec = get("COMPRESSION_VIDEO_CODEC", "h264").strip().lower()
-        if codec not in ENCODERS:
-            raise SettingsError(f"COMPRESSION_VIDEO_CODEC must be one of {', '.join(ENCODERS)}, not {codec!r}.")
-        photo = PhotoPolicy(
-            jpeg_quality=parse_int("COMPRESSION_JPEG_QUALITY", get("COMPRESSION_JPEG_QUALITY", "85"), minimum=1),
-            quality_margin=parse_int("COMPRESSION_JPEG_QUALITY_MARGIN", get("COMPRESSION_JPEG_QUALITY_MARGIN", "5"),
-                                     minimum=1),
-            min_saving_percent=saving,
-            min_ssim=parse_float("COMPRESSION_MIN_SSIM", get("COMPRESSION_MIN_SSIM", "0.98"), minimum=0, maximum=1),
-            max_megapixels=parse_float("COMPRESSION_MAX_MEGAPIXELS", get("COMPRESSION_MAX_MEGAPIXELS", "0"),
-                                       minimum=0),
-            heic_jpeg_derivative=parse_bool("COMPRESSION_HEIC_JPEG_DERIVATIVE",
-                                            get("COMPRESSION_HEIC_JPEG_DERIVATIVE", "false")),
-        )
-        video = VideoPolicy(
-            codec=codec,
-            crf=parse_int("COMPRESSION_VIDEO_CRF", get("COMPRESSION_VIDEO_CRF", "23"), minimum=0),
-            preset=get("COMPRESSION_VIDEO_PRESET", "veryfast").strip(),
-            min_bits_per_pixel=parse_float("COMPRESSION_VIDEO_MIN_BITS_PER_PIXEL",
-                                           get("COMPRESSION_VIDEO_MIN_BITS_PER_PIXEL", "0.10"), minimum=0),
-            min_saving_percent=saving,
-            min_ssim=parse_float("COMPRESSION_VIDEO_MIN_SSIM", get("COMPRESSION_VIDEO_MIN_SSIM", "0"), minimum=0),
-        )
-        return cls(photo=photo, video=video,
-                   workers=parse_int("COMPRESSION_WORKERS", get("COMPRESSION_WORKERS", str(available_cores())),
-                                     minimum=1),
-                   progress_every=parse_int("COMPRESSION_PROGRESS_EVERY",
-                                            get("COMPRESSION_PROGRESS_EVERY", str(DEFAULT_PROGRESS_EVERY)),
-                                            minimum=1))
+        """The compression section of the checked settings, as the policies the media code takes."""
+        c = settings.compression
+        photo = PhotoPolicy(jpeg_quality=c.jpeg_quality, quality_margin=c.jpeg_quality_margin,
+                            min_saving_percent=c.min_saving_percent, min_ssim=c.min_ssim,
+                            max_megapixels=c.max_megapixels, heic_jpeg_derivative=c.heic_jpeg_derivative)
+        video = VideoPolicy(codec=c.video_codec, crf=c.video_crf, preset=c.video_preset,
+                            min_bits_per_pixel=c.video_min_bits_per_pixel, min_saving_percent=c.min_saving_percent,
+                            min_ssim=c.video_min_ssim)
+        return cls(photo=photo, video=video, workers=c.workers, progress_every=c.progress_every)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ a progress line every DEDUP_PROGRESS_EVERY files.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections import defaultdict
@@ -47,12 +46,11 @@ from media_assets.media.perceptual import Fingerprint, fingerprint, pixel_signat
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.phases.workers import Workers
 from media_assets.selection import pair_stem
-from media_assets.settings import Settings, parse_int
+from media_assets.settings import DedupSettings, Settings
 
 #: Default pHash radius: copies measured 0-4 bits apart (resized to 25 %, q70, PNG, HEIC thumbnail), and the
 #: multi-index search stays at one probe per chunk value up to 7. The signature check does the separating.
-DEFAULT_NEAR_RADIUS = 6
-DEFAULT_PROGRESS_EVERY = 500
+DEFAULT_NEAR_RADIUS: int = DedupSettings.model_fields["near_radius"].default
 #: Formats that are usually conversions or screenshots rather than a camera's original.
 DERIVATIVE_FORMATS = frozenset({"png", "webp", "gif", "bmp", "tiff"})
 #: Aspect ratios may differ this much (rounding of resized copies) and still be the same framing.
@@ -75,13 +73,8 @@ class DedupConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DedupConfig:
-        raw = settings.raw
-        return cls(
-            radius=parse_int("DEDUP_NEAR_RADIUS", raw.get("DEDUP_NEAR_RADIUS", str(DEFAULT_NEAR_RADIUS)), minimum=0),
-            workers=parse_int("DEDUP_WORKERS", raw.get("DEDUP_WORKERS", "") or str(os.cpu_count() or 1), minimum=1),
-            progress_every=parse_int("DEDUP_PROGRESS_EVERY",
-                                     raw.get("DEDUP_PROGRESS_EVERY", str(DEFAULT_PROGRESS_EVERY)), minimum=1),
-        )
+        dedup = settings.dedup
+        return cls(radius=dedup.near_radius, workers=dedup.workers, progress_every=dedup.progress_every)
 
 
 @dataclass
@@ -405,7 +398,8 @@ def deduplicate(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
         items = [Item(file, result) for file, result in fingerprints(ctx, config, total, workers)]
         assign_pairs(items)
         with deciding_alone(ctx):
-            decisions = decide(ctx.catalog, items, config.radius, pixel_signer(workers, ctx.settings.media_root))
+            decisions = decide(ctx.catalog, items, config.radius,
+                               pixel_signer(workers, ctx.settings.storage.media_root))
             _record(ctx, outcome, items, decisions)
 
 

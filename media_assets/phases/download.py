@@ -127,7 +127,7 @@ def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: Med
         if (from_takeout := takeout_date(sidecar)) is not None:
             known.append(from_takeout)
     taken = capture_date(target, is_video=identified.kind is MediaKind.VIDEO, original_name=file.original_name,
-                         file_mtime=item.modified, known_dates=known, home_zone=ctx.settings.home_timezone)
+                         file_mtime=item.modified, known_dates=known, home_zone=ctx.settings.dates.home_timezone)
     ctx.catalog.move(file, FileState.DOWNLOADED, detail=identified.note, original_path=ctx.relative(target),
                      size_bytes=size,
                      content_hash=digest, media_type=identified.kind.value, media_format=identified.format,

@@ -64,7 +64,9 @@ class FolderSource:
             yield from self._scan_root(root)
 
     def _scan_root(self, root: Path) -> Iterator[SourceItem]:
-        for folder, dirs, files in os.walk(root, followlinks=False):
+        unreadable: list[OSError] = []  # folders os.walk could not list: reported, never skipped silently
+        for folder, dirs, files in os.walk(root, onerror=unreadable.append, followlinks=False):
+            yield from self._unreadable_folders(unreadable)
             dirs[:] = sorted(d for d in dirs if d.lower() not in SYSTEM_FOLDERS)
             names = sorted(name for name in files if not _is_system_file(name))
             owned = sidecars_by_owner(names)
@@ -77,6 +79,14 @@ class FolderSource:
                     item = replace(item, sidecars=tuple((path_key(Path(folder) / sidecar), _display_name(Path(sidecar)))
                                                        for sidecar in owned[name]))
                 yield item
+        yield from self._unreadable_folders(unreadable)
+
+    def _unreadable_folders(self, errors: list[OSError]) -> Iterator[SourceItem]:
+        for error in errors:
+            path = Path(os.fsdecode(error.filename))
+            yield SourceItem(self.name, path_key(path), "unreadable-folder", _display_name(path),
+                             refusal=f"folder is not readable ({error.strerror}): its files were not taken")
+        errors.clear()
 
     def _item(self, root: Path, path: Path) -> SourceItem:
         key = path_key(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from media_assets.reporting import KEPT_TITLE, RunReport
+from media_assets.settings import GB
 from media_assets.telegram.client import TEXT_LIMIT, Document
 
 #: How many duplicates/quarantined files the shortened report lists before "and N more".
@@ -10,13 +11,11 @@ SHORT_LIST = 5
 
 
 def human_bytes(count: int) -> str:
-    sign = "-" if count < 0 else ""
-    value = float(abs(count))
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    """In decimal units, like every size the pipeline shows (1 GB = 10^9 bytes)."""
+    for unit, size in (("GB", GB), ("MB", GB // 10**3), ("KB", GB // 10**6)):
+        if abs(count) >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} B"
 
 
 def human_duration(seconds: float) -> str:

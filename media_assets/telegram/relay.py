@@ -18,7 +18,7 @@ from functools import partial
 
 from telegram import Bot, Message, Update
 
-from media_assets.settings import Settings, load_settings
+from media_assets.settings import Settings, process_settings
 from media_assets.telegram.client import NETWORK_BACKOFF_SECONDS, TelegramClient, Undelivered
 from media_assets.telegram.config import TelegramConfig, telegram_config
 from media_assets.telegram.messages import deadline_text
@@ -74,7 +74,7 @@ async def _poll(client: TelegramClient, bot: Bot, prompt_text: str, deadline: fl
 def wait_for_code(prompt_text: str, *, deadline_seconds: float = 600, settings: Settings | None = None) -> str | None:
     """Send `prompt_text` to the owner and return the 6-digit code they answer, or None at the deadline, when
     Telegram is off, or when it cannot be reached."""
-    config = telegram_config(settings or load_settings())
+    config = telegram_config(settings or process_settings())
     if not config.enabled:
         log.warning("A 2FA code is needed but Telegram is off (ENABLE_TELEGRAM)")
         return None

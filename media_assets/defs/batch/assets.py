@@ -71,14 +71,14 @@ def download(context: AssetExecutionContext, settings: SettingsResource, catalog
 def deduplication(context: AssetExecutionContext, settings: SettingsResource,
                   catalog: CatalogResource) -> MaterializeResult:
     return _run(context, settings, catalog, "deduplication", deduplicate,
-                enabled=settings.load().enable_deduplication, when_disabled=pass_all_as_unique)
+                enabled=settings.load().dedup.enabled, when_disabled=pass_all_as_unique)
 
 
 @_asset("compression", "deduplication", "Smaller encodings where they pay; originals are never touched.")
 def compression(context: AssetExecutionContext, settings: SettingsResource,
                 catalog: CatalogResource) -> MaterializeResult:
     result = _run(context, settings, catalog, "compression", compress,
-                  enabled=settings.load().enable_compression, when_disabled=keep_originals)
+                  enabled=settings.load().compression.enabled, when_disabled=keep_originals)
     # Bytes saved and min/median quality score as numbers, so the UI plots them over batches.
     return MaterializeResult(metadata={**(result.metadata or {}),
                                        **quality_metadata(catalog.catalog, context.partition_key)})
@@ -103,7 +103,7 @@ def _upload_phase(context: AssetExecutionContext, settings: SettingsResource, ca
 def icloud_upload(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource,
                   icloud: ICloudResource) -> MaterializeResult:
     loaded = settings.load()
-    return _upload_phase(context, settings, catalog, "icloud_upload", loaded.enable_icloud_upload,
+    return _upload_phase(context, settings, catalog, "icloud_upload", loaded.destinations.enable_icloud_upload,
                          icloud.destination() or local_destination(loaded))
 
 
@@ -111,14 +111,14 @@ def icloud_upload(context: AssetExecutionContext, settings: SettingsResource, ca
 def pixel_upload(context: AssetExecutionContext, settings: SettingsResource,
                  catalog: CatalogResource) -> MaterializeResult:
     loaded = settings.load()
-    return _upload_phase(context, settings, catalog, "pixel_upload", loaded.enable_pixel_upload,
+    return _upload_phase(context, settings, catalog, "pixel_upload", loaded.destinations.enable_pixel_upload,
                          pixel_destination(loaded))
 
 
 @_asset("sorting", "pixel_upload", "Kept copies moved into uploaded/YYYY/MM/DD/ by local capture date.")
 def sorting(context: AssetExecutionContext, settings: SettingsResource,
             catalog: CatalogResource) -> MaterializeResult:
-    return _run(context, settings, catalog, "sorting", sort_files, enabled=settings.load().enable_sorting,
+    return _run(context, settings, catalog, "sorting", sort_files, enabled=settings.load().destinations.enable_sorting,
                 when_disabled=leave_in_bridge)
 
 
@@ -128,7 +128,7 @@ def verification(context: AssetExecutionContext, settings: SettingsResource,
     loaded = settings.load()
     result = _run(context, settings, catalog, "verification",
                   partial(verify, destinations=enabled_destinations(loaded), sources=local_sources(loaded)),
-                  enabled=loaded.enable_verification)
+                  enabled=loaded.destinations.enable_verification)
     replaced = replace_if_configured(loaded, catalog.catalog, context.partition_key)  # only verified successors
     if replaced:
         context.log.info(f"{replaced} iCloud original(s) moved to Recently Deleted after verified uploads")

@@ -22,7 +22,7 @@ def no_file_in_between(context: AssetCheckExecutionContext, catalog: CatalogReso
 def uploads_verified(context: AssetCheckExecutionContext, settings: SettingsResource,
                      catalog: CatalogResource) -> AssetCheckResult:
     outcome = check_uploads_verified(catalog.catalog, context.partition_key,
-                                     verification_enabled=settings.load().enable_verification)
+                                     verification_enabled=settings.load().destinations.enable_verification)
     if not outcome.passed:  # however the run was started, `retry-failed` then finds the batch
         BatchLifecycle(catalog.catalog).failed(context.partition_key, outcome.description)
     return check_result(outcome)

@@ -25,7 +25,7 @@ from media_assets.defs.batch.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.defs.runs import PARTITION_TAG, reclaim_dead_runs
 from media_assets.sources.base import SourceNeedsSettings
-from media_assets.sources.configured import enabled_sources
+from media_assets.sources.configured import SourceUnavailable, enabled_sources, require_sources_available
 from media_assets.telegram.notify import send_alert
 
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
@@ -48,13 +48,17 @@ def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
     reclaim_dead_runs(context.instance, loaded, catalog.catalog)
     last = catalog.catalog.recent_batches(1)
     decision = decide_next_batch(
-        mode=loaded.execution_mode, interval_minutes=loaded.execution_interval_minutes,
-        max_per_day=loaded.max_executions_per_day, now=now,
+        mode=loaded.automation.execution_mode, interval_minutes=loaded.automation.execution_interval_minutes,
+        max_per_day=loaded.automation.max_executions_per_day, now=now,
         last_batch_at=last[0]["created_at"] if last else None,
         batches_today=executions_today(catalog.catalog, now),
         batch_running=batch_running(context.instance), backlog=bool(last and last[0]["backlog"]))
     if not decision.start:
         return SkipReason(decision.reason)
+    try:
+        require_sources_available(loaded, catalog.catalog)
+    except SourceUnavailable as error:
+        return SkipReason(str(error))
     try:
         sources = check_sources(loaded, catalog.catalog, enabled_sources(loaded, interactive=False))
     except SourceNeedsSettings as error:

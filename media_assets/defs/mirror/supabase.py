@@ -5,6 +5,7 @@ the daily full pass (the reconciliation with the remote) is due.
 An asset rather than an op job: the mirror is a real data product (the cloud copy), and each materialisation's
 numbers (rows sent, requests, lag) are plotted over time on the asset's page without extra wiring."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -32,7 +33,6 @@ from dagster import (
 from media_assets.catalog.mirror import full_pass_due
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.mirror import MirrorConfig, SupabaseRemote, has_pending_changes, run_cycle
-from media_assets.mirror.config import configured_interval_seconds
 from media_assets.telegram.notify import send_alert
 
 MIRROR_JOB_NAME = "supabase_mirror_job"
@@ -85,14 +85,24 @@ supabase_mirror_job = define_asset_job(
                 "`full`, compare every table with Supabase and repair what differs).")
 
 
-@sensor(job=supabase_mirror_job, minimum_interval_seconds=configured_interval_seconds(),
+#: How often Dagster ticks the sensor; SUPABASE_SYNC_INTERVAL_SECONDS (at least this) is kept with its cursor,
+#: since Dagster fixes `minimum_interval_seconds` when the code loads, before the settings are read.
+SENSOR_TICK_SECONDS = 30
+
+
+@sensor(job=supabase_mirror_job, minimum_interval_seconds=SENSOR_TICK_SECONDS,
         default_status=DefaultSensorStatus.RUNNING)
 def supabase_mirror_sensor(context: SensorEvaluationContext, settings: SettingsResource,
                            catalog: CatalogResource) -> RunRequest | SkipReason:
-    """Every interval: two questions to the local catalog, no Supabase request; a run only when rows changed or
-    the daily full pass is due."""
-    if not MirrorConfig.from_settings(settings.load()).enabled:
+    """Every SUPABASE_SYNC_INTERVAL_SECONDS: two questions to the local catalog, no Supabase request; a run
+    only when rows changed or the daily full pass is due."""
+    config = MirrorConfig.from_settings(settings.load())
+    if not config.enabled:
         return SkipReason("ENABLE_SUPABASE_MIRROR is false.")
+    now = time.time()
+    if context.cursor and now - float(context.cursor) < config.interval_seconds:
+        return SkipReason(f"Next look within SUPABASE_SYNC_INTERVAL_SECONDS={config.interval_seconds}.")
+    context.update_cursor(str(now))
     full = full_pass_due(catalog.catalog, FULL_PASS_EVERY)
     if not full and not has_pending_changes(catalog.catalog):
         return SkipReason("Nothing changed in the catalog since the last pass.")
