@@ -108,7 +108,7 @@ def test_with_sorting_off_sidecars_stay_beside_the_kept_copy(make_pipeline, tmp_
     report = run_batch(pipeline)
     assert report.success, report.error
     (photo,) = pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)
-    kept = pipeline.settings.media_root / (photo.sorted_path or "")
+    kept = pipeline.settings.storage.media_root / (photo.sorted_path or "")
     (sidecar,) = sidecars_of(pipeline.catalog, photo.id)
     assert sidecar.sorted_path is not None
-    assert (pipeline.settings.media_root / sidecar.sorted_path) == kept.with_suffix(".xmp")
+    assert (pipeline.settings.storage.media_root / sidecar.sorted_path) == kept.with_suffix(".xmp")
