@@ -116,10 +116,12 @@ def recently_added(connection: Connection) -> Iterator[PhotoAsset]:
     (`_get_photos_at` of the pinned pyicloud) itself."""
     album = connection.photos().libraries["root"].recently_added()
     page = album.page_size
-    offset, seen = page - 1, set()
+    offset, seen = page - 1, set[str]()
     while True:
-        window = connection.retry.call(
-            lambda offset=offset: list(album._get_photos_at(offset, album._direction, page)), what="listing")
+        def listing(offset: int = offset) -> list[PhotoAsset]:
+            return list(album._get_photos_at(offset, album._direction, page))
+
+        window = connection.retry.call(listing, what="listing")
         fresh = [p for p in window if p.id not in seen]
         seen.update(p.id for p in fresh)
         yield from reversed(fresh)

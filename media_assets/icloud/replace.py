@@ -71,7 +71,7 @@ def _converted(original: str | None, output: str | None) -> bool:
         suffix = Path(path).suffix.lower()
         return _SAME_FORMAT.get(suffix, suffix)
 
-    return bool(original and output) and kind(original) != kind(output)
+    return original is not None and output is not None and kind(original) != kind(output)
 
 
 def replace_if_configured(settings: Settings, catalog: Catalog, batch_id: str) -> int:

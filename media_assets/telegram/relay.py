@@ -56,13 +56,14 @@ async def _poll(client: TelegramClient, bot: Bot, prompt_text: str, deadline: fl
             continue
         for update in updates:
             offset = update.update_id + 1  # past every update, accepted or not
-            code = code_from(update.message, client.config, prompt)
-            if code is not None:
+            message = update.message
+            code = code_from(message, client.config, prompt)
+            if message is not None and code is not None:
                 await client.call(partial(bot.get_updates, offset=offset, timeout=0), "getUpdates")  # confirm
                 log.info("2FA code received from the owner")
                 with contextlib.suppress(Undelivered):  # keep the code out of the chat history; fine if it stays
-                    await client.call(partial(bot.delete_message, chat_id=update.message.chat.id,
-                                              message_id=update.message.message_id), "deleteMessage")
+                    await client.call(partial(bot.delete_message, chat_id=message.chat.id,
+                                              message_id=message.message_id), "deleteMessage")
                 return code
             log.info("Ignored a Telegram message that is not the owner's code")
     if offset is not None:  # confirm what was rejected, so the next prompt does not see it again
