@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from psycopg.rows import class_row, tuple_row
+
 from media_assets.catalog.repository import Catalog
 
 
@@ -35,19 +37,21 @@ def record_sidecar(catalog: Catalog, file_id: int, name: str, original_path: str
                     (file_id, name, original_path, content_hash))
 
 
+def _select(catalog: Catalog, where: str, params: tuple[object, ...]) -> list[Sidecar]:
+    with catalog.conn.cursor(row_factory=class_row(Sidecar)) as cur:
+        return cur.execute(f"SELECT {_COLUMNS} FROM sidecars WHERE {where}", params).fetchall()
+
+
 def sidecars_of(catalog: Catalog, file_id: int) -> list[Sidecar]:
-    rows = catalog.conn.execute(f"SELECT {_COLUMNS} FROM sidecars WHERE file_id = %s ORDER BY id",
-                                (file_id,)).fetchall()
-    return [Sidecar(**row) for row in rows]
+    return _select(catalog, "file_id = %s ORDER BY id", (file_id,))
 
 
 def all_sidecars(catalog: Catalog, page: int = 500) -> Iterator[Sidecar]:
     """Every sidecar of the catalog, read in pages."""
     last_id = 0
-    while rows := catalog.conn.execute(f"SELECT {_COLUMNS} FROM sidecars WHERE id > %s ORDER BY id LIMIT %s",
-                                       (last_id, page)).fetchall():
-        yield from (Sidecar(**row) for row in rows)
-        last_id = rows[-1]["id"]
+    while rows := _select(catalog, "id > %s ORDER BY id LIMIT %s", (last_id, page)):
+        yield from rows
+        last_id = rows[-1].id
 
 
 def mark_sidecar_sorted(catalog: Catalog, sidecar_id: int, sorted_path: str) -> None:
@@ -57,8 +61,7 @@ def mark_sidecar_sorted(catalog: Catalog, sidecar_id: int, sorted_path: str) -> 
 
 def sorted_sidecars(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:
     """(photo's sorted path, sidecar's sorted path) of a batch, for the report."""
-    rows = catalog.conn.execute(
-        "SELECT f.sorted_path AS photo, s.sorted_path AS sidecar FROM sidecars s JOIN media_files f"
-        " ON f.id = s.file_id WHERE f.batch_id = %s AND s.sorted_path IS NOT NULL ORDER BY s.id",
-        (batch_id,)).fetchall()
-    return [(row["photo"], row["sidecar"]) for row in rows]
+    with catalog.conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(
+            "SELECT f.sorted_path, s.sorted_path FROM sidecars s JOIN media_files f ON f.id = s.file_id"
+            " WHERE f.batch_id = %s AND s.sorted_path IS NOT NULL ORDER BY s.id", (batch_id,)).fetchall()
