@@ -152,7 +152,7 @@ class PostgresSettings(Section):
 
 class DatesSettings(Section):
     home_timezone: str = setting("HOME_TIMEZONE", "", "the IANA zone a UTC-only capture time is read in when the file"
-                                 " has no GPS position; empty: this machine's zone")
+                                 " has no GPS position; empty: this machine's zone", validate_default=True)
 
     @field_validator("home_timezone")
     @classmethod
