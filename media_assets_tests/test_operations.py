@@ -7,9 +7,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, evaluate_automation_conditions, materialize
+from dagster import DagsterInstance, DefaultSensorStatus, evaluate_automation_conditions, materialize
 
 from media_assets import cli
+from media_assets.catalog.dashboard import totals_by_month
 from media_assets.catalog.states import FileState
 from media_assets.definitions import defs
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV
@@ -73,10 +74,38 @@ def test_library_stats_asset_reports_numeric_metadata(make_pipeline, tmp_path: P
                          resources={"settings": settings, "catalog": CatalogResource(settings=settings)})
     assert result.success
     [materialization] = result.asset_materializations_for_node("library_stats")
-    assert materialization.metadata["files_verified"].value == 1
-    assert {type(v.value) for v in materialization.metadata.values()} <= {int, float}
+    metadata = dict(materialization.metadata)
+    assert metadata["files_verified"].value == 1
+    [capture_month] = metadata.pop("by_capture_month").value.records
+    [batch_month] = metadata.pop("by_batch_month").value.records
+    assert {type(v.value) for v in metadata.values()} <= {int, float}
+    assert capture_month.data["files"] == batch_month.data["files"] == 1
+    assert batch_month.data["month"] == pipeline.catalog.recent_batches(1)[0]["created_at"].strftime("%Y-%m")
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.passed and evaluation.metadata["threshold_gb"].value == 0
+
+
+def test_library_totals_by_capture_month_and_batch_month(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    _photos(pipeline, "a.jpg", "b.jpg")
+    library = pipeline.settings.folder_source_paths[0]
+    (library / "a-copy.jpg").write_bytes((library / "a.jpg").read_bytes())
+    (library / "broken.jpg").write_bytes(b"\xff\xd8\xff not a picture")
+    assert run_batch(pipeline).success
+    catalog = pipeline.catalog
+    catalog.conn.execute("UPDATE media_files SET captured_at = '2019-05-04 10:00' WHERE original_name = 'a.jpg'")
+    catalog.conn.execute("UPDATE media_files SET captured_at = '2021-12-24 18:00' WHERE original_name <> 'a.jpg'")
+    catalog.conn.execute("UPDATE media_files SET captured_at = NULL WHERE state = 'quarantined'")
+
+    by_capture = {m.month: m for m in totals_by_month(catalog, "capture")}
+    assert sorted(by_capture) == ["2019-05", "2021-12", "unknown"]
+    assert (by_capture["2019-05"].files, by_capture["2021-12"].files) == (1, 2)
+    assert (by_capture["2021-12"].duplicates, by_capture["unknown"].quarantined) == (1, 1)
+    [batch_month] = totals_by_month(catalog, "batch")
+    assert (batch_month.files, batch_month.duplicates, batch_month.quarantined) == (4, 1, 1)
+    stats = compute_library_stats(catalog, pipeline.settings)
+    assert sum(m.bytes_saved for m in by_capture.values()) == stats["bytes_saved_by_compression"]
+    assert batch_month.bytes_in == sum(p.stat().st_size for p in library.iterdir())
 
 
 def test_checks_fail_when_they_should(make_pipeline) -> None:
@@ -138,6 +167,13 @@ def test_library_stats_refresh_after_each_batch_even_past_a_failed_one(make_pipe
     assert after_success.get_requested_partitions(library_stats.key) == {None}
     quiet = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after_success.cursor)
     assert quiet.total_requested == 0
+
+
+def test_the_library_stats_sensor_runs_from_a_fresh_install() -> None:
+    """Dagster's implicit automation sensor starts stopped; ours is declared running and owns library_stats."""
+    sensor = defs.get_sensor_def("library_stats_sensor")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+    assert sensor.asset_selection.resolve(defs.resolve_asset_graph()) == {library_stats.key}
 
 
 def test_retry_failed_completes_a_batch_without_duplicate_uploads(make_pipeline, monkeypatch: pytest.MonkeyPatch,

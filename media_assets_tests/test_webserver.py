@@ -233,6 +233,28 @@ def test_a_failed_batch_is_backfilled_from_failure(dagster: Dagster) -> None:
     verified = catalog.conn.execute("SELECT count(*) AS n, count(DISTINCT file_id) AS files FROM state_changes"
                                     " WHERE to_state = 'verified'").fetchone()
     assert (verified["n"], verified["files"]) == (3, 3)
+    # A fresh Dagster home: the daemon refreshes the dashboard after the batch without anyone starting a sensor.
+    metadata = _wait_for_library_stats(dagster)
+    assert {"files_verified", "by_capture_month", "by_batch_month"} <= metadata
+
+
+LATEST_LIBRARY_STATS = """
+query {
+  assetOrError(assetKey: {path: ["library_stats"]}) {
+    ... on Asset { assetMaterializations(limit: 1) { metadataEntries { label } } }
+  }
+}"""
+
+
+def _wait_for_library_stats(dagster: Dagster, timeout: float = 300) -> set[str]:
+    """The metadata labels of library_stats' first materialization, once the daemon has made one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        asset = dagster.graphql(LATEST_LIBRARY_STATS)["assetOrError"]
+        if asset.get("assetMaterializations"):
+            return {entry["label"] for entry in asset["assetMaterializations"][0]["metadataEntries"]}
+        time.sleep(3)
+    raise AssertionError(f"library_stats not refreshed after {timeout} s:\n{dagster.log.read_text()[-3000:]}")
 
 
 @pytest.mark.slow

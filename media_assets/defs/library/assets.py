@@ -1,12 +1,26 @@
 """The whole library at a glance: one non-partitioned asset whose numeric metadata the UI plots over time.
 
-It refreshes itself through an automation condition rather than a sensor or a step of the batch job: any new
-`verification` materialization (a batch finished, however it was started: the automation sensor, a backfill, the
-CLI while the daemon runs) makes the daemon's automation sensor request it once. Unlike `eager()`, the condition
-does not wait for every upstream partition to exist, so one failed batch never stops the dashboard."""
+It refreshes itself through an automation condition rather than a step of the batch job: any new `verification`
+materialization (a batch finished, however it was started: the automation sensor, a backfill, the CLI while the
+daemon runs) makes `library_stats_sensor` request it once. That sensor is declared running: Dagster's implicit
+automation sensor starts stopped, so on a fresh install the dashboard would never refresh. Unlike `eager()`, the
+condition does not wait for every upstream partition to exist, so one failed batch never stops the dashboard."""
 
-from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
 
+from media_assets.catalog.dashboard import MonthTotals, totals_by_month
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.operations import library_stats as compute_library_stats
 
@@ -24,4 +38,20 @@ def library_stats(context: AssetExecutionContext, settings: SettingsResource,
                   catalog: CatalogResource) -> MaterializeResult:
     stats = compute_library_stats(catalog.catalog, settings.load())
     context.log.info(f"library: {stats['files_total']} files, {stats['files_verified']} verified")
-    return MaterializeResult(metadata=stats)
+    by_month = {f"by_{by}_month": month_table(totals_by_month(catalog.catalog, by)) for by in ("capture", "batch")}
+    return MaterializeResult(metadata={**stats, **by_month})
+
+
+_MONTH_SCHEMA = TableSchema(columns=[
+    TableColumn("month", "string"), TableColumn("files", "int"), TableColumn("bytes_in", "int"),
+    TableColumn("bytes_saved", "int"), TableColumn("duplicates", "int"), TableColumn("quarantined", "int")])
+
+
+def month_table(months: list[MonthTotals]) -> MetadataValue:
+    """A table the asset page shows: one row per month (Dagster plots only plain numbers, not tables)."""
+    return MetadataValue.table(records=[TableRecord(vars(m)) for m in months], schema=_MONTH_SCHEMA)
+
+
+library_stats_sensor = AutomationConditionSensorDefinition(
+    "library_stats_sensor", target=AssetSelection.assets(library_stats), default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30, description="Refreshes library_stats after each batch (running from the start).")
