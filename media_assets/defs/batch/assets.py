@@ -9,13 +9,15 @@ import psycopg
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from media_assets.batches import BatchLifecycle
+from media_assets.catalog.phase_totals import phase_totals
+from media_assets.catalog.repository import Catalog
 from media_assets.defs.batch.partitions import batch_partitions
 from media_assets.defs.icloud import ICloudResource
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.defs.runs import claim_run
 from media_assets.destinations.configured import enabled_destinations, local_destination, pixel_destination
 from media_assets.icloud.replace import replace_if_configured
-from media_assets.phases.common import PhaseContext, PhaseFunction, run_phase
+from media_assets.phases.common import PhaseContext, PhaseFunction, PhaseOutcome, run_phase
 from media_assets.phases.compression import compress, keep_originals, quality_metadata
 from media_assets.phases.deduplication import deduplicate, pass_all_as_unique
 from media_assets.phases.download import download as download_files
@@ -42,7 +44,16 @@ def _run(context: AssetExecutionContext, settings: SettingsResource, catalog: Ca
             ctx.catalog.ensure_connected()
             BatchLifecycle(ctx.catalog).failed(ctx.batch_id, f"{name}: {error}")
         raise
-    return MaterializeResult(metadata=outcome.metadata())
+    return MaterializeResult(metadata=batch_totals(ctx.catalog, ctx.batch_id, outcome).metadata())
+
+
+def batch_totals(catalog: Catalog, batch_id: str, outcome: PhaseOutcome) -> PhaseOutcome:
+    """The phase's numbers for the whole batch, earlier runs' work included: a retry that finds little left to
+    do must not plot the batch as zero files."""
+    totals = phase_totals(catalog, batch_id, outcome.phase)
+    return PhaseOutcome(phase=outcome.phase, status=outcome.status, files=totals.files, failed=totals.failed,
+                        bytes_in=totals.bytes_in, bytes_out=totals.bytes_out, counts=totals.counts,
+                        seconds=totals.seconds, note=outcome.note)
 
 
 def _asset(name: str, previous: str | None, description: str, pool: str | None = None):  # noqa: ANN202
