@@ -12,7 +12,7 @@ from media_assets.runner import run_batch
 
 
 def _photos(pipeline, *names: str) -> None:  # noqa: ANN001
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     for name in names:
         sample.make_photo(library / name, seed=zlib.crc32(name.encode()), size=(64, 48))
 
@@ -27,8 +27,8 @@ def test_every_phase_reports_the_batch_totals_after_a_retry(make_pipeline) -> No
     pipeline = make_pipeline()
     names = ["a.jpg", "b.jpg", "c.jpg"]
     _photos(pipeline, *names)
-    library = pipeline.settings.folder_source_paths[0]
-    destination = pipeline.settings.local_destination_dir
+    library = pipeline.settings.sources.folder_source_paths[0]
+    destination = pipeline.settings.destinations.local_destination_dir
     (destination / "b.jpg").mkdir()  # a real fault: the upload of b.jpg fails, the batch stops there
     failed = run_batch(pipeline)
     assert not failed.success

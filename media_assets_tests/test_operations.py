@@ -88,7 +88,7 @@ def test_library_stats_asset_reports_numeric_metadata(make_pipeline, tmp_path: P
 def test_library_totals_by_capture_month_and_batch_month(make_pipeline) -> None:
     pipeline = make_pipeline()
     _photos(pipeline, "a.jpg", "b.jpg")
-    library = pipeline.settings.folder_source_paths[0]
+    library = pipeline.settings.sources.folder_source_paths[0]
     (library / "a-copy.jpg").write_bytes((library / "a.jpg").read_bytes())
     (library / "broken.jpg").write_bytes(b"\xff\xd8\xff not a picture")
     assert run_batch(pipeline).success
