@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     icloud.add_argument("action", choices=["login"])
     icloud.add_argument("--upload-account", action="store_true",
                         help="sign in the upload account (ICLOUD_UPLOAD_USERNAME) instead of the source account")
+    doctor = commands.add_parser("doctor", help="check this machine can take part: settings load, catalog reachable, "
+                                                "MEDIA_ROOT writable and the daemon's share, ffmpeg present")
+    doctor.add_argument("--mark", action="store_true",
+                        help="on the daemon's machine: give MEDIA_ROOT its id (.media-pipeline-id) if it has none")
+    doctor.add_argument("--expect-id", default=None, metavar="ID",
+                        help="on a worker: fail unless MEDIA_ROOT holds this id (printed by doctor on the daemon's "
+                             "machine), proving both see the same share")
     sample = commands.add_parser("sample-library", help="write a small sample library of photos and videos")
     sample.add_argument("path", type=Path)
     args = parser.parse_args(argv)
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         written = write_sample_library(args.path)
         print(f"sample library in {args.path}: {len(written)} files")
         return 0
+    if args.command == "doctor":
+        return _doctor(args.mark, args.expect_id)
     settings = _checked_settings()
     if settings is None:
         return 2
@@ -121,6 +130,27 @@ def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
     finally:
         pipeline.close()
     return 1
+
+
+def _doctor(mark: bool, expected_id: str | None) -> int:
+    """One line per check (failures on stderr); non-zero when any failed."""
+    from media_assets.catalog.database import release_embedded_postgres, resolve_conninfo
+    from media_assets.doctor import diagnose
+
+    used: list[Settings] = []
+
+    def conninfo(settings: Settings) -> str:
+        used.append(settings)
+        return resolve_conninfo(settings)
+
+    try:
+        checks = diagnose(None, conninfo, expected_id, mark=mark)
+    finally:
+        for settings in used:
+            release_embedded_postgres(settings.storage.data_dir)
+    for check in checks:
+        print(check.line(), file=sys.stdout if check.passed else sys.stderr)
+    return 0 if all(check.passed for check in checks) else 1
 
 
 def _checked_settings() -> Settings | None:
