@@ -198,11 +198,13 @@ class CompressionSettings(Section):
 
 
 class ICloudSettings(Section):
-    username: str = setting("ICLOUD_USERNAME", "", "the Apple ID of the source library")
+    username: str = setting("ICLOUD_USERNAME", "", "the Apple ID of the source library (and of uploads, unless "
+                            "ICLOUD_UPLOAD_USERNAME names another)")
     password: str = setting("ICLOUD_PASSWORD", "", "its password", repr=False)
     download_dir: Path = setting("ICLOUD_DOWNLOAD_DIR", Path("data/icloud-download"),
                                  "where downloads stream in before the download phase takes them")
-    upload_username: str = setting("ICLOUD_UPLOAD_USERNAME", "", "upload to this Apple ID (default: the source's)")
+    upload_username: str = setting("ICLOUD_UPLOAD_USERNAME", "", "another Apple ID to upload to (default: "
+                                   "ICLOUD_USERNAME, which never gets back the files taken from it)")
     upload_password: str = setting("ICLOUD_UPLOAD_PASSWORD", "", "its password", repr=False)
     endpoint: str = setting("ICLOUD_ENDPOINT", "", "only for a local stand-in: the https:// host replacing Apple's")
     ca_bundle: str = setting("ICLOUD_CA_BUNDLE", "", "only for a local stand-in: its CA certificate")
