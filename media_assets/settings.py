@@ -585,6 +585,9 @@ def check_folder_rules(settings: Settings) -> None:
 
 #: Folders that hold paths, tokens or the database: only their owner may enter them.
 PRIVATE_FOLDER_MODE = 0o700
+#: DATA_DIR when root runs the embedded PostgreSQL, which then runs as its own user and must reach
+#: DATA_DIR/postgres (itself 0700, that user's): others may pass through, but not list or read anything.
+PASS_THROUGH_MODE = 0o711
 
 
 def prepare_folders(settings: Settings) -> None:
@@ -599,12 +602,13 @@ def prepare_folders(settings: Settings) -> None:
                 raise SettingsError(f"{key} points to {path}, which cannot be created ({error.strerror}).") from None
             if not path.is_dir():
                 raise SettingsError(f"{key} points to {path}, which is not a folder.")
-    make_private(settings.storage.data_dir)
+    embedded_as_root = settings.uses_embedded_postgres and os.geteuid() == 0
+    make_private(settings.storage.data_dir, PASS_THROUGH_MODE if embedded_as_root else PRIVATE_FOLDER_MODE)
     make_private(settings.storage.reports_dir)
 
 
-def make_private(folder: Path) -> None:
+def make_private(folder: Path, mode: int = PRIVATE_FOLDER_MODE) -> None:
     """Owner-only (0700) when this user owns the folder; someone else's folder is left as it is."""
     info = folder.stat()
-    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) != PRIVATE_FOLDER_MODE:
-        folder.chmod(PRIVATE_FOLDER_MODE)
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) != mode:
+        folder.chmod(mode)
