@@ -112,3 +112,13 @@ def test_each_sign_in_problem_has_its_own_throttle_key(standin, make_pipeline, t
                                                (600, "10 minutes"), (150, "2 minutes 30 seconds"), (1, "1 second")])
 def test_deadlines_are_stated_as_they_are(seconds: int, text: str) -> None:
     assert deadline_text(seconds) == text
+
+
+def test_a_trusted_session_without_its_trust_record_gets_one(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+    """A run killed between Apple's trust and the record (or a record lost) must not silence the expiry warning."""
+    config = icloud_config(make_pipeline(**icloud_settings(standin, tmp_path)).settings)
+    connect(config, code_provider=answer(standin.code))
+    (config.cookie_dir / "trust.json").unlink()
+    connection = connect(config, code_provider=None)  # Apple still trusts the session: no code asked
+    assert trusted_at(config.cookie_dir) is not None and connection.trust_expires is not None
+    assert standin.codes_sent == 1
