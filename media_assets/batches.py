@@ -6,6 +6,7 @@ one place."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 
@@ -17,6 +18,14 @@ class BatchStatus(str, Enum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+#: What `new_batch_id` makes: `YYYYMMDD-HHMMSS`, with `-N` when two batches start in the same second.
+_BATCH_ID = re.compile(r"\d{8}-\d{6}(-\d+)?")
+
+
+def is_batch_id(key: str) -> bool:
+    return _BATCH_ID.fullmatch(key) is not None
 
 
 def new_batch_id(catalog: Catalog, now: datetime | None = None) -> str:

@@ -1,4 +1,5 @@
-"""What the dashboard shows about batches: every phase's numbers after a recovery."""
+"""What the dashboard shows about batches and the jobs it offers: every phase's numbers after a recovery, the
+retry job for several failed batches, starting a batch by hand, keys that are not batch ids refused."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import zlib
 
 from dagster import AssetKey
 
+from media_assets.batches import is_batch_id
+from media_assets.definitions import defs
 from media_assets.defs.batch.assets import PHASES
 from media_assets.media import sample_library as sample
+from media_assets.operations import failed_batches
 from media_assets.runner import run_batch
 
 
@@ -46,3 +50,54 @@ def test_every_phase_reports_the_batch_totals_after_a_retry(make_pipeline) -> No
     compression = _latest_metadata(pipeline, "compression")
     assert compression["bytes_in"] - compression["bytes_out"] == compression["bytes_saved"]
     assert set(PHASES) <= {key.to_user_string() for key in pipeline.instance.all_asset_keys()}
+
+
+def test_the_retry_job_finishes_several_failed_batches_without_redoing_finished_files(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    destination = pipeline.settings.destinations.local_destination_dir
+    failed = []
+    for names in (["a.jpg", "b.jpg"], ["c.jpg", "d.jpg"]):
+        _photos(pipeline, *names)
+        (destination / names[1]).mkdir()  # a real fault: the second file of each batch cannot be written
+        report = run_batch(pipeline)
+        assert not report.success
+        failed.append(report.batch_id)
+    assert failed_batches(pipeline.catalog) == failed
+    for name in ("b.jpg", "d.jpg"):
+        (destination / name).rmdir()
+
+    result = defs.resolve_job_def("retry_failed_batches").execute_in_process(instance=pipeline.instance)
+    assert result.success
+    assert failed_batches(pipeline.catalog) == []
+    for batch_id in failed:
+        assert pipeline.catalog.count_by_state(batch_id) == {"verified": 2}
+    assert sorted(p.name for p in destination.iterdir()) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    moves = pipeline.catalog.conn.execute(
+        "SELECT to_state, count(*) AS n, count(DISTINCT file_id) AS files FROM state_changes"
+        " WHERE to_state IN ('downloaded', 'uploaded', 'verified') GROUP BY to_state").fetchall()
+    assert {row["to_state"]: (row["n"], row["files"]) for row in moves} == {
+        "downloaded": (4, 4), "uploaded": (4, 4), "verified": (4, 4)}
+
+
+def test_the_new_batch_job_starts_a_batch_with_an_id_of_its_own(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    job = defs.resolve_job_def("new_batch")
+    assert job.execute_in_process(instance=pipeline.instance).success  # nothing new: no batch
+    assert pipeline.catalog.recent_batches() == []
+    _photos(pipeline, "a.jpg")
+    assert job.execute_in_process(instance=pipeline.instance).success
+    [batch] = pipeline.catalog.recent_batches()
+    assert batch["status"] == "succeeded" and is_batch_id(batch["id"])
+    assert pipeline.instance.has_dynamic_partition("batch", batch["id"])
+
+
+def test_a_partition_key_that_is_not_a_batch_id_is_refused(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    _photos(pipeline, "a.jpg")
+    pipeline.instance.add_dynamic_partitions("batch", ["ui-test-1"])
+    result = defs.resolve_job_def("media_batch").execute_in_process(partition_key="ui-test-1",
+                                                                    instance=pipeline.instance, raise_on_error=False)
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    assert "'ui-test-1' is not a batch id" in failure.step_failure_data.error.message
+    assert pipeline.catalog.batch("ui-test-1") is None and pipeline.catalog.count_by_state() == {}

@@ -200,7 +200,7 @@ def test_a_failed_batch_is_backfilled_from_failure(dagster: Dagster) -> None:
         sample.make_photo(library / name, seed=zlib.crc32(name.encode()), size=(64, 48))
     destination = dagster.folder / "destination"
     (destination / "b.jpg").mkdir(parents=True)  # a real fault: the folder destination cannot write b.jpg
-    batch = "20261124-backfill"
+    batch = "20261124-000001"
     repo = {"repositoryName": "__repository__", "repositoryLocationName": LOCATION}
     added = dagster.graphql(ADD_PARTITION, {"repo": repo, "key": batch})["addDynamicPartition"]
     assert added["__typename"] == "AddDynamicPartitionSuccess", added
@@ -270,7 +270,7 @@ def test_a_run_killed_mid_phase_is_noticed_and_backfilled_from_failure(
         sample.make_photo(folder / "library" / name, seed=zlib.crc32(name.encode()), size=(64, 48))
     with running_dagster(postgres_admin, folder, MEDIA_PIPELINE_FAULTS="kill@move:compressed:2",
                          MEDIA_PIPELINE_FAULTS_ARMED=str(armed)) as dagster:
-        batch = "20261124-killed"
+        batch = "20261124-000002"
         repo = {"repositoryName": "__repository__", "repositoryLocationName": LOCATION}
         added = dagster.graphql(ADD_PARTITION, {"repo": repo, "key": batch})["addDynamicPartition"]
         assert added["__typename"] == "AddDynamicPartitionSuccess", added

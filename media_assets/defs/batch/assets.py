@@ -6,9 +6,9 @@ import contextlib
 from functools import partial
 
 import psycopg
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, Failure, MaterializeResult, asset
 
-from media_assets.batches import BatchLifecycle
+from media_assets.batches import BatchLifecycle, is_batch_id
 from media_assets.catalog.phase_totals import phase_totals
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.batch.partitions import batch_partitions
@@ -61,6 +61,13 @@ def _asset(name: str, previous: str | None, description: str, pool: str | None =
                  group_name=GROUP, kinds={"python"}, description=description, pool=pool)
 
 
+def refuse_unknown_key(catalog: Catalog, key: str) -> None:
+    """A partition added by hand in the UI under any name would otherwise become a batch."""
+    if catalog.batch(key) is None and not is_batch_id(key):
+        raise Failure(f"'{key}' is not a batch id (YYYYMMDD-HHMMSS): start a batch with the new_batch job "
+                      "(Jobs -> new_batch -> Launch run), or add a partition named like one; nothing was done")
+
+
 #: Steps that talk to Apple: the instance lets one run at a time into this pool (dagster.yaml).
 ICLOUD_POOL = "icloud"
 
@@ -72,6 +79,7 @@ def download(context: AssetExecutionContext, settings: SettingsResource, catalog
     sources = local_sources(settings.load())
     if (remote := icloud.source()) is not None:
         sources[remote.name] = remote
+    refuse_unknown_key(catalog.catalog, context.partition_key)
     lifecycle = BatchLifecycle(catalog.catalog)
     lifecycle.create(context.partition_key)
     lifecycle.running(context.partition_key)
