@@ -90,7 +90,7 @@ def test_an_upload_carries_the_capture_date(standin, make_pipeline, tmp_path) ->
 
 # --- replace-originals only where the result is the same asset ------------------------------------------------
 
-def test_a_live_photo_a_burst_and_an_edit_are_never_replaced(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+def test_a_live_photo_a_burst_an_edit_and_a_caption_are_never_replaced(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
     video = sample.make_video(tmp_path / "live.mov", seconds=0.5, size=(64, 48),
                               creation_time=datetime(2023, 7, 1, 12, 0, 0))
     if video is None:
@@ -106,15 +106,17 @@ def test_a_live_photo_a_burst_and_an_edit_are_never_replaced(standin, make_pipel
     burst = photo("IMG_0002.JPG", 2, fields={"burstId": "BURST-0001"})
     edited = photo("IMG_0003.JPG", 3, fields={"adjustmentType": "com.apple.photo"})
     plain = photo("IMG_0004.JPG", 4)
+    captioned = photo("IMG_0005.JPG", 5, fields={"captionEnc": "QmlydGhkYXk="})
     login(pipeline.settings, standin)
     report = run_batch(pipeline)
     assert report.success, report.error
     assert standin.deletes == [plain.asset_id]  # only the plain photo's upload is the same asset
     reasons = {(k["original_name"], k["reason"].split(":")[0]) for k in report.kept_in_icloud}
     assert reasons == {("IMG_0001.JPG", "a Live Photo"), ("IMG_0001.MOV", "a Live Photo"),
-                       ("IMG_0002.JPG", "part of a burst"), ("IMG_0003.JPG", "edited in Photos")}
+                       ("IMG_0002.JPG", "part of a burst"), ("IMG_0003.JPG", "edited in Photos"),
+                       ("IMG_0005.JPG", "captioned in Photos")}
     assert "Kept in iCloud: cannot be replaced faithfully" in report.to_markdown()
-    assert not {live.asset_id, burst.asset_id, edited.asset_id} & set(standin.deletes)
+    assert not {live.asset_id, burst.asset_id, edited.asset_id, captioned.asset_id} & set(standin.deletes)
 
 
 # --- deleted at the source ------------------------------------------------------------------------------------

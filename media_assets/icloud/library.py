@@ -320,6 +320,8 @@ def not_reproducible(asset: PhotoAsset) -> str | None:
         return "a favourite: the upload cannot mark it"
     if fields.get_value("isHidden") == 1:
         return "hidden: the upload would show it in the library"
+    if fields.get_value("captionEnc"):
+        return "captioned in Photos: the upload would lose the caption"
     return None
 
 

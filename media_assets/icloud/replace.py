@@ -3,8 +3,9 @@ asset is verified in iCloud, the source asset is moved to Recently Deleted (Appl
 catalog records both ids. Every file of the asset (a Live Photo's video too) must be verified first, and an
 asset is never deleted when its successor is the asset itself (Apple answered "duplicate": same bytes), or when
 the successor is not the same asset: a Live Photo (the upload cannot pair still and video), a burst, an edit, a
-favourite or hidden asset, or a conversion to another format (a HEIC's JPEG derivative loses depth and gain maps
-and 10-bit colour). Those are recorded as kept with the reason, and the report lists them."""
+favourite, hidden or captioned asset, or a conversion to another format (a HEIC's JPEG derivative loses depth
+and gain maps and 10-bit colour). Those are recorded as kept with the reason, and the report lists them. Album
+membership is not looked at (listing every album per asset is costly): an asset in albums leaves them."""
 
 from __future__ import annotations
 
