@@ -511,7 +511,7 @@ def _sentence(error: ValidationError) -> str:
 
 def build_settings(values: Mapping[str, str], source_file: Path) -> Settings:
     """Settings from flat KEY=value pairs (unknown keys ignored), checked: value rules, then folder rules."""
-    known = {key: value for key, value in values.items() if key in KEYS}
+    known: dict[str, Any] = {key: value for key, value in values.items() if key in KEYS}
     try:
         settings = Settings(source_file=source_file, **known)
     except ValidationError as error:
