@@ -101,3 +101,15 @@ def test_a_partition_key_that_is_not_a_batch_id_is_refused(make_pipeline) -> Non
     [failure] = [event for event in result.all_events if event.is_step_failure]
     assert "'ui-test-1' is not a batch id" in failure.step_failure_data.error.message
     assert pipeline.catalog.batch("ui-test-1") is None and pipeline.catalog.count_by_state() == {}
+
+
+def test_a_failed_upload_names_the_place_the_cause_and_the_first_file(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    _photos(pipeline, "a.jpg", "b.jpg", "c.jpg")
+    destination = pipeline.settings.destinations.local_destination_dir
+    (destination / "b.jpg").mkdir()  # a real fault: b.jpg cannot be written there
+    report = run_batch(pipeline)
+    assert not report.success
+    assert f"1 file(s) could not be copied to the local folder {destination}: " in (report.error or "")
+    assert "(first: b.jpg)" in (report.error or "")
+    assert "Is a directory" in (report.error or ""), report.error

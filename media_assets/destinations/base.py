@@ -23,6 +23,8 @@ class UploadJob(NamedTuple):
 class Destination(Protocol):
     #: Stable name recorded in the `uploads` table.
     name: str
+    #: What sending a file there is, for people: "copied to the local folder /srv/dest".
+    sending: str
 
     def refusal(self, media_format: str | None, media_type: str | None) -> str | None:
         """None when the destination accepts this kind of file, otherwise the reason it does not."""

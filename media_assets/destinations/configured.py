@@ -14,7 +14,7 @@ def icloud_upload_configured(settings: Settings) -> bool:
 
 def local_destination(settings: Settings) -> Destination:
     """Where the `icloud_upload` phase writes when no iCloud account is configured (the embedded default)."""
-    return FolderDestination("local", settings.destinations.local_destination_dir)
+    return FolderDestination("local", settings.destinations.local_destination_dir, "local folder")
 
 
 def primary_destination(settings: Settings) -> Destination:
@@ -29,7 +29,7 @@ def primary_destination(settings: Settings) -> Destination:
 def pixel_destination(settings: Settings) -> Destination | None:
     if settings.destinations.pixel_sync_dir is None:
         return None
-    return FolderDestination("pixel", settings.destinations.pixel_sync_dir)
+    return FolderDestination("pixel", settings.destinations.pixel_sync_dir, "Pixel sync folder")
 
 
 def enabled_destinations(settings: Settings) -> dict[str, Destination]:

@@ -14,9 +14,10 @@ from media_assets.storage import copy_atomically, with_suffix_id
 
 
 class FolderDestination:
-    def __init__(self, name: str, folder: Path) -> None:
+    def __init__(self, name: str, folder: Path, kind: str) -> None:
         self.name = name
         self.folder = folder
+        self.sending = f"copied to the {kind} {folder}"
 
     def refusal(self, media_format: str | None, media_type: str | None) -> str | None:
         return None

@@ -31,6 +31,7 @@ log = logging.getLogger("media_assets.icloud")
 
 class ICloudDestination:
     name = "icloud"
+    sending = "uploaded to iCloud Photos"
 
     def __init__(self, config: ICloudConfig, connect: Callable[[], Connection], *,
                  source_account: str | None = None) -> None:

@@ -22,6 +22,7 @@ SEND_CHUNK = 32
 def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
            required_destinations: Collection[str]) -> None:
     chunk: list[MediaFile] = []
+    failures: list[tuple[MediaFile, Exception]] = []
     for file in ctx.files(FileState.STAGED):
         if ctx.catalog.upload_for(file.id, destination.name) is not None:
             outcome.counts["already_uploaded"] += 1
@@ -43,13 +44,19 @@ def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
             continue
         chunk.append(file)
         if len(chunk) == SEND_CHUNK:
-            _send(ctx, outcome, destination, chunk)
+            _send(ctx, outcome, destination, chunk, failures)
             chunk = []
-    _send(ctx, outcome, destination, chunk)
+    _send(ctx, outcome, destination, chunk, failures)
     finish_uploads(ctx, outcome, required_destinations)
-    if outcome.failed:
-        raise PhaseFailed(f"{outcome.failed} file(s) could not be uploaded to {destination.name}; "
-                          "they stay staged and a re-run of the batch retries them")
+    if failures:
+        first, error = failures[0]
+        raise PhaseFailed(f"{len(failures)} file(s) could not be {destination.sending}: {_cause(error)} "
+                          f"(first: {first.original_name}); they stay staged and a re-run of the batch retries them")
+
+
+def _cause(error: Exception) -> str:
+    """The reason without the path (the message names the place and the file): 'Operation not permitted'."""
+    return error.strerror if isinstance(error, OSError) and error.strerror else str(error)
 
 
 def _staged_format(ctx: PhaseContext, file: MediaFile) -> str | None:
@@ -60,7 +67,8 @@ def _staged_format(ctx: PhaseContext, file: MediaFile) -> str | None:
     return content_format(ctx.path(file.staged_path)) or file.media_format
 
 
-def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, files: list[MediaFile]) -> None:
+def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, files: list[MediaFile],
+          failures: list[tuple[MediaFile, Exception]]) -> None:
     """Send files and record each result in this thread. A destination with `upload_many` (iCloud) transfers
     several at once; the catalog is still written here, one file at a time."""
     if not files:
@@ -72,6 +80,7 @@ def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, fi
     for file, (_job, result) in zip(files, results, strict=True):
         if isinstance(result, Exception):
             outcome.failed += 1
+            failures.append((file, result))
             ctx.catalog.set_error(file.id, f"upload to {destination.name} failed: {result}")
             ctx.log.warning(f"upload of {file.original_name!r} to {destination.name} failed: {result}")
             continue
