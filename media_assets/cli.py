@@ -296,6 +296,7 @@ def _retry_failed(pipeline) -> int:  # noqa: ANN001
 
 def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa: ANN001
     from media_assets.batches import executions_today, seconds_until_tomorrow
+    from media_assets.sources.configured import SourceUnavailable
 
     runs, failures = 0, 0
     while max_runs is None or runs < max_runs:
@@ -304,7 +305,11 @@ def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa:
             print(f"daily cap of {pipeline.settings.automation.max_executions_per_day} runs reached; "
                   f"waiting {wait / 3600:.1f} h", flush=True)
         else:
-            code, more = _run_next(pipeline)
+            try:
+                code, more = _run_next(pipeline)
+            except SourceUnavailable as error:  # an unmounted share: try again next interval (alerted once)
+                print(error, flush=True)
+                code, more = 1, False
             runs += 1
             failures += code
             wait = 0 if more else minutes * 60  # a backlog: the next batch at once

@@ -20,7 +20,7 @@ import media_assets.settings as settings_module
 from media_assets.batches import BatchLifecycle
 from media_assets.catalog.database import DATABASE_URL_ENV
 from media_assets.catalog.repository import Catalog
-from media_assets.cli import main
+from media_assets.cli import _run_interval, main
 from media_assets.definitions import defs
 from media_assets.defs.batch.job import BATCH_JOB_NAME
 from media_assets.defs.batch.sensors import batch_sensor
@@ -265,7 +265,8 @@ def stub() -> Iterator[TelegramStub]:
 
 
 def test_an_empty_source_that_held_files_stops_the_batch_and_alerts_once(make_pipeline, tmp_path: Path,
-                                                                          stub: TelegramStub) -> None:
+                                                                          stub: TelegramStub,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     pipeline = make_pipeline(PIPELINE_EXECUTION_MODE="continuous", **telegram_settings(stub))
     library = pipeline.settings.sources.folder_source_paths[0]
     sample.make_photo(library / "a.jpg", seed=1, size=(64, 48))
@@ -279,6 +280,8 @@ def test_an_empty_source_that_held_files_stops_the_batch_and_alerts_once(make_pi
         run_next_batch(pipeline)
     with pytest.raises(SourceUnavailable):
         run_batch(pipeline)
+    assert _run_interval(pipeline, 1, max_runs=1) == 1  # `interval` says why and tries again next time
+    assert "looks unmounted" in capsys.readouterr().out
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
     with build_sensor_context(instance=DagsterInstance.ephemeral(),
                               resources={"settings": settings, "catalog": CatalogResource(settings=settings)}
