@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also compare every table with Supabase and repair what differs (after a new project, "
                              "a lost table or edits in its Dashboard)")
     commands.add_parser("retry-failed", help="re-run every failed batch in this process, oldest first")
+    find = commands.add_parser("find", help="a file's whole history: states with times, paths, destinations, "
+                                            "duplicate of (PATTERN: part of its name or source path)")
+    find.add_argument("pattern")
     interval = commands.add_parser("interval", help="run a batch every N minutes until stopped")
     interval.add_argument("--interval", type=int, default=None,
                           help="minutes between runs (default: PIPELINE_EXECUTION_INTERVAL_MINUTES)")
@@ -114,6 +117,11 @@ def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
             return 0
         if args.command == "retry-failed":
             return _retry_failed(pipeline)
+        if args.command == "find":
+            from media_assets.find import file_history_text
+
+            print(file_history_text(pipeline.catalog, args.pattern))
+            return 0
         if args.command == "mirror":
             return _mirror(pipeline, args.full)
         if args.command == "interval":

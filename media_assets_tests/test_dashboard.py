@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import zlib
 
+import pytest
 from dagster import AssetKey
 
+from media_assets import cli
 from media_assets.batches import is_batch_id
+from media_assets.catalog.states import FileState
 from media_assets.definitions import defs
 from media_assets.defs.batch.assets import PHASES
 from media_assets.media import sample_library as sample
@@ -113,3 +116,42 @@ def test_a_failed_upload_names_the_place_the_cause_and_the_first_file(make_pipel
     assert f"1 file(s) could not be copied to the local folder {destination}: " in (report.error or "")
     assert "(first: b.jpg)" in (report.error or "")
     assert "Is a directory" in (report.error or ""), report.error
+
+
+def test_verification_carries_a_table_of_the_batch_files(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    _photos(pipeline, "a.jpg")
+    library = pipeline.settings.sources.folder_source_paths[0]
+    (library / "sub").mkdir()
+    (library / "sub" / "a.jpg").write_bytes((library / "a.jpg").read_bytes())  # same name, another folder
+    (library / "broken.jpg").write_bytes(b"\xff\xd8\xff not a picture")
+    assert run_batch(pipeline).success
+    table = _latest_metadata(pipeline, "verification")["files_table"]
+    rows = {record.data["source_path"]: record.data for record in table.records}
+    assert set(rows) == {str(library / "a.jpg"), str(library / "sub" / "a.jpg"), str(library / "broken.jpg")}
+    kept, copy = sorted((rows[str(library / "a.jpg")], rows[str(library / "sub" / "a.jpg")]),
+                        key=lambda r: r["state"] == "duplicate")
+    assert kept["state"] == "verified" and kept["compression"] and "local uploaded" in kept["destinations"]
+    assert copy["state"] == "duplicate" and copy["duplicate_of"] == f"{kept['source_path']} (exact)"
+    assert rows[str(library / "broken.jpg")]["state"] == "quarantined"
+    assert rows[str(library / "broken.jpg")]["quarantine_reason"]
+
+
+def test_find_prints_a_files_whole_history(make_pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline = make_pipeline()
+    _photos(pipeline, "IMG_1234.jpg", "other.jpg")
+    report = run_batch(pipeline)
+    assert report.success
+    assert cli.main(["find", "img_1234"]) == 0
+    out = capsys.readouterr().out
+    library = pipeline.settings.sources.folder_source_paths[0]
+    assert out.startswith(f"{library / 'IMG_1234.jpg'} (file ") and f"batch {report.batch_id}): verified" in out
+    assert "other.jpg" not in out
+    [file] = [f for f in pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)
+              if f.original_name == "IMG_1234.jpg"]
+    [upload] = pipeline.catalog.uploads_of(file.id)
+    assert f"destinations: local uploaded {upload['remote_id']} verified" in out
+    moves = [line.split("-> ")[1] for line in out.splitlines() if "-> " in line]
+    assert moves[0] == "discovered" and moves[-1] == "verified" and "uploaded" in moves
+    assert cli.main(["find", "nothing-like-this"]) == 0
+    assert "no file in the catalog matches 'nothing-like-this'" in capsys.readouterr().out

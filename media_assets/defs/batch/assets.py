@@ -6,9 +6,19 @@ import contextlib
 from functools import partial
 
 import psycopg
-from dagster import AssetExecutionContext, Failure, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
 
 from media_assets.batches import BatchLifecycle, is_batch_id
+from media_assets.catalog.file_history import batch_files
 from media_assets.catalog.phase_totals import phase_totals
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.batch.partitions import batch_partitions
@@ -151,8 +161,31 @@ def verification(context: AssetExecutionContext, settings: SettingsResource,
     replaced = replace_if_configured(loaded, catalog.catalog, context.partition_key)  # only verified successors
     if replaced:
         context.log.info(f"{replaced} iCloud original(s) moved to Recently Deleted after verified uploads")
+    table = files_table(catalog.catalog, context.partition_key)
     BatchLifecycle(catalog.catalog).succeeded(context.partition_key)
-    return result
+    return MaterializeResult(metadata={**(result.metadata or {}), "files_table": table})
+
+
+#: Rows of the per-file table on `verification` (the whole history of any file: `media-pipeline find`).
+FILES_TABLE_ROWS = 1000
+_FILES_SCHEMA = TableSchema(columns=[TableColumn(name) for name in (
+    "source_path", "state", "taken", "date_tag", "compression", "bytes_saved", "duplicate_of", "quarantine_reason",
+    "destinations")])
+
+
+def files_table(catalog: Catalog, batch_id: str) -> MetadataValue:
+    """What happened to each file of the batch, so 'what became of IMG_1234.jpg?' is answered on its page."""
+    records = []
+    for row in batch_files(catalog, batch_id, FILES_TABLE_ROWS):
+        saved = (row["size_bytes"] or 0) - row["output_size"] if row["output_size"] is not None else None
+        keeper = f"{row['keeper_path']} ({row['duplicate_kind']})" if row["duplicate_kind"] else None
+        records.append(TableRecord({
+            "source_path": row["source_path"], "state": row["state"],
+            "taken": row["captured_at"].isoformat(sep=" ") if row["captured_at"] else None,
+            "date_tag": row["capture_date_tag"], "compression": row["compression_decision"], "bytes_saved": saved,
+            "duplicate_of": keeper, "quarantine_reason": row["error"] if row["state"] == "quarantined" else None,
+            "destinations": row["destinations"]}))
+    return MetadataValue.table(records=records, schema=_FILES_SCHEMA)
 
 
 PHASE_ASSETS = [download, deduplication, compression, file_preparation, icloud_upload, pixel_upload, sorting,
