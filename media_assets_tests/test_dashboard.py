@@ -3,6 +3,8 @@ retry job for several failed batches, starting a batch by hand, keys that are no
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -155,3 +157,11 @@ def test_find_prints_a_files_whole_history(make_pipeline, capsys: pytest.Capture
     assert moves[0] == "discovered" and moves[-1] == "verified" and "uploaded" in moves
     assert cli.main(["find", "nothing-like-this"]) == 0
     assert "no file in the catalog matches 'nothing-like-this'" in capsys.readouterr().out
+
+
+def test_loading_the_definitions_warns_about_no_preview_feature() -> None:
+    """Every code server start loads them: a warning there is repeated dozens of times a day in the logs."""
+    script = ("import warnings; from dagster import PreviewWarning; warnings.simplefilter('error', PreviewWarning);"
+              " import media_assets.definitions")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
