@@ -14,7 +14,10 @@ RUN useradd --create-home --uid 1000 media
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY media_assets ./media_assets
-RUN pip install --no-cache-dir .
+# With the Celery extra: the same image serves the webserver, the daemon and the workers (docker-compose.yml).
+# The extra's versions are pinned in pyproject.toml.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[celery]"
 
 ENV DAGSTER_HOME=/opt/dagster/home \
     MEDIA_PIPELINE_SETTINGS=/config/settings.env \
@@ -26,6 +29,7 @@ ENV DAGSTER_HOME=/opt/dagster/home \
     FOLDER_SOURCE_PATHS=/library \
     DAGSTER_UI_HOST=0.0.0.0
 COPY dagster.yaml workspace.yaml /app/
+COPY deploy/celery/executor.yaml /app/deploy/celery/
 RUN mkdir -p /opt/dagster/home /data /config /library && cp /app/dagster.yaml /opt/dagster/home/ \
     && chown -R media:media /opt/dagster/home /data /config
 

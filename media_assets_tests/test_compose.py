@@ -1,0 +1,90 @@
+"""docker-compose.yml, read as Compose reads it (YAML with merge keys): the services a Celery deployment needs,
+every pipeline container with the same settings, catalog, broker and MEDIA_ROOT, volumes declared, workers named
+apart, and the image able to run them. Built with `docker compose config` where a Docker engine exists."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from media_assets.defs.instance import DAGSTER_STORAGE_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+PIPELINE_SERVICES = {"webserver", "daemon", "worker-1", "worker-2"}
+SHARED_ENVIRONMENT = {"MEDIA_PIPELINE_DATABASE_URL", DAGSTER_STORAGE_ENV, "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"}
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_the_services_share_settings_catalog_broker_and_media_root() -> None:
+    compose = _compose()
+    services = compose["services"]
+    assert set(services) == PIPELINE_SERVICES | {"postgres", "redis"}
+    postgres = services["postgres"]["environment"]
+    for name in PIPELINE_SERVICES:
+        service = services[name]
+        assert service["image"] == "media-pipeline" and service["build"] == "."
+        environment = service["environment"]
+        assert set(environment) == SHARED_ENVIRONMENT, name
+        for key in ("MEDIA_PIPELINE_DATABASE_URL", DAGSTER_STORAGE_ENV):  # the database postgres creates
+            assert f"{postgres['POSTGRES_USER']}:" in environment[key]
+            assert environment[key].endswith(f"@postgres:5432/{postgres['POSTGRES_DB']}")
+        assert environment[DAGSTER_STORAGE_ENV].startswith("postgresql+psycopg2://")  # dagster-postgres' driver
+        assert environment["CELERY_BROKER_URL"].startswith("redis://redis:6379/")
+        assert {"./config:/config:ro", "./data:/data"} <= set(service["volumes"])
+        assert set(service["depends_on"]) == {"postgres", "redis"}
+    named_volumes = {volume.split(":")[0] for service in services.values() for volume in service.get("volumes", [])
+                     if not volume.startswith(("./", "$"))}
+    assert named_volumes == set(compose["volumes"])
+
+
+def test_two_workers_start_from_the_celery_configuration_under_their_own_names() -> None:
+    services = _compose()["services"]
+    names = []
+    for worker in ("worker-1", "worker-2"):
+        command = services[worker]["command"]
+        assert command[:3] == ["dagster-celery", "worker", "start"]
+        assert command[command.index("-y") + 1] == "/app/deploy/celery/executor.yaml"
+        names.append(command[command.index("-n") + 1])
+    assert len(set(names)) == 2
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # The image holds the configuration the workers read and the extra that brings Celery and its Redis transport.
+    assert "COPY deploy/celery/executor.yaml /app/deploy/celery/" in dockerfile and '".[celery]"' in dockerfile
+    executor = (ROOT / "deploy/celery/executor.yaml").read_text()
+    assert {"CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"} <= set(re.findall(r"env: (\w+)", executor))
+    assert "-w" in services["daemon"]["command"] and services["daemon"]["command"][-1] == "/app/workspace.yaml"
+
+
+def _has_compose() -> bool:
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.skipif(not _has_compose(), reason="no Docker Compose here (docker compose config)")
+def test_docker_compose_accepts_the_file() -> None:
+    checked = subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+                             env={"POSTGRES_PASSWORD": "secret", "PATH": "/usr/bin:/bin:/usr/local/bin"},
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_the_kubernetes_values_mount_the_same_share_and_settings_in_every_pod() -> None:
+    values = yaml.safe_load((ROOT / "deploy/k8s/values.yaml").read_text())
+    [deployment] = values["dagster-user-deployments"]["deployments"]
+    launcher = values["runLauncher"]
+    assert launcher["type"] == "K8sRunLauncher"
+    run_pods = launcher["config"]["k8sRunLauncher"]
+    # Run pods get what the code server has: the data volume at /data (MEDIA_ROOT) and the settings.
+    assert run_pods["volumeMounts"] == deployment["volumeMounts"]
+    assert {"mountPath": "/data", "name": "data"} in [dict(m) for m in run_pods["volumeMounts"]]
+    assert run_pods["envSecrets"] == deployment["envSecrets"]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "media_assets.definitions"]
+    assert values["postgresql"]["enabled"] is False  # Dagster's storage is the catalog's server
