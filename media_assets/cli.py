@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="download back only a random N of the iCloud uploads (default: all of them)")
     verify.add_argument("--full", action="store_true", required=True,
                         help="check every catalogued file (the only mode so far)")
-    commands.add_parser("status", help="files by state, the last runs with per-phase timings, disk use")
+    status = commands.add_parser("status", help="files by state, the last batches with their numbers and per-phase "
+                                                "timings, disk use, destinations, what the automation does next")
+    status.add_argument("--json", action="store_true", help="the same as JSON, for scripts")
     mirror = commands.add_parser("mirror", help="send the catalog's changes to Supabase now (no daemon needed)")
     mirror.add_argument("--full", action="store_true",
                         help="also compare every table with Supabase and repair what differs (after a new project, "
@@ -113,7 +115,7 @@ def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
         if args.command == "verify":
             return _verify_full(pipeline, args.sample)
         if args.command == "status":
-            print(_status_text(pipeline))
+            print(_status_json(pipeline) if args.json else _status_text(pipeline))
             return 0
         if args.command == "retry-failed":
             return _retry_failed(pipeline)
@@ -365,6 +367,7 @@ def _serve(host: str, port: int) -> int:
 
 def _status_text(pipeline) -> str:  # noqa: ANN001
     from media_assets.catalog.icloud import count_deleted_at_source, count_in_library
+    from media_assets.status import status_data, status_lines
     from media_assets.storage import free_bytes
 
     catalog, settings = pipeline.catalog, pipeline.settings
@@ -375,12 +378,13 @@ def _status_text(pipeline) -> str:  # noqa: ANN001
         lines.append(f"Already in iCloud (taken from its library, not uploaded back): {in_icloud}")
     if deleted := count_deleted_at_source(catalog):
         lines.append(f"Deleted at source (gone from iCloud Photos, local copies kept): {deleted}")
-    lines.append("Last batches:")
+    lines.append("Phase timings of the last batches:")
     for batch in catalog.recent_batches(5):
         phases = catalog.latest_phase_runs(batch["id"])
         timing = ", ".join(f"{p['phase']} {float(p['seconds'] or 0):.1f}s" for p in
                            sorted(phases, key=lambda p: p["started_at"]))
         lines.append(f"  {batch['id']}  {batch['status']:<9}  {timing}")
+    lines += status_lines(status_data(pipeline))
     media_root = settings.storage.media_root
     lines.append(f"Storage ({media_root}, {free_bytes(media_root) / GB:.1f} GB free; "
                  "as catalogued, `verify --full` checks it):")
@@ -388,6 +392,22 @@ def _status_text(pipeline) -> str:  # noqa: ANN001
     lines += [f"  {name:<11} {stored.get(name, 0) / 1e6:10.1f} MB" for name in STORAGE_FOLDERS]
     lines += _mirror_status_lines(pipeline)
     return "\n".join(lines)
+
+
+def _status_json(pipeline) -> str:  # noqa: ANN001
+    import dataclasses
+    import json
+
+    from media_assets.catalog.icloud import count_deleted_at_source, count_in_library
+    from media_assets.mirror import mirror_status
+    from media_assets.status import status_data
+
+    data = status_data(pipeline)
+    data["already_in_icloud"] = count_in_library(pipeline.catalog)
+    data["deleted_at_source"] = count_deleted_at_source(pipeline.catalog)
+    data["storage_bytes"] = pipeline.catalog.storage_bytes()
+    data["mirror"] = dataclasses.asdict(mirror_status(pipeline.catalog))
+    return json.dumps(data, indent=2, default=str)
 
 
 def _mirror_status_lines(pipeline) -> list[str]:  # noqa: ANN001

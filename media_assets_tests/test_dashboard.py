@@ -3,6 +3,7 @@ retry job for several failed batches, starting a batch by hand, keys that are no
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zlib
@@ -18,6 +19,7 @@ from media_assets.defs.batch.assets import PHASES
 from media_assets.media import sample_library as sample
 from media_assets.operations import failed_batches
 from media_assets.runner import run_batch
+from media_assets.storage import folder_bytes
 
 
 def _photos(pipeline, *names: str) -> None:  # noqa: ANN001
@@ -165,3 +167,29 @@ def test_loading_the_definitions_warns_about_no_preview_feature() -> None:
               " import media_assets.definitions")
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert loaded.returncode == 0, loaded.stderr[-2000:]
+
+
+def test_status_json_gives_each_batch_the_destinations_and_the_next_step(
+        make_pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline = make_pipeline()
+    _photos(pipeline, "a.jpg", "b.jpg")
+    library = pipeline.settings.sources.folder_source_paths[0]
+    (library / "a-copy.jpg").write_bytes((library / "a.jpg").read_bytes())
+    (library / "broken.jpg").write_bytes(b"\xff\xd8\xff not a picture")
+    report = run_batch(pipeline)
+    assert report.success
+    assert cli.main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    [batch] = data["batches"]
+    assert (batch["id"], batch["status"], batch["files"]) == (report.batch_id, "succeeded", 4)
+    assert (batch["duplicates"], batch["quarantined"], batch["bytes_saved"]) == (1, 1, report.bytes_saved)
+    local = data["destinations"]["local"]
+    assert local["bytes"] == folder_bytes(pipeline.settings.destinations.local_destination_dir) > 0
+    assert local["free_bytes"] > 0
+    assert data["automation"]["mode"] == "once" and not data["automation"]["starts_batch"]
+    assert "'once'" in data["automation"]["reason"]
+    assert data["files_by_state"] == {"verified": 2, "duplicate": 1, "quarantined": 1}
+    assert cli.main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert f"{report.batch_id}  succeeded  4 files, 1 duplicates, 1 quarantined" in text
+    assert "Automation (once): waits: PIPELINE_EXECUTION_MODE is 'once'" in text

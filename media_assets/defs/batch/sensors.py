@@ -18,12 +18,14 @@ from dagster import (
     sensor,
 )
 
-from media_assets.automation import NOTHING_NEW, check_sources, decide_next_batch
+from media_assets.automation import NOTHING_NEW, Decision, check_sources, decide_next_batch
 from media_assets.batches import BatchLifecycle, executions_today
+from media_assets.catalog.repository import Catalog
 from media_assets.defs.batch.job import BATCH_JOB_NAMES, media_batch_job
 from media_assets.defs.batch.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.defs.runs import PARTITION_TAG, reclaim_dead_runs
+from media_assets.settings import Settings
 from media_assets.sources.base import SourceNeedsSettings
 from media_assets.sources.configured import SourceUnavailable, enabled_sources, require_sources_available
 from media_assets.telegram.notify import send_alert
@@ -38,6 +40,16 @@ def batch_running(instance: DagsterInstance) -> bool:
                for name in BATCH_JOB_NAMES for run in instance.get_runs(RunsFilter(job_name=name, statuses=ACTIVE)))
 
 
+def next_batch_decision(settings: Settings, catalog: Catalog, instance: DagsterInstance, now: datetime) -> Decision:
+    """Whether the automation would start a batch now, before looking at the sources (also `status`'s answer)."""
+    last = catalog.recent_batches(1)
+    return decide_next_batch(
+        mode=settings.automation.execution_mode, interval_minutes=settings.automation.execution_interval_minutes,
+        max_per_day=settings.automation.max_executions_per_day, now=now,
+        last_batch_at=last[0]["created_at"] if last else None, batches_today=executions_today(catalog, now),
+        batch_running=batch_running(instance), backlog=bool(last and last[0]["backlog"]))
+
+
 @sensor(job=media_batch_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
         description="Creates the next batch and runs it on PIPELINE_EXECUTION_INTERVAL_MINUTES, or at once while "
                     "the sources hold more than one batch's worth (backlog).")
@@ -46,13 +58,7 @@ def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
     loaded = settings.load()
     now = datetime.now(timezone.utc)
     reclaim_dead_runs(context.instance, loaded, catalog.catalog)
-    last = catalog.catalog.recent_batches(1)
-    decision = decide_next_batch(
-        mode=loaded.automation.execution_mode, interval_minutes=loaded.automation.execution_interval_minutes,
-        max_per_day=loaded.automation.max_executions_per_day, now=now,
-        last_batch_at=last[0]["created_at"] if last else None,
-        batches_today=executions_today(catalog.catalog, now),
-        batch_running=batch_running(context.instance), backlog=bool(last and last[0]["backlog"]))
+    decision = next_batch_decision(loaded, catalog.catalog, context.instance, now)
     if not decision.start:
         return SkipReason(decision.reason)
     try:
