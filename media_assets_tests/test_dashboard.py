@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey
@@ -16,10 +17,20 @@ from media_assets.batches import is_batch_id
 from media_assets.catalog.states import FileState
 from media_assets.definitions import defs
 from media_assets.defs.batch.assets import PHASES
+from media_assets.defs.instance import DAGSTER_STORAGE_ENV
 from media_assets.media import sample_library as sample
 from media_assets.operations import failed_batches
 from media_assets.runner import run_batch
 from media_assets.storage import folder_bytes
+
+
+@pytest.fixture
+def cli_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI opens its own Dagster instance: a home of this test's, so no other test's database leaks in."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv(DAGSTER_STORAGE_ENV, "unused: this home has no dagster.yaml")
 
 
 def _photos(pipeline, *names: str) -> None:  # noqa: ANN001
@@ -141,7 +152,8 @@ def test_verification_carries_a_table_of_the_batch_files(make_pipeline) -> None:
     assert rows[str(library / "broken.jpg")]["quarantine_reason"]
 
 
-def test_find_prints_a_files_whole_history(make_pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+def test_find_prints_a_files_whole_history(make_pipeline, cli_instance: None,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     pipeline = make_pipeline()
     _photos(pipeline, "IMG_1234.jpg", "other.jpg")
     report = run_batch(pipeline)
@@ -170,7 +182,7 @@ def test_loading_the_definitions_warns_about_no_preview_feature() -> None:
 
 
 def test_status_json_gives_each_batch_the_destinations_and_the_next_step(
-        make_pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+        make_pipeline, cli_instance: None, capsys: pytest.CaptureFixture[str]) -> None:
     pipeline = make_pipeline()
     _photos(pipeline, "a.jpg", "b.jpg")
     library = pipeline.settings.sources.folder_source_paths[0]
