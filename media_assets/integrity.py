@@ -10,10 +10,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from media_assets.catalog.dashboard import remote_ids_at
 from media_assets.catalog.icloud import uploaded_file_ids
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.sidecars import all_sidecars
-from media_assets.destinations.base import Destination, ReadsBack
+from media_assets.destinations.base import Destination, ListsItsFiles, ReadsBack
 from media_assets.media.hashing import sha256_file
 from media_assets.settings import Settings
 from media_assets.storage import TEMP_PREFIX
@@ -115,12 +116,19 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
             except Exception as error:  # noqa: BLE001 - any failure to look is an error to report
                 report.add("errors", f"{upload['destination']} {upload['remote_id']}: {error}")
                 continue
-            if not arrived:
+            if not arrived and isinstance(destination, ListsItsFiles) and destination.holds(upload["remote_id"]):
+                report.add("differing", f"{where}: the copy there does not match its checksum")
+            elif not arrived:
                 report.add("missing", where)
             elif not same_bytes:
                 report.add("differing", f"{where}: the bytes downloaded back do not match its checksum")
             else:
                 report.add("matching")
+
+    for name, destination in destinations.items():
+        if isinstance(destination, ListsItsFiles):
+            for extra in sorted(destination.all_ids() - remote_ids_at(catalog, name)):
+                report.add("unknown_extra", f"{name} {extra}: at the destination, not sent by the pipeline")
 
     for sidecar in all_sidecars(catalog):
         check(sidecar.kept_path, sidecar.content_hash, "sidecar")

@@ -69,3 +69,17 @@ def test_the_command_exits_non_zero_on_bit_rot(finished, monkeypatch, tmp_path, 
     _flip_one_byte(pipeline.settings.storage.media_root / file.sorted_path)
     assert main(["verify", "--full"]) == 1
     assert "1 differing" in capsys.readouterr().out
+
+
+def test_a_flipped_byte_at_the_destination_is_differing_and_a_stray_there_is_extra(finished) -> None:
+    pipeline, report = finished
+    destination = pipeline.settings.destinations.local_destination_dir
+    files = list(pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED))
+    [upload] = pipeline.catalog.uploads_of(files[0].id)
+    _flip_one_byte(destination / upload["remote_id"])
+    (destination / "not-ours.jpg").write_bytes(b"put there by hand")
+
+    result = _check(pipeline)
+    assert (result.counts["differing"], result.counts["missing"], result.counts["unknown_extra"]) == (1, 0, 1)
+    assert any(upload["remote_id"] in p and p.startswith("differing") for p in result.problems)
+    assert "unknown_extra: local not-ours.jpg: at the destination, not sent by the pipeline" in result.problems

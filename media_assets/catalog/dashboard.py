@@ -72,3 +72,10 @@ def bytes_at_destinations(catalog: Catalog) -> dict[str, int]:
         "SELECT u.destination, coalesce(sum(coalesce(f.output_size, f.size_bytes)), 0) AS bytes FROM uploads u"
         " JOIN media_files f ON f.id = u.file_id WHERE u.status = 'uploaded' GROUP BY u.destination").fetchall()
     return {row["destination"]: int(row["bytes"]) for row in rows}
+
+
+def remote_ids_at(catalog: Catalog, destination: str) -> set[str]:
+    """The ids of every copy the pipeline sent to `destination` (what `verify --full` expects to find there)."""
+    rows = catalog.conn.execute("SELECT remote_id FROM uploads WHERE destination = %s AND status = 'uploaded'"
+                                " AND remote_id IS NOT NULL", (destination,)).fetchall()
+    return {row["remote_id"] for row in rows}

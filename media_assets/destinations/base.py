@@ -60,3 +60,17 @@ class ReadsBack(Protocol):
     def verify_bytes(self, remote_id: str, checksum: str) -> bool:
         """Whether the bytes the destination serves under that id have this SHA-256 (costs a download)."""
         ...
+
+
+@runtime_checkable
+class ListsItsFiles(Protocol):
+    """A destination whose copies can be looked at one by one (a folder): a copy that is there with other bytes
+    is told from a missing one, and files nobody sent there are found."""
+
+    def holds(self, remote_id: str) -> bool:
+        """Whether a file is there under that id, whatever its bytes."""
+        ...
+
+    def all_ids(self) -> set[str]:
+        """The ids of every file there (temp files of an unfinished copy left out)."""
+        ...

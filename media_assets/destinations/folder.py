@@ -37,3 +37,13 @@ class FolderDestination:
     def verify(self, remote_id: str, checksum: str) -> bool:
         target = self.folder / remote_id
         return target.is_file() and sha256_file(target) == checksum
+
+    def holds(self, remote_id: str) -> bool:
+        return (self.folder / remote_id).is_file()
+
+    def all_ids(self) -> set[str]:
+        if not self.folder.is_dir():
+            return set()
+        # Hidden files are the sync app's own (.stignore, .stversions/, .syncthing.*.tmp), never a copy of ours.
+        relative = (path.relative_to(self.folder) for path in self.folder.rglob("*") if path.is_file())
+        return {str(path) for path in relative if not any(part.startswith(".") for part in path.parts)}
