@@ -55,3 +55,4 @@ def check_sources(settings: Settings, catalog: Catalog, sources: Mapping[str, Me
         return Decision(False, shortfall)
     more = " (and more for the batches after it)" if plan.full else ""
     return Decision(True, f"{plan.files} new file(s), {plan.bytes / 1e9:.2f} GB{more}")
+

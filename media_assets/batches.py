@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 
+from media_assets.catalog.locks import new_batch_id_alone
 from media_assets.catalog.repository import Catalog
 
 
@@ -58,10 +59,18 @@ class BatchLifecycle:
         self.catalog = catalog
 
     def create(self, batch_id: str | None = None, now: datetime | None = None) -> str:
-        """Record a batch (a new id unless one is given); creating an existing batch changes nothing."""
-        batch_id = batch_id or new_batch_id(self.catalog, now)
-        self.catalog.create_batch(batch_id)
-        return batch_id
+        """Record a batch (a new id unless one is given); creating an existing batch changes nothing. A new id is
+        chosen under the batch-creation lock, so two processes starting in the same second never share one."""
+        if batch_id is not None:
+            self.catalog.create_batch(batch_id)
+            return batch_id
+
+        def choose_and_record() -> str:
+            new_id = new_batch_id(self.catalog, now)
+            self.catalog.create_batch(new_id)
+            return new_id
+
+        return new_batch_id_alone(self.catalog.conninfo, choose_and_record)
 
     def running(self, batch_id: str) -> None:
         self.catalog.set_batch_status(batch_id, BatchStatus.RUNNING.value)

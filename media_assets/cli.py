@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from media_assets.settings import GB, STORAGE_FOLDERS, Settings, SettingsError, 
 
 #: Exit status when the catalog database went away (EX_UNAVAILABLE): nothing is lost, run again later.
 CATALOG_LOST = 69
+#: Exit status when another batch runs and --wait was not given (EX_TEMPFAIL): try again later.
+BUSY = 75
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="take the next batch of new files through every phase now, in this "
                                           "process (nothing new: no batch)")
     run.add_argument("--batch", default=None, help="re-run this existing batch (it continues where it stopped)")
+    run.add_argument("--wait", action="store_true",
+                     help="when another batch is running, wait for it (saying so every minute) instead of exiting")
     run.add_argument("--all", action="store_true",
                      help="run batch after batch until the sources hold nothing new (a first import)")
     verify = commands.add_parser("verify", help="re-hash kept files and destinations against the catalog")
@@ -80,12 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "icloud":
         return _icloud_login(settings, args.upload_account)
     from media_assets.catalog.database import lost_connection, release_embedded_postgres
+    from media_assets.catalog.locks import LockBusy
 
     # dagster-postgres logs each of its reconnection attempts with the driver's whole message; the one sentence
     # below says it once.
     logging.getLogger().addFilter(lambda record: not record.getMessage().startswith("Retrying failed database"))
+    stops = StopSignals()
     try:
-        return _with_pipeline(settings, args)
+        status = _with_pipeline(settings, args)
+    except KeyboardInterrupt:
+        status = 1
+    except LockBusy as busy:
+        holder = busy.holder
+        running = f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running"
+        print(f"media-pipeline: {running}; run again with --wait to wait for it.", file=sys.stderr)
+        return BUSY
     except Exception as error:
         reason = lost_connection(error)
         if reason is None:
@@ -97,6 +111,48 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # A one-off command leaves no database running, unless another live process still uses it.
         release_embedded_postgres(settings.storage.data_dir)
+        stops.close()
+    if stops.received and args.command in ("run", "retry-failed", "interval"):
+        name = signal.Signals(stops.received).name
+        print(f"media-pipeline: stopped by {name}; the batch is marked failed and nothing was lost: "
+              "`media-pipeline retry-failed` finishes it.", file=sys.stderr)
+        return 128 + stops.received
+    return status
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM stop a command at any point as KeyboardInterrupt (Dagster turns them into a
+    failed run with the batch marked "stopped"), and `received` tells which one came: the kernel writes every
+    signal's number to a wakeup pipe, whoever's Python handler then runs."""
+
+    def __init__(self) -> None:
+        self._read, write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(write, False)
+        self._write = write
+        self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop, signal.default_int_handler)
+        self._received = 0
+
+    @property
+    def received(self) -> int:
+        """The last stop signal received so far (0 for none)."""
+        if self._read >= 0:
+            try:
+                for number in os.read(self._read, 512):
+                    if number in (signal.SIGINT, signal.SIGTERM):
+                        self._received = number
+            except BlockingIOError:
+                pass
+        return self._received
+
+    def close(self) -> None:
+        self._received = self.received
+        signal.set_wakeup_fd(self._previous_fd)
+        os.close(self._read)
+        os.close(self._write)
+        self._read = -1
 
 
 def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
@@ -111,7 +167,7 @@ def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
     try:
         if args.command == "run":
             with ProgressBar.on_terminal():
-                return _run_all(pipeline) if args.all else _run_once(pipeline, args.batch)
+                return _run_all(pipeline, args.wait) if args.all else _run_once(pipeline, args.batch, args.wait)
         if args.command == "verify":
             return _verify_full(pipeline, args.sample)
         if args.command == "status":
@@ -231,25 +287,25 @@ class ProgressBar:
             bar.close()
 
 
-def _run_once(pipeline, batch_id: str | None) -> int:  # noqa: ANN001
+def _run_once(pipeline, batch_id: str | None, wait: bool = False) -> int:  # noqa: ANN001
     from media_assets.runner import run_batch
 
     if batch_id is None:
-        return _run_next(pipeline)[0]
+        return _run_next(pipeline, wait)[0]
     if pipeline.catalog.batch(batch_id) is None:
         print(f"media-pipeline: no batch {batch_id!r} in the catalog", file=sys.stderr)
         return 2
-    report = run_batch(pipeline, batch_id)
+    report = run_batch(pipeline, batch_id, wait=wait)
     print(report.to_markdown())
     return 0 if report.success else 1
 
 
-def _run_next(pipeline) -> tuple[int, bool]:  # noqa: ANN001
+def _run_next(pipeline, wait: bool = False) -> tuple[int, bool]:  # noqa: ANN001
     """Run the next batch, if there is anything new and room for it: (exit code, whether more is waiting)."""
     from media_assets.automation import NOTHING_NEW
     from media_assets.runner import run_next_batch
 
-    decision, report = run_next_batch(pipeline)
+    decision, report = run_next_batch(pipeline, wait=wait)
     if report is None:
         print(decision.reason, flush=True)
         return (0 if decision.reason == NOTHING_NEW else 1), False
@@ -258,11 +314,11 @@ def _run_next(pipeline) -> tuple[int, bool]:  # noqa: ANN001
     return (0 if report.success else 1), bool(report.success and batch and batch["backlog"])
 
 
-def _run_all(pipeline) -> int:  # noqa: ANN001
+def _run_all(pipeline, wait: bool = False) -> int:  # noqa: ANN001
     """Batch after batch until one takes everything that is new (the daily cap is the automation's, not this)."""
     batches = 0
     while True:
-        code, more = _run_next(pipeline)
+        code, more = _run_next(pipeline, wait)
         batches += 1
         if code or not more:
             if batches > 1:
@@ -316,7 +372,7 @@ def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa:
                   f"waiting {wait / 3600:.1f} h", flush=True)
         else:
             try:
-                code, more = _run_next(pipeline)
+                code, more = _run_next(pipeline, wait=True)  # a batch started elsewhere delays this one
             except SourceUnavailable as error:  # an unmounted share: try again next interval (alerted once)
                 print(error, flush=True)
                 code, more = 1, False

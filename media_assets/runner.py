@@ -4,43 +4,92 @@ The only module that imports the `Definitions`; everything else of a run lives i
 
 from __future__ import annotations
 
+import logging
 import time
 
 from media_assets.automation import Decision, check_sources
 from media_assets.batches import BatchLifecycle
+from media_assets.catalog.locks import Holder, RunLocks, process_run_locks
 from media_assets.definitions import defs
 from media_assets.defs.batch.assets import PHASES
 from media_assets.defs.batch.job import BATCH_JOB_NAME
 from media_assets.defs.instance import Pipeline
-from media_assets.defs.runs import RUNNER_PROCESS_TAG, RUNNER_REPORT_TAG, first_failure, reclaim_dead_runs, this_process
+from media_assets.defs.runs import (
+    RUNNER_PROCESS_TAG,
+    RUNNER_REPORT_TAG,
+    STOPPED,
+    first_failure,
+    reclaim_dead_runs,
+    this_process,
+)
 from media_assets.operations import failed_batches
 from media_assets.reporting import RunReport, build_report, write_report
 from media_assets.settings import use_settings
 from media_assets.sources.configured import enabled_sources, require_sources_available
 from media_assets.telegram import notify_batch_finished
 
+log = logging.getLogger(__name__)
 
-def run_next_batch(pipeline: Pipeline) -> tuple[Decision, RunReport | None]:
+
+def run_next_batch(pipeline: Pipeline, *, wait: bool = False) -> tuple[Decision, RunReport | None]:
     """Take the next batch's worth of new files through every phase, unless the sources hold nothing new or
-    the disk has no room for it: then no batch is created. Why (or what), and the report of the batch run."""
+    the disk has no room for it: then no batch is created. Why (or what), and the report of the batch run.
+    Raises LockBusy when MAX_CONCURRENT_BATCHES batches already run (unless `wait`)."""
     pipeline.catalog.ensure_connected()
     require_sources_available(pipeline.settings, pipeline.catalog)
-    decision = check_sources(pipeline.settings, pipeline.catalog, enabled_sources(pipeline.settings))
-    if not decision.start:
-        return decision, None
-    return decision, run_batch(pipeline)
+    locks = run_locks(pipeline)
+    locks.take_slot("a new batch", wait=wait, on_wait=_say_waiting)
+    try:
+        decision = check_sources(pipeline.settings, pipeline.catalog, enabled_sources(pipeline.settings))
+        if not decision.start:
+            return decision, None
+        return decision, run_batch(pipeline, wait=wait)
+    finally:
+        locks.release()
 
 
-def run_batch(pipeline: Pipeline, batch_id: str | None = None) -> RunReport:
+def run_locks(pipeline: Pipeline) -> RunLocks:
+    return process_run_locks(pipeline.catalog.conninfo, pipeline.settings.automation.max_concurrent_batches)
+
+
+def _say_waiting(holder: Holder | None) -> None:
+    running = f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running"
+    log.warning(f"waiting: {running}")
+
+
+def run_batch(pipeline: Pipeline, batch_id: str | None = None, *, wait: bool = False) -> RunReport:
     """Create (or re-run) a batch and take it through every phase in this process; returns its report.
 
     Raises SourceUnavailable, before any batch exists, when a source folder is missing or looks unmounted. The
-    run's phases use `pipeline.settings` itself: the settings are read once per run, not once per phase."""
+    run's phases use `pipeline.settings` itself: the settings are read once per run, not once per phase. The
+    run holds a run slot and the batch's lock (catalog advisory locks) from before the batch is created to its
+    end: LockBusy names the running batch when there is no room (unless `wait`)."""
     catalog = pipeline.catalog
     catalog.ensure_connected()
     use_settings(pipeline.settings)
     require_sources_available(pipeline.settings, catalog)
-    batch_id = BatchLifecycle(catalog).create(batch_id)
+    locks = run_locks(pipeline)
+    if batch_id is not None:
+        locks.take_batch(batch_id, wait=wait, on_wait=_say_waiting)
+    locks.take_slot(f"batch {batch_id}" if batch_id else "a new batch", wait=wait, on_wait=_say_waiting)
+    lifecycle = BatchLifecycle(catalog)
+    try:
+        batch_id = lifecycle.create(batch_id)
+        locks.take_batch(batch_id, wait=False)
+        if locks.slot is not None:
+            locks.slot.rename(f"batch {batch_id}")
+        return _run_holding_locks(pipeline, batch_id)
+    except KeyboardInterrupt:  # SIGINT/SIGTERM outside the run itself (Dagster fails the run for those inside)
+        if batch_id is not None:
+            catalog.ensure_connected()
+            lifecycle.failed(batch_id, STOPPED)
+        raise
+    finally:
+        locks.release()
+
+
+def _run_holding_locks(pipeline: Pipeline, batch_id: str) -> RunReport:
+    catalog = pipeline.catalog
     if not pipeline.instance.has_dynamic_partition("batch", batch_id):
         pipeline.instance.add_dynamic_partitions("batch", [batch_id])
     reclaim_dead_runs(pipeline.instance, pipeline.settings, catalog)

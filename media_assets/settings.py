@@ -77,6 +77,8 @@ class AutomationSettings(Section):
     execution_interval_minutes: int = setting("PIPELINE_EXECUTION_INTERVAL_MINUTES", 60,
                                               "minutes between batches in interval mode", ge=1)
     max_executions_per_day: int = setting("PIPELINE_MAX_EXECUTIONS_PER_DAY", 24, "daily cap on batches", ge=1)
+    max_concurrent_batches: int = setting("MAX_CONCURRENT_BATCHES", 1,
+                                          "batches running at once, from the CLI and the daemon together", ge=1)
 
 
 class BatchSettings(Section):

@@ -109,9 +109,7 @@ class AdvisoryLock:
         """Take the lock if it is free; False when another session holds it."""
         if self._conn is not None:
             return True
-        identity = f"{_PREFIX}|{self.what}|{socket.gethostname()}|{os.getpid()}"
-        conn = psycopg.connect(self.conninfo, autocommit=True, application_name=identity.encode()[:63].decode(
-            "utf-8", "ignore"))
+        conn = psycopg.connect(self.conninfo, autocommit=True, application_name=self._identity())
         # Over TCP the server probes a silent client, so a lock whose host vanished frees within two minutes.
         conn.execute("SET tcp_keepalives_idle = 60; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 5")
         taken = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAMESPACE, self.key)).fetchone()
@@ -134,6 +132,16 @@ class AdvisoryLock:
                 next_report = time.monotonic() + REPORT_EVERY_SECONDS
             time.sleep(POLL_SECONDS)
 
+    def rename(self, what: str) -> None:
+        """Say what the held lock is for now (a run slot taken before its batch had an id)."""
+        self.what = what
+        if self._conn is not None:
+            self._conn.execute("SELECT set_config('application_name', %s, false)", (self._identity(),))
+
+    def _identity(self) -> str:
+        identity = f"{_PREFIX}|{self.what}|{socket.gethostname()}|{os.getpid()}"
+        return identity.encode()[:63].decode("utf-8", "ignore")
+
     def holder(self) -> Holder | None:
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
             return holder_of(conn, self.key)
@@ -153,3 +161,89 @@ class AdvisoryLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class RunLocks:
+    """The locks of the batch this process runs: one of `max_concurrent` run slots (so at most that many batches
+    run at once, from the CLI or the daemon) and the batch's own lock (so no batch runs twice at once). The
+    process keeps them until `release`, or until it dies and PostgreSQL lets go of them."""
+
+    def __init__(self, conninfo: str, max_concurrent: int) -> None:
+        self.conninfo = conninfo
+        self.max_concurrent = max_concurrent
+        self.slot: AdvisoryLock | None = None
+        self.batch: AdvisoryLock | None = None
+        self.batch_id: str | None = None
+
+    def take_slot(self, what: str, *, wait: bool, on_wait: Callable[[Holder | None], None] | None = None) -> None:
+        """One free run slot, named `what` (`batch <id>`, or `a new batch` before its id exists); LockBusy (naming
+        a running batch) when all are taken and `wait` is false."""
+        if self.slot is not None:
+            return
+        slots = [AdvisoryLock(self.conninfo, run_slot_key(n), what) for n in range(self.max_concurrent)]
+        next_report = 0.0
+        while True:
+            for slot in slots:
+                if slot.try_acquire():
+                    self.slot = slot
+                    return
+            holder = slots[0].holder()
+            if not wait:
+                raise LockBusy(slots[0].key, holder)
+            if time.monotonic() >= next_report:
+                (on_wait or slots[0]._log_wait)(holder)
+                next_report = time.monotonic() + REPORT_EVERY_SECONDS
+            time.sleep(POLL_SECONDS)
+
+    def take_batch(self, batch_id: str, *, wait: bool, on_wait: Callable[[Holder | None], None] | None = None
+                   ) -> None:
+        """The batch's own lock; LockBusy naming its holder when another process runs it and `wait` is false."""
+        if self.batch_id == batch_id:
+            return
+        self.release_batch()
+        lock = AdvisoryLock(self.conninfo, batch_key(batch_id), f"batch {batch_id}")
+        lock.acquire(wait=wait, on_wait=on_wait)
+        self.batch, self.batch_id = lock, batch_id
+
+    def release_batch(self) -> None:
+        if self.batch is not None:
+            self.batch.release()
+        self.batch = self.batch_id = None
+
+    def release(self) -> None:
+        self.release_batch()
+        if self.slot is not None:
+            self.slot.release()
+            self.slot = None
+
+
+#: The run locks of this process, by catalog: the CLI takes them before it starts a run, and the run's first
+#: phase finds them held (a run launched by the daemon takes them there).
+_process_run_locks: dict[str, RunLocks] = {}
+
+
+def process_run_locks(conninfo: str, max_concurrent: int) -> RunLocks:
+    locks = _process_run_locks.setdefault(conninfo, RunLocks(conninfo, max_concurrent))
+    locks.max_concurrent = max_concurrent
+    return locks
+
+
+def batch_lock_free(conn: psycopg.Connection, batch_id: str) -> bool:
+    """Whether no live process holds batch `batch_id`'s lock: a run of it that still counts as started is dead."""
+    return is_free(conn, batch_key(batch_id))
+
+
+def new_batch_id_alone(conninfo: str, create: Callable[[], str]) -> str:
+    """Run `create` (choose a new batch id and record the batch) under the batch-creation lock, so two processes
+    starting in the same second never choose the same id."""
+    with AdvisoryLock(conninfo, BATCH_CREATION, "batch creation") as lock:
+        lock.acquire(wait=True)
+        return create()
+
+
+def orphaned_running_batches(conn: psycopg.Connection) -> list[str]:
+    """Batches recorded as running whose lock nobody holds: their run died or lost the catalog before it could
+    say so."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        running = [row[0] for row in cur.execute("SELECT id FROM batches WHERE status = 'running' ORDER BY id")]
+    return [batch_id for batch_id in running if batch_lock_free(conn, batch_id)]

@@ -50,6 +50,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
     make_private(home)  # run logs and event records name every file
     config = home / "dagster.yaml"
     wanted = REPO_INSTANCE_YAML.read_text() if REPO_INSTANCE_YAML.is_file() else MINIMAL_INSTANCE_YAML
+    # The daemon's run queue takes as many batches at once as the run slots allow.
+    wanted = wanted.replace("max_concurrent_runs: 1",
+                            f"max_concurrent_runs: {settings.automation.max_concurrent_batches}")
     if not config.exists() or config.read_text() != wanted:
         config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)

@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Sequence
 
 from dagster import DagsterEvent, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from media_assets.batches import BatchLifecycle
+from media_assets.catalog.locks import batch_lock_free, orphaned_running_batches, process_run_locks
 from media_assets.catalog.repository import Catalog
 from media_assets.settings import Settings
 from media_assets.telegram.notify import send_alert
 
-#: `host:pid` of the process running an in-process batch, so a later run can tell it died.
+#: `host:pid` of the process running a batch, set once it holds the batch's lock (for people: whether the run
+#: lives is told by the lock).
 RUNNER_PROCESS_TAG = "media_pipeline/process"
 #: Set on runs whose process sends its own report, so the report sensor does not send it twice.
 RUNNER_REPORT_TAG = "media_pipeline/report_sent_by"
 #: Dagster's tag for the partition (= batch id) of a run.
 PARTITION_TAG = "dagster/partition"
+#: How long a run launched by the daemon may take from its start to its first phase, where it takes its lock.
+STARTUP_GRACE_SECONDS = 300
+#: Why a batch failed when a person stopped its run (Ctrl-C, SIGTERM).
+STOPPED = "stopped (Ctrl-C or SIGTERM); re-run it to continue where it stopped"
 
 
 def this_process() -> str:
@@ -27,45 +34,51 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim_run(instance: DagsterInstance, run_id: str, tags: dict[str, str]) -> None:
-    """Tag a run launched by the daemon or the UI with the process that executes it (in-process runs come
-    tagged), so `reclaim_dead_runs` can tell when that process is gone."""
+def claim_run(instance: DagsterInstance, run_id: str, tags: dict[str, str], settings: Settings, catalog: Catalog,
+              batch_id: str, log: object) -> None:
+    """Hold the batch's lock and a run slot for as long as this process runs the batch (the CLI took them before
+    the run; a run launched by the daemon or the UI takes them at its first phase): another process running the
+    batch fails this step naming itself (LockBusy), and a run waits for a slot saying so every minute. Then tag
+    the run with this process, for people."""
+    locks = process_run_locks(catalog.conninfo, settings.automation.max_concurrent_batches)
+    locks.take_batch(batch_id, wait=False)
+    locks.take_slot(f"batch {batch_id}", wait=True, on_wait=lambda holder: log.warning(  # type: ignore[attr-defined]
+        "waiting for a run slot (MAX_CONCURRENT_BATCHES): "
+        + (f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running")))
     if RUNNER_PROCESS_TAG not in tags:
         instance.add_run_tags(run_id, {RUNNER_PROCESS_TAG: this_process()})
 
 
 def reclaim_dead_runs(instance: DagsterInstance, settings: Settings, catalog: Catalog) -> list[str]:
-    """Mark runs whose process died (killed, power cut) and their batches as failed, and free their pool slots,
-    so `retry-failed` or a backfill can finish the batch and the automation starts the next one.
+    """Mark runs whose process died (killed, power cut, lost its host) and their batches as failed, and free their
+    pool slots, so `retry-failed` or a backfill can finish the batch and the automation starts the next one.
 
-    Without this, a killed run keeps its slot in the `icloud` pool forever and counts as running for ever: the
-    default run launcher cannot check its workers' health, and nothing watches in-process runs."""
-    host = socket.gethostname()
+    A run is dead when the lock of its batch is free: every run holds it from its first phase on, and PostgreSQL
+    drops it with the holder's connection, whatever host or pid the run had. A run that has not claimed its
+    batch yet (a daemon run starting up) gets STARTUP_GRACE_SECONDS first. Batches a run left `running` when it
+    lost the catalog are marked failed the same way."""
+    catalog.ensure_connected()
+    lifecycle = BatchLifecycle(catalog)
     reclaimed = []
+    now = time.time()
     for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING])):
         run = record.dagster_run
-        owner_host, _, pid = run.tags.get(RUNNER_PROCESS_TAG, "").partition(":")
-        if owner_host != host or not pid.isdigit() or _process_alive(int(pid)):
+        batch_id = run.tags.get(PARTITION_TAG)
+        if not batch_id or not batch_lock_free(catalog.conn, batch_id):
             continue
-        reason = "the process running it is gone (killed or crashed)"
+        started = record.start_time or record.create_timestamp.timestamp()
+        if RUNNER_PROCESS_TAG not in run.tags and now - started < STARTUP_GRACE_SECONDS:
+            continue
+        reason = "the process running it is gone (killed, crashed or its host vanished)"
         instance.report_run_failed(run, reason)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        if run.tags.get(PARTITION_TAG):
-            BatchLifecycle(catalog).failed(run.tags[PARTITION_TAG], reason)
-        send_alert(f"dead-run-{run.run_id}", f"Batch {run.tags.get(PARTITION_TAG, '?')}: the process running "
-                   "it died (killed or crashed); it is re-run now and continues where it stopped.", settings=settings)
+        lifecycle.failed(batch_id, reason)
+        send_alert(f"dead-run-{run.run_id}", f"Batch {batch_id}: the process running it died (killed or crashed); "
+                   "it is re-run now and continues where it stopped.", settings=settings)
         reclaimed.append(run.run_id)
+    for batch_id in orphaned_running_batches(catalog.conn):
+        lifecycle.failed(batch_id, "its run ended without saying so (it lost the catalog database, or died)")
     return reclaimed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def first_failure(events: Sequence[DagsterEvent]) -> str:
@@ -73,6 +86,8 @@ def first_failure(events: Sequence[DagsterEvent]) -> str:
     for event in events:
         if event.is_step_failure and event.step_failure_data.error is not None:
             info = event.step_failure_data.error
+            if info.cls_name == "DagsterExecutionInterruptedError":
+                return f"{event.step_key}: {STOPPED}"
             while info.cause is not None:
                 info = info.cause
             return f"{event.step_key}: {info.message.strip()}"

@@ -36,6 +36,7 @@ from media_assets.phases.sorting import leave_in_bridge, sort_files
 from media_assets.phases.upload import finish_uploads
 from media_assets.phases.upload import upload as upload_files
 from media_assets.phases.verification import verify
+from media_assets.settings import Settings
 from media_assets.sources.configured import local_sources
 
 GROUP = "media"
@@ -46,7 +47,7 @@ def _run(context: AssetExecutionContext, settings: SettingsResource, catalog: Ca
          ) -> MaterializeResult:
     ctx = PhaseContext(batch_id=context.partition_key, settings=settings.load(), catalog=catalog.catalog,
                        log=context.log, dagster_run_id=context.run.run_id)
-    claim_run(context.instance, context.run.run_id, context.run.tags)
+    _claim(context, ctx.settings, ctx.catalog)
     try:
         outcome = run_phase(name, ctx, work, enabled=enabled, when_disabled=when_disabled)
     except Exception as error:
@@ -64,6 +65,11 @@ def batch_totals(catalog: Catalog, batch_id: str, outcome: PhaseOutcome) -> Phas
     return PhaseOutcome(phase=outcome.phase, status=outcome.status, files=totals.files, failed=totals.failed,
                         bytes_in=totals.bytes_in, bytes_out=totals.bytes_out, counts=totals.counts,
                         seconds=totals.seconds, note=outcome.note)
+
+
+def _claim(context: AssetExecutionContext, settings: Settings, catalog: Catalog) -> None:
+    claim_run(context.instance, context.run.run_id, context.run.tags, settings, catalog, context.partition_key,
+              context.log)
 
 
 def _asset(name: str, previous: str | None, description: str, pool: str | None = None):  # noqa: ANN202
@@ -92,6 +98,7 @@ def download(context: AssetExecutionContext, settings: SettingsResource, catalog
     refuse_unknown_key(catalog.catalog, context.partition_key)
     lifecycle = BatchLifecycle(catalog.catalog)
     lifecycle.create(context.partition_key)
+    _claim(context, settings.load(), catalog.catalog)  # before `running`: a running batch's lock is held
     lifecycle.running(context.partition_key)
     return _run(context, settings, catalog, "download", partial(download_files, sources=sources))
 

@@ -1,0 +1,148 @@
+"""Runs never collide: a second `run` while a batch runs names it and exits (or waits with --wait); a run whose
+batch lock is free is dead whatever host or pid it had, and is reclaimed with its pool slot and its batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster_postgres import PostgresEventLogStorage
+
+from media_assets.catalog.database import dagster_storage_url
+from media_assets.catalog.locks import AdvisoryLock, batch_key
+from media_assets.catalog.repository import Catalog
+from media_assets.defs.runs import PARTITION_TAG, RUNNER_PROCESS_TAG, reclaim_dead_runs
+from media_assets.faults import FAULTS_ENV
+from media_assets.media.sample_library import write_sample_library
+
+from .conftest import write_settings
+
+
+def _cli(folder: Path, conninfo: str, *args: str, faults: str | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MEDIA_PIPELINE_", "DAGSTER_"))}
+    env.update(MEDIA_PIPELINE_SETTINGS=str(folder / "settings.env"), MEDIA_PIPELINE_DATABASE_URL=conninfo)
+    if faults:
+        env[FAULTS_ENV] = faults
+    return subprocess.Popen([sys.executable, "-m", "media_assets.cli", *args], env=env, cwd=folder, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_until(condition, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + 300
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+@pytest.mark.slow
+def test_a_second_run_names_the_running_batch_and_exits_or_waits(tmp_path: Path, catalog_conninfo: str) -> None:
+    write_settings(tmp_path)
+    write_sample_library(tmp_path / "library")
+    first = _cli(tmp_path, catalog_conninfo, "run", faults="stop@move:compressed:1")
+    try:
+        _wait_until(lambda: _stopped(first.pid) or first.poll() is not None, "the first run reaches compression")
+        catalog = Catalog(catalog_conninfo)
+        [batch] = catalog.recent_batches(1)
+        catalog.close()
+
+        second = _cli(tmp_path, catalog_conninfo, "run")
+        _out, err = second.communicate(timeout=300)
+        assert second.returncode == 75, err[-3000:]
+        assert f"media-pipeline: batch {batch['id']} is running (since " in err
+        assert f", pid {first.pid}); run again with --wait" in err
+
+        again = _cli(tmp_path, catalog_conninfo, "run", "--batch", batch["id"])
+        _out, err = again.communicate(timeout=300)
+        assert again.returncode == 75 and f"batch {batch['id']} is running" in err, err[-3000:]
+
+        waiting = _cli(tmp_path, catalog_conninfo, "run", "--wait")
+        assert waiting.stderr is not None
+        _wait_until(lambda: "waiting: batch" in waiting.stderr.readline(), "the waiting run says what it waits for")
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, out[-2000:] + err[-3000:]
+    out, _err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0 and "nothing new in the sources" in out, out[-2000:]
+
+
+def _storage_instance(conninfo: str, tmp_path: Path) -> DagsterInstance:
+    """A Dagster instance on the test's PostgreSQL (pool slots need a real event log storage)."""
+    url = dagster_storage_url(conninfo)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {url}\nconcurrency:\n  pools:\n    default_limit: 1\n")
+    return DagsterInstance.from_config(str(tmp_path))
+
+
+def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline, tmp_path: Path) -> None:  # noqa: ANN001
+    pipeline = make_pipeline()
+    instance = _storage_instance(pipeline.catalog.conninfo, tmp_path / "dagster_home")
+    try:
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        runs = {}
+        for batch_id, host in (("b-dead", "a-container-long-gone:4242"), ("b-alive", "another-host:1")):
+            pipeline.catalog.create_batch(batch_id)
+            pipeline.catalog.set_batch_status(batch_id, "running")
+            run = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
+                             tags={PARTITION_TAG: batch_id, RUNNER_PROCESS_TAG: host})
+            instance.add_run(run)
+            runs[batch_id] = run
+        instance.event_log_storage.set_concurrency_slots("icloud", 1)
+        instance.event_log_storage.claim_concurrency_slot("icloud", runs["b-dead"].run_id, "download")
+        alive = AdvisoryLock(pipeline.catalog.conninfo, batch_key("b-alive"), "batch b-alive")
+        assert alive.try_acquire()  # b-alive's process lives (on whatever host): it holds its lock
+
+        reclaimed = reclaim_dead_runs(instance, pipeline.settings, pipeline.catalog)
+
+        assert reclaimed == [runs["b-dead"].run_id]
+        assert instance.get_run_by_id(runs["b-dead"].run_id).status is DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(runs["b-alive"].run_id).status is DagsterRunStatus.STARTED
+        assert instance.event_log_storage.get_concurrency_info("icloud").active_slot_count == 0, "its slot freed"
+        assert pipeline.catalog.batch("b-dead")["status"] == "failed"
+        assert pipeline.catalog.batch("b-alive")["status"] == "running"
+        alive.release()
+    finally:
+        instance.dispose()
+
+
+def test_a_batch_left_running_by_a_run_that_lost_the_catalog_is_marked_failed(make_pipeline) -> None:  # noqa: ANN001
+    pipeline = make_pipeline()
+    pipeline.catalog.create_batch("b-lost")
+    pipeline.catalog.set_batch_status("b-lost", "running")
+    reclaim_dead_runs(pipeline.instance, pipeline.settings, pipeline.catalog)
+    assert pipeline.catalog.batch("b-lost")["status"] == "failed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_stop_a_run_cleanly(tmp_path: Path, catalog_conninfo: str, stop: signal.Signals) -> None:
+    write_settings(tmp_path)
+    write_sample_library(tmp_path / "library")
+    run = _cli(tmp_path, catalog_conninfo, "run", faults="stop@move:compressed:1")
+    _wait_until(lambda: _stopped(run.pid) or run.poll() is not None, "the run reaches compression")
+    os.kill(run.pid, stop)
+    os.kill(run.pid, signal.SIGCONT)
+    out, err = run.communicate(timeout=300)
+
+    assert run.returncode == 128 + stop, out[-2000:] + err[-3000:]
+    assert err.strip().splitlines()[-1].startswith(f"media-pipeline: stopped by {stop.name}; the batch is marked "
+                                                    "failed"), err[-3000:]
+    catalog = Catalog(catalog_conninfo)
+    try:
+        [batch] = catalog.recent_batches(1)
+        assert batch["status"] == "failed"
+    finally:
+        catalog.close()
+    assert "compression: stopped" in out, "the report says why the batch failed"
