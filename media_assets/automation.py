@@ -56,3 +56,15 @@ def check_sources(settings: Settings, catalog: Catalog, sources: Mapping[str, Me
     more = " (and more for the batches after it)" if plan.full else ""
     return Decision(True, f"{plan.files} new file(s), {plan.bytes / 1e9:.2f} GB{more}")
 
+
+#: How long a failed batch waits before each automatic re-run (the daemon's retry sensor); after the last one
+#: a person is asked to look.
+RETRY_BACKOFF = (timedelta(minutes=10), timedelta(hours=1), timedelta(hours=6))
+
+
+def retry_due(failed_at: datetime, retries_done: int, now: datetime) -> bool | None:
+    """Whether the next automatic re-run of a batch that failed at `failed_at` is due; None when all of them
+    were used (the batch needs a person)."""
+    if retries_done >= len(RETRY_BACKOFF):
+        return None
+    return now - failed_at >= RETRY_BACKOFF[retries_done]

@@ -143,3 +143,45 @@ def test_an_unpartitioned_run_such_as_the_library_stats_refresh_does_not_hold_ba
 
     instance.create_run_for_job(defs.resolve_job_def("media_batch"), status=DagsterRunStatus.STARTED)
     assert isinstance(_evaluate(instance, resources), SensorResult)
+
+
+def _evaluate_retries(instance, resources, cursor: str | None):  # noqa: ANN001, ANN202
+    """The retry sensor's answer and its cursor afterwards."""
+    from media_assets.defs.batch.sensors import retry_sensor
+
+    with build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
+        return retry_sensor(context), context.cursor
+
+
+def test_a_failed_batch_is_re_run_after_10_min_1_h_and_6_h_then_a_person_is_asked(sensor_setup, monkeypatch) -> None:
+    import media_assets.defs.batch.sensors as automation_defs
+    from media_assets.definitions import defs
+
+    pipeline, instance, resources = sensor_setup
+    alerts: list[str] = []
+    monkeypatch.setattr(automation_defs, "send_alert", lambda key, text, settings: alerts.append(text))
+    cursor = None
+    pipeline.catalog.create_batch("b1")
+    pipeline.catalog.set_batch_status("b1", "failed")
+
+    def failed_minutes_ago(minutes: int) -> None:
+        pipeline.catalog.conn.execute("UPDATE batches SET finished_at = now() - make_interval(mins => %s)"
+                                      " WHERE id = 'b1'", (minutes,))
+
+    for retry, (too_early, due) in enumerate([(5, 11), (50, 61), (300, 361)], start=1):
+        failed_minutes_ago(too_early)
+        result, cursor = _evaluate_retries(instance, resources, cursor)
+        assert isinstance(result, SkipReason)
+        failed_minutes_ago(due)
+        result, cursor = _evaluate_retries(instance, resources, cursor)
+        assert isinstance(result, SensorResult), f"re-run {retry} is due"
+        [request] = result.run_requests
+        assert request.partition_key == "b1" and request.tags[automation_defs.RETRY_TAG] == str(retry)
+        instance.create_run_for_job(defs.resolve_job_def("media_batch"), status=DagsterRunStatus.FAILURE,
+                                    tags={**request.tags, "dagster/partition": "b1"})
+    failed_minutes_ago(10_000)
+    for _ in range(2):
+        result, cursor = _evaluate_retries(instance, resources, cursor)
+        assert isinstance(result, SkipReason), "no fourth re-run"
+    [alert] = alerts
+    assert alert.startswith("Batch b1 failed 4 times") and "needs a person" in alert and "retry-failed" in alert

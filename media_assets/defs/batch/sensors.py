@@ -2,6 +2,7 @@
 next batch and requests its run on the configured interval with idempotent run keys, and the one that records
 failed batch runs."""
 
+import json
 from datetime import datetime, timezone
 
 from dagster import (
@@ -18,18 +19,21 @@ from dagster import (
     sensor,
 )
 
-from media_assets.automation import NOTHING_NEW, Decision, check_sources, decide_next_batch
+from media_assets.automation import NOTHING_NEW, RETRY_BACKOFF, Decision, check_sources, decide_next_batch, retry_due
 from media_assets.batches import BatchLifecycle, executions_today
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.batch.job import BATCH_JOB_NAMES, media_batch_job
 from media_assets.defs.batch.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.defs.runs import PARTITION_TAG, reclaim_dead_runs
+from media_assets.operations import failed_batches
 from media_assets.settings import Settings
 from media_assets.sources.base import SourceNeedsSettings
 from media_assets.sources.configured import SourceUnavailable, enabled_sources, require_sources_available
 from media_assets.telegram.notify import send_alert
 
+#: The automatic re-run a run is (1, 2, 3), set by `retry_sensor`.
+RETRY_TAG = "media_pipeline/retry"
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
           DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
@@ -76,6 +80,47 @@ def batch_sensor(context: SensorEvaluationContext, settings: SettingsResource,
     batch_id = BatchLifecycle(catalog.catalog).create(now=now)
     return SensorResult(run_requests=[RunRequest(partition_key=batch_id, run_key=batch_id)],
                         dynamic_partitions_requests=[batch_partitions.build_add_request([batch_id])])
+
+
+
+@sensor(job=media_batch_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+        description="Re-runs a failed batch after 10 min, 1 h and 6 h (it continues where it stopped), then asks a "
+                    "person on Telegram. Dagster's own run retries start at once, without a backoff.")
+def retry_sensor(context: SensorEvaluationContext, settings: SettingsResource,
+                 catalog: CatalogResource) -> SensorResult | SkipReason:
+    loaded = settings.load()
+    now = datetime.now(timezone.utc)
+    reclaim_dead_runs(context.instance, loaded, catalog.catalog)
+    alerted = set(json.loads(context.cursor or "[]"))
+    requests, waiting = [], []
+    for batch_id in failed_batches(catalog.catalog):
+        runs = context.instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch_id}))
+        if any(run.status in ACTIVE for run in runs):
+            continue
+        retries = sum(RETRY_TAG in run.tags for run in runs)
+        batch = catalog.catalog.batch(batch_id)
+        due = retry_due(batch["finished_at"] or batch["updated_at"], retries, now)
+        if due:
+            requests.append(RunRequest(partition_key=batch_id, run_key=f"{batch_id}-retry-{retries + 1}",
+                                       tags={RETRY_TAG: str(retries + 1)}))
+        elif due is None and batch_id not in alerted:
+            send_alert(f"needs-a-person-{batch_id}", needs_a_person(catalog.catalog, batch_id), settings=loaded)
+            alerted.add(batch_id)
+        elif due is False:
+            waiting.append(batch_id)
+    context.update_cursor(json.dumps(sorted(alerted)))  # each batch's "needs a person" alert goes out once
+    if not requests:
+        return SkipReason(f"failed batches waiting for their next re-run: {', '.join(waiting)}" if waiting
+                          else "no failed batch due for a re-run")
+    return SensorResult(run_requests=requests)
+
+
+def needs_a_person(catalog: Catalog, batch_id: str) -> str:
+    """The alert for a batch that failed again after every automatic re-run: why, and what to do."""
+    batch = catalog.batch(batch_id)
+    why = (batch or {}).get("error") or "its run failed before any phase started"
+    return (f"Batch {batch_id} failed {len(RETRY_BACKOFF) + 1} times (re-run after 10 min, 1 h and 6 h) and needs "
+            f"a person: {why}. Nothing was lost; fix the cause, then run `media-pipeline retry-failed`.")
 
 
 @run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
