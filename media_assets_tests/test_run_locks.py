@@ -146,3 +146,27 @@ def test_sigterm_and_ctrl_c_stop_a_run_cleanly(tmp_path: Path, catalog_conninfo:
     finally:
         catalog.close()
     assert "compression: stopped" in out, "the report says why the batch failed"
+
+
+def test_re_running_a_batch_reclaims_its_dead_run_and_pool_slot(make_pipeline, tmp_path: Path) -> None:  # noqa: ANN001
+    """The re-run holds the batch's lock itself before it looks for dead runs: that lock is not a live run."""
+    from media_assets.catalog.locks import process_run_locks
+
+    pipeline = make_pipeline()
+    instance = _storage_instance(pipeline.catalog.conninfo, tmp_path / "dagster_home")
+    try:
+        pipeline.catalog.create_batch("b1")
+        run = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
+                         tags={PARTITION_TAG: "b1", RUNNER_PROCESS_TAG: "this-host:1"})
+        instance.add_run(run)
+        instance.event_log_storage.set_concurrency_slots("icloud", 1)
+        instance.event_log_storage.claim_concurrency_slot("icloud", run.run_id, "download")
+        locks = process_run_locks(pipeline.catalog.conninfo, 1)
+        locks.take_batch("b1", wait=False)
+        try:
+            assert reclaim_dead_runs(instance, pipeline.settings, pipeline.catalog) == [run.run_id]
+        finally:
+            locks.release()
+        assert instance.event_log_storage.get_concurrency_info("icloud").active_slot_count == 0
+    finally:
+        instance.dispose()

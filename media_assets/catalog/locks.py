@@ -229,8 +229,11 @@ def process_run_locks(conninfo: str, max_concurrent: int) -> RunLocks:
 
 
 def batch_lock_free(conn: psycopg.Connection, batch_id: str) -> bool:
-    """Whether no live process holds batch `batch_id`'s lock: a run of it that still counts as started is dead."""
-    return is_free(conn, batch_key(batch_id))
+    """Whether no other live process holds batch `batch_id`'s lock: a run of it that still counts as started is
+    dead. The lock held by this process (about to re-run the batch) counts as free: no earlier run of the batch
+    can still be alive beside it."""
+    held_here = any(locks.batch_id == batch_id for locks in _process_run_locks.values())
+    return held_here or is_free(conn, batch_key(batch_id))
 
 
 def new_batch_id_alone(conninfo: str, create: Callable[[], str]) -> str:
