@@ -3,8 +3,10 @@ on a fresh data folder, and none stops it while another still uses it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,9 +35,13 @@ for line in sys.stdin:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "data"
-    stop_embedded_postgres(tmp_path / "data")  # in case a failing test left it running
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's temp folders: other pytest sessions reset their permissions, which locks the server's
+    own user (when run as root) out of its data folder."""
+    folder = Path(tempfile.mkdtemp(prefix="media-pipeline-shared-pg-"))
+    yield folder / "data"
+    stop_embedded_postgres(folder / "data")  # in case a failing test left it running
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _ask(user: subprocess.Popen[str], command: str) -> str:
