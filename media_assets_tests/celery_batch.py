@@ -30,9 +30,12 @@ from dagster import (
 from dagster_celery import celery_executor
 
 from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url
+from media_assets.catalog.locks import process_run_locks
 from media_assets.definitions import defs as production_defs
 from media_assets.defs.batch.assets import GROUP, PHASE_ASSETS
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV
+from media_assets.defs.runs import PARTITION_TAG, RUNNER_PROCESS_TAG, this_process
+from media_assets.settings import process_settings
 
 CELERY_JOB_NAME = "media_batch_celery"
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,10 +138,17 @@ def run_batches(batch_ids: list[str], env: dict[str, str], log_dir: Path, worker
 
 
 def main(batch_id: str, run_config_path: str) -> int:
+    """Run one batch as `media-pipeline run` does: this process holds a run slot (MAX_CONCURRENT_BATCHES) and
+    the batch's lock for the whole run and names itself in the run's tags; the steps run on the workers."""
+    settings = process_settings()
+    locks = process_run_locks(os.environ[DATABASE_URL_ENV], settings.automation.max_concurrent_batches)
+    locks.take_slot(f"batch {batch_id}", wait=True)
+    locks.take_batch(batch_id, wait=False)
     with DagsterInstance.get() as instance:
         result = execute_job(reconstructable(celery_batch_job), instance=instance,
                              run_config=yaml.safe_load(Path(run_config_path).read_text()),
-                             tags={"dagster/partition": batch_id}, raise_on_error=False)
+                             tags={PARTITION_TAG: batch_id, RUNNER_PROCESS_TAG: this_process()},
+                             raise_on_error=False)
         print(result.run_id)
         return 0 if result.success else 1
 

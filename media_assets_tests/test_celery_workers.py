@@ -47,7 +47,8 @@ def environment(tmp_path: Path, catalog_conninfo: str) -> dict[str, str]:
     library.mkdir()
     for n in range(FILES):
         textured_image((320, 240), seed=1000 + n).save(library / f"photo-{n}.jpg", quality=90)
-    settings_file = write_settings(tmp_path, BATCH_MAX_FILES=str(BATCH_MAX_FILES))
+    settings_file = write_settings(tmp_path, BATCH_MAX_FILES=str(BATCH_MAX_FILES),
+                                   MAX_CONCURRENT_BATCHES=str(MAX_CONCURRENT_BATCHES))
     return deployment_environment(settings_file, catalog_conninfo, tmp_path / "dagster_home")
 
 

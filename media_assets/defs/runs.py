@@ -39,7 +39,10 @@ def claim_run(instance: DagsterInstance, run_id: str, tags: dict[str, str], sett
     """Hold the batch's lock and a run slot for as long as this process runs the batch (the CLI took them before
     the run; a run launched by the daemon or the UI takes them at its first phase): another process running the
     batch fails this step naming itself (LockBusy), and a run waits for a slot saying so every minute. Then tag
-    the run with this process, for people."""
+    the run with this process, for people. A step executed on another machine than the run's (a Celery worker)
+    takes nothing: the process the run is tagged with holds its locks."""
+    if tags.get(RUNNER_PROCESS_TAG, this_process()) != this_process():
+        return
     locks = process_run_locks(catalog.conninfo, settings.automation.max_concurrent_batches)
     locks.take_batch(batch_id, wait=False)
     locks.take_slot(f"batch {batch_id}", wait=True, on_wait=lambda holder: log.warning(  # type: ignore[attr-defined]
