@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from dagster import build_schedule_context
 
 from media_assets.catalog.database import dagster_storage_url
 from media_assets.catalog.states import FileState
 from media_assets.cli import main
+from media_assets.definitions import defs
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV
+from media_assets.defs.resources import SettingsResource
 from media_assets.destinations.configured import enabled_destinations
 from media_assets.integrity import check_everything
 from media_assets.media import sample_library as sample
@@ -83,3 +87,29 @@ def test_a_flipped_byte_at_the_destination_is_differing_and_a_stray_there_is_ext
     assert (result.counts["differing"], result.counts["missing"], result.counts["unknown_extra"]) == (1, 0, 1)
     assert any(upload["remote_id"] in p and p.startswith("differing") for p in result.problems)
     assert "unknown_extra: local not-ours.jpg: at the destination, not sent by the pipeline" in result.problems
+
+
+def test_the_weekly_scrub_is_off_in_once_mode_and_reports_its_counts_as_a_check(finished, make_pipeline,
+                                                                                 tmp_path: Path) -> None:
+    pipeline, report = finished
+    settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
+    schedule = defs.get_schedule_def("weekly_scrub")
+    with build_schedule_context(instance=pipeline.instance, resources={"settings": settings}) as context:
+        skipped = schedule.evaluate_tick(context)
+    assert not skipped.run_requests and "'once'" in (skipped.skip_message or "")
+
+    [file, *_] = pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)
+    _flip_one_byte(pipeline.settings.storage.media_root / file.sorted_path)
+    result = defs.resolve_job_def("scrub").execute_in_process(instance=pipeline.instance, raise_on_error=False)
+    [evaluation] = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["differing"].value == 1 and evaluation.metadata["missing"].value == 0
+    assert evaluation.metadata["matching"].value > 0
+
+    make_pipeline(PIPELINE_EXECUTION_MODE="interval")
+    sunday = datetime(2026, 11, 29, 3, tzinfo=timezone.utc)
+    with build_schedule_context(instance=pipeline.instance, scheduled_execution_time=sunday,
+                                resources={"settings": SettingsResource(settings_file=str(tmp_path / "settings.env"))}
+                                ) as context:
+        [request] = schedule.evaluate_tick(context).run_requests or []
+    assert request.run_key == "scrub-20261129"
