@@ -423,7 +423,7 @@ def _serve(host: str, port: int) -> int:
 
 def _status_text(pipeline) -> str:  # noqa: ANN001
     from media_assets.catalog.icloud import count_deleted_at_source, count_in_library
-    from media_assets.status import status_data, status_lines
+    from media_assets.defs.status import status_data, status_lines
     from media_assets.storage import free_bytes
 
     catalog, settings = pipeline.catalog, pipeline.settings
@@ -455,8 +455,8 @@ def _status_json(pipeline) -> str:  # noqa: ANN001
     import json
 
     from media_assets.catalog.icloud import count_deleted_at_source, count_in_library
+    from media_assets.defs.status import status_data
     from media_assets.mirror import mirror_status
-    from media_assets.status import status_data
 
     data = status_data(pipeline)
     data["already_in_icloud"] = count_in_library(pipeline.catalog)

@@ -1,22 +1,9 @@
-"""The one `Definitions` of the project: the domains under `defs/` merged, with the resources they share."""
+"""The one `Definitions` of the project: every domain under `defs/` (`defs/domains.py`) and the jobs launched by
+hand from the UI, which run batches through the runner (itself built on the domains, so no import circle)."""
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions
 
-from media_assets.defs import batch, library, mirror, telegram
-from media_assets.defs.icloud import ICloudResource
-from media_assets.defs.mirror.supabase import SupabaseResource
-from media_assets.defs.resources import CatalogResource, SettingsResource
-from media_assets.defs.telegram.resources import TelegramResource
+from media_assets.defs.batch.by_hand import new_batch, retry_failed_batches
+from media_assets.defs.domains import domain_defs
 
-_settings = SettingsResource()
-
-defs = Definitions.merge(
-    batch.defs, library.defs, telegram.defs, mirror.defs,
-    Definitions(
-        # UI launches and backfills (`__ASSET_JOB`) run in one process too, like the batch job.
-        executor=in_process_executor,
-        resources={"settings": _settings, "catalog": CatalogResource(settings=_settings),
-                   "telegram": TelegramResource(settings=_settings),
-                   "supabase": SupabaseResource(settings=_settings), "icloud": ICloudResource(settings=_settings)},
-    ),
-)
+defs = Definitions.merge(domain_defs, Definitions(jobs=[new_batch, retry_failed_batches]))

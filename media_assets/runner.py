@@ -1,6 +1,7 @@
 """Running batches in this process (no daemon needed): what `media-pipeline run`, `interval` and `retry-failed` do.
 
-The only module that imports the `Definitions`; everything else of a run lives in `defs/` and `batches`."""
+The only module that imports the `Definitions` (the domains', `defs/domains.py`); everything else of a run
+lives in `defs/` and `batches`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import time
 from media_assets.automation import Decision, check_sources
 from media_assets.batches import BatchLifecycle
 from media_assets.catalog.locks import Holder, RunLocks, process_run_locks
-from media_assets.definitions import defs
 from media_assets.defs.batch.assets import PHASES
 from media_assets.defs.batch.job import BATCH_JOB_NAME
+from media_assets.defs.domains import domain_defs
 from media_assets.defs.instance import Pipeline
 from media_assets.defs.runs import (
     RUNNER_PROCESS_TAG,
@@ -94,7 +95,7 @@ def _run_holding_locks(pipeline: Pipeline, batch_id: str) -> RunReport:
         pipeline.instance.add_dynamic_partitions("batch", [batch_id])
     reclaim_dead_runs(pipeline.instance, pipeline.settings, catalog)
     started = time.perf_counter()
-    result = defs.resolve_job_def(BATCH_JOB_NAME).execute_in_process(
+    result = domain_defs.resolve_job_def(BATCH_JOB_NAME).execute_in_process(
         partition_key=batch_id, instance=pipeline.instance, raise_on_error=False,
         tags={RUNNER_REPORT_TAG: "runner", RUNNER_PROCESS_TAG: this_process()},
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})

@@ -22,7 +22,7 @@ def _fail_on_failures(reports: list[RunReport]) -> None:
 
 @op(description="Creates a batch with a new id from what the sources hold and runs every phase on it.")
 def start_batch(context: OpExecutionContext, settings: SettingsResource, catalog: CatalogResource) -> None:
-    from media_assets.runner import run_next_batch  # the runner imports the Definitions that hold this job
+    from media_assets.runner import run_next_batch
 
     decision, report = run_next_batch(_pipeline(context, settings, catalog))
     if report is None:
@@ -35,7 +35,7 @@ def start_batch(context: OpExecutionContext, settings: SettingsResource, catalog
 @op(description="Re-runs every failed batch, oldest first, from where each stopped.")
 def retry_each_failed_batch(context: OpExecutionContext, settings: SettingsResource,
                             catalog: CatalogResource) -> None:
-    from media_assets.runner import retry_failed  # the runner imports the Definitions that hold this job
+    from media_assets.runner import retry_failed
 
     reports = retry_failed(_pipeline(context, settings, catalog))
     context.log.info(f"{sum(r.success for r in reports)} of {len(reports)} failed batch(es) now succeeded")

@@ -1,5 +1,6 @@
-"""`media-pipeline status` as data: per batch numbers, where the copies are and how full the disks are, and what
-the automation does next. `cli` prints it as text or, with `--json`, for scripts."""
+"""`media-pipeline status` as data (under defs/: whether a batch runs is read from the Dagster instance): per
+batch numbers, where the copies are and how full the disks are, and what the automation does next. `cli`
+prints it as text or, with `--json`, for scripts."""
 
 from __future__ import annotations
 
