@@ -2,8 +2,9 @@
 deploy/celery/executor.yaml, three bounded batches run two at a time, every file verified and at the destination
 exactly once, and the batches' steps executed by both workers. Runs only where Redis answers on 127.0.0.1:6379.
 
-Two runs at a time are kept by the test's own launcher (MAX_CONCURRENT_BATCHES is the daemon queue's limit,
-which needs a daemon); the catalog keeps the concurrent batches from taking the same file."""
+The three runs start at once, each in a process of its own holding its locks as `media-pipeline run` does: the
+run slots (MAX_CONCURRENT_BATCHES=2) let two run and the third wait; the catalog keeps the concurrent batches
+from taking the same file."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_three_batches_run_on_two_celery_workers(environment: dict[str, str], wo
         queue_batches(instance, batch_ids)
 
         try:
-            codes = run_batches(batch_ids, environment, tmp_path, workers, MAX_CONCURRENT_BATCHES, RUNS_TIMEOUT_S)
+            codes = run_batches(batch_ids, environment, tmp_path, workers, BATCHES, RUNS_TIMEOUT_S)
         except RunsStopped as stopped:
             pytest.fail(str(stopped))
         logs = {path.name: [line for line in path.read_text().splitlines() if " - ERROR - " in line or "Error" in line]
@@ -89,6 +90,12 @@ def test_three_batches_run_on_two_celery_workers(environment: dict[str, str], wo
         # The steps of the batches ran on both workers (dagster-celery's engine event names the worker).
         runs = instance.get_runs()
         assert len(runs) == BATCHES
+        # All three were started at once; the run slots let at most MAX_CONCURRENT_BATCHES run at any moment.
+        records = instance.get_run_records()
+        edges = sorted([(r.start_time, 1) for r in records] + [(r.end_time, -1) for r in records],
+                       key=lambda edge: (edge[0], edge[1]))
+        running = [sum(step for _, step in edges[:n + 1]) for n in range(len(edges))]
+        assert max(running) <= MAX_CONCURRENT_BATCHES
         hosts = {str(getattr(entry, "value", entry)) for run in runs
                  for event in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
                  for label, entry in (event.dagster_event.engine_event_data.metadata or {}).items()
