@@ -64,11 +64,11 @@ class RunReport:
         lines += [f"| {p['phase']} | {p['status']} | {p['files']} | {p['seconds']:.2f} |" for p in self.phases]
         if self.duplicates:
             lines += ["", "## Duplicates", ""]
-            lines += [f"- {d['original_name']} is {'an' if d['kind'] == 'exact' else 'a'} {d['kind']} duplicate of "
-                      f"{d['keeper_name']} (file {d['keeper_id']})" for d in self.duplicates]
+            lines += [f"- {d['source_path']} is {'an' if d['kind'] == 'exact' else 'a'} {d['kind']} duplicate of "
+                      f"{d['keeper_path']} (file {d['keeper_id']})" for d in self.duplicates]
         if self.quarantined:
             lines += ["", "## Quarantined", ""]
-            lines += [f"- {q['original_name']}: {q['error']}" for q in self.quarantined]
+            lines += [f"- {q['source_path']}: {q['error']}" for q in self.quarantined]
         if self.sidecars:
             lines += ["", "## Sidecars kept beside their photo", ""]
             lines += [f"- {s['sidecar']} (with {s['photo']})" for s in self.sidecars]

@@ -205,3 +205,20 @@ def test_status_json_gives_each_batch_the_destinations_and_the_next_step(
     text = capsys.readouterr().out
     assert f"{report.batch_id}  succeeded  4 files, 1 duplicates, 1 quarantined" in text
     assert "Automation (once): waits: PIPELINE_EXECUTION_MODE is 'once'" in text
+
+
+def test_the_report_names_files_by_their_path_at_the_source(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    library = pipeline.settings.sources.folder_source_paths[0]
+    _photos(pipeline, "x.jpg")
+    (library / "trip").mkdir()
+    (library / "trip" / "x.jpg").write_bytes((library / "x.jpg").read_bytes())  # same name, another folder
+    (library / "trip" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a picture")
+    report = run_batch(pipeline)
+    assert report.success
+    text = report.to_markdown()
+    [duplicate] = report.duplicates
+    paths = {duplicate["source_path"], duplicate["keeper_path"]}
+    assert paths == {str(library / "x.jpg"), str(library / "trip" / "x.jpg")}
+    assert f"- {duplicate['source_path']} is an exact duplicate of {duplicate['keeper_path']}" in text
+    assert f"- {library / 'trip' / 'broken.jpg'}: " in text

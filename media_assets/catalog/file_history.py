@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from media_assets.catalog.repository import Catalog
+from media_assets.catalog.repository import Catalog, source_path
 
-#: How a file is named: its path for folder sources (the source id is the path), else source and file name.
-_SOURCE_PATH = ("CASE WHEN {f}.source = 'folder' AND {f}.source_id NOT LIKE 'b64:%%' THEN {f}.source_id"
-                " ELSE {f}.source || ':' || {f}.original_name END")
-SOURCE_PATH = _SOURCE_PATH.format(f="f")
+SOURCE_PATH = source_path("f")
 
 _FILE_ROWS = (
     f"SELECT f.id, {SOURCE_PATH} AS source_path, f.state, f.batch_id, f.captured_at, f.capture_date_tag,"
     " f.compression_decision, f.size_bytes, f.output_size, f.error, f.original_path, f.output_path,"
     " f.staged_path, f.sorted_path, f.content_hash, d.kind AS duplicate_kind, "
-    + _SOURCE_PATH.format(f="k") + " AS keeper_path,"
+    f"{source_path('k')} AS keeper_path,"
     " (SELECT string_agg(u.destination || ' ' || u.status || coalesce(' ' || u.remote_id, '')"
     "  || CASE WHEN u.verified_at IS NULL THEN '' ELSE ' verified' END, '; ' ORDER BY u.destination)"
     "  FROM uploads u WHERE u.file_id = f.id) AS destinations"

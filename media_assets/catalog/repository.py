@@ -71,6 +71,13 @@ _FINGERPRINT_COLUMNS = frozenset({"phash", "similarity", "pair_key", "content_id
 _UNDECIDED_OR_DROPPED = "'discovered', 'downloaded', 'duplicate', 'quarantined'"
 
 
+def source_path(alias: str) -> str:
+    """SQL naming a file by its path at the source: folder sources' ids are their paths (undecodable ones
+    base64-encoded, named by source and file name like the other sources' files)."""
+    return (f"CASE WHEN {alias}.source = 'folder' AND {alias}.source_id NOT LIKE 'b64:%%' THEN {alias}.source_id"
+            f" ELSE {alias}.source || ':' || {alias}.original_name END")
+
+
 class Catalog:
     """Access to the catalog database through one psycopg 3 connection."""
 
@@ -319,15 +326,17 @@ class Catalog:
             return moved
 
     def duplicates(self, batch_id: str) -> list[dict[str, Any]]:
+        """The batch's duplicates with their keepers, each also by its path at the source (`source_path`)."""
         return self.conn.execute(
-            "SELECT d.file_id, d.keeper_id, d.kind, d.distance, f.original_name, k.original_name AS keeper_name"
+            "SELECT d.file_id, d.keeper_id, d.kind, d.distance, f.original_name, k.original_name AS keeper_name,"
+            f" {source_path('f')} AS source_path, {source_path('k')} AS keeper_path"
             " FROM duplicate_files d JOIN media_files f ON f.id = d.file_id JOIN media_files k ON k.id = d.keeper_id"
             " WHERE d.batch_id = %s ORDER BY d.file_id", (batch_id,)).fetchall()
 
     def quarantined(self, batch_id: str) -> list[dict[str, Any]]:
         return self.conn.execute(
-            "SELECT id, original_name, error FROM media_files WHERE batch_id = %s AND state = 'quarantined'"
-            " ORDER BY id", (batch_id,)).fetchall()
+            f"SELECT id, original_name, error, {source_path('f')} AS source_path FROM media_files f"
+            " WHERE batch_id = %s AND state = 'quarantined' ORDER BY id", (batch_id,)).fetchall()
 
     def count_by_state(self, batch_id: str | None = None) -> dict[str, int]:
         if batch_id is None:
