@@ -3,7 +3,7 @@ hand from the UI, which run batches through the runner (itself built on the doma
 
 from dagster import Definitions
 
+from media_assets.defs import domains  # as a module: Dagster refuses two Definitions at this module's scope
 from media_assets.defs.batch.by_hand import new_batch, retry_failed_batches
-from media_assets.defs.domains import domain_defs
 
-defs = Definitions.merge(domain_defs, Definitions(jobs=[new_batch, retry_failed_batches]))
+defs = Definitions.merge(domains.domain_defs, Definitions(jobs=[new_batch, retry_failed_batches]))

@@ -4,6 +4,7 @@ retry job for several failed batches, starting a batch by hand, keys that are no
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zlib
@@ -222,3 +223,12 @@ def test_the_report_names_files_by_their_path_at_the_source(make_pipeline) -> No
     assert paths == {str(library / "x.jpg"), str(library / "trip" / "x.jpg")}
     assert f"- {duplicate['source_path']} is an exact duplicate of {duplicate['keeper_path']}" in text
     assert f"- {library / 'trip' / 'broken.jpg'}: " in text
+
+
+def test_the_code_location_loads_as_the_webserver_and_daemon_load_it(tmp_path: Path) -> None:
+    """`-m media_assets.definitions` must hold exactly one Definitions at module scope, or the location fails."""
+    dagster = Path(sys.executable).parent / "dagster"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
+    loaded = subprocess.run([str(dagster), "definitions", "validate", "-m", "media_assets.definitions"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, check=False)
+    assert loaded.returncode == 0, (loaded.stdout + loaded.stderr)[-3000:]
