@@ -23,13 +23,15 @@ run: $(STAMP)
 ## Set up and run the whole test suite (what CI runs).
 test: $(STAMP)
 	$(BIN)/ruff check media_assets media_assets_tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check media_assets media_assets_tests benchmarks
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache
 
 ## Start the Dagster UI (http://127.0.0.1:3000) and the daemon on the embedded default.
 ui: $(STAMP)

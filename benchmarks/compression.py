@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -43,14 +44,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from media_assets.media import sample_library as sample  # noqa: E402
-from media_assets.media.compressed import KEPT  # noqa: E402
-from media_assets.media.ffmpeg_tools import ffmpeg_path, probe  # noqa: E402
-from media_assets.media.photo_compression import PhotoPolicy, jpeg_layout, jpeg_luma  # noqa: E402
-from media_assets.media.ssim import ssim  # noqa: E402
-from media_assets.media.video_compression import VideoPolicy  # noqa: E402
-from media_assets.phases.compression import CompressionConfig, Job, compress_file  # noqa: E402
-from media_assets.phases.workers import available_cores  # noqa: E402
+from media_assets.media import sample_library as sample
+from media_assets.media.compressed import KEPT
+from media_assets.media.ffmpeg_tools import ffmpeg_path, probe
+from media_assets.media.photo_compression import PhotoPolicy, jpeg_layout, jpeg_luma
+from media_assets.media.ssim import ssim
+from media_assets.media.video_compression import VideoPolicy
+from media_assets.phases.compression import CompressionConfig, Job, compress_file
+from media_assets.phases.workers import available_cores
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks" / "compression"
 
@@ -152,7 +153,7 @@ def naive(path: Path, media_type: str, fmt: str, out: Path) -> dict[str, Any]:
     started, cpu = time.perf_counter(), cpu_seconds()
     if media_type == "video":
         out = out.with_suffix(".mp4")
-        subprocess.run([ffmpeg_path(), "-v", "error", "-nostdin", "-y", "-i", str(path), "-c:v", "libx264",
+        subprocess.run([ffmpeg_path() or "ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(path), "-c:v", "libx264",
                         "-crf", "23", "-preset", "veryfast", "-c:a", "copy", str(out)], check=True, timeout=3600)
         return {"seconds": time.perf_counter() - started, "cpu": cpu_seconds() - cpu, "before": before,
                 "after": out.stat().st_size, "changed": True, "quality": None}
@@ -183,7 +184,7 @@ def jpegoptim(options: tuple[str, ...], path: Path, media_type: str, fmt: str, o
             "metadata_lost": changed and metadata_lost(path, data, fmt)}
 
 
-def run(contender, corpus: list[tuple[str, Path, str, str]], out: Path, workers: int,  # noqa: ANN001
+def run(contender: Callable[..., dict[str, Any]], corpus: list[tuple[str, Path, str, str]], out: Path, workers: int,
         kinds: tuple[str, ...] = ("photo", "video")) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Per-file results and the wall time of the photos and of the videos, each its own pool run."""
     out.mkdir(parents=True, exist_ok=True)

@@ -36,22 +36,22 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.memory import run_sampled  # noqa: E402
-from media_assets.catalog.repository import MediaFile  # noqa: E402
-from media_assets.catalog.states import FileState  # noqa: E402
-from media_assets.media.dates import register_heif  # noqa: E402
-from media_assets.media.hashing import sha256_file  # noqa: E402
-from media_assets.media.near_index import NearIndex, brute_force  # noqa: E402
-from media_assets.media.perceptual import fingerprint  # noqa: E402
-from media_assets.media.sample_library import textured_image, write_bytes_if_changed  # noqa: E402
-from media_assets.phases.deduplication import (  # noqa: E402
+from benchmarks.memory import run_sampled
+from media_assets.catalog.repository import MediaFile
+from media_assets.catalog.states import FileState
+from media_assets.media.dates import register_heif
+from media_assets.media.hashing import sha256_file
+from media_assets.media.near_index import NearIndex, brute_force
+from media_assets.media.perceptual import fingerprint
+from media_assets.media.sample_library import textured_image, write_bytes_if_changed
+from media_assets.phases.deduplication import (
     DEFAULT_NEAR_RADIUS,
     Item,
     decide,
     pixel_signer,
 )
-from media_assets.phases.workers import Workers  # noqa: E402
-from media_assets_tests.dedup_corpus import CorpusFile, exif_with_thumbnail, score, write_corpus  # noqa: E402
+from media_assets.phases.workers import Workers
+from media_assets_tests.dedup_corpus import CorpusFile, exif_with_thumbnail, score, write_corpus
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks" / "dedup"
 

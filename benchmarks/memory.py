@@ -67,7 +67,7 @@ class TreeMemory:
                 "peak_processes": self.peak_processes}
 
 
-def run_sampled(command: list[str], **popen: Any) -> tuple[subprocess.CompletedProcess[str], TreeMemory, float]:  # noqa: ANN401
+def run_sampled(command: list[str], **popen: Any) -> tuple[subprocess.CompletedProcess[str], TreeMemory, float]:
     """Run `command` to its end while sampling its process tree: (result, memory, wall seconds)."""
     started = time.perf_counter()
     with (subprocess.Popen(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen) as child,

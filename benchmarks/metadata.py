@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from media_assets.media.dates import capture_date  # noqa: E402
-from media_assets.media.identify import UnsupportedMedia, identify  # noqa: E402
-from media_assets.media.sample_library import make_photo  # noqa: E402
-from media_assets.storage import write_atomically  # noqa: E402
+from media_assets.media.dates import capture_date
+from media_assets.media.identify import UnsupportedMedia, identify
+from media_assets.media.sample_library import make_photo
+from media_assets.storage import write_atomically
 
 REAL_FILES = Path(__file__).resolve().parent.parent / "media_assets_tests" / "real_files"
 

@@ -42,10 +42,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.memory import run_sampled  # noqa: E402
-from media_assets.catalog.database import DATABASE_URL_ENV  # noqa: E402
-from media_assets.media import sample_library as sample  # noqa: E402
-from media_assets_tests.dedup_corpus import exif_with_thumbnail  # noqa: E402
+from benchmarks.memory import run_sampled
+from media_assets.catalog.database import DATABASE_URL_ENV
+from media_assets.media import sample_library as sample
+from media_assets_tests.dedup_corpus import exif_with_thumbnail
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks" / "pipeline"
 #: The seed system's published run: 928 files, seconds per phase (upload = iCloud + Pixel).
@@ -179,7 +179,7 @@ def _settings(home: Path, library: Path) -> Path:
     return path
 
 
-def _one(conn: Any, query: str) -> Any:  # noqa: ANN401 - one value of a psycopg connection's answer
+def _one(conn: Any, query: str) -> Any:  # one value of a psycopg connection's answer
     row = conn.execute(query).fetchone()
     return row[0] if row else None
 

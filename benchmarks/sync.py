@@ -33,13 +33,13 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from media_assets.catalog.database import ensure_database  # noqa: E402
-from media_assets.catalog.migrate import upgrade_to_head  # noqa: E402
-from media_assets.catalog.mirror import rows_by_key  # noqa: E402
-from media_assets.catalog.repository import Catalog  # noqa: E402
-from media_assets.mirror import SupabaseRemote, sync_once  # noqa: E402
-from media_assets.mirror.tables import MIRRORED_TABLES  # noqa: E402
-from media_assets_tests.postgrest_server import SupabaseStack, with_database  # noqa: E402
+from media_assets.catalog.database import ensure_database
+from media_assets.catalog.migrate import upgrade_to_head
+from media_assets.catalog.mirror import rows_by_key
+from media_assets.catalog.repository import Catalog
+from media_assets.mirror import SupabaseRemote, sync_once
+from media_assets.mirror.tables import MIRRORED_TABLES
+from media_assets_tests.postgrest_server import SupabaseStack, with_database
 
 TARGET_ROWS_PER_SECOND = 5000
 #: The unchanged reconciliation may send at most one request per table per this many rows.

@@ -25,14 +25,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from media_assets.destinations.base import UploadJob  # noqa: E402
-from media_assets.destinations.icloud import ICloudDestination  # noqa: E402
-from media_assets.icloud.config import ICloudConfig  # noqa: E402
-from media_assets.icloud.session import connect  # noqa: E402
-from media_assets.media.sample_library import photo_bytes  # noqa: E402
-from media_assets.phases.download import bring_item  # noqa: E402
-from media_assets.sources.icloud import ICloudSource  # noqa: E402
-from media_assets_tests.icloud_standin import ICloudStandIn  # noqa: E402
+from media_assets.destinations.base import UploadJob
+from media_assets.destinations.icloud import ICloudDestination
+from media_assets.icloud.config import ICloudConfig
+from media_assets.icloud.session import connect
+from media_assets.media.sample_library import photo_bytes
+from media_assets.phases.download import bring_item
+from media_assets.sources.icloud import ICloudSource
+from media_assets_tests.icloud_standin import ICloudStandIn
 
 LATENCY = 0.050
 SERVER_LIMIT_PER_SECOND = 120

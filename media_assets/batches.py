@@ -72,6 +72,11 @@ class BatchLifecycle:
 
         return new_batch_id_alone(self.catalog.conninfo, choose_and_record)
 
+    def start(self, batch_id: str) -> None:
+        """The batch's run begins (its first phase): recorded if the UI or a backfill made the partition."""
+        self.create(batch_id)
+        self.running(batch_id)
+
     def running(self, batch_id: str) -> None:
         self.catalog.set_batch_status(batch_id, BatchStatus.RUNNING.value)
 

@@ -13,9 +13,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from media_assets.settings import GB, STORAGE_FOLDERS, Settings, SettingsError, SettingsWarning, process_settings
+
+if TYPE_CHECKING:  # the CLI imports Dagster only inside the commands that run it
+    from media_assets.defs.instance import Pipeline
 
 #: Exit status when the catalog database went away (EX_UNAVAILABLE): nothing is lost, run again later.
 CATALOG_LOST = 69
@@ -92,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addFilter(lambda record: not record.getMessage().startswith("Retrying failed database"))
     stops = StopSignals()
     try:
-        status = _with_pipeline(settings, args)
+        exit_code = _with_pipeline(settings, args)
     except KeyboardInterrupt:
-        status = 1
+        exit_code = 1
     except LockBusy as busy:
         holder = busy.holder
         running = f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running"
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"media-pipeline: stopped by {name}; the batch is marked failed and nothing was lost: "
               "`media-pipeline retry-failed` finishes it.", file=sys.stderr)
         return 128 + stops.received
-    return status
+    return exit_code
 
 
 class StopSignals:
@@ -155,7 +158,7 @@ class StopSignals:
         self._read = -1
 
 
-def _with_pipeline(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
+def _with_pipeline(settings: Settings, args: argparse.Namespace) -> int:
     from media_assets.defs.instance import open_pipeline
     from media_assets.sources.configured import SourceUnavailable
 
@@ -235,7 +238,7 @@ def _checked_settings() -> Settings | None:
     return settings
 
 
-def _icloud_login(settings, upload_account: bool) -> int:  # noqa: ANN001
+def _icloud_login(settings: Settings, upload_account: bool) -> int:
     from media_assets.icloud.config import icloud_config
     from media_assets.icloud.session import ICloudAuthError, login_in_terminal
 
@@ -254,7 +257,7 @@ class ProgressBar:
         self.stream = stream
         self.bar: Any = None
 
-    def __call__(self, progress: Any) -> None:  # noqa: ANN401 - a phases.common.Progress
+    def __call__(self, progress: Any) -> None:  # a phases.common.Progress
         from tqdm import tqdm
 
         if self.bar is None or self.bar.desc != progress.phase:
@@ -287,7 +290,7 @@ class ProgressBar:
             bar.close()
 
 
-def _run_once(pipeline, batch_id: str | None, wait: bool = False) -> int:  # noqa: ANN001
+def _run_once(pipeline: Pipeline, batch_id: str | None, wait: bool = False) -> int:
     from media_assets.runner import run_batch
 
     if batch_id is None:
@@ -300,7 +303,7 @@ def _run_once(pipeline, batch_id: str | None, wait: bool = False) -> int:  # noq
     return 0 if report.success else 1
 
 
-def _run_next(pipeline, wait: bool = False) -> tuple[int, bool]:  # noqa: ANN001
+def _run_next(pipeline: Pipeline, wait: bool = False) -> tuple[int, bool]:
     """Run the next batch, if there is anything new and room for it: (exit code, whether more is waiting)."""
     from media_assets.automation import NOTHING_NEW
     from media_assets.runner import run_next_batch
@@ -311,10 +314,10 @@ def _run_next(pipeline, wait: bool = False) -> tuple[int, bool]:  # noqa: ANN001
         return (0 if decision.reason == NOTHING_NEW else 1), False
     print(report.to_markdown(), flush=True)
     batch = pipeline.catalog.batch(report.batch_id)
-    return (0 if report.success else 1), bool(report.success and batch and batch["backlog"])
+    return (0 if report.success else 1), bool(report.success and batch and batch.backlog)
 
 
-def _run_all(pipeline, wait: bool = False) -> int:  # noqa: ANN001
+def _run_all(pipeline: Pipeline, wait: bool = False) -> int:
     """Batch after batch until one takes everything that is new (the daily cap is the automation's, not this)."""
     batches = 0
     while True:
@@ -326,7 +329,7 @@ def _run_all(pipeline, wait: bool = False) -> int:  # noqa: ANN001
             return code
 
 
-def _mirror(pipeline, full: bool) -> int:  # noqa: ANN001
+def _mirror(pipeline: Pipeline, full: bool) -> int:
     from functools import partial
 
     from media_assets.mirror import MirrorConfig, MirrorError, SupabaseRemote, run_cycle
@@ -350,7 +353,7 @@ def _mirror(pipeline, full: bool) -> int:  # noqa: ANN001
     return 0 if report.skipped is None else 1
 
 
-def _retry_failed(pipeline) -> int:  # noqa: ANN001
+def _retry_failed(pipeline: Pipeline) -> int:
     from media_assets.runner import retry_failed
 
     reports = retry_failed(pipeline)
@@ -360,7 +363,7 @@ def _retry_failed(pipeline) -> int:  # noqa: ANN001
     return 0 if all(r.success for r in reports) else 1
 
 
-def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa: ANN001
+def _run_interval(pipeline: Pipeline, minutes: int, max_runs: int | None) -> int:
     from media_assets.batches import executions_today, seconds_until_tomorrow
     from media_assets.sources.configured import SourceUnavailable
 
@@ -385,7 +388,7 @@ def _run_interval(pipeline, minutes: int, max_runs: int | None) -> int:  # noqa:
     return 0 if failures == 0 else 1
 
 
-def _verify_full(pipeline, sample: int | None) -> int:  # noqa: ANN001
+def _verify_full(pipeline: Pipeline, sample: int | None) -> int:
     from media_assets.destinations.configured import enabled_destinations
     from media_assets.integrity import check_everything
 
@@ -421,7 +424,7 @@ def _serve(host: str, port: int) -> int:
     return 0
 
 
-def _status_text(pipeline) -> str:  # noqa: ANN001
+def _status_text(pipeline: Pipeline) -> str:
     from media_assets.catalog.icloud import count_deleted_at_source, count_in_library
     from media_assets.defs.status import status_data, status_lines
     from media_assets.storage import free_bytes
@@ -436,10 +439,9 @@ def _status_text(pipeline) -> str:  # noqa: ANN001
         lines.append(f"Deleted at source (gone from iCloud Photos, local copies kept): {deleted}")
     lines.append("Phase timings of the last batches:")
     for batch in catalog.recent_batches(5):
-        phases = catalog.latest_phase_runs(batch["id"])
-        timing = ", ".join(f"{p['phase']} {float(p['seconds'] or 0):.1f}s" for p in
-                           sorted(phases, key=lambda p: p["started_at"]))
-        lines.append(f"  {batch['id']}  {batch['status']:<9}  {timing}")
+        phases = catalog.latest_phase_runs(batch.id)
+        timing = ", ".join(f"{p.phase} {p.seconds or 0:.1f}s" for p in sorted(phases, key=lambda p: p.started_at))
+        lines.append(f"  {batch.id}  {batch.status:<9}  {timing}")
     lines += status_lines(status_data(pipeline))
     media_root = settings.storage.media_root
     lines.append(f"Storage ({media_root}, {free_bytes(media_root) / GB:.1f} GB free; "
@@ -450,7 +452,7 @@ def _status_text(pipeline) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
-def _status_json(pipeline) -> str:  # noqa: ANN001
+def _status_json(pipeline: Pipeline) -> str:
     import dataclasses
     import json
 
@@ -466,7 +468,7 @@ def _status_json(pipeline) -> str:  # noqa: ANN001
     return json.dumps(data, indent=2, default=str)
 
 
-def _mirror_status_lines(pipeline) -> list[str]:  # noqa: ANN001
+def _mirror_status_lines(pipeline: Pipeline) -> list[str]:
     from media_assets.mirror import MirrorConfig, mirror_status
     from media_assets.mirror.status import status_lines
 

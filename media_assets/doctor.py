@@ -15,8 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-
+from media_assets.catalog.database import answering_server
 from media_assets.settings import Settings, SettingsError, load_settings
 
 #: In MEDIA_ROOT: the share's id, written by the daemon's machine, read by every worker.
@@ -51,10 +50,7 @@ def check_settings(path: Path | None = None) -> tuple[Check, Settings | None]:
 def check_catalog(conninfo: Callable[[], str]) -> Check:
     """The catalog answers a query (an unreachable server fails within CONNECT_TIMEOUT_S)."""
     try:
-        with psycopg.connect(conninfo(), connect_timeout=CONNECT_TIMEOUT_S) as conn:
-            server = conn.info.host or "local socket"
-            database = conn.info.dbname
-            conn.execute("SELECT 1")
+        server, database = answering_server(conninfo(), CONNECT_TIMEOUT_S)
     except Exception as error:  # any reason (refused, timed out, no embedded server) is this check's answer
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return Check("catalog", "", f"not reachable ({first_line})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from media_assets.catalog.dashboard import remote_ids_at
 from media_assets.catalog.icloud import uploaded_file_ids
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.sidecars import all_sidecars
+from media_assets.catalog.states import FileState
 from media_assets.destinations.base import Destination, ListsItsFiles, ReadsBack
 from media_assets.media.hashing import sha256_file
 from media_assets.settings import Settings
@@ -42,21 +43,6 @@ class IntegrityReport:
         lines = [", ".join(f"{n} {c.replace('_', ' ')}" for c, n in self.counts.items())]
         lines += self.problems
         return "\n".join(lines)
-
-
-def _kept_files(catalog: Catalog) -> Iterator[dict]:
-    """Every catalogued copy that must still hold its bytes: originals, compressed outputs, sorted copies."""
-    last_id = 0
-    while True:
-        rows = catalog.conn.execute(
-            "SELECT id, original_name, state, content_hash, original_path, output_hash, output_path, sorted_path,"
-            " original_pruned_at, output_pruned_at FROM media_files WHERE id > %s AND content_hash IS NOT NULL"
-            " ORDER BY id LIMIT 500",
-            (last_id,)).fetchall()
-        if not rows:
-            return
-        yield from rows
-        last_id = rows[-1]["id"]
 
 
 def _read_back_choice(catalog: Catalog, destinations: Mapping[str, Destination],
@@ -94,29 +80,30 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
         except OSError as error:
             report.add("errors", f"{what} {relative}: {error.strerror}")
 
-    for row in _kept_files(catalog):
-        check(row["original_path"], row["content_hash"], "original", row["original_pruned_at"] is not None)
-        if row["output_path"] != row["original_path"]:
-            check(row["output_path"], row["output_hash"], "compressed copy", row["output_pruned_at"] is not None)
-        if row["state"] in ("sorted", "verified"):
-            check(row["sorted_path"], row["output_hash"], "kept copy")
-        for upload in catalog.uploads_of(row["id"]):
-            if upload["status"] != "uploaded":
+    # Every catalogued copy that must still hold its bytes: originals, compressed outputs, sorted copies.
+    for file in catalog.iter_hashed_files():
+        check(file.original_path, file.content_hash, "original", file.original_pruned_at is not None)
+        if file.output_path != file.original_path:
+            check(file.output_path, file.output_hash, "compressed copy", file.output_pruned_at is not None)
+        if file.state in (FileState.SORTED, FileState.VERIFIED):
+            check(file.sorted_path, file.output_hash, "kept copy")
+        for upload in catalog.uploads_of(file.id):
+            if upload.status != "uploaded":
                 continue
-            destination = destinations.get(upload["destination"])
+            destination = destinations.get(upload.destination)
             if destination is None:
                 continue  # a destination turned off since: nothing to compare against
-            where = f"{row['original_name']!r} at {upload['destination']} ({upload['remote_id']})"
+            where = f"{file.original_name!r} at {upload.destination} ({upload.remote_id})"
             reader = destination if isinstance(destination, ReadsBack) and (
-                read_back is None or (row["id"], upload["destination"]) in read_back) else None
+                read_back is None or (file.id, upload.destination) in read_back) else None
             try:
-                arrived = destination.verify(upload["remote_id"], upload["checksum"])
-                same_bytes = not arrived or reader is None or reader.verify_bytes(upload["remote_id"],
-                                                                                 upload["checksum"])
-            except Exception as error:  # noqa: BLE001 - any failure to look is an error to report
-                report.add("errors", f"{upload['destination']} {upload['remote_id']}: {error}")
+                remote_id, checksum = upload.remote_id or "", upload.checksum or ""
+                arrived = destination.verify(remote_id, checksum)
+                same_bytes = not arrived or reader is None or reader.verify_bytes(remote_id, checksum)
+            except Exception as error:  # any failure to look is an error to report
+                report.add("errors", f"{upload.destination} {upload.remote_id}: {error}")
                 continue
-            if not arrived and isinstance(destination, ListsItsFiles) and destination.holds(upload["remote_id"]):
+            if not arrived and isinstance(destination, ListsItsFiles) and destination.holds(upload.remote_id or ""):
                 report.add("differing", f"{where}: the copy there does not match its checksum")
             elif not arrived:
                 report.add("missing", where)

@@ -1,5 +1,5 @@
 """Running the pipeline for years: the whole library's numbers for the dashboard, the invariants the asset checks
-guard, and which batches failed. Free of Dagster so tests call it directly; the read-only queries here span
+guard. Free of Dagster so tests call it directly; the read-only queries here span
 the whole library, which the per-batch `Catalog` methods do not."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from media_assets.batches import BatchStatus
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FINAL_STATES, FileState
 from media_assets.settings import GB, STORAGE_FOLDERS, Settings
@@ -41,22 +42,15 @@ def library_stats(catalog: Catalog, settings: Settings) -> dict[str, int | float
     counts = catalog.count_by_state()
     stats.update({f"files_{state}": n for state, n in counts.items()})
     stats["files_total"] = sum(counts.values())
-    for status in ("created", "running", "succeeded", "failed"):
-        stats[f"batches_{status}"] = 0
-    for row in catalog.conn.execute("SELECT status, count(*) AS n FROM batches GROUP BY status").fetchall():
-        stats[f"batches_{row['status']}"] = int(row["n"])
-    sizes = catalog.conn.execute(
-        "SELECT coalesce(sum(size_bytes) FILTER (WHERE output_size IS NOT NULL), 0) AS bytes_in,"
-        " coalesce(sum(output_size), 0) AS bytes_out,"
-        " coalesce(sum(size_bytes) FILTER (WHERE state = 'duplicate'), 0) AS duplicate_bytes"
-        " FROM media_files").fetchone()
-    stats["bytes_before_compression"] = int(sizes["bytes_in"])
-    stats["bytes_after_compression"] = int(sizes["bytes_out"])
-    stats["bytes_saved_by_compression"] = int(sizes["bytes_in"]) - int(sizes["bytes_out"])
-    stats["bytes_not_stored_twice"] = int(sizes["duplicate_bytes"])
+    stats.update({f"batches_{status.value}": 0 for status in BatchStatus})
+    stats.update({f"batches_{status}": n for status, n in catalog.batches_by_status().items()})
+    totals = catalog.byte_totals()
+    stats["bytes_before_compression"] = totals.bytes_before_compression
+    stats["bytes_after_compression"] = totals.bytes_after_compression
+    stats["bytes_saved_by_compression"] = totals.bytes_before_compression - totals.bytes_after_compression
+    stats["bytes_not_stored_twice"] = totals.duplicate_bytes
     stats["duplicates_exact"] = stats["duplicates_near"] = 0
-    for row in catalog.conn.execute("SELECT kind, count(*) AS n FROM duplicate_files GROUP BY kind").fetchall():
-        stats[f"duplicates_{row['kind']}"] = int(row["n"])
+    stats.update({f"duplicates_{kind}": n for kind, n in catalog.duplicates_by_kind().items()})
     for name, folder in watched_folders(settings).items():
         stats[f"{name}_bytes"] = folder_bytes(folder)
         stats[f"{name}_free_gb"] = round(free_bytes(folder) / GB, 2)
@@ -78,11 +72,8 @@ def check_no_file_in_between(catalog: Catalog, batch_id: str) -> CheckOutcome:
 
 def check_uploads_verified(catalog: Catalog, batch_id: str, *, verification_enabled: bool) -> CheckOutcome:
     """Every upload of the batch's files was re-read at its destination and matched the catalog's checksum."""
-    rows = catalog.conn.execute(
-        "SELECT f.original_name, u.destination, u.verified_at IS NOT NULL AS verified FROM uploads u"
-        " JOIN media_files f ON f.id = u.file_id WHERE f.batch_id = %s AND u.status = 'uploaded'"
-        " ORDER BY f.id, u.destination", (batch_id,)).fetchall()
-    unverified = [f"{row['original_name']} at {row['destination']}" for row in rows if not row["verified"]]
+    rows = catalog.batch_uploads(batch_id)
+    unverified = [f"{row.original_name} at {row.destination}" for row in rows if not row.verified]
     metadata: dict[str, int | float | str] = {"uploads": len(rows), "unverified": len(unverified)}
     if not verification_enabled:
         return CheckOutcome(True, "ENABLE_VERIFICATION is false: uploads are not re-read", metadata)
@@ -103,12 +94,4 @@ def check_free_space(settings: Settings) -> CheckOutcome:
         return CheckOutcome(False, f"less than FREE_SPACE_ALERT_GB={space.threshold_gb} GB free: {listed}",
                             metadata)
     return CheckOutcome(True, f"every folder has at least {space.threshold_gb} GB free", metadata)
-
-
-# -- failed batches --------------------------------------------------------------------------------------------
-
-def failed_batches(catalog: Catalog) -> list[str]:
-    """Batches whose last run failed, oldest first (the order they are re-run in)."""
-    rows = catalog.conn.execute("SELECT id FROM batches WHERE status = 'failed' ORDER BY created_at, id").fetchall()
-    return [row["id"] for row in rows]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from media_assets.catalog.icloud import count_in_library, kept_originals
-from media_assets.catalog.repository import Catalog
+from media_assets.catalog.repository import Catalog, Duplicate, QuarantinedFile
 from media_assets.catalog.sidecars import sorted_sidecars
 
 KEPT_TITLE = "Kept in iCloud: cannot be replaced faithfully"
@@ -27,8 +27,8 @@ class RunReport:
     bytes_in: int
     bytes_out: int
     phases: list[dict[str, Any]] = field(default_factory=list)
-    duplicates: list[dict[str, Any]] = field(default_factory=list)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    quarantined: list[QuarantinedFile] = field(default_factory=list)
     sidecars: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     #: Files taken from the upload account's own iCloud library: recorded as there, not uploaded back.
@@ -64,11 +64,11 @@ class RunReport:
         lines += [f"| {p['phase']} | {p['status']} | {p['files']} | {p['seconds']:.2f} |" for p in self.phases]
         if self.duplicates:
             lines += ["", "## Duplicates", ""]
-            lines += [f"- {d['source_path']} is {'an' if d['kind'] == 'exact' else 'a'} {d['kind']} duplicate of "
-                      f"{d['keeper_path']} (file {d['keeper_id']})" for d in self.duplicates]
+            lines += [f"- {d.source_path} is {'an' if d.kind == 'exact' else 'a'} {d.kind} duplicate of "
+                      f"{d.keeper_path} (file {d.keeper_id})" for d in self.duplicates]
         if self.quarantined:
             lines += ["", "## Quarantined", ""]
-            lines += [f"- {q['source_path']}: {q['error']}" for q in self.quarantined]
+            lines += [f"- {q.source_path}: {q.error}" for q in self.quarantined]
         if self.sidecars:
             lines += ["", "## Sidecars kept beside their photo", ""]
             lines += [f"- {s['sidecar']} (with {s['photo']})" for s in self.sidecars]
@@ -80,19 +80,18 @@ class RunReport:
 
 def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, success: bool,
                  duration_seconds: float, error: str | None = None) -> RunReport:
-    runs = {row["phase"]: row for row in catalog.latest_phase_runs(batch_id)}
-    phases = [{"phase": name, "status": runs[name]["status"] if name in runs else "not run",
-               "files": runs[name]["files_processed"] if name in runs else 0,
-               "seconds": float(runs[name]["seconds"] or 0) if name in runs else 0.0} for name in phase_order]
-    totals = catalog.conn.execute(
-        "SELECT count(*) AS files, coalesce(sum(size_bytes) FILTER (WHERE output_size IS NOT NULL), 0) AS bytes_in,"
-        " coalesce(sum(output_size), 0) AS bytes_out FROM media_files WHERE batch_id = %s", (batch_id,)).fetchone()
+    runs = {run.phase: run for run in catalog.latest_phase_runs(batch_id)}
+    phases: list[dict[str, Any]] = [
+        {"phase": name, "status": runs[name].status, "files": runs[name].files_processed,
+         "seconds": runs[name].seconds or 0.0} if name in runs else
+        {"phase": name, "status": "not run", "files": 0, "seconds": 0.0} for name in phase_order]
+    totals = catalog.byte_totals(batch_id)
     return RunReport(
         batch_id=batch_id, success=success, duration_seconds=duration_seconds,
         phases_succeeded=sum(1 for p in phases if p["status"] in ("succeeded", "skipped")),
-        phases_total=len(phase_order), files_processed=int(totals["files"]),
-        files_by_state=catalog.count_by_state(batch_id), bytes_in=int(totals["bytes_in"]),
-        bytes_out=int(totals["bytes_out"]), phases=phases, duplicates=catalog.duplicates(batch_id),
+        phases_total=len(phase_order), files_processed=totals.files,
+        files_by_state=catalog.count_by_state(batch_id), bytes_in=totals.bytes_before_compression,
+        bytes_out=totals.bytes_after_compression, phases=phases, duplicates=catalog.duplicates(batch_id),
         quarantined=catalog.quarantined(batch_id),
         sidecars=[{"photo": photo, "sidecar": sidecar} for photo, sidecar in sorted_sidecars(catalog, batch_id)],
         error=error, already_in_icloud=count_in_library(catalog, batch_id),

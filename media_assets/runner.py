@@ -23,7 +23,6 @@ from media_assets.defs.runs import (
     reclaim_dead_runs,
     this_process,
 )
-from media_assets.operations import failed_batches
 from media_assets.reporting import RunReport, build_report, write_report
 from media_assets.settings import use_settings
 from media_assets.sources.configured import enabled_sources, require_sources_available
@@ -115,4 +114,4 @@ def retry_failed(pipeline: Pipeline) -> list[RunReport]:
     """Re-run every failed batch in this process. Phases continue from each file's recorded state, so files
     already uploaded are not sent again and nothing is lost; returns one report per batch."""
     reclaim_dead_runs(pipeline.instance, pipeline.settings, pipeline.catalog)
-    return [run_batch(pipeline, batch_id) for batch_id in failed_batches(pipeline.catalog)]
+    return [run_batch(pipeline, batch_id) for batch_id in pipeline.catalog.failed_batches()]

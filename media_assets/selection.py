@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 
 from media_assets.catalog.repository import Catalog
 from media_assets.settings import GB, Settings
-from media_assets.sources.base import MediaSource, SourceItem, SourceNeedsSettings
+from media_assets.sources.base import ListsCheaply, MediaSource, SourceItem, SourceNeedsSettings
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,11 @@ def plan_batch(catalog: Catalog, sources: Mapping[str, MediaSource], limits: Bat
     for name, source in sources.items():
         try:
             for _ in selection.scan(catalog, {name: source}):
-                if not getattr(source, "cheap_listing", False):
+                if not (isinstance(source, ListsCheaply) and source.cheap_listing):
                     break
         except SourceNeedsSettings:
             raise
-        except Exception as error:  # noqa: BLE001 - e.g. iCloud wants a 2FA code: the run asks for it
+        except Exception as error:  # e.g. iCloud wants a 2FA code: the run asks for it
             log.warning("could not look into source %s (%s); a batch will find out", name, error)
             selection.unreadable.append(name)
     return selection

@@ -370,7 +370,7 @@ class Settings(BaseSettings):
 
 
 SECTIONS: dict[str, type[Section]] = {
-    name: field.annotation for name, field in Settings.model_fields.items()  # type: ignore[misc]
+    name: field.annotation for name, field in Settings.model_fields.items()
     if isinstance(field.annotation, type) and issubclass(field.annotation, Section)}
 #: Every KEY users may write, with its section and field.
 KEYS: dict[str, tuple[str, str]] = {

@@ -117,13 +117,13 @@ class ICloudStandIn:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # else a delayed ACK adds ~40 ms to each answer on top of `latency`
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:  # the stdlib's name
                 standin._dispatch(self, "GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 standin._dispatch(self, "POST")
 
-            def do_PUT(self) -> None:  # noqa: N802
+            def do_PUT(self) -> None:
                 standin._dispatch(self, "PUT")
 
             def log_message(self, *args: object) -> None:

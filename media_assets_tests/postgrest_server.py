@@ -244,7 +244,7 @@ class Gateway:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            def log_message(self, format: str, *args: Any) -> None:  # the base class's name
                 pass
 
             def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
@@ -302,7 +302,7 @@ class Gateway:
                           if k.lower() not in {"transfer-encoding", "connection", "content-length"}}
                 self._reply(answer.status, payload, passed)
 
-            do_GET = do_POST = do_PATCH = do_DELETE = do_HEAD = do_PUT = _handle  # noqa: N815
+            do_GET = do_POST = do_PATCH = do_DELETE = do_HEAD = do_PUT = _handle
 
         return Handler
 

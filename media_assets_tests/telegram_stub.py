@@ -67,10 +67,10 @@ class TelegramStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:  # the stdlib's name
                 stub._handle(self)
 
-            do_GET = do_POST  # noqa: N815
+            do_GET = do_POST
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -199,7 +199,7 @@ class TelegramStub:
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def _api_getMe(self, params: dict, files: dict) -> dict[str, Any]:  # noqa: N802
+    def _api_getMe(self, params: dict, files: dict) -> dict[str, Any]:
         return {"id": BOT_ID, "is_bot": True, "first_name": "media-pipeline", "username": "media_pipeline_bot"}
 
     def _message(self, chat_id: int, **fields: Any) -> dict[str, Any]:
@@ -210,22 +210,22 @@ class TelegramStub:
         return {"message_id": sent.message_id, "date": sent.date, "chat": {"id": sent.chat_id, "type": "private"},
                 "from": self._api_getMe({}, {})}
 
-    def _api_sendMessage(self, params: dict, files: dict) -> dict[str, Any]:  # noqa: N802
+    def _api_sendMessage(self, params: dict, files: dict) -> dict[str, Any]:
         return {**self._message(params["chat_id"], method="sendMessage", text=str(params["text"])),
                 "text": str(params["text"])}
 
-    def _api_sendDocument(self, params: dict, files: dict) -> dict[str, Any]:  # noqa: N802
+    def _api_sendDocument(self, params: dict, files: dict) -> dict[str, Any]:
         filename, content = next(iter(files.values()))
         result = self._message(params["chat_id"], method="sendDocument", caption=str(params.get("caption", "")),
                                document=content, filename=filename)
         return {**result, "document": {"file_id": "f1", "file_unique_id": "u1", "file_name": filename}}
 
-    def _api_deleteMessage(self, params: dict, files: dict) -> bool:  # noqa: N802
+    def _api_deleteMessage(self, params: dict, files: dict) -> bool:
         with self._cond:
             self.deleted.append(int(params["message_id"]))
         return True
 
-    def _api_getUpdates(self, params: dict, files: dict) -> list[dict[str, Any]]:  # noqa: N802
+    def _api_getUpdates(self, params: dict, files: dict) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         deadline = time.monotonic() + float(params.get("timeout") or 0)

@@ -17,7 +17,7 @@ from media_assets.sources.configured import enabled_sources
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
 
-def _decide(**overrides):  # noqa: ANN003, ANN202
+def _decide(**overrides):
     args = dict(mode="interval", interval_minutes=60, max_per_day=24, now=NOW, last_batch_at=None,
                 batches_today=0, batch_running=False)
     args.update(overrides)
@@ -46,7 +46,7 @@ def test_new_files_are_noticed_and_known_ones_are_not(make_pipeline) -> None:
 
 
 @pytest.fixture
-def sensor_setup(make_pipeline, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+def sensor_setup(make_pipeline, tmp_path, monkeypatch):
     pipeline = make_pipeline(PIPELINE_EXECUTION_MODE="interval", PIPELINE_EXECUTION_INTERVAL_MINUTES="60")
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
     resources = {"settings": settings, "catalog": CatalogResource(settings=settings)}
@@ -54,7 +54,7 @@ def sensor_setup(make_pipeline, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     return pipeline, instance, resources
 
 
-def _evaluate(instance, resources):  # noqa: ANN001, ANN202
+def _evaluate(instance, resources):
     with build_sensor_context(instance=instance, resources=resources) as context:
         return batch_sensor(context)
 
@@ -102,7 +102,7 @@ def test_a_source_that_cannot_be_looked_into_lets_the_run_find_out(make_pipeline
     class NeedsACode:
         name = "icloud"
 
-        def scan(self):  # noqa: ANN202
+        def scan(self):
             raise RuntimeError("iCloud sign-in needs a 2FA code; the next run asks for it")
             yield
 
@@ -133,7 +133,7 @@ def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(
     result = _evaluate(instance, resources)
     assert isinstance(result, SensorResult), "the dead run no longer counts as a running batch"
     assert instance.get_run_by_id(run.run_id).status is DagsterRunStatus.FAILURE
-    assert pipeline.catalog.batch("killed-batch")["status"] == "failed"
+    assert pipeline.catalog.batch("killed-batch").status == "failed"
 
 
 def test_an_unpartitioned_run_such_as_the_library_stats_refresh_does_not_hold_batches_back(sensor_setup) -> None:
@@ -145,7 +145,7 @@ def test_an_unpartitioned_run_such_as_the_library_stats_refresh_does_not_hold_ba
     assert isinstance(_evaluate(instance, resources), SensorResult)
 
 
-def _evaluate_retries(instance, resources, cursor: str | None):  # noqa: ANN001, ANN202
+def _evaluate_retries(instance, resources, cursor: str | None):
     """The retry sensor's answer and its cursor afterwards."""
     from media_assets.defs.batch.sensors import retry_sensor
 

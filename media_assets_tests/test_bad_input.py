@@ -64,7 +64,7 @@ class OddSource:
 
 
 @pytest.fixture
-def bad_library(make_pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+def bad_library(make_pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     good = sample.photo_bytes(size=(320, 240), seed=5)

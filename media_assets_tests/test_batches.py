@@ -23,12 +23,12 @@ def _photos(library: Path, names: list[str]) -> None:
         sample.make_photo(library / name, seed=100 + n, size=(64, 48))
 
 
-def _batches(pipeline) -> list[str]:  # noqa: ANN001
+def _batches(pipeline) -> list[str]:
     rows = pipeline.catalog.conn.execute("SELECT id FROM batches ORDER BY created_at, id").fetchall()
     return [row["id"] for row in rows]
 
 
-def _names(pipeline, batch_id: str) -> set[str]:  # noqa: ANN001
+def _names(pipeline, batch_id: str) -> set[str]:
     return {f.original_name for f in pipeline.catalog.iter_files(batch_id, *FileState)}
 
 
@@ -67,7 +67,7 @@ def test_a_library_larger_than_a_batch_becomes_several_batches_with_pairs_intact
     batches = _batches(pipeline)
     taken = [_names(pipeline, b) for b in batches]
     assert taken == [{"a1.jpg", "a2.jpg"}, {"b.DNG", "b.JPG", "c1.jpg"}, {"c2.jpg", "d.jpg"}]
-    backlog = [pipeline.catalog.batch(b)["backlog"] for b in batches]
+    backlog = [pipeline.catalog.batch(b).backlog for b in batches]
     assert backlog == [True, True, False]
     assert "3 batch(es) run" in capsys.readouterr().out
 
@@ -95,7 +95,7 @@ def test_a_batch_that_would_fill_the_disk_does_not_start(make_pipeline, capsys, 
     assert _batches(pipeline) == []
 
 
-def _evaluate(pipeline, tmp_path: Path):  # noqa: ANN001, ANN202
+def _evaluate(pipeline, tmp_path: Path):
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
     with build_sensor_context(instance=DagsterInstance.ephemeral(),
                               resources={"settings": settings, "catalog": CatalogResource(settings=settings)}) as ctx:
@@ -132,7 +132,7 @@ def test_a_plan_lists_a_remote_source_only_up_to_its_first_new_file(catalog) -> 
         name = "icloud"
         finished = False
 
-        def scan(self):  # noqa: ANN202
+        def scan(self):
             yield from (SourceItem("icloud", f"asset{n}/original", "1", f"IMG_{n}.HEIC", size=10) for n in range(5))
             Remote.finished = True
 

@@ -6,9 +6,9 @@ import psycopg
 import pytest
 from alembic.script import ScriptDirectory
 
-from media_assets.catalog import repository
+from media_assets.catalog import files as catalog_files
 from media_assets.catalog.migrate import alembic_config, upgrade_to_head
-from media_assets.catalog.repository import Catalog, MediaFile
+from media_assets.catalog.repository import Catalog, Duplicate, MediaFile, QuarantinedFile
 from media_assets.catalog.states import ALLOWED_MOVES, FINAL_STATES, FileState, IllegalTransition
 
 S = FileState
@@ -252,8 +252,8 @@ def test_quarantine_without_error_is_refused_by_the_database(files: Files) -> No
     # The connection is usable afterwards, and with a reason the move works.
     moved = files.catalog.move(file, S.QUARANTINED, error="not a photo", detail="not a photo")
     assert (moved.state, moved.error) == (S.QUARANTINED, "not a photo")
-    assert files.catalog.quarantined(BATCH) == [{"id": file.id, "original_name": file.original_name,
-                                                 "error": "not a photo"}]
+    assert files.catalog.quarantined(BATCH) == [QuarantinedFile(id=file.id, original_name=file.original_name,
+                                                                error="not a photo")]
 
 
 def test_move_inside_a_caller_transaction_rolls_back_with_it(files: Files) -> None:
@@ -274,9 +274,9 @@ def test_mark_duplicate(files: Files) -> None:
     moved = files.catalog.mark_duplicate(copy, keeper, kind="near", distance=3)
     assert moved.state is S.DUPLICATE
     assert files.catalog.get_file(copy.id).state is S.DUPLICATE
-    assert files.catalog.duplicates(BATCH) == [{
-        "file_id": copy.id, "keeper_id": keeper.id, "kind": "near", "distance": 3,
-        "original_name": copy.original_name, "keeper_name": keeper.original_name}]
+    assert files.catalog.duplicates(BATCH) == [Duplicate(
+        file_id=copy.id, keeper_id=keeper.id, kind="near", distance=3,
+        original_name=copy.original_name, keeper_name=keeper.original_name)]
     assert history(files.catalog, copy.id)[-1] == ("downloaded", "duplicate", f"near duplicate of file {keeper.id}")
 
 
@@ -304,7 +304,7 @@ def test_mark_duplicate_is_one_transaction(files: Files) -> None:
 
 
 def test_iter_files_pages_and_filters(files: Files, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(repository, "PAGE_SIZE", 3)
+    monkeypatch.setattr(catalog_files, "PAGE_SIZE", 3)
     created = [files.new() for _ in range(10)]
     files.catalog.create_batch("other-batch")
     foreign = files.new("other-batch")
@@ -315,7 +315,7 @@ def test_iter_files_pages_and_filters(files: Files, monkeypatch: pytest.MonkeyPa
     queries: list[str] = []
     original_execute = files.catalog.conn.execute
 
-    def counting_execute(query, params=None, **kwargs):  # noqa: ANN001, ANN202
+    def counting_execute(query, params=None, **kwargs):
         queries.append(str(query))
         return original_execute(query, params, **kwargs)
 
@@ -334,7 +334,7 @@ def test_iter_files_pages_and_filters(files: Files, monkeypatch: pytest.MonkeyPa
 
 
 def test_iter_files_while_moving_the_files_it_returns(files: Files, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(repository, "PAGE_SIZE", 3)
+    monkeypatch.setattr(catalog_files, "PAGE_SIZE", 3)
     created = [files.new() for _ in range(10)]
     seen = []
     for file in files.catalog.iter_files(BATCH, S.DISCOVERED):
@@ -391,12 +391,12 @@ def test_record_upload_is_idempotent(files: Files) -> None:
     files.catalog.record_upload(file.id, "local", status="uploaded", remote_id="2024/a.jpg", checksum="abc")
     files.catalog.record_upload(file.id, "pixel", status="uploaded", remote_id="DCIM/a.jpg", checksum="abc")
     rows = files.catalog.uploads_of(file.id)
-    assert [(r["destination"], r["status"], r["remote_id"], r["checksum"], r["detail"]) for r in rows] == [
+    assert [(r.destination, r.status, r.remote_id, r.checksum, r.detail) for r in rows] == [
         ("local", "uploaded", "2024/a.jpg", "abc", None), ("pixel", "uploaded", "DCIM/a.jpg", "abc", None)]
-    assert files.catalog.upload_for(file.id, "local")["verified_at"] is None
+    assert files.catalog.upload_for(file.id, "local").verified_at is None
     files.catalog.mark_upload_verified(file.id, "local")
-    assert files.catalog.upload_for(file.id, "local")["verified_at"] is not None
-    assert files.catalog.upload_for(file.id, "pixel")["verified_at"] is None
+    assert files.catalog.upload_for(file.id, "local").verified_at is not None
+    assert files.catalog.upload_for(file.id, "pixel").verified_at is None
     assert files.catalog.upload_for(file.id, "icloud") is None
     with pytest.raises(psycopg.errors.CheckViolation):
         files.catalog.record_upload(file.id, "local", status="maybe", remote_id=None, checksum=None)
@@ -418,16 +418,16 @@ def test_phase_runs(catalog: Catalog) -> None:
     assert len({first_download, sorting, second_download, running}) == 4
 
     runs = catalog.latest_phase_runs(BATCH)
-    assert [r["id"] for r in runs] == [sorting, second_download, running]  # newest of each, in start order
-    by_phase = {r["phase"]: r for r in runs}
+    assert [r.id for r in runs] == [sorting, second_download, running]  # newest of each, in start order
+    by_phase = {r.phase: r for r in runs}
     download = by_phase["download"]
-    assert (download["status"], download["files_processed"], download["files_failed"], download["bytes_in"],
-            download["details"], download["error"], download["dagster_run_id"]) == (
+    assert (download.status, download.files_processed, download.files_failed, download.bytes_in,
+            download.details, download.error, download.dagster_run_id) == (
         "succeeded", 5, 1, 1000, {"photos": 4, "videos": 1}, None, "run-2")
-    assert download["finished_at"] >= download["started_at"] and download["seconds"] >= 0
-    assert by_phase["sorting"]["bytes_out"] == 400 and by_phase["sorting"]["details"] == {"skipped": 1}
-    assert by_phase["compression"]["status"] == "running" and by_phase["compression"]["finished_at"] is None
-    assert by_phase["compression"]["seconds"] is None
+    assert download.finished_at >= download.started_at and download.seconds >= 0
+    assert by_phase["sorting"].bytes_out == 400 and by_phase["sorting"].details == {"skipped": 1}
+    assert by_phase["compression"].status == "running" and by_phase["compression"].finished_at is None
+    assert by_phase["compression"].seconds is None
     assert catalog.latest_phase_runs("no-such-batch") == []
     with pytest.raises(psycopg.errors.CheckViolation):
         catalog.finish_phase_run(running, status="exploded")
@@ -451,14 +451,14 @@ def test_count_by_state(files: Files) -> None:
 def test_batches(catalog: Catalog) -> None:
     catalog.create_batch("b1")
     catalog.create_batch("b2")
-    assert catalog.batch("b1")["status"] == "created" and catalog.batch("missing") is None
+    assert catalog.batch("b1").status == "created" and catalog.batch("missing") is None
     catalog.set_batch_status("b1", "running")
-    assert catalog.batch("b1")["finished_at"] is None
+    assert catalog.batch("b1").finished_at is None
     catalog.mark_batch_scanned("b1")
     catalog.set_batch_status("b1", "succeeded")
     b1 = catalog.batch("b1")
-    assert b1["status"] == "succeeded" and b1["finished_at"] is not None and b1["scanned_at"] is not None
-    assert [b["id"] for b in catalog.recent_batches(5)] == ["b2", "b1"]
-    assert catalog.batches_created_since(b1["created_at"]) == 2
+    assert b1.status == "succeeded" and b1.finished_at is not None and b1.scanned_at is not None
+    assert [b.id for b in catalog.recent_batches(5)] == ["b2", "b1"]
+    assert catalog.batches_created_since(b1.created_at) == 2
     with pytest.raises(psycopg.errors.CheckViolation):
         catalog.set_batch_status("b1", "paused")

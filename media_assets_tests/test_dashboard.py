@@ -20,7 +20,6 @@ from media_assets.definitions import defs
 from media_assets.defs.batch.assets import PHASES
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV
 from media_assets.media import sample_library as sample
-from media_assets.operations import failed_batches
 from media_assets.runner import run_batch
 from media_assets.storage import folder_bytes
 
@@ -34,13 +33,13 @@ def cli_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DAGSTER_STORAGE_ENV, "unused: this home has no dagster.yaml")
 
 
-def _photos(pipeline, *names: str) -> None:  # noqa: ANN001
+def _photos(pipeline, *names: str) -> None:
     library = pipeline.settings.sources.folder_source_paths[0]
     for name in names:
         sample.make_photo(library / name, seed=zlib.crc32(name.encode()), size=(64, 48))
 
 
-def _latest_metadata(pipeline, phase: str) -> dict[str, object]:  # noqa: ANN001
+def _latest_metadata(pipeline, phase: str) -> dict[str, object]:
     event = pipeline.instance.get_latest_materialization_event(AssetKey(phase))
     assert event is not None and event.asset_materialization is not None
     return {label: value.value for label, value in event.asset_materialization.metadata.items()}
@@ -81,13 +80,13 @@ def test_the_retry_job_finishes_several_failed_batches_without_redoing_finished_
         report = run_batch(pipeline)
         assert not report.success
         failed.append(report.batch_id)
-    assert failed_batches(pipeline.catalog) == failed
+    assert pipeline.catalog.failed_batches() == failed
     for name in ("b.jpg", "d.jpg"):
         (destination / name).rmdir()
 
     result = defs.resolve_job_def("retry_failed_batches").execute_in_process(instance=pipeline.instance)
     assert result.success
-    assert failed_batches(pipeline.catalog) == []
+    assert pipeline.catalog.failed_batches() == []
     for batch_id in failed:
         assert pipeline.catalog.count_by_state(batch_id) == {"verified": 2}
     assert sorted(p.name for p in destination.iterdir()) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
@@ -106,8 +105,8 @@ def test_the_new_batch_job_starts_a_batch_with_an_id_of_its_own(make_pipeline) -
     _photos(pipeline, "a.jpg")
     assert job.execute_in_process(instance=pipeline.instance).success
     [batch] = pipeline.catalog.recent_batches()
-    assert batch["status"] == "succeeded" and is_batch_id(batch["id"])
-    assert pipeline.instance.has_dynamic_partition("batch", batch["id"])
+    assert batch.status == "succeeded" and is_batch_id(batch.id)
+    assert pipeline.instance.has_dynamic_partition("batch", batch.id)
 
 
 def test_a_partition_key_that_is_not_a_batch_id_is_refused(make_pipeline) -> None:
@@ -167,7 +166,7 @@ def test_find_prints_a_files_whole_history(make_pipeline, cli_instance: None,
     [file] = [f for f in pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)
               if f.original_name == "IMG_1234.jpg"]
     [upload] = pipeline.catalog.uploads_of(file.id)
-    assert f"destinations: local uploaded {upload['remote_id']} verified" in out
+    assert f"destinations: local uploaded {upload.remote_id} verified" in out
     moves = [line.split("-> ")[1] for line in out.splitlines() if "-> " in line]
     assert moves[0] == "discovered" and moves[-1] == "verified" and "uploaded" in moves
     assert cli.main(["find", "nothing-like-this"]) == 0

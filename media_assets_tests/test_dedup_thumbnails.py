@@ -35,11 +35,11 @@ def _distance(a: int, b: int) -> int:
     return bin((a ^ b) & (2**64 - 1)).count("1")
 
 
-def _dedup(pipeline, batch_id: str) -> dict[str, str]:  # noqa: ANN001
+def _dedup(pipeline, batch_id: str) -> dict[str, str]:
     """Download and deduplicate one batch: {duplicate's name: keeper's name}."""
     download_and_deduplicate(pipeline, batch_id)
-    return {pipeline.catalog.get_file(row["file_id"]).original_name:
-            pipeline.catalog.get_file(row["keeper_id"]).original_name
+    return {pipeline.catalog.get_file(row.file_id).original_name:
+            pipeline.catalog.get_file(row.keeper_id).original_name
             for row in pipeline.catalog.duplicates(batch_id)}
 
 
@@ -90,7 +90,7 @@ def test_copies_with_and_without_thumbnails_meet_and_stale_thumbnails_merge_noth
     (library / "later/IMG_3-edited.jpg").write_bytes(_camera(other.rotate(180), thumbnail_of=first))
     assert _dedup(pipeline, "b2") == {"IMG_1-small.jpg": "IMG_1.jpg"}
     row = pipeline.catalog.duplicates("b2")[0]
-    assert row["kind"] == "near" and row["distance"] <= DEFAULT_NEAR_RADIUS
+    assert row.kind == "near" and row.distance <= DEFAULT_NEAR_RADIUS
     # The stale ones were candidates of IMG_1 and of each other, and were judged on their real pixels.
     stale = list(pipeline.catalog.iter_files("b2", FileState.UNIQUE))
     assert len(stale) == 2

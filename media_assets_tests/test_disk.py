@@ -22,16 +22,16 @@ def _files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def _check(pipeline):  # noqa: ANN001, ANN202
+def _check(pipeline):
     return check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings))
 
 
-def _verification_counts(pipeline, batch_id: str) -> dict:  # noqa: ANN001
+def _verification_counts(pipeline, batch_id: str) -> dict:
     runs = pipeline.catalog.latest_phase_runs(batch_id)
-    return next(run["details"] for run in runs if run["phase"] == "verification")
+    return next(run.details for run in runs if run.phase == "verification")
 
 
-def _pruned(pipeline, column: str) -> int:  # noqa: ANN001
+def _pruned(pipeline, column: str) -> int:
     return pipeline.catalog.conn.execute(
         f"SELECT count(*) AS n FROM media_files WHERE {column} IS NOT NULL").fetchone()["n"]
 
@@ -89,11 +89,11 @@ def test_a_failed_batch_keeps_its_copies_and_a_re_run_still_finishes_it(make_pip
     assert _files_in(storage("compressed")) == [] and _files_in(storage("originals")) == []
 
 
-def _originals(pipeline) -> list[Path]:  # noqa: ANN001
+def _originals(pipeline) -> list[Path]:
     return _files_in(pipeline.settings.storage_dir("originals"))
 
 
-def _photo(pipeline, name: str, seed: int) -> Path:  # noqa: ANN001
+def _photo(pipeline, name: str, seed: int) -> Path:
     return sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / name, seed=seed, size=(320, 240))
 
 

@@ -48,7 +48,7 @@ def icloud_settings(standin: ICloudStandIn, tmp_path: Path, **more: str) -> dict
             "ENABLE_COMPRESSION": "false", "ICLOUD_BACKOFF_MS": "5", "ICLOUD_REQUESTS_PER_SECOND": "200", **more}
 
 
-def answer(code: str, asked: list[str] | None = None):  # noqa: ANN201
+def answer(code: str, asked: list[str] | None = None):
     def provider(prompt: str, deadline_seconds: float) -> str | None:
         if asked is not None:
             asked.append(prompt)
@@ -66,7 +66,7 @@ def add_photos(standin: ICloudStandIn, count: int, start: int = 0, name: str | N
             for n in range(start, start + count)]
 
 
-def _downloaded(pipeline, batch_id: str) -> dict[str, object]:  # noqa: ANN001
+def _downloaded(pipeline, batch_id: str) -> dict[str, object]:
     return {f.source_id: f for f in pipeline.catalog.iter_files(batch_id, *FileState)
             if f.state is not FileState.QUARANTINED}
 
@@ -392,7 +392,7 @@ def test_a_failure_after_retries_fails_only_that_file_and_the_next_batch_takes_i
     assert first.success, first.error
     assert len(_downloaded(pipeline, first.batch_id)) == 3
     [quarantined] = first.quarantined
-    assert "tries it again" in quarantined["error"]
+    assert "tries it again" in quarantined.error
 
     second = run_batch(pipeline)
     assert second.success, second.error

@@ -18,7 +18,7 @@ from media_assets_tests.test_icloud import add_photos, answer, icloud_settings, 
 pytestmark = pytest.mark.slow  # whole batches
 
 
-def _uploads(pipeline) -> list[dict]:  # noqa: ANN001
+def _uploads(pipeline) -> list[dict]:
     return pipeline.catalog.conn.execute(
         "SELECT f.source_id, u.status, u.remote_id FROM uploads u JOIN media_files f ON f.id = u.file_id"
         " WHERE u.destination = 'icloud' ORDER BY f.id").fetchall()
@@ -99,7 +99,7 @@ def test_a_live_photo_a_burst_an_edit_and_a_caption_are_never_replaced(standin, 
                                                ENABLE_COMPRESSION="true", ICLOUD_REPLACE_ORIGINALS="true",
                                                ICLOUD_UPLOAD_FORMATS="jpeg,mov,mp4"))
 
-    def photo(name: str, seed: int, **more: object):  # noqa: ANN202 - a stand-in asset
+    def photo(name: str, seed: int, **more: object):  # a stand-in asset
         return standin.add_asset(name, sample.photo_bytes(size=(800, 600), seed=seed, quality=98), **more)
 
     live = photo("IMG_0001.JPG", 1, live_video=video.read_bytes())
@@ -146,7 +146,7 @@ def test_an_asset_deleted_in_icloud_keeps_its_local_copies_and_is_counted(standi
 
 # --- bytes verified at iCloud ---------------------------------------------------------------------------------
 
-def _folder_to_icloud(make_pipeline, standin, tmp_path, count: int, **more: str):  # noqa: ANN001, ANN202, F811
+def _folder_to_icloud(make_pipeline, standin, tmp_path, count: int, **more: str):  # noqa: F811
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
                                                ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true", **more))
     for n in range(count):

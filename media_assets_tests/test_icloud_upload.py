@@ -20,14 +20,14 @@ from media_assets_tests.test_icloud import add_photos, answer, icloud_settings, 
 pytestmark = pytest.mark.slow  # each test runs whole batches (10-20 s)
 
 
-def _uploads(pipeline) -> list[dict]:  # noqa: ANN001
+def _uploads(pipeline) -> list[dict]:
     return pipeline.catalog.conn.execute(
         "SELECT f.original_name, f.source_id, f.output_hash, u.status, u.remote_id, u.detail, u.verified_at"
         " FROM uploads u JOIN media_files f ON f.id = u.file_id WHERE u.destination = 'icloud' ORDER BY f.id"
     ).fetchall()
 
 
-def _folder_pipeline(make_pipeline, standin, tmp_path, **more: str):  # noqa: ANN001, ANN202, F811
+def _folder_pipeline(make_pipeline, standin, tmp_path, **more: str):  # noqa: F811
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
                                                ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true",
                                                ENABLE_DEDUPLICATION="false", **more))
@@ -142,7 +142,7 @@ def test_source_and_destination_may_be_different_accounts(standin, make_pipeline
 
 # --- upload_many: upload URLs reserved per group -----------------------------------------------------------------
 
-def _destination(standin, tmp_path, concurrency: int) -> ICloudDestination:  # noqa: ANN001, F811
+def _destination(standin, tmp_path, concurrency: int) -> ICloudDestination:  # noqa: F811
     config = ICloudConfig(username="up@example.com", password="pw", cookie_dir=tmp_path / "session",
                           transfer_dir=tmp_path / "transfer", endpoint=standin.base_url,
                           ca_bundle=str(standin.write_ca(tmp_path)), requests_per_second=200,
@@ -151,7 +151,7 @@ def _destination(standin, tmp_path, concurrency: int) -> ICloudDestination:  # n
     return ICloudDestination(config, lambda: connect(config, code_provider=None))
 
 
-def _upload_photos(standin, tmp_path, count: int, concurrency: int = 2) -> None:  # noqa: ANN001, F811
+def _upload_photos(standin, tmp_path, count: int, concurrency: int = 2) -> None:  # noqa: F811
     files = [sample.make_photo(tmp_path / "up" / f"IMG_{n}.JPG", size=(48, 36), seed=100 + n) for n in range(count)]
     results = list(_destination(standin, tmp_path, concurrency).upload_many([UploadJob(p, p.name, "") for p in files]))
     assert [job[0] for job, _result in results] == files

@@ -15,18 +15,18 @@ from media_assets.phases.common import PhaseContext, run_phase
 from media_assets.sources.configured import enabled_sources
 
 
-def _download(pipeline) -> dict[str, object]:  # noqa: ANN001
+def _download(pipeline) -> dict[str, object]:
     pipeline.catalog.create_batch("b1")
     ctx = PhaseContext(batch_id="b1", settings=pipeline.settings, catalog=pipeline.catalog)
     run_phase("download", ctx, lambda c, o: download_phase.download(c, o, enabled_sources(pipeline.settings)))
     return {f.original_name: f for f in pipeline.catalog.iter_files("b1", *FileState)}
 
 
-def _stored_files(pipeline) -> list[str]:  # noqa: ANN001
+def _stored_files(pipeline) -> list[str]:
     return sorted(p.name for p in pipeline.settings.storage.media_root.rglob("*") if p.is_file())
 
 
-def test_a_non_media_file_is_quarantined_without_copying_its_bytes(make_pipeline) -> None:  # noqa: ANN001
+def test_a_non_media_file_is_quarantined_without_copying_its_bytes(make_pipeline) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     junk = os.urandom(2_000_000)
@@ -43,7 +43,7 @@ def test_a_non_media_file_is_quarantined_without_copying_its_bytes(make_pipeline
     assert (library / "backup.mov").read_bytes() == junk
 
 
-def test_media_above_its_kind_s_limit_is_refused_with_the_limit_named(make_pipeline,  # noqa: ANN001
+def test_media_above_its_kind_s_limit_is_refused_with_the_limit_named(make_pipeline,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]

@@ -27,7 +27,7 @@ def _flip_one_byte(path: Path) -> None:
 
 
 @pytest.fixture
-def finished(make_pipeline):  # noqa: ANN001, ANN201
+def finished(make_pipeline):
     pipeline = make_pipeline()
     sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     report = run_batch(pipeline)
@@ -35,7 +35,7 @@ def finished(make_pipeline):  # noqa: ANN001, ANN201
     return pipeline, report
 
 
-def _check(pipeline):  # noqa: ANN001, ANN202
+def _check(pipeline):
     return check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings))
 
 
@@ -54,7 +54,7 @@ def test_one_flipped_byte_missing_copy_and_stray_are_reported(finished) -> None:
     files = list(pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED))
     _flip_one_byte(pipeline.settings.storage.media_root / files[0].sorted_path)
     [upload] = pipeline.catalog.uploads_of(files[1].id)
-    (pipeline.settings.destinations.local_destination_dir / upload["remote_id"]).unlink()
+    (pipeline.settings.destinations.local_destination_dir / upload.remote_id).unlink()
     (pipeline.settings.storage_dir("uploaded") / "stray.jpg").write_bytes(b"who am I")
 
     result = _check(pipeline)
@@ -80,12 +80,12 @@ def test_a_flipped_byte_at_the_destination_is_differing_and_a_stray_there_is_ext
     destination = pipeline.settings.destinations.local_destination_dir
     files = list(pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED))
     [upload] = pipeline.catalog.uploads_of(files[0].id)
-    _flip_one_byte(destination / upload["remote_id"])
+    _flip_one_byte(destination / upload.remote_id)
     (destination / "not-ours.jpg").write_bytes(b"put there by hand")
 
     result = _check(pipeline)
     assert (result.counts["differing"], result.counts["missing"], result.counts["unknown_extra"]) == (1, 0, 1)
-    assert any(upload["remote_id"] in p and p.startswith("differing") for p in result.problems)
+    assert any(upload.remote_id in p and p.startswith("differing") for p in result.problems)
     assert "unknown_extra: local not-ours.jpg: at the destination, not sent by the pipeline" in result.problems
 
 

@@ -25,8 +25,8 @@ def test_heic_bytes_named_jpg_arrive_everywhere_as_heic(make_pipeline, tmp_path:
     assert file.media_format == "heic"
     assert file.sorted_path is not None and file.sorted_path.endswith("2022/04/05/IMG_0007.heic")
     (upload,) = pipeline.catalog.uploads_of(file.id)
-    assert upload["remote_id"].endswith("IMG_0007.heic")
-    assert (pipeline.settings.destinations.local_destination_dir / upload["remote_id"]).is_file()
+    assert upload.remote_id.endswith("IMG_0007.heic")
+    assert (pipeline.settings.destinations.local_destination_dir / upload.remote_id).is_file()
 
 
 #: The transpose that stores a displayed picture so that EXIF orientation N shows it upright again.
@@ -53,12 +53,12 @@ def test_eight_orientations_of_one_photo_are_one_photo(make_pipeline, tmp_path: 
     assert report.files_by_state.get("duplicate") == 7
 
 
-def _keepers(pipeline, batch_id: str) -> dict[str, str]:  # noqa: ANN001
+def _keepers(pipeline, batch_id: str) -> dict[str, str]:
     """{duplicate's source path relative to the library: its keeper's}."""
     library = pipeline.settings.sources.folder_source_paths[0]
     found = {}
     for row in pipeline.catalog.duplicates(batch_id):
-        file, keeper = pipeline.catalog.get_file(row["file_id"]), pipeline.catalog.get_file(row["keeper_id"])
+        file, keeper = pipeline.catalog.get_file(row.file_id), pipeline.catalog.get_file(row.keeper_id)
         found[str(Path(file.source_id).relative_to(library))] = str(Path(keeper.source_id).relative_to(library))
     return found
 

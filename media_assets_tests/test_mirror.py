@@ -330,7 +330,7 @@ def _mirror_settings(supabase: SupabaseStack, enabled: bool = True) -> dict[str,
             "SUPABASE_KEY": supabase.key, "SUPABASE_CHUNK_SIZE": "2"}
 
 
-def _sensor_result(tmp_path: Path):  # noqa: ANN202 - whatever the sensor returned
+def _sensor_result(tmp_path: Path):  # whatever the sensor returned
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
     with build_sensor_context(instance=DagsterInstance.ephemeral(),
                               resources={"settings": settings, "catalog": CatalogResource(settings=settings)}) as ctx:

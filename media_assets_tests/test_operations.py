@@ -23,7 +23,6 @@ from media_assets.operations import (
     check_free_space,
     check_no_file_in_between,
     check_uploads_verified,
-    failed_batches,
 )
 from media_assets.operations import (
     library_stats as compute_library_stats,
@@ -32,7 +31,7 @@ from media_assets.runner import run_batch
 from media_assets.storage import folder_bytes
 
 
-def _photos(pipeline, *names: str) -> None:  # noqa: ANN001
+def _photos(pipeline, *names: str) -> None:
     library = pipeline.settings.sources.folder_source_paths[0]
     for name in names:
         sample.make_photo(library / name, seed=zlib.crc32(name.encode()), size=(64, 48))
@@ -80,7 +79,7 @@ def test_library_stats_asset_reports_numeric_metadata(make_pipeline, tmp_path: P
     [batch_month] = metadata.pop("by_batch_month").value.records
     assert {type(v.value) for v in metadata.values()} <= {int, float}
     assert capture_month.data["files"] == batch_month.data["files"] == 1
-    assert batch_month.data["month"] == pipeline.catalog.recent_batches(1)[0]["created_at"].strftime("%Y-%m")
+    assert batch_month.data["month"] == pipeline.catalog.recent_batches(1)[0].created_at.strftime("%Y-%m")
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.passed and evaluation.metadata["threshold_gb"].value == 0
 
@@ -144,7 +143,7 @@ def test_the_blocking_check_fails_the_run(make_pipeline) -> None:
     # Every phase finds nothing left to do, so only the check can fail this re-run.
     again = run_batch(pipeline, batch)
     assert not again.success and "uploads_verified" in (again.error or "")
-    assert pipeline.catalog.batch(batch)["status"] == "failed"
+    assert pipeline.catalog.batch(batch).status == "failed"
     assert again.phases_succeeded == 8
 
 
@@ -187,19 +186,19 @@ def test_retry_failed_completes_a_batch_without_duplicate_uploads(make_pipeline,
     (destination / "b.jpg").mkdir()  # a real fault: the folder destination cannot write b.jpg
     failed = run_batch(pipeline)
     assert not failed.success and "icloud_upload" in (failed.error or "")
-    assert failed_batches(pipeline.catalog) == [failed.batch_id]
+    assert pipeline.catalog.failed_batches() == [failed.batch_id]
     assert sorted(p.name for p in destination.iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
 
     (destination / "b.jpg").rmdir()
     assert cli.main(["retry-failed"]) == 0
     assert "1 of 1 failed batch(es) now succeeded" in capsys.readouterr().out
-    assert failed_batches(pipeline.catalog) == []
+    assert pipeline.catalog.failed_batches() == []
     assert pipeline.catalog.count_by_state(failed.batch_id) == {"verified": 3}
     # Each file reached the destination once, under its own name, and was verified once.
     assert sorted(p.name for p in destination.iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
     for file in pipeline.catalog.iter_files(failed.batch_id, FileState.VERIFIED):
         [upload] = pipeline.catalog.uploads_of(file.id)
-        assert sha256_file(destination / upload["remote_id"]) == file.output_hash
+        assert sha256_file(destination / upload.remote_id) == file.output_hash
     verified_moves = pipeline.catalog.conn.execute(
         "SELECT file_id, count(*) AS n FROM state_changes WHERE to_state = 'verified' GROUP BY file_id").fetchall()
     assert sorted(row["n"] for row in verified_moves) == [1, 1, 1]

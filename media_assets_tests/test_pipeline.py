@@ -13,13 +13,13 @@ from media_assets.runner import run_batch
 from media_assets_tests.first_phases import download_and_deduplicate
 
 
-def _library(pipeline) -> Path:  # noqa: ANN001
+def _library(pipeline) -> Path:
     library = pipeline.settings.sources.folder_source_paths[0]
     sample.write_sample_library(library)
     return library
 
 
-def _files(pipeline, batch_id: str) -> list:  # noqa: ANN001
+def _files(pipeline, batch_id: str) -> list:
     return list(pipeline.catalog.iter_files(batch_id, *FileState))
 
 
@@ -38,11 +38,11 @@ def test_a_batch_goes_through_every_phase(make_pipeline) -> None:
     videos = 1 if (library / sample.VIDEO).exists() else 0
     assert states == {"verified": 5 + videos, "duplicate": 2, "quarantined": 1}
     # The exact and the near duplicate name their keepers; the corrupt file has its reason.
-    duplicates = {(d["original_name"], d["keeper_name"], d["kind"]) for d in report.duplicates}
+    duplicates = {(d.original_name, d.keeper_name, d.kind) for d in report.duplicates}
     assert duplicates == {(Path(sample.EXACT_DUPLICATE).name, Path(sample.HOLIDAY_NIGHT).name, "exact"),
                           (Path(sample.NEAR_DUPLICATE).name, Path(sample.HOLIDAY_DAY).name, "near")}
     [quarantined] = report.quarantined
-    assert quarantined["original_name"] == "broken.jpg" and "truncated" in quarantined["error"]
+    assert quarantined.original_name == "broken.jpg" and "truncated" in quarantined.error
     # Sorted by local capture date: 23:30 at +09:00 stays on the 1st of July.
     uploaded = pipeline.settings.storage_dir("uploaded")
     assert (uploaded / "2023/07/01" / Path(sample.HOLIDAY_NIGHT).name).is_file()
@@ -52,8 +52,8 @@ def test_a_batch_goes_through_every_phase(make_pipeline) -> None:
     for file in pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED):
         assert sha256_file(pipeline.settings.storage.media_root / file.sorted_path) == file.output_hash
         [upload] = pipeline.catalog.uploads_of(file.id)
-        assert upload["verified_at"] is not None
-        assert sha256_file(destination / upload["remote_id"]) == file.output_hash
+        assert upload.verified_at is not None
+        assert sha256_file(destination / upload.remote_id) == file.output_hash
     leftovers = [p for root in (pipeline.settings.storage.media_root, destination) for p in _media_files_on_disk(root)
                  if p.name.startswith((".partial-", ".syncthing."))]
     assert leftovers == []
@@ -79,7 +79,7 @@ def test_a_second_batch_takes_only_new_files_and_finds_late_duplicates(make_pipe
     third = run_batch(pipeline)
     assert third.success and third.files_processed == 2
     [late] = third.duplicates
-    keeper = pipeline.catalog.get_file(late["keeper_id"])
+    keeper = pipeline.catalog.get_file(late.keeper_id)
     assert keeper.batch_id == first.batch_id and keeper.original_name == Path(sample.GARDEN).name
     assert pipeline.catalog.count_by_state(third.batch_id) == {"verified": 1, "duplicate": 1}
 
@@ -163,7 +163,7 @@ def test_pixel_upload_writes_whole_files_into_the_sync_folder(make_pipeline, tmp
     assert len(synced) == len(verified)
     assert not [p for p in synced if p.name.startswith(".")]
     for file in verified:
-        assert {u["destination"] for u in pipeline.catalog.uploads_of(file.id)} == {"local", "pixel"}
+        assert {u.destination for u in pipeline.catalog.uploads_of(file.id)} == {"local", "pixel"}
 
 
 def test_uploads_off_still_sorts_and_verifies(make_pipeline) -> None:
@@ -191,7 +191,7 @@ def test_verification_fails_loudly_when_a_kept_copy_is_damaged(make_pipeline, mo
     report = run_batch(pipeline)
     assert not report.success
     assert "not accounted for" in (report.error or "") and "DSC_0420.JPG" in report.error
-    assert pipeline.catalog.batch(report.batch_id)["status"] == "failed"
+    assert pipeline.catalog.batch(report.batch_id).status == "failed"
     verification = next(p for p in report.phases if p["phase"] == "verification")
     assert verification["status"] == "failed"
 

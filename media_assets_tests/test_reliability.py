@@ -103,11 +103,11 @@ def test_killed_in_a_phase_then_rerun_loses_nothing(home: tuple[Path, str], phas
     catalog = Catalog(home[1])
     try:
         [batch] = catalog.recent_batches(5)
-        assert catalog.count_by_state(batch["id"]), "the killed run had started on the files"
+        assert catalog.count_by_state(batch.id), "the killed run had started on the files"
     finally:
         catalog.close()
 
-    rerun = _cli(home, "run", "--batch", batch["id"])
+    rerun = _cli(home, "run", "--batch", batch.id)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     assert_nothing_lost(home)
 
@@ -120,13 +120,13 @@ def test_a_full_disk_stops_the_phase_and_the_rerun_completes(home: tuple[Path, s
     catalog = Catalog(home[1])
     try:
         [batch] = catalog.recent_batches(5)
-        assert batch["status"] == "failed"
-        assert catalog.count_by_state(batch["id"]).get(FileState.DISCOVERED.value, 0) >= 1
+        assert batch.status == "failed"
+        assert catalog.count_by_state(batch.id).get(FileState.DISCOVERED.value, 0) >= 1
     finally:
         catalog.close()
     assert not [p for p in (home[0] / "media").rglob(".partial-*")], "nothing half written"
 
-    rerun = _cli(home, "run", "--batch", batch["id"])
+    rerun = _cli(home, "run", "--batch", batch.id)
     assert rerun.returncode == 0, rerun.stdout[-2000:]
     assert_nothing_lost(home)
 
@@ -217,7 +217,7 @@ def test_ten_random_kills_of_a_150_file_batch_lose_nothing(tmp_path: Path, catal
         if batch_id is None:
             catalog = Catalog(catalog_conninfo)
             [batch] = catalog.recent_batches(1)
-            batch_id = batch["id"]
+            batch_id = batch.id
             catalog.close()
         assert run.returncode in (-signal.SIGKILL, 0), f"{rule}: {run.stdout[-2000:]}{run.stderr[-2000:]}"
         killed += run.returncode == -signal.SIGKILL

@@ -34,7 +34,7 @@ def _cli(folder: Path, conninfo: str, *args: str, faults: str | None = None) -> 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _wait_until(condition, what: str) -> None:  # noqa: ANN001
+def _wait_until(condition, what: str) -> None:
     deadline = time.monotonic() + 300
     while not condition():
         assert time.monotonic() < deadline, what
@@ -59,12 +59,12 @@ def test_a_second_run_names_the_running_batch_and_exits_or_waits(tmp_path: Path,
         second = _cli(tmp_path, catalog_conninfo, "run")
         _out, err = second.communicate(timeout=300)
         assert second.returncode == 75, err[-3000:]
-        assert f"media-pipeline: batch {batch['id']} is running (since " in err
+        assert f"media-pipeline: batch {batch.id} is running (since " in err
         assert f", pid {first.pid}); run again with --wait" in err
 
-        again = _cli(tmp_path, catalog_conninfo, "run", "--batch", batch["id"])
+        again = _cli(tmp_path, catalog_conninfo, "run", "--batch", batch.id)
         _out, err = again.communicate(timeout=300)
-        assert again.returncode == 75 and f"batch {batch['id']} is running" in err, err[-3000:]
+        assert again.returncode == 75 and f"batch {batch.id} is running" in err, err[-3000:]
 
         waiting = _cli(tmp_path, catalog_conninfo, "run", "--wait")
         assert waiting.stderr is not None
@@ -86,7 +86,7 @@ def _storage_instance(conninfo: str, tmp_path: Path) -> DagsterInstance:
     return DagsterInstance.from_config(str(tmp_path))
 
 
-def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline, tmp_path: Path) -> None:
     pipeline = make_pipeline()
     instance = _storage_instance(pipeline.catalog.conninfo, tmp_path / "dagster_home")
     try:
@@ -110,19 +110,19 @@ def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline
         assert instance.get_run_by_id(runs["b-dead"].run_id).status is DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(runs["b-alive"].run_id).status is DagsterRunStatus.STARTED
         assert instance.event_log_storage.get_concurrency_info("icloud").active_slot_count == 0, "its slot freed"
-        assert pipeline.catalog.batch("b-dead")["status"] == "failed"
-        assert pipeline.catalog.batch("b-alive")["status"] == "running"
+        assert pipeline.catalog.batch("b-dead").status == "failed"
+        assert pipeline.catalog.batch("b-alive").status == "running"
         alive.release()
     finally:
         instance.dispose()
 
 
-def test_a_batch_left_running_by_a_run_that_lost_the_catalog_is_marked_failed(make_pipeline) -> None:  # noqa: ANN001
+def test_a_batch_left_running_by_a_run_that_lost_the_catalog_is_marked_failed(make_pipeline) -> None:
     pipeline = make_pipeline()
     pipeline.catalog.create_batch("b-lost")
     pipeline.catalog.set_batch_status("b-lost", "running")
     reclaim_dead_runs(pipeline.instance, pipeline.settings, pipeline.catalog)
-    assert pipeline.catalog.batch("b-lost")["status"] == "failed"
+    assert pipeline.catalog.batch("b-lost").status == "failed"
 
 
 @pytest.mark.slow
@@ -142,13 +142,13 @@ def test_sigterm_and_ctrl_c_stop_a_run_cleanly(tmp_path: Path, catalog_conninfo:
     catalog = Catalog(catalog_conninfo)
     try:
         [batch] = catalog.recent_batches(1)
-        assert batch["status"] == "failed"
+        assert batch.status == "failed"
     finally:
         catalog.close()
     assert "compression: stopped" in out, "the report says why the batch failed"
 
 
-def test_re_running_a_batch_reclaims_its_dead_run_and_pool_slot(make_pipeline, tmp_path: Path) -> None:  # noqa: ANN001
+def test_re_running_a_batch_reclaims_its_dead_run_and_pool_slot(make_pipeline, tmp_path: Path) -> None:
     """The re-run holds the batch's lock itself before it looks for dead runs: that lock is not a live run."""
     from media_assets.catalog.locks import process_run_locks
 

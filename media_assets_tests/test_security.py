@@ -35,13 +35,13 @@ def test_no_secret_in_logs_metadata_reports_or_catalog(make_pipeline, caplog: py
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
     outputs["catalog"] = "\n".join(
         str(row) for table in tables
-        for row in pipeline.catalog.conn.execute(f'SELECT * FROM "{table}"').fetchall())  # noqa: S608
+        for row in pipeline.catalog.conn.execute(f'SELECT * FROM "{table}"').fetchall())
     assert len(outputs["catalog"]) > 1000 and len(outputs["dagster events and metadata"]) > 1000
     for where, text in outputs.items():
         for name, secret in SECRETS.items():
             assert secret not in text, f"{name} leaked into {where}"
 
 
-def report_run_id(pipeline) -> str:  # noqa: ANN001
+def report_run_id(pipeline) -> str:
     [run] = pipeline.instance.get_runs(limit=1)
     return run.run_id

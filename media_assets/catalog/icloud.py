@@ -140,12 +140,13 @@ def count_in_library(catalog: Catalog, batch_id: str | None = None) -> int:
         "SELECT count(*) AS n FROM uploads u JOIN media_files f ON f.id = u.file_id"
         " WHERE u.status = %s AND (%s::text IS NULL OR f.batch_id = %s)", (IN_LIBRARY, batch_id, batch_id)
     ).fetchone()
-    return int(row["n"])
+    return int(row["n"]) if row else 0
 
 
 def count_deleted_at_source(catalog: Catalog) -> int:
     """iCloud assets deleted there after they were taken (their local copies stay)."""
-    return int(catalog.conn.execute("SELECT count(*) AS n FROM icloud_deleted_at_source").fetchone()["n"])
+    row = catalog.conn.execute("SELECT count(*) AS n FROM icloud_deleted_at_source").fetchone()
+    return int(row["n"]) if row else 0
 
 
 def uploaded_file_ids(catalog: Catalog, destination: str) -> list[int]:

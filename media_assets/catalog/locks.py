@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -228,7 +229,7 @@ def process_run_locks(conninfo: str, max_concurrent: int) -> RunLocks:
     return locks
 
 
-def batch_lock_free(conn: psycopg.Connection, batch_id: str) -> bool:
+def batch_lock_free(conn: psycopg.Connection[Any], batch_id: str) -> bool:
     """Whether no other live process holds batch `batch_id`'s lock: a run of it that still counts as started is
     dead. The lock held by this process (about to re-run the batch) counts as free: no earlier run of the batch
     can still be alive beside it."""
@@ -244,7 +245,7 @@ def new_batch_id_alone(conninfo: str, create: Callable[[], str]) -> str:
         return create()
 
 
-def orphaned_running_batches(conn: psycopg.Connection) -> list[str]:
+def orphaned_running_batches(conn: psycopg.Connection[Any]) -> list[str]:
     """Batches recorded as running whose lock nobody holds: their run died or lost the catalog before it could
     say so."""
     with conn.cursor(row_factory=tuple_row) as cur:

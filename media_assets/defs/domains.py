@@ -6,7 +6,7 @@ from dagster import Definitions, in_process_executor
 from media_assets.defs import batch, library, mirror, telegram
 from media_assets.defs.icloud import ICloudResource
 from media_assets.defs.mirror.supabase import SupabaseResource
-from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.defs.resources import CatalogResource, DestinationsResource, SettingsResource
 from media_assets.defs.telegram.resources import TelegramResource
 
 _settings = SettingsResource()
@@ -18,6 +18,7 @@ domain_defs = Definitions.merge(
         executor=in_process_executor,
         resources={"settings": _settings, "catalog": CatalogResource(settings=_settings),
                    "telegram": TelegramResource(settings=_settings),
-                   "supabase": SupabaseResource(settings=_settings), "icloud": ICloudResource(settings=_settings)},
+                   "supabase": SupabaseResource(settings=_settings), "icloud": ICloudResource(settings=_settings),
+                   "destinations": DestinationsResource(settings=_settings)},
     ),
 )

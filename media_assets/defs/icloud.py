@@ -1,11 +1,9 @@
-"""The iCloud Photos resource: pyicloud sign-ins for the source the download phase reads and the destination
-the icloud_upload phase writes, built from the settings when an account is configured."""
+"""The iCloud Photos source as a resource: pyicloud sign-ins for what the download phase reads, built from the
+settings when an account is configured (the destination comes from `DestinationsResource`)."""
 
 from dagster import ConfigurableResource
 
 from media_assets.defs.resources import SettingsResource
-from media_assets.destinations.base import Destination
-from media_assets.destinations.configured import icloud_upload_configured
 from media_assets.sources.base import MediaSource
 
 
@@ -19,9 +17,3 @@ class ICloudResource(ConfigurableResource):
 
         loaded = self.settings.load()
         return icloud_source(loaded) if loaded.sources.enable_icloud_download else None
-
-    def destination(self) -> Destination | None:
-        from media_assets.destinations.icloud import icloud_destination
-
-        loaded = self.settings.load()
-        return icloud_destination(loaded) if icloud_upload_configured(loaded) else None

@@ -10,6 +10,8 @@ from pydantic import PrivateAttr
 from media_assets.catalog.database import resolve_conninfo
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
+from media_assets.destinations.base import Destination
+from media_assets.destinations.configured import enabled_destinations, pixel_destination, primary_destination
 from media_assets.settings import Settings, prepare_folders, process_settings
 
 _migrated: set[str] = set()
@@ -50,3 +52,21 @@ class CatalogResource(ConfigurableResource):
         if self._catalog is None:
             raise RuntimeError("CatalogResource used outside of a run")
         return self._catalog
+
+
+class DestinationsResource(ConfigurableResource):
+    """Where files go: iCloud Photos once an account is configured (else LOCAL_DESTINATION_DIR) and the Pixel's
+    sync folder. The upload phases and verification get the same destinations from here."""
+
+    settings: SettingsResource
+
+    def primary(self) -> Destination:
+        """The destination of the `icloud_upload` phase."""
+        return primary_destination(self.settings.load())
+
+    def pixel(self) -> Destination | None:
+        return pixel_destination(self.settings.load())
+
+    def enabled(self) -> dict[str, Destination]:
+        """The destinations every file must reach (or be declined by) before it is sorted."""
+        return enabled_destinations(self.settings.load())

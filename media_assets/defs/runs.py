@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dagster import DagsterEvent, DagsterInstance, DagsterRunStatus, RunsFilter
 
@@ -34,7 +34,7 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim_run(instance: DagsterInstance, run_id: str, tags: dict[str, str], settings: Settings, catalog: Catalog,
+def claim_run(instance: DagsterInstance, run_id: str, tags: Mapping[str, str], settings: Settings, catalog: Catalog,
               batch_id: str, log: object) -> None:
     """Hold the batch's lock and a run slot for as long as this process runs the batch (the CLI took them before
     the run; a run launched by the daemon or the UI takes them at its first phase): another process running the

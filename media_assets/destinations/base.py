@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -73,4 +74,14 @@ class ListsItsFiles(Protocol):
 
     def all_ids(self) -> set[str]:
         """The ids of every file there (temp files of an unfinished copy left out)."""
+        ...
+
+
+@runtime_checkable
+class UploadsInGroups(Protocol):
+    """A destination that sends several files at once (iCloud: concurrent, paced groups); the upload phase still
+    writes the catalog one file at a time, in the order of the jobs."""
+
+    def upload_many(self, jobs: Iterable[UploadJob]) -> Iterator[tuple[UploadJob, str | UploadError]]:
+        """(job, remote id or the error) for every job, in the order of `jobs`."""
         ...

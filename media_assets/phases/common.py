@@ -102,6 +102,8 @@ class PhaseOutcome:
     counts: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     note: str = ""
+    #: Other numbers for the dashboard (not counts: a quality score, a median), read back from the catalog.
+    measures: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         if self.status == "skipped":
@@ -121,6 +123,7 @@ class PhaseOutcome:
             "seconds": round(self.seconds, 3), "status": self.status,
         }
         values.update({k: int(v) for k, v in self.counts.items()})
+        values.update(self.measures)
         return values
 
 

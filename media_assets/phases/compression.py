@@ -73,7 +73,7 @@ def compress_file(job: Job, config: CompressionConfig) -> Compressed:
         if job.media_type == "photo":
             return compress_photo(job.source, job.media_format or "", job.target_stem, config.photo)
         return kept(size, f"unknown media type {job.media_type!r}")
-    except Exception as error:  # noqa: BLE001 - compression is optional: the original flows on
+    except Exception as error:  # compression is optional: the original flows on
         return kept(size, f"compression failed: {type(error).__name__}: {error}", action=FAILED)
 
 
@@ -89,22 +89,28 @@ def _results(config: CompressionConfig, jobs: Iterable[tuple[MediaFile, Job]], w
 
 def _paired(catalog: Catalog, file: MediaFile) -> bool:
     """Whether deduplication linked this video to a still (Live Photo)."""
-    return bool(catalog.fingerprints([file.id]).get(file.id, {}).get("pair_key"))
+    fingerprint = catalog.fingerprints([file.id]).get(file.id)
+    return fingerprint is not None and bool(fingerprint["pair_key"])
 
 
 def record(catalog: Catalog, ctx: PhaseContext, file: MediaFile, result: Compressed) -> None:
     """One transaction: the file moves to compressed with what flows on, its decision and quality score."""
+    path: str | None
     if result.output is not None:
-        changes = {"output_path": ctx.relative(result.output), "output_size": result.size_after,
-                   "output_hash": result.output_hash}
+        path, size, digest = ctx.relative(result.output), result.size_after, result.output_hash
     else:
-        changes = {"output_path": file.original_path, "output_size": file.size_bytes,
-                   "output_hash": file.content_hash}
+        path, size, digest = file.original_path, file.size_bytes, file.content_hash
     catalog.move(file, FileState.COMPRESSED, detail=result.decision, compression_decision=result.decision,
-                 quality_score=result.quality, **changes)
+                 quality_score=result.quality, output_path=path, output_size=size, output_hash=digest)
 
 
 def compress(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
+    """Compress the batch's unique files, then measure what compression did to the whole batch."""
+    _compress_files(ctx, outcome)
+    outcome.measures.update(quality_metadata(ctx.catalog, ctx.batch_id))
+
+
+def _compress_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     config = CompressionConfig.from_settings(ctx.settings)
     target_dir = ctx.settings.storage_dir("compressed") / ctx.batch_id
     remove_partials(target_dir)
@@ -129,7 +135,7 @@ def compress(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
             outcome.files += 1
             outcome.counts[result.action] += 1
             outcome.bytes_in += file.size_bytes or 0
-            outcome.bytes_out += result.size_after if result.output is not None else file.size_bytes or 0
+            outcome.bytes_out += (result.size_after if result.output is not None else file.size_bytes) or 0
             ctx.progress.advance()
             if done % config.progress_every == 0 or done == total:
                 rate = done / max(time.perf_counter() - started, 1e-9)
@@ -141,12 +147,10 @@ def compress(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
 def quality_metadata(catalog: Catalog, batch_id: str) -> dict[str, float | int]:
     """Bytes saved and the distribution of quality scores of a batch's compressed outputs, as plain numbers
     for Dagster's metadata plots (read back from the catalog, so a re-run reports the whole batch)."""
-    rows = catalog.conn.execute(
-        "SELECT size_bytes, output_size, quality_score, output_path <> original_path AS changed FROM media_files"
-        " WHERE batch_id = %s AND compression_decision IS NOT NULL", (batch_id,)).fetchall()
-    scores = sorted(r["quality_score"] for r in rows if r["changed"] and r["quality_score"] is not None)
+    rows = catalog.compression_results(batch_id)
+    scores = sorted(r.quality_score for r in rows if r.changed and r.quality_score is not None)
     values: dict[str, float | int] = {
-        "bytes_saved": sum((r["size_bytes"] or 0) - (r["output_size"] or 0) for r in rows),
+        "bytes_saved": sum((r.size_bytes or 0) - (r.output_size or 0) for r in rows),
         "outputs_with_quality_score": len(scores),
     }
     if scores:
@@ -162,3 +166,4 @@ def keep_originals(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
         outcome.bytes_in += file.size_bytes or 0
         outcome.bytes_out += file.size_bytes or 0
         outcome.counts[KEPT] += 1
+    outcome.measures.update(quality_metadata(ctx.catalog, ctx.batch_id))

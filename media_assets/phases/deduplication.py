@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from media_assets.catalog.files import CatalogFingerprint, FingerprintColumns
 from media_assets.catalog.locks import DEDUPLICATION, AdvisoryLock
 from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
@@ -210,7 +211,7 @@ def _same_framing(a: tuple[int | None, int | None], b: tuple[int | None, int | N
     return any(abs(wa * y - x * ha) <= ASPECT_TOLERANCE * max(wa * y, x * ha) for x, y in ((wb, hb), (hb, wb)))
 
 
-def _comparable(item: Item, other: dict) -> bool:
+def _comparable(item: Item, other: CatalogFingerprint) -> bool:
     """The cheap conditions of a near duplicate, checked before any signature is computed."""
     if other["media_type"] != item.file.media_type:
         return False
@@ -219,13 +220,15 @@ def _comparable(item: Item, other: dict) -> bool:
     return _same_framing((item.file.width, item.file.height), (other["width"], other["height"]))
 
 
-def _item_columns(item: Item) -> dict:
+def _item_columns(item: Item) -> CatalogFingerprint:
     """An item of this batch seen as a candidate, with the columns _comparable and the confirmation read."""
-    return {"media_type": item.file.media_type, "burst_id": item.fingerprint.burst_id, "width": item.file.width,
-            "height": item.file.height, "similarity": item.fingerprint.similarity}
+    return CatalogFingerprint(
+        id=item.file.id, media_type=item.file.media_type, width=item.file.width, height=item.file.height,
+        phash=item.fingerprint.phash, similarity=item.fingerprint.similarity, burst_id=item.fingerprint.burst_id,
+        content_identifier=item.fingerprint.content_identifier, pair_key=item.pair_key)
 
 
-def _columns(item: Item) -> dict:
+def _columns(item: Item) -> FingerprintColumns:
     return {"phash": item.fingerprint.phash, "similarity": item.fingerprint.similarity, "pair_key": item.pair_key,
             "content_identifier": item.fingerprint.content_identifier, "burst_id": item.fingerprint.burst_id}
 
@@ -318,7 +321,7 @@ def decide(catalog: Catalog, items: list[Item], radius: int, sign: Signer) -> di
 
 
 def _catalog_candidates(catalog: Catalog, items: list[Item],
-                        radius: int) -> tuple[list[tuple[Item, int, int]], dict[int, dict]]:
+                        radius: int) -> tuple[list[tuple[Item, int, int]], dict[int, CatalogFingerprint]]:
     """(item, kept file's id, distance) within the radius and comparable, by item then distance; and the kept
     files' fingerprint columns by id."""
     if not items:
@@ -352,7 +355,7 @@ def _batch_candidates(items: list[Item], radius: int) -> list[tuple[Item, Item, 
 
 
 def _sign_candidates(catalog: Catalog, sign: Signer, from_catalog: list[tuple[Item, int, int]],
-                     others: dict[int, dict], in_batch: list[tuple[Item, Item, int]]) -> None:
+                     others: dict[int, CatalogFingerprint], in_batch: list[tuple[Item, Item, int]]) -> None:
     """Give every candidate without a signature (its pHash came from its EXIF thumbnail) the signature of its
     real pixels: this batch's items through their fingerprint, kept files in `others` and in the catalog."""
     unsigned = {i.file.id: i for i, _, _ in from_catalog if i.fingerprint.similarity is None}
@@ -366,7 +369,7 @@ def _sign_candidates(catalog: Catalog, sign: Signer, from_catalog: list[tuple[It
         item.fingerprint = replace(item.fingerprint, similarity=signatures.get(file_id))
     for file in kept_files:
         others[file.id]["similarity"] = signatures.get(file.id)
-    computed = {f.id: signatures[f.id] for f in kept_files if signatures.get(f.id) is not None}
+    computed = {f.id: signature for f in kept_files if (signature := signatures.get(f.id)) is not None}
     if computed:
         catalog.remember_similarity(computed)
 

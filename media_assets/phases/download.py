@@ -12,14 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from media_assets.catalog.repository import MediaFile
+from typing_extensions import Unpack
+
+from media_assets.catalog.repository import FileChanges, MediaFile
 from media_assets.catalog.sidecars import record_sidecar
 from media_assets.catalog.states import FileState
 from media_assets.media.dates import KnownDate, capture_date, takeout_date
 from media_assets.media.identify import MediaKind, UnsupportedMedia, identify, sniff_stream, true_extension
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.selection import BatchLimits, BatchSelection, plan_batch
-from media_assets.sources.base import MediaSource, SourceError, SourceItem
+from media_assets.sources.base import MediaSource, SourceError, SourceItem, TakesLocalFile
 from media_assets.storage import move_file, remove_partials, safe_name, write_atomically
 
 GB = 1_000_000_000
@@ -39,7 +41,7 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
         _take(ctx, outcome, file, source, source.lookup(file.source_id))
 
     batch = ctx.catalog.batch(ctx.batch_id)
-    if batch is not None and batch["scanned_at"] is not None:
+    if batch is not None and batch.scanned_at is not None:
         return  # a re-run of this batch only finishes what it had found
     # A re-run after a crash mid-scan counts what the batch already took against its limits.
     taken_files, taken_bytes = ctx.catalog.batch_size(ctx.batch_id)
@@ -67,9 +69,8 @@ def bring_item(source: MediaSource, source_id: str, target: Path, *, size: int |
     """The item's bytes at `target`, atomically: (bytes, sha256). A source that already holds them in a local
     file of its own (iCloud's downloads) moves it with `take`; any other is copied from `open`, once its first
     bytes and `size` showed it is media within its kind's limit (UnsupportedMedia otherwise, nothing copied)."""
-    take = getattr(source, "take", None)
-    if take is not None:
-        return take(source_id, target)
+    if isinstance(source, TakesLocalFile):
+        return source.take(source_id, target)
     with source.open(source_id) as stream:
         if size:  # an empty file is copied, and identify says what is wrong with it
             refuse_unless_media(stream, target.name, size)
@@ -155,7 +156,9 @@ def _bring_sidecars(ctx: PhaseContext, file: MediaFile, source: MediaSource, ite
     return brought
 
 
-def _quarantine(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, reason: str, **changes: object) -> None:
-    ctx.catalog.move(file, FileState.QUARANTINED, detail=reason, error=reason, **changes)
+def _quarantine(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, reason: str,
+                **changes: Unpack[FileChanges]) -> None:
+    changes["error"] = reason
+    ctx.catalog.move(file, FileState.QUARANTINED, detail=reason, **changes)
     outcome.counts["quarantined"] += 1
     ctx.log.warning(f"quarantined {file.original_name!r}: {reason}")

@@ -5,13 +5,13 @@ reason), so both upload phases can run in either order and a re-run only sends w
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta, timezone
 
 from media_assets.catalog.icloud import IN_LIBRARY
 from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.states import FileState
-from media_assets.destinations.base import Destination, HoldsItsSource, UploadError, UploadJob
+from media_assets.destinations.base import Destination, HoldsItsSource, UploadError, UploadJob, UploadsInGroups
 from media_assets.media.identify import content_format
 from media_assets.phases.common import PhaseContext, PhaseFailed, PhaseOutcome
 
@@ -69,14 +69,17 @@ def _staged_format(ctx: PhaseContext, file: MediaFile) -> str | None:
 
 def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, files: list[MediaFile],
           failures: list[tuple[MediaFile, Exception]]) -> None:
-    """Send files and record each result in this thread. A destination with `upload_many` (iCloud) transfers
+    """Send files and record each result in this thread. A destination that uploads in groups (iCloud) transfers
     several at once; the catalog is still written here, one file at a time."""
     if not files:
         return
     jobs = [UploadJob(ctx.path(f.staged_path or ""), _name(f.staged_path), f.output_hash or "", _taken(f))
             for f in files]
-    upload_many = getattr(destination, "upload_many", None)
-    results = upload_many(jobs) if upload_many is not None else ((job, _upload_one(destination, job)) for job in jobs)
+    results: Iterable[tuple[UploadJob, str | Exception]]
+    if isinstance(destination, UploadsInGroups):
+        results = destination.upload_many(jobs)
+    else:
+        results = ((job, _upload_one(destination, job)) for job in jobs)
     for file, (_job, result) in zip(files, results, strict=True):
         if isinstance(result, Exception):
             outcome.failed += 1
@@ -111,7 +114,7 @@ def finish_uploads(ctx: PhaseContext, outcome: PhaseOutcome, required_destinatio
     """Move staged files on once every enabled destination has taken (or declined) them."""
     required = set(required_destinations)
     for file in ctx.catalog.iter_files(ctx.batch_id, FileState.STAGED):
-        done = {row["destination"] for row in ctx.catalog.uploads_of(file.id)}
+        done = {row.destination for row in ctx.catalog.uploads_of(file.id)}
         if required <= done:
             ctx.catalog.move(file, FileState.UPLOADED, error=None)
             outcome.counts["ready_for_sorting"] += 1

@@ -9,8 +9,10 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
+from media_assets.batches import BatchLifecycle
 from media_assets.catalog.states import FINAL_STATES, FileState
 from media_assets.destinations.base import Destination, ReadsBack
+from media_assets.icloud.replace import replace_if_configured
 from media_assets.media.hashing import sha256_file
 from media_assets.phases.common import PhaseContext, PhaseFailed, PhaseOutcome
 from media_assets.phases.pruning import release_copies
@@ -29,16 +31,16 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
         if not kept.is_file() or sha256_file(kept) != file.output_hash:
             problems.append(f"{file.original_name!r}: kept copy {file.sorted_path} is missing or differs")
             continue
-        bad = [row["destination"] for row in ctx.catalog.uploads_of(file.id) if row["status"] == "uploaded"
-               and not _arrived(destinations, row["destination"], row["remote_id"], file.output_hash or "",
-                                read_back=(file.id, row["destination"]) in read_back)]
+        bad = [row.destination for row in ctx.catalog.uploads_of(file.id) if row.status == "uploaded"
+               and not _arrived(destinations, row.destination, row.remote_id, file.output_hash or "",
+                                read_back=(file.id, row.destination) in read_back)]
         outcome.counts["read_back"] += sum(1 for key in read_back if key[0] == file.id)
         if bad:
             problems.append(f"{file.original_name!r}: not found intact at {', '.join(bad)}")
             continue
         for row in ctx.catalog.uploads_of(file.id):
-            if row["status"] == "uploaded":
-                ctx.catalog.mark_upload_verified(file.id, row["destination"])
+            if row.status == "uploaded":
+                ctx.catalog.mark_upload_verified(file.id, row.destination)
         ctx.catalog.move(file, FileState.VERIFIED)
         outcome.bytes_in += file.output_size or 0
         outcome.counts["verified"] += 1
@@ -65,7 +67,7 @@ def _read_back_sample(ctx: PhaseContext, destinations: Mapping[str, Destination]
         if not isinstance(destination, ReadsBack) or destination.bytes_sample <= 0:
             continue
         uploaded = [file.id for file in ctx.catalog.iter_files(ctx.batch_id, FileState.SORTED) if any(
-            row["destination"] == name and row["status"] == "uploaded" for row in ctx.catalog.uploads_of(file.id))]
+            row.destination == name and row.status == "uploaded" for row in ctx.catalog.uploads_of(file.id))]
         chosen |= {(file_id, name) for file_id in random.sample(uploaded, min(len(uploaded),
                                                                               destination.bytes_sample))}
     return chosen
@@ -77,3 +79,12 @@ def _arrived(destinations: Mapping[str, Destination], name: str, remote_id: str 
     if destination is None or remote_id is None or not destination.verify(remote_id, checksum):
         return False
     return not read_back or (isinstance(destination, ReadsBack) and destination.verify_bytes(remote_id, checksum))
+
+
+def finish_batch(ctx: PhaseContext) -> None:
+    """The batch came through: in replace-originals mode its iCloud originals whose verified uploads are the
+    same asset go to Recently Deleted, then the batch is marked succeeded."""
+    replaced = replace_if_configured(ctx.settings, ctx.catalog, ctx.batch_id)
+    if replaced:
+        ctx.log.info(f"{replaced} iCloud original(s) moved to Recently Deleted after verified uploads")
+    BatchLifecycle(ctx.catalog).succeeded(ctx.batch_id)

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
 
 
 class SourceError(Exception):
@@ -58,3 +59,21 @@ class MediaSource(Protocol):
     def unchanged(self, item_source_id: str, version: str) -> bool:
         """Whether the item still has the version it had when listed (a file growing while copied has not)."""
         ...
+
+
+@runtime_checkable
+class TakesLocalFile(Protocol):
+    """A source whose items arrive as local files of its own (iCloud's downloads): the download phase moves
+    them into place with `take` instead of copying them from `open`."""
+
+    def take(self, source_id: str, target: Path) -> tuple[int, str]:
+        """Move the item's file to `target` atomically: (bytes, sha256)."""
+        ...
+
+
+@runtime_checkable
+class ListsCheaply(Protocol):
+    """A source whose listing is a local walk (a folder), so planning a batch may list all of it; others
+    (iCloud: requests) are listed only up to their first new group."""
+
+    cheap_listing: bool

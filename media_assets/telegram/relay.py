@@ -61,6 +61,8 @@ async def _poll(client: TelegramClient, bot: Bot, prompt_text: str, deadline: fl
             if message is not None and code is not None:
                 await client.call(partial(bot.get_updates, offset=offset, timeout=0), "getUpdates")  # confirm
                 log.info("2FA code received from the owner")
+                message = update.message
+                assert message is not None  # code_from found the code in it
                 with contextlib.suppress(Undelivered):  # keep the code out of the chat history; fine if it stays
                     await client.call(partial(bot.delete_message, chat_id=message.chat.id,
                                               message_id=message.message_id), "deleteMessage")

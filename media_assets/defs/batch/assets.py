@@ -3,11 +3,13 @@ context from the resources, runs the plain phase function, and hands its numbers
 
 
 import contextlib
+from collections.abc import Callable
 from functools import partial
 
 import psycopg
 from dagster import (
     AssetExecutionContext,
+    AssetsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -23,19 +25,18 @@ from media_assets.catalog.phase_totals import phase_totals
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.batch.partitions import batch_partitions
 from media_assets.defs.icloud import ICloudResource
-from media_assets.defs.resources import CatalogResource, SettingsResource
+from media_assets.defs.resources import CatalogResource, DestinationsResource, SettingsResource
 from media_assets.defs.runs import claim_run
-from media_assets.destinations.configured import enabled_destinations, local_destination, pixel_destination
-from media_assets.icloud.replace import replace_if_configured
+from media_assets.destinations.base import Destination
 from media_assets.phases.common import PhaseContext, PhaseFunction, PhaseOutcome, run_phase
-from media_assets.phases.compression import compress, keep_originals, quality_metadata
+from media_assets.phases.compression import compress, keep_originals
 from media_assets.phases.deduplication import deduplicate, pass_all_as_unique
 from media_assets.phases.download import download as download_files
 from media_assets.phases.file_preparation import prepare_files
 from media_assets.phases.sorting import leave_in_bridge, sort_files
 from media_assets.phases.upload import finish_uploads
 from media_assets.phases.upload import upload as upload_files
-from media_assets.phases.verification import verify
+from media_assets.phases.verification import finish_batch, verify
 from media_assets.settings import Settings
 from media_assets.sources.configured import local_sources
 
@@ -43,13 +44,19 @@ GROUP = "media"
 
 
 def _run(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource, name: str,
-         work: PhaseFunction, *, enabled: bool = True, when_disabled: PhaseFunction | None = None
-         ) -> MaterializeResult:
+         work: PhaseFunction, *, enabled: bool = True, when_disabled: PhaseFunction | None = None,
+         first: bool = False, then: Callable[[PhaseContext], None] | None = None) -> MaterializeResult:
+    """Run one phase of the batch; the `first` phase starts the batch, `then` runs once the phase succeeded (the
+    last one finishes the batch), and any failure marks the batch failed with the reason."""
     ctx = PhaseContext(batch_id=context.partition_key, settings=settings.load(), catalog=catalog.catalog,
                        log=context.log, dagster_run_id=context.run.run_id)
     _claim(context, ctx.settings, ctx.catalog)
     try:
+        if first:
+            BatchLifecycle(ctx.catalog).start(ctx.batch_id)
         outcome = run_phase(name, ctx, work, enabled=enabled, when_disabled=when_disabled)
+        if then is not None:
+            then(ctx)
     except Exception as error:
         with contextlib.suppress(psycopg.Error):  # the failure may be the database itself
             ctx.catalog.ensure_connected()
@@ -64,7 +71,7 @@ def batch_totals(catalog: Catalog, batch_id: str, outcome: PhaseOutcome) -> Phas
     totals = phase_totals(catalog, batch_id, outcome.phase)
     return PhaseOutcome(phase=outcome.phase, status=outcome.status, files=totals.files, failed=totals.failed,
                         bytes_in=totals.bytes_in, bytes_out=totals.bytes_out, counts=totals.counts,
-                        seconds=totals.seconds, note=outcome.note)
+                        seconds=totals.seconds, note=outcome.note, measures=outcome.measures)
 
 
 def _claim(context: AssetExecutionContext, settings: Settings, catalog: Catalog) -> None:
@@ -72,7 +79,8 @@ def _claim(context: AssetExecutionContext, settings: Settings, catalog: Catalog)
               context.log)
 
 
-def _asset(name: str, previous: str | None, description: str, pool: str | None = None):  # noqa: ANN202
+def _asset(name: str, previous: str | None, description: str,
+           pool: str | None = None) -> Callable[[Callable[..., MaterializeResult]], AssetsDefinition]:
     return asset(name=name, partitions_def=batch_partitions, deps=[previous] if previous else None,
                  group_name=GROUP, kinds={"python"}, description=description, pool=pool)
 
@@ -96,11 +104,7 @@ def download(context: AssetExecutionContext, settings: SettingsResource, catalog
     if (remote := icloud.source()) is not None:
         sources[remote.name] = remote
     refuse_unknown_key(catalog.catalog, context.partition_key)
-    lifecycle = BatchLifecycle(catalog.catalog)
-    lifecycle.create(context.partition_key)
-    _claim(context, settings.load(), catalog.catalog)  # before `running`: a running batch's lock is held
-    lifecycle.running(context.partition_key)
-    return _run(context, settings, catalog, "download", partial(download_files, sources=sources))
+    return _run(context, settings, catalog, "download", partial(download_files, sources=sources), first=True)
 
 
 @_asset("deduplication", "download", "Exact and near duplicates against the whole catalog, recorded, not deleted.")
@@ -113,11 +117,8 @@ def deduplication(context: AssetExecutionContext, settings: SettingsResource,
 @_asset("compression", "deduplication", "Smaller encodings where they pay; originals are never touched.")
 def compression(context: AssetExecutionContext, settings: SettingsResource,
                 catalog: CatalogResource) -> MaterializeResult:
-    result = _run(context, settings, catalog, "compression", compress,
-                  enabled=settings.load().compression.enabled, when_disabled=keep_originals)
-    # Bytes saved and min/median quality score as numbers, so the UI plots them over batches.
-    return MaterializeResult(metadata={**(result.metadata or {}),
-                                       **quality_metadata(catalog.catalog, context.partition_key)})
+    return _run(context, settings, catalog, "compression", compress,
+                enabled=settings.load().compression.enabled, when_disabled=keep_originals)
 
 
 @_asset("file_preparation", "compression", "Files to upload, staged in bridge/<batch>/ with collision-free names.")
@@ -127,28 +128,29 @@ def file_preparation(context: AssetExecutionContext, settings: SettingsResource,
 
 
 def _upload_phase(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource,
-                  name: str, enabled: bool, destination) -> MaterializeResult:  # noqa: ANN001
-    required = list(enabled_destinations(settings.load()))
+                  destinations: DestinationsResource, name: str, enabled: bool,
+                  destination: Destination | None) -> MaterializeResult:
+    required = list(destinations.enabled())
+    finish = partial(finish_uploads, required_destinations=required)
+    if destination is None:  # the Pixel without a sync folder: nothing to send, files flow on
+        return _run(context, settings, catalog, name, finish, enabled=False, when_disabled=finish)
     work = partial(upload_files, destination=destination, required_destinations=required)
-    return _run(context, settings, catalog, name, work, enabled=enabled and destination is not None,
-                when_disabled=partial(finish_uploads, required_destinations=required))
+    return _run(context, settings, catalog, name, work, enabled=enabled, when_disabled=finish)
 
 
 @_asset("icloud_upload", "file_preparation",
         "Upload to iCloud Photos (or, with no account configured, to LOCAL_DESTINATION_DIR).", pool=ICLOUD_POOL)
 def icloud_upload(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource,
-                  icloud: ICloudResource) -> MaterializeResult:
-    loaded = settings.load()
-    return _upload_phase(context, settings, catalog, "icloud_upload", loaded.destinations.enable_icloud_upload,
-                         icloud.destination() or local_destination(loaded))
+                  destinations: DestinationsResource) -> MaterializeResult:
+    return _upload_phase(context, settings, catalog, destinations, "icloud_upload",
+                         settings.load().destinations.enable_icloud_upload, destinations.primary())
 
 
 @_asset("pixel_upload", "icloud_upload", "Copy into the Pixel phone's sync folder (Google Photos backs it up).")
-def pixel_upload(context: AssetExecutionContext, settings: SettingsResource,
-                 catalog: CatalogResource) -> MaterializeResult:
-    loaded = settings.load()
-    return _upload_phase(context, settings, catalog, "pixel_upload", loaded.destinations.enable_pixel_upload,
-                         pixel_destination(loaded))
+def pixel_upload(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource,
+                 destinations: DestinationsResource) -> MaterializeResult:
+    return _upload_phase(context, settings, catalog, destinations, "pixel_upload",
+                         settings.load().destinations.enable_pixel_upload, destinations.pixel())
 
 
 @_asset("sorting", "pixel_upload", "Kept copies moved into uploaded/YYYY/MM/DD/ by local capture date.")
@@ -159,18 +161,14 @@ def sorting(context: AssetExecutionContext, settings: SettingsResource,
 
 
 @_asset("verification", "sorting", "Every file of the batch verified, a recorded duplicate, or quarantined.")
-def verification(context: AssetExecutionContext, settings: SettingsResource,
-                 catalog: CatalogResource) -> MaterializeResult:
+def verification(context: AssetExecutionContext, settings: SettingsResource, catalog: CatalogResource,
+                 destinations: DestinationsResource) -> MaterializeResult:
     loaded = settings.load()
     result = _run(context, settings, catalog, "verification",
-                  partial(verify, destinations=enabled_destinations(loaded), sources=local_sources(loaded)),
-                  enabled=loaded.destinations.enable_verification)
-    replaced = replace_if_configured(loaded, catalog.catalog, context.partition_key)  # only verified successors
-    if replaced:
-        context.log.info(f"{replaced} iCloud original(s) moved to Recently Deleted after verified uploads")
-    table = files_table(catalog.catalog, context.partition_key)
-    BatchLifecycle(catalog.catalog).succeeded(context.partition_key)
-    return MaterializeResult(metadata={**(result.metadata or {}), "files_table": table})
+                  partial(verify, destinations=destinations.enabled(), sources=local_sources(loaded)),
+                  enabled=loaded.destinations.enable_verification, then=finish_batch)
+    return MaterializeResult(metadata={**(result.metadata or {}),
+                                       "files_table": files_table(catalog.catalog, context.partition_key)})
 
 
 #: Rows of the per-file table on `verification` (the whole history of any file: `media-pipeline find`).

@@ -26,7 +26,6 @@ from media_assets.defs.batch.job import BATCH_JOB_NAMES, media_batch_job
 from media_assets.defs.batch.partitions import batch_partitions
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.defs.runs import PARTITION_TAG, reclaim_dead_runs
-from media_assets.operations import failed_batches
 from media_assets.settings import Settings
 from media_assets.sources.base import SourceNeedsSettings
 from media_assets.sources.configured import SourceUnavailable, enabled_sources, require_sources_available
@@ -50,8 +49,8 @@ def next_batch_decision(settings: Settings, catalog: Catalog, instance: DagsterI
     return decide_next_batch(
         mode=settings.automation.execution_mode, interval_minutes=settings.automation.execution_interval_minutes,
         max_per_day=settings.automation.max_executions_per_day, now=now,
-        last_batch_at=last[0]["created_at"] if last else None, batches_today=executions_today(catalog, now),
-        batch_running=batch_running(instance), backlog=bool(last and last[0]["backlog"]))
+        last_batch_at=last[0].created_at if last else None, batches_today=executions_today(catalog, now),
+        batch_running=batch_running(instance), backlog=bool(last and last[0].backlog))
 
 
 @sensor(job=media_batch_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
@@ -93,13 +92,15 @@ def retry_sensor(context: SensorEvaluationContext, settings: SettingsResource,
     reclaim_dead_runs(context.instance, loaded, catalog.catalog)
     alerted = set(json.loads(context.cursor or "[]"))
     requests, waiting = [], []
-    for batch_id in failed_batches(catalog.catalog):
+    for batch_id in catalog.catalog.failed_batches():
         runs = context.instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch_id}))
         if any(run.status in ACTIVE for run in runs):
             continue
         retries = sum(RETRY_TAG in run.tags for run in runs)
         batch = catalog.catalog.batch(batch_id)
-        due = retry_due(batch["finished_at"] or batch["updated_at"], retries, now)
+        if batch is None:
+            continue
+        due = retry_due(batch.finished_at or batch.updated_at, retries, now)
         if due:
             requests.append(RunRequest(partition_key=batch_id, run_key=f"{batch_id}-retry-{retries + 1}",
                                        tags={RETRY_TAG: str(retries + 1)}))
@@ -118,7 +119,7 @@ def retry_sensor(context: SensorEvaluationContext, settings: SettingsResource,
 def needs_a_person(catalog: Catalog, batch_id: str) -> str:
     """The alert for a batch that failed again after every automatic re-run: why, and what to do."""
     batch = catalog.batch(batch_id)
-    why = (batch or {}).get("error") or "its run failed before any phase started"
+    why = (batch.error if batch else None) or "its run failed before any phase started"
     return (f"Batch {batch_id} failed {len(RETRY_BACKOFF) + 1} times (re-run after 10 min, 1 h and 6 h) and needs "
             f"a person: {why}. Nothing was lost; fix the cause, then run `media-pipeline retry-failed`.")
 

@@ -1,0 +1,351 @@
+"""The catalog's files: registering what a source offers, reading a batch's work in pages, and moving a file from
+one state to the next in one transaction that also appends to `state_changes`, so a re-run continues where a
+crash left off. Deduplication's fingerprints and decisions are files' columns too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, TypedDict, cast
+
+import psycopg
+from typing_extensions import Unpack
+
+from media_assets import faults
+from media_assets.catalog.connection import CatalogConnection, Cursor
+from media_assets.catalog.states import FileState, IllegalTransition, check_move
+
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One row of `media_files`."""
+
+    id: int
+    batch_id: str
+    source: str
+    source_id: str
+    source_version: str
+    original_name: str
+    size_bytes: int | None
+    content_hash: str | None
+    media_type: str | None
+    media_format: str | None
+    width: int | None
+    height: int | None
+    captured_at: datetime | None
+    capture_utc_offset_minutes: int | None
+    capture_date_source: str | None
+    state: FileState
+    error: str | None
+    original_path: str | None
+    output_path: str | None
+    output_size: int | None
+    output_hash: str | None
+    compression_decision: str | None
+    staged_path: str | None
+    sorted_path: str | None
+    quality_score: float | None = None
+    capture_date_tag: str | None = None
+    capture_time_zone: str | None = None
+    capture_time_zone_source: str | None = None
+    #: When the original or the compressed copy was removed on purpose (KEEP_ORIGINALS, revision 0006).
+    original_pruned_at: datetime | None = None
+    output_pruned_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> MediaFile:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values["state"] = FileState(values["state"])
+        return cls(**values)
+
+
+class FileChanges(TypedDict, total=False):
+    """The columns a state change may set alongside the state (`Catalog.move`). As keyword arguments they are
+    checked by mypy: a column named like one of `move`'s own parameters is reported, not silently swallowed."""
+
+    size_bytes: int | None
+    content_hash: str | None
+    media_type: str | None
+    media_format: str | None
+    width: int | None
+    height: int | None
+    captured_at: datetime | None
+    capture_utc_offset_minutes: int | None
+    capture_date_source: str | None
+    error: str | None
+    original_path: str | None
+    output_path: str | None
+    output_size: int | None
+    output_hash: str | None
+    compression_decision: str | None
+    staged_path: str | None
+    sorted_path: str | None
+    quality_score: float | None
+    capture_date_tag: str | None
+    capture_time_zone: str | None
+    capture_time_zone_source: str | None
+
+
+class FingerprintColumns(TypedDict, total=False):
+    """Columns of revision 0002 that deduplication writes along with its decision."""
+
+    phash: int | None
+    similarity: bytes | None
+    pair_key: str | None
+    content_identifier: str | None
+    burst_id: str | None
+
+
+class CatalogFingerprint(TypedDict):
+    """Everything the near-duplicate confirmation needs about a catalogued file."""
+
+    id: int
+    media_type: str | None
+    width: int | None
+    height: int | None
+    phash: int | None
+    similarity: bytes | None
+    burst_id: str | None
+    content_identifier: str | None
+    pair_key: str | None
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A file recorded as a duplicate of a kept one, each also named by its path at the source."""
+
+    file_id: int
+    keeper_id: int
+    kind: str
+    distance: int
+    original_name: str
+    keeper_name: str
+    source_path: str
+    keeper_path: str
+
+
+@dataclass(frozen=True)
+class QuarantinedFile:
+    id: int
+    original_name: str
+    error: str | None
+    source_path: str = ""
+
+
+def source_path(alias: str) -> str:
+    """SQL naming a file by its path at the source: folder sources' ids are their paths (undecodable ones
+    base64-encoded, named by source and file name like the other sources' files)."""
+    return (f"CASE WHEN {alias}.source = 'folder' AND {alias}.source_id NOT LIKE 'b64:%%' THEN {alias}.source_id"
+            f" ELSE {alias}.source || ':' || {alias}.original_name END")
+
+
+_COLUMNS = ", ".join(f.name for f in fields(MediaFile))
+_UPDATABLE = frozenset(FileChanges.__annotations__)
+_FINGERPRINT_COLUMNS = frozenset(FingerprintColumns.__annotations__)
+#: Files that are not (yet) kept: not decided by deduplication, or dropped.
+_UNDECIDED_OR_DROPPED = "'discovered', 'downloaded', 'duplicate', 'quarantined'"
+
+
+class FileQueries(CatalogConnection):
+    def known_versions(self, source: str) -> set[tuple[str, str]]:
+        """Every (source_id, version) of one source: what the automation compares a scan against."""
+        with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+            cur.execute("SELECT source_id, source_version FROM media_files WHERE source = %s", (source,))
+            return {(source_id, version) for source_id, version in cur}
+
+    def register_file(self, batch_id: str, *, source: str, source_id: str, source_version: str,
+                      original_name: str, size_bytes: int | None = None) -> int | None:
+        """Record a newly discovered file; None when this version of it is already in the catalog."""
+        with self.transaction() as cur:
+            row = cur.execute(
+                "INSERT INTO media_files (batch_id, source, source_id, source_version, original_name, size_bytes,"
+                " state) VALUES (%s, %s, %s, %s, %s, %s, 'discovered')"
+                " ON CONFLICT (source, source_id, source_version) DO NOTHING RETURNING id",
+                (batch_id, source, source_id, source_version, original_name, size_bytes)).fetchone()
+            if row is None:
+                return None
+            cur.execute("INSERT INTO state_changes (file_id, from_state, to_state) VALUES (%s, NULL, 'discovered')",
+                        (row["id"],))
+            return int(row["id"])
+
+    def get_file(self, file_id: int) -> MediaFile:
+        row = self.conn.execute(f"SELECT {_COLUMNS} FROM media_files WHERE id = %s", (file_id,)).fetchone()
+        if row is None:
+            raise KeyError(file_id)
+        return MediaFile.from_row(row)
+
+    def iter_files(self, batch_id: str, *states: FileState) -> Iterator[MediaFile]:
+        """The batch's files in the given states, in id order, fetched a page at a time."""
+        wanted = [s.value for s in states]
+        last_id = 0
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM media_files WHERE batch_id = %s AND state = ANY(%s) AND id > %s"
+                " ORDER BY id LIMIT %s", (batch_id, wanted, last_id, PAGE_SIZE)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield MediaFile.from_row(row)
+            last_id = rows[-1]["id"]
+
+    def iter_hashed_files(self) -> Iterator[MediaFile]:
+        """Every catalogued file whose bytes were hashed (any batch), in id order, a page at a time."""
+        last_id = 0
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM media_files WHERE id > %s AND content_hash IS NOT NULL ORDER BY id LIMIT %s",
+                (last_id, PAGE_SIZE)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield MediaFile.from_row(row)
+            last_id = rows[-1]["id"]
+
+    def move(self, file: MediaFile, target: FileState, *, detail: str | None = None, cursor: Cursor | None = None,
+             **changes: Unpack[FileChanges]) -> MediaFile:
+        """Move one file to `target`, setting `changes` in the same transaction.
+
+        Fails if the file is no longer in the state the caller read, so two workers never both move it."""
+        check_move(file.state, target)
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not a media_files column that a move sets (see FileChanges): {sorted(unknown)}")
+        assignments = "".join(f", {name} = %s" for name in changes)
+        params = [target.value, *changes.values(), file.id, file.state.value]
+
+        def apply(cur: Cursor) -> MediaFile:
+            faults.checkpoint("move", target.value)
+            row = cur.execute(
+                f"UPDATE media_files SET state = %s, updated_at = now(){assignments}"
+                f" WHERE id = %s AND state = %s RETURNING {_COLUMNS}", params).fetchone()
+            if row is None:
+                raise IllegalTransition(f"file {file.id} is no longer {file.state.value}")
+            cur.execute("INSERT INTO state_changes (file_id, from_state, to_state, detail) VALUES (%s, %s, %s, %s)",
+                        (file.id, file.state.value, target.value, detail))
+            return MediaFile.from_row(row)
+
+        if cursor is not None:
+            return apply(cursor)
+        with self.transaction() as cur:
+            return apply(cur)
+
+    def set_error(self, file_id: int, error: str | None) -> None:
+        """Note a problem with a file that does not change its state (it will be retried)."""
+        self.conn.execute("UPDATE media_files SET error = %s, updated_at = now() WHERE id = %s", (error, file_id))
+
+    def count_by_state(self, batch_id: str | None = None) -> dict[str, int]:
+        if batch_id is None:
+            rows = self.conn.execute("SELECT state, count(*) AS n FROM media_files GROUP BY state").fetchall()
+        else:
+            rows = self.conn.execute("SELECT state, count(*) AS n FROM media_files WHERE batch_id = %s"
+                                     " GROUP BY state", (batch_id,)).fetchall()
+        return {row["state"]: int(row["n"]) for row in rows}
+
+    def quarantined(self, batch_id: str) -> list[QuarantinedFile]:
+        rows = self.conn.execute(
+            f"SELECT id, original_name, error, {source_path('f')} AS source_path FROM media_files f"
+            " WHERE batch_id = %s AND state = 'quarantined' ORDER BY id", (batch_id,)).fetchall()
+        return [QuarantinedFile(**row) for row in rows]
+
+    # -- pruning (revision 0006) -----------------------------------------------------------------------------
+
+    def mark_pruned(self, file_id: int, copy: str) -> None:
+        """Record that a file's `original` or compressed `output` copy is removed on purpose (before removing
+        it, so a crash in between leaves a file that is merely still there, never an unexplained loss)."""
+        column = {"original": "original_pruned_at", "output": "output_pruned_at"}[copy]
+        self.conn.execute(f"UPDATE media_files SET {column} = now() WHERE id = %s AND {column} IS NULL", (file_id,))
+
+    def originals_due(self, source: str, *, verified_before: datetime,
+                      current_batch: str | None) -> Iterator[MediaFile]:
+        """Verified or duplicate files of `source` whose original is still kept, from batches that succeeded
+        before `verified_before` (and from `current_batch`, verified just now), a page at a time."""
+        last_id = 0
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {', '.join('f.' + c for c in _COLUMNS.split(', '))} FROM media_files f"
+                " JOIN batches b ON b.id = f.batch_id"
+                " WHERE f.source = %s AND f.state IN ('verified', 'duplicate') AND f.original_path IS NOT NULL"
+                " AND f.original_pruned_at IS NULL AND f.id > %s"
+                " AND ((b.status = 'succeeded' AND b.finished_at < %s) OR f.batch_id = %s)"
+                " ORDER BY f.id LIMIT %s", (source, last_id, verified_before, current_batch, PAGE_SIZE)).fetchall()
+            if not rows:
+                return
+            yield from (MediaFile.from_row(row) for row in rows)
+            last_id = rows[-1]["id"]
+
+    # -- deduplication -------------------------------------------------------------------------------------
+
+    def find_keeper_by_hash(self, content_hash: str, size_bytes: int, exclude_id: int) -> MediaFile | None:
+        """The earliest catalogued file with these exact bytes that is (or will be) kept."""
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM media_files WHERE size_bytes = %s AND content_hash = %s AND id <> %s"
+            " AND state NOT IN ('discovered', 'duplicate', 'quarantined') AND id < %s ORDER BY id LIMIT 1",
+            (size_bytes, content_hash, exclude_id, exclude_id)).fetchone()
+        return MediaFile.from_row(row) if row else None
+
+    def mark_duplicate(self, file: MediaFile, keeper: MediaFile, *, kind: str, distance: int = 0) -> MediaFile:
+        with self.transaction() as cur:
+            moved = self.move(file, FileState.DUPLICATE, detail=f"{kind} duplicate of file {keeper.id}",
+                              cursor=cur)
+            cur.execute("INSERT INTO duplicate_files (file_id, keeper_id, batch_id, kind, distance)"
+                        " VALUES (%s, %s, %s, %s, %s)", (file.id, keeper.id, file.batch_id, kind, distance))
+            return moved
+
+    def find_kept_by_hash(self, content_hash: str, size_bytes: int) -> MediaFile | None:
+        """The earliest file with these exact bytes that deduplication already decided to keep (any batch)."""
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM media_files WHERE size_bytes = %s AND content_hash = %s"
+            f" AND state NOT IN ({_UNDECIDED_OR_DROPPED}) ORDER BY id LIMIT 1", (size_bytes, content_hash)).fetchone()
+        return MediaFile.from_row(row) if row else None
+
+    def kept_phashes(self, after_id: int, limit: int) -> list[tuple[int, int]]:
+        """(id, phash) of decided, kept files with a pHash, in id order: the near-duplicate index, in pages."""
+        rows = self.conn.execute(
+            f"SELECT id, phash FROM media_files WHERE phash IS NOT NULL AND id > %s"
+            f" AND state NOT IN ({_UNDECIDED_OR_DROPPED}) ORDER BY id LIMIT %s", (after_id, limit)).fetchall()
+        return [(row["id"], row["phash"]) for row in rows]
+
+    def fingerprints(self, ids: list[int]) -> dict[int, CatalogFingerprint]:
+        """Everything the near-duplicate confirmation needs about some catalogued files."""
+        rows = self.conn.execute(
+            "SELECT id, media_type, width, height, phash, similarity, burst_id, content_identifier, pair_key"
+            " FROM media_files WHERE id = ANY(%s)", (ids,)).fetchall()
+        return {row["id"]: cast(CatalogFingerprint, row) for row in rows}
+
+    def remember_similarity(self, signatures: dict[int, bytes]) -> None:
+        """Keep the pixel signatures computed for kept files whose pHash came from a thumbnail, so a later batch
+        that meets them again does not decode them again (a cache fill, not a state change: no audit row)."""
+        with self.transaction() as cur:
+            cur.executemany("UPDATE media_files SET similarity = %s WHERE id = %s AND similarity IS NULL",
+                            [(signature, file_id) for file_id, signature in signatures.items()])
+
+    def record_dedup_decision(self, file: MediaFile, target: FileState, *, keeper_id: int | None = None,
+                              kind: str | None = None, distance: int = 0, detail: str | None = None,
+                              **fingerprint: Unpack[FingerprintColumns]) -> MediaFile:
+        """One transaction: store the file's fingerprint columns, move it to unique or duplicate, and for a
+        duplicate record its keeper."""
+        unknown = set(fingerprint) - _FINGERPRINT_COLUMNS
+        if unknown:
+            raise ValueError(f"not a fingerprint column: {sorted(unknown)}")
+        with self.transaction() as cur:
+            if fingerprint:
+                assignments = ", ".join(f"{name} = %s" for name in fingerprint)
+                cur.execute(f"UPDATE media_files SET {assignments} WHERE id = %s", [*fingerprint.values(), file.id])
+            moved = self.move(file, target, detail=detail, cursor=cur)
+            if target is FileState.DUPLICATE:
+                if keeper_id is None or kind is None:
+                    raise ValueError("a duplicate needs its keeper and kind")
+                cur.execute("INSERT INTO duplicate_files (file_id, keeper_id, batch_id, kind, distance)"
+                            " VALUES (%s, %s, %s, %s, %s)", (file.id, keeper_id, file.batch_id, kind, distance))
+            return moved
+
+    def duplicates(self, batch_id: str) -> list[Duplicate]:
+        rows = self.conn.execute(
+            "SELECT d.file_id, d.keeper_id, d.kind, d.distance, f.original_name, k.original_name AS keeper_name,"
+            f" {source_path('f')} AS source_path, {source_path('k')} AS keeper_path"
+            " FROM duplicate_files d JOIN media_files f ON f.id = d.file_id JOIN media_files k ON k.id = d.keeper_id"
+            " WHERE d.batch_id = %s ORDER BY d.file_id", (batch_id,)).fetchall()
+        return [Duplicate(**row) for row in rows]
