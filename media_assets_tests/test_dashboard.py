@@ -218,9 +218,9 @@ def test_the_report_names_files_by_their_path_at_the_source(make_pipeline) -> No
     assert report.success
     text = report.to_markdown()
     [duplicate] = report.duplicates
-    paths = {duplicate["source_path"], duplicate["keeper_path"]}
+    paths = {duplicate.source_path, duplicate.keeper_path}
     assert paths == {str(library / "x.jpg"), str(library / "trip" / "x.jpg")}
-    assert f"- {duplicate['source_path']} is an exact duplicate of {duplicate['keeper_path']}" in text
+    assert f"- {duplicate.source_path} is an exact duplicate of {duplicate.keeper_path}" in text
     assert f"- {library / 'trip' / 'broken.jpg'}: " in text
 
 
