@@ -253,7 +253,7 @@ def test_quarantine_without_error_is_refused_by_the_database(files: Files) -> No
     moved = files.catalog.move(file, S.QUARANTINED, error="not a photo", detail="not a photo")
     assert (moved.state, moved.error) == (S.QUARANTINED, "not a photo")
     assert files.catalog.quarantined(BATCH) == [QuarantinedFile(id=file.id, original_name=file.original_name,
-                                                                error="not a photo")]
+                                                                error="not a photo", source_path=file.source_id)]
 
 
 def test_move_inside_a_caller_transaction_rolls_back_with_it(files: Files) -> None:
@@ -276,7 +276,8 @@ def test_mark_duplicate(files: Files) -> None:
     assert files.catalog.get_file(copy.id).state is S.DUPLICATE
     assert files.catalog.duplicates(BATCH) == [Duplicate(
         file_id=copy.id, keeper_id=keeper.id, kind="near", distance=3,
-        original_name=copy.original_name, keeper_name=keeper.original_name)]
+        original_name=copy.original_name, keeper_name=keeper.original_name, source_path=copy.source_id,
+        keeper_path=keeper.source_id)]
     assert history(files.catalog, copy.id)[-1] == ("downloaded", "duplicate", f"near duplicate of file {keeper.id}")
 
 

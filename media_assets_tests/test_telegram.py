@@ -112,7 +112,8 @@ def _report(quarantined: int, error: str | None = None) -> RunReport:
                      bytes_in=5 * 10**6, bytes_out=2 * 10**6,
                      phases=[{"phase": "download", "status": "succeeded", "files": quarantined, "seconds": 1.25}],
                      quarantined=[QuarantinedFile(id=i, original_name=f"IMG_{i:04d}_with_a_longish_name.jpg",
-                                                  error="image file is truncated (12 bytes not processed)")
+                                                  error="image file is truncated (12 bytes not processed)",
+                                                  source_path=f"library/IMG_{i:04d}_with_a_longish_name.jpg")
                                   for i in range(quarantined)], error=error)
 
 

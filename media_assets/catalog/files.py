@@ -132,7 +132,7 @@ class QuarantinedFile:
     id: int
     original_name: str
     error: str | None
-    source_path: str = ""
+    source_path: str
 
 
 def source_path(alias: str) -> str:
