@@ -18,7 +18,7 @@ from psycopg import sql
 from media_assets.catalog.database import DATABASE_URL_ENV, ensure_database
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
-from media_assets.defs.instance import Pipeline
+from media_assets.defs.instance import DAGSTER_STORAGE_ENV, Pipeline
 from media_assets.settings import Settings, load_settings, prepare_folders, use_settings
 
 TEMPLATE_DB = "media_pipeline_test_template"
@@ -28,6 +28,16 @@ def _with_dbname(conninfo: str, dbname: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
     params["dbname"] = dbname
     return psycopg.conninfo.make_conninfo(**params)
+
+
+@pytest.fixture(autouse=True)
+def own_pipeline_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without a catalog, Dagster storage or Dagster home in the environment: `open_pipeline`
+    makes its own the process's (right for the CLI's one pipeline), which would hand one test's dropped database
+    to the next test that calls `cli.main`."""
+    for name in (DATABASE_URL_ENV, DAGSTER_STORAGE_ENV, "DAGSTER_HOME"):
+        monkeypatch.setenv(name, "")  # recorded, so whatever the test sets is undone when it ends
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
