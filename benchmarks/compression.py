@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import platform
 import resource
 import shutil
@@ -293,12 +294,14 @@ def main() -> int:
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {workers} cores, Python {platform.python_version()}",
         "quick": args.quick,
+        "load_average": {"start": os.getloadavg()[0]},
     }
     # ffmpeg gets each worker's share of the cores, as in the phase.
     for name, contender in (("ours", partial(ours, video_threads=max(1, available_cores() // workers))),
                             ("naive", naive)):
         results, walls = run(contender, corpus, folder / f"out-{name}", workers)
         report[name] = summarise(corpus, results, walls, workers)
+        report["load_average"][f"after {name}"] = os.getloadavg()[0]
         if name == "ours":
             report["decisions"] = {corpus[i][1].name: r["decision"] for i, r in enumerate(results)}
             floors = {"photo": PhotoPolicy().min_ssim, "video": VideoPolicy().min_ssim}
@@ -314,6 +317,8 @@ def main() -> int:
             report["peers"][name] = summarise(corpus, results, walls, workers)
     print(table(report))
     print(f"wall seconds, ours: {report['ours']['wall_seconds']}, naive: {report['naive']['wall_seconds']}")
+    # Wall-clock rates only mean something on an idle machine; the 1-minute load says whether it was.
+    print("1-minute load average: " + ", ".join(f"{k} {v:.2f}" for k, v in report["load_average"].items()))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if report["violations"]:
