@@ -21,6 +21,7 @@ from typing import IO
 
 from PIL import Image, ImageFile
 
+from media_assets.media.bmff import iter_boxes
 from media_assets.media.ffmpeg_tools import ProbeError, ProbeUnavailable, ffprobe_path, probe
 
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -512,44 +513,19 @@ def _check_bmff_extents(path: Path, label: str) -> None:
 
 def _bmff_item_ends(stream: IO[bytes], size: int) -> Iterator[tuple[str, int]]:
     """(what, end offset) of every top-level box and every file-stored extent of `meta/iloc`."""
-    position = 0
-    while position + 8 <= size:
-        stream.seek(position)
-        box_size, box_type, header = _box_header(stream, position, size)
-        if box_type == b"meta":
-            stream.seek(position + header + 4)  # FullBox: version and flags
-            yield from _iloc_ends(stream, position + box_size, position + header + 4)
-        if box_size == 0:
-            return
-        yield f"box '{box_type.decode('latin-1')}'", position + box_size
-        position += box_size
-
-
-def _box_header(stream: IO[bytes], position: int, size: int) -> tuple[int, bytes, int]:
-    """(box size, type, header length); size 0 means "to the end of the file"."""
-    raw = stream.read(8)
-    box_size, box_type = struct.unpack(">I4s", raw)
-    header = 8
-    if box_size == 1:
-        (box_size,) = struct.unpack(">Q", stream.read(8))
-        header = 16
-    elif box_size == 0:
-        return size - position, box_type, header
-    if box_size < header:
-        raise ValueError(f"box {box_type!r} at byte {position} has an impossible size {box_size}")
-    return box_size, box_type, header
+    for box in iter_boxes(stream, 0, size):
+        if box.kind == b"meta":
+            first_child = box.start + box.header + 4  # FullBox: version and flags
+            yield from _iloc_ends(stream, box.end, first_child)
+        yield f"box '{box.kind.decode('latin-1')}'", box.end
 
 
 def _iloc_ends(stream: IO[bytes], meta_end: int, first_child: int) -> Iterator[tuple[str, int]]:
-    position = first_child
-    while position + 8 <= meta_end:
-        stream.seek(position)
-        box_size, box_type, header = _box_header(stream, position, meta_end)
-        if box_type == b"iloc":
-            stream.seek(position + header)
-            yield from _parse_iloc(stream.read(box_size - header))
+    for box in iter_boxes(stream, first_child, meta_end):
+        if box.kind == b"iloc":
+            stream.seek(box.start + box.header)
+            yield from _parse_iloc(stream.read(box.end - box.start - box.header))
             return
-        position += box_size
 
 
 def _parse_iloc(body: bytes) -> Iterator[tuple[str, int]]:

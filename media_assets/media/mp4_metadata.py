@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from media_assets.media.bmff import Box, iter_boxes
+
 #: Adobe's XMP in ISO BMFF: a top-level `uuid` box with this user type.
 XMP_UUID = bytes.fromhex("BE7ACFCB97A942E89C71999491E3AFAC")
 #: Largest `moov` read into memory (a few MB for an hour of video).
@@ -30,35 +32,15 @@ class CannotCarry(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Box:
-    kind: bytes
-    start: int
-    end: int
-    header: int
-
-
 def _boxes(read: BinaryIO | bytes, start: int, end: int) -> list[Box]:
     """The boxes between `start` and `end` of a file or of a buffer; ValueError when they do not tile it."""
     boxes: list[Box] = []
     pos = start
-    while pos + 8 <= end:
-        if isinstance(read, bytes):
-            head = read[pos:pos + 16]
-        else:
-            read.seek(pos)
-            head = read.read(16)
-        size, kind = struct.unpack(">I4s", head[:8])
-        header = 8
-        if size == 1:
-            (size,) = struct.unpack(">Q", head[8:16])
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            raise ValueError(f"the {kind.decode('latin-1')!r} box at byte {pos} runs past its container")
-        boxes.append(Box(kind, pos, pos + size, header))
-        pos += size
+    for box in iter_boxes(read, start, end):
+        if box.end > end:
+            raise ValueError(f"the {box.kind.decode('latin-1')!r} box at byte {box.start} runs past its container")
+        boxes.append(box)
+        pos = box.end
     if pos != end and (isinstance(read, bytes) and read[pos:end].strip(b"\x00")):
         raise ValueError(f"stray bytes at byte {pos}")
     return boxes
