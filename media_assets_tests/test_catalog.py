@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import get_args, get_type_hints
+
 import psycopg
 import pytest
 from alembic.script import ScriptDirectory
@@ -114,6 +117,37 @@ def test_upgrade_to_head_on_an_empty_database(postgres_admin: str, catalog_conni
     finally:
         with psycopg.connect(postgres_admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
+
+
+#: Columns of `media_files` a move never sets: the file's identity (set once by `register_file`), its state (the
+#: move itself) and the prune times (`mark_pruned`).
+NOT_MOVED_WITH_A_STATE = {"id", "batch_id", "source", "source_id", "source_version", "original_name", "state",
+                          "original_pruned_at", "output_pruned_at"}
+#: Python types of the columns and the PostgreSQL types that hold them.
+SQL_TYPES = {int: {"bigint", "integer", "smallint"}, str: {"text"}, float: {"double precision"},
+             bytes: {"bytea"}, FileState: {"text"},
+             datetime: {"timestamp with time zone", "timestamp without time zone"}}
+
+
+def test_row_types_match_the_media_files_table_after_migrations(catalog: Catalog) -> None:
+    """`MediaFile`, `FileChanges` and `FingerprintColumns` list `media_files`' columns by hand (so mypy checks
+    every read and every move); a migration that adds, drops or retypes a column must change them with it."""
+    table = {r["column_name"]: r for r in catalog.conn.execute(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = 'media_files'").fetchall()}
+    row = get_type_hints(MediaFile)
+    changes = get_type_hints(catalog_files.FileChanges)
+    fingerprints = get_type_hints(catalog_files.FingerprintColumns)
+
+    assert set(table) == set(row) | set(fingerprints) | {"created_at", "updated_at"}
+    assert not set(row) & set(fingerprints)
+    assert set(changes) == set(row) - NOT_MOVED_WITH_A_STATE
+    assert changes == {name: row[name] for name in changes}
+    for name, hint in {**row, **fingerprints}.items():
+        python_types = set(get_args(hint)) or {hint}
+        assert (type(None) in python_types) == (table[name]["is_nullable"] == "YES"), name
+        (python_type,) = python_types - {type(None)}
+        assert table[name]["data_type"] in SQL_TYPES[python_type], name
 
 
 # -- registering -----------------------------------------------------------------------------------------------
