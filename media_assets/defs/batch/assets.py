@@ -181,15 +181,15 @@ _FILES_SCHEMA = TableSchema(columns=[TableColumn(name) for name in (
 def files_table(catalog: Catalog, batch_id: str) -> MetadataValue:
     """What happened to each file of the batch, so 'what became of IMG_1234.jpg?' is answered on its page."""
     records = []
-    for row in batch_files(catalog, batch_id, FILES_TABLE_ROWS):
-        saved = (row["size_bytes"] or 0) - row["output_size"] if row["output_size"] is not None else None
-        keeper = f"{row['keeper_path']} ({row['duplicate_kind']})" if row["duplicate_kind"] else None
+    for file in batch_files(catalog, batch_id, FILES_TABLE_ROWS):
+        keeper = f"{file.keeper_path} ({file.duplicate_kind})" if file.duplicate_kind else None
         records.append(TableRecord({
-            "source_path": row["source_path"], "state": row["state"],
-            "taken": row["captured_at"].isoformat(sep=" ") if row["captured_at"] else None,
-            "date_tag": row["capture_date_tag"], "compression": row["compression_decision"], "bytes_saved": saved,
-            "duplicate_of": keeper, "quarantine_reason": row["error"] if row["state"] == "quarantined" else None,
-            "destinations": row["destinations"]}))
+            "source_path": file.source_path, "state": file.state,
+            "taken": file.captured_at.isoformat(sep=" ") if file.captured_at else None,
+            "date_tag": file.capture_date_tag, "compression": file.compression_decision,
+            "bytes_saved": file.bytes_saved, "duplicate_of": keeper,
+            "quarantine_reason": file.error if file.state == "quarantined" else None,
+            "destinations": file.destinations}))
     return MetadataValue.table(records=records, schema=_FILES_SCHEMA)
 
 
