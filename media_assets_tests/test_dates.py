@@ -25,7 +25,7 @@ from media_assets.media.dates import (
     takeout_date,
 )
 from media_assets.media.sample_library import make_photo, make_video, textured_image
-from media_assets_tests.metadata_writer import write_tags
+from media_assets_tests.metadata_writer import write_tags, write_xmp_sidecar
 
 SMALL = (64, 48)
 NO_CAMERA = {"make": None, "model": None}
@@ -505,6 +505,48 @@ def test_utc_video_without_position_is_read_in_the_home_zone(tmp_path: Path) -> 
     got = capture_date(p, is_video=True, home_zone="Asia/Tokyo")
     assert (got.local, got.utc_offset_minutes, got.time_zone, got.time_zone_source) == (
         datetime(2024, 3, 15, 7, 0), 540, "Asia/Tokyo", "home_timezone")
+
+
+# --- XMP sidecars -------------------------------------------------------------------------------------------
+
+LIGHTROOM = {"xmp:CreateDate": "2021-08-14T18:30:05.12+02:00", "exif:DateTimeOriginal": "2021-08-14T18:30:05.12+02:00",
+             "photoshop:DateCreated": "2021-08-14T18:30:05.12+02:00", "xmp:ModifyDate": "2023-01-02T03:04:05+01:00"}
+
+
+@pytest.mark.parametrize(("tags", "expected"), [
+    (LIGHTROOM, ("sidecar_xmp_exif_datetimeoriginal", datetime(2021, 8, 14, 18, 30, 5, 120000), 120)),
+    ({"exif:DateTimeOriginal": "2021:08:14 18:30:05"},  # darktable writes EXIF's own form
+     ("sidecar_xmp_exif_datetimeoriginal", datetime(2021, 8, 14, 18, 30, 5), None)),
+    ({"photoshop:DateCreated": "2021-08-14", "xmp:CreateDate": "2021-08-14T18:30:05"},
+     ("sidecar_xmp_photoshop_datecreated", datetime(2021, 8, 14), None)),
+    ({"xmp:CreateDate": "2021-08-14T18:30:05-04:00"},
+     ("sidecar_xmp_createdate", datetime(2021, 8, 14, 18, 30, 5), -240)),
+])
+def test_an_xmp_sidecar_dates_a_photo_without_dates_of_its_own(tmp_path: Path, tags: dict[str, str],
+                                                               expected: tuple[str, datetime, int | None]) -> None:
+    photo = _photo(tmp_path / "7-IMG_1234.jpg", **NO_CAMERA)
+    sidecar = write_xmp_sidecar(tmp_path / "7-IMG_1234.XMP", tags)
+    got = capture_date(photo, is_video=False, original_name="IMG_20200101_101010.jpg", xmp_sidecars=[sidecar])
+    assert (got.tag, got.local, got.utc_offset_minutes, got.source) == (*expected, "metadata")
+    assert got.tag in ORDER and ORDER.index(got.tag) < ORDER.index("filename")
+
+
+def test_a_photos_own_date_wins_over_its_xmp_sidecar(tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "IMG_1234.jpg", taken=datetime(2019, 5, 6, 7, 8, 9))
+    sidecar = write_xmp_sidecar(tmp_path / "IMG_1234.jpg.xmp", LIGHTROOM)
+    got = capture_date(photo, is_video=False, xmp_sidecars=[sidecar])
+    assert (got.tag, got.local) == ("exif_datetimeoriginal", datetime(2019, 5, 6, 7, 8, 9))
+
+
+def test_an_xmp_sidecar_with_only_edit_times_or_junk_dates_nothing(tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "IMG_1234.jpg", **NO_CAMERA)
+    edited = write_xmp_sidecar(tmp_path / "edited.xmp", {"xmp:ModifyDate": "2023-01-02T03:04:05"})
+    junk = write_xmp_sidecar(tmp_path / "junk.xmp", {"exif:DateTimeOriginal": "0000:00:00 00:00:00"})
+    broken = tmp_path / "broken.xmp"
+    broken.write_text("<x:xmpmeta")
+    got = capture_date(photo, is_video=False, original_name="IMG_20200101_101010.jpg",
+                       xmp_sidecars=[edited, junk, broken])
+    assert (got.tag, got.local) == ("filename", datetime(2020, 1, 1, 10, 10, 10))
 
 
 # --- dates the source knows ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from media_assets.runner import run_batch
 from media_assets.sources.configured import enabled_sources
 from media_assets.sources.folder import FolderSource
 from media_assets.sources.sidecars import sidecars_by_owner
+from media_assets_tests.metadata_writer import write_xmp_sidecar
 
 TAKEOUT = '{"title": "beach.jpg", "photoTakenTime": {"timestamp": "1710453600"}, "geoData": {}}'
 
@@ -69,6 +70,20 @@ def test_download_keeps_sidecars_and_records_the_takeout_date(make_pipeline, tmp
     assert sorted(s.name for s in kept) == ["beach.AAE", "beach.jpg.json"]
     assert all((pipeline.settings.storage.media_root / s.original_path).read_bytes() == (library / s.name).read_bytes()
                for s in kept)
+
+
+def test_download_dates_a_photo_by_its_xmp_sidecar(make_pipeline, tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    make_photo(library / "DSC_0007.jpg", size=(64, 48), make=None, model=None)
+    write_xmp_sidecar(library / "DSC_0007.jpg.xmp", {"exif:DateTimeOriginal": "2021:08:14 18:30:05"})  # darktable
+    pipeline = make_pipeline(ENABLE_DEDUPLICATION="false")
+    pipeline.catalog.create_batch("b1")
+    ctx = PhaseContext(batch_id="b1", settings=pipeline.settings, catalog=pipeline.catalog)
+    run_phase("download", ctx, lambda c, o: download(c, o, enabled_sources(pipeline.settings)))
+    (photo,) = list(pipeline.catalog.iter_files("b1", FileState.DOWNLOADED))
+    assert (photo.captured_at, photo.capture_date_source, photo.capture_date_tag) == (
+        datetime(2021, 8, 14, 18, 30, 5), "metadata", "sidecar_xmp_exif_datetimeoriginal")
+    assert [s.name for s in sidecars_of(pipeline.catalog, photo.id)] == ["DSC_0007.jpg.xmp"]
 
 
 def test_sidecars_reach_uploaded_beside_their_photo_and_the_report(make_pipeline, tmp_path: Path) -> None:

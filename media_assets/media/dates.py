@@ -11,9 +11,11 @@ Order of trust, first found wins (ORDER below; metadata is read by libexiv2, vid
 photos: EXIF DateTimeOriginal (+ OffsetTimeOriginal, SubSecTimeOriginal), XMP exif:DateTimeOriginal, XMP
 photoshop:DateCreated, IPTC DateCreated + TimeCreated, EXIF CreateDate (DateTimeDigitized), XMP xmp:CreateDate,
 maker-note capture dates, GPS date and time; videos: Apple's com.apple.quicktime.creationdate, then the UTC
-creation_time; then for both a date in the file name, then the date the source knows (iCloud's asset date, a
-Google Takeout JSON beside the file), then edit and export times (IFD0 ModifyDate, XMP ModifyDate and
-MetadataDate: never capture dates, so below the file name), then the file's modification time.
+creation_time; then for both the capture dates of an XMP sidecar beside the file (exif:DateTimeOriginal,
+photoshop:DateCreated, xmp:CreateDate, as Lightroom and darktable write them), then a date in the file name, then
+the date the source knows (iCloud's asset date, a Google Takeout JSON beside the file), then edit and export times
+(IFD0 ModifyDate, XMP ModifyDate and MetadataDate: never capture dates, so below the file name), then the file's
+modification time.
 
 Every failure (missing tag, junk value, unreadable file, missing ffprobe) moves on to the next source; the chain
 ends at the modification time, so :func:`capture_date` never raises.
@@ -50,6 +52,9 @@ _XMP_CAPTURE = (("xmp_exif_datetimeoriginal", "Xmp.exif.DateTimeOriginal"),
                 ("xmp_photoshop_datecreated", "Xmp.photoshop.DateCreated"))
 _XMP_CREATE = (("xmp_createdate", "Xmp.xmp.CreateDate"),)
 _XMP_EDIT = (("xmp_modifydate", "Xmp.xmp.ModifyDate"), ("xmp_metadatadate", "Xmp.xmp.MetadataDate"))
+#: The capture dates of an XMP sidecar beside the file (`IMG_1.XMP`, `IMG_1.CR2.xmp`: Lightroom, darktable), in the
+#: order of the file's own XMP, each tag named as coming from the sidecar.
+_SIDECAR_CAPTURE = tuple((f"sidecar_{tag}", key) for tag, key in (*_XMP_CAPTURE, *_XMP_CREATE))
 _IPTC_DATE, _IPTC_TIME = "Iptc.Application2.DateCreated", "Iptc.Application2.TimeCreated"
 #: Capture dates that libexiv2 decodes from maker notes.
 _MAKERNOTE_KEYS = ("Exif.NikonPreview.DateTimeOriginal", "Exif.SamsungPreview.DateTimeOriginal",
@@ -64,6 +69,7 @@ ORDER = (
     _EXIF_ORIGINAL[0], *(t for t, _ in _XMP_CAPTURE), "iptc_datecreated", _EXIF_CREATE[0],
     *(t for t, _ in _XMP_CREATE), "makernote_datetimeoriginal", "gps_datetime",
     "apple_creationdate", "quicktime_creation_time",
+    *(t for t, _ in _SIDECAR_CAPTURE),
     "filename",
     "icloud_asset_date", "takeout_json",
     _EXIF_MODIFY[0], *(t for t, _ in _XMP_EDIT),
@@ -126,13 +132,15 @@ def capture_date(
     original_name: str | None = None,
     file_mtime: float | None = None,
     known_dates: Sequence[KnownDate] = (),
+    xmp_sidecars: Sequence[Path] = (),
     home_zone: str | None = None,
 ) -> CaptureDate:
     """Best known local capture time of ``path``; falls down the order of trust and never raises.
 
     ``original_name`` is the name the file had on the device (staged copies are renamed) and is what the file-name
     patterns look at; ``file_mtime`` overrides the file's own modification time (copies whose mtime was reset);
-    ``known_dates`` are the source's own dates in their order; ``home_zone`` is HOME_TIMEZONE (None: this
+    ``known_dates`` are the source's own dates in their order; ``xmp_sidecars`` the file's XMP sidecars, read
+    when the file itself holds no capture date; ``home_zone`` is HOME_TIMEZONE (None: this
     machine's zone).
     """
     path = Path(path)
@@ -149,6 +157,7 @@ def capture_date(
     coordinates = _guarded(path, lambda: (video_coordinates if is_video else photo_coordinates)(metadata))
     chain: list[Callable[[], FoundDate | None]] = [
         lambda: embedded,
+        *(lambda sidecar=sidecar: date_from_xmp_sidecar(sidecar) for sidecar in xmp_sidecars),
         lambda: _found_in_name(name),
         *(lambda known=known: _from_known(known) for known in known_dates),
         lambda: None if is_video else edit_date_from_metadata(metadata),
@@ -254,6 +263,12 @@ def date_from_metadata(values: Mapping[str, str]) -> FoundDate | None:
         lambda: _gps_date(values),
     ]
     return next((found for read in readers if (found := read()) is not None), None)
+
+
+def date_from_xmp_sidecar(sidecar: Path) -> FoundDate | None:
+    """The first capture date of an XMP sidecar file (libexiv2 reads it like a photo's XMP packet)."""
+    values = read_photo_metadata(sidecar)
+    return next((f for tag, key in _SIDECAR_CAPTURE if (f := _xmp_date(values, tag, key)) is not None), None)
 
 
 def edit_date_from_metadata(values: Mapping[str, str]) -> FoundDate | None:

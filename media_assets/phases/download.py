@@ -124,11 +124,11 @@ def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: Med
         move_file(target, named)
         target = named
     known = [KnownDate("icloud_asset_date", item.taken)] if item.taken else []
-    for sidecar in _bring_sidecars(ctx, file, source, item):
-        if (from_takeout := takeout_date(sidecar)) is not None:
-            known.append(from_takeout)
+    sidecars = _bring_sidecars(ctx, file, source, item)
+    known += [from_takeout for sidecar in sidecars if (from_takeout := takeout_date(sidecar)) is not None]
     taken = capture_date(target, is_video=identified.kind is MediaKind.VIDEO, original_name=file.original_name,
-                         file_mtime=item.modified, known_dates=known, home_zone=ctx.settings.dates.home_timezone)
+                         file_mtime=item.modified, known_dates=known, home_zone=ctx.settings.dates.home_timezone,
+                         xmp_sidecars=[sidecar for sidecar in sidecars if sidecar.suffix.lower() == ".xmp"])
     ctx.catalog.move(file, FileState.DOWNLOADED, detail=identified.note, original_path=ctx.relative(target),
                      size_bytes=size,
                      content_hash=digest, media_type=identified.kind.value, media_format=identified.format,
