@@ -36,11 +36,15 @@ def main(argv: list[str] | None = None) -> int:
                      help="when another batch is running, wait for it (saying so every minute) instead of exiting")
     run.add_argument("--all", action="store_true",
                      help="run batch after batch until the sources hold nothing new (a first import)")
-    verify = commands.add_parser("verify", help="re-hash kept files and destinations against the catalog")
+    verify = commands.add_parser("verify", help="re-hash kept files and destinations against the catalog; any "
+                                                "problem is a Telegram alert")
     verify.add_argument("--sample", type=int, default=None, metavar="N",
                         help="download back only a random N of the iCloud uploads (default: all of them)")
-    verify.add_argument("--full", action="store_true", required=True,
-                        help="check every catalogued file (the only mode so far)")
+    mode = verify.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--full", action="store_true", help="check every catalogued file and copy")
+    mode.add_argument("--repair", action="store_true",
+                      help="check like --full, then send every bad or missing destination copy again from the kept "
+                           "copy (once that matches the catalog) and verify it; matching copies are never touched")
     status = commands.add_parser("status", help="files by state, the last batches with their numbers and per-phase "
                                                 "timings, disk use, destinations, what the automation does next")
     status.add_argument("--json", action="store_true", help="the same as JSON, for scripts")
@@ -172,7 +176,7 @@ def _with_pipeline(settings: Settings, args: argparse.Namespace) -> int:
             with ProgressBar.on_terminal():
                 return _run_all(pipeline, args.wait) if args.all else _run_once(pipeline, args.batch, args.wait)
         if args.command == "verify":
-            return _verify_full(pipeline, args.sample)
+            return _verify(pipeline, args.sample, repair=args.repair)
         if args.command == "status":
             print(_status_json(pipeline) if args.json else _status_text(pipeline))
             return 0
@@ -388,11 +392,13 @@ def _run_interval(pipeline: Pipeline, minutes: int, max_runs: int | None) -> int
     return 0 if failures == 0 else 1
 
 
-def _verify_full(pipeline: Pipeline, sample: int | None) -> int:
+def _verify(pipeline: Pipeline, sample: int | None, *, repair: bool) -> int:
+    """Non-zero when a problem is left (with `repair`: one that could not be repaired)."""
     from media_assets.destinations.configured import enabled_destinations
-    from media_assets.integrity import check_everything
+    from media_assets.integrity import verify_library
 
-    report = check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings), sample)
+    report = verify_library(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings),
+                            started_by="cli", read_back_sample=sample, repair=repair)
     print(report.to_text())
     return 0 if report.ok else 1
 

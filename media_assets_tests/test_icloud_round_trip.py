@@ -176,3 +176,25 @@ def test_each_batch_reads_back_a_sample_of_its_uploads(standin, make_pipeline, t
     report = run_batch(pipeline)
     assert not report.success and "not found intact at icloud" in (report.error or "")
     assert standin.count("/content/") == 2
+
+
+def test_verify_repair_uploads_a_corrupted_and_a_deleted_asset_again(standin, make_pipeline, tmp_path,  # noqa: F811
+                                                                     capsys) -> None:
+    from media_assets.cli import main
+
+    pipeline = _folder_to_icloud(make_pipeline, standin, tmp_path, 3, ICLOUD_VERIFY_SAMPLE="0")
+    assert run_batch(pipeline).success
+    damaged, deleted, intact = sorted(standin.assets, key=lambda asset: asset.filename)
+    standin.corrupt(damaged)
+    deleted.deleted = True  # deleted in Photos by someone
+    assert main(["verify", "--full"]) == 1
+    out = capsys.readouterr().out
+    assert f"differing: IMG_0.JPG at icloud ({damaged.asset_id}): the bytes downloaded back" in out
+    assert f"missing: IMG_1.JPG at icloud ({deleted.asset_id})" in out
+
+    assert main(["verify", "--repair"]) == 0, capsys.readouterr().out
+    assert damaged.deleted and damaged.asset_id in standin.deletes  # the bad asset went to Recently Deleted
+    ids = {row["remote_id"] for row in _uploads(pipeline)}
+    assert intact.asset_id in ids and not ids & {damaged.asset_id, deleted.asset_id} and len(ids) == 3
+    assert len(standin.live_assets()) == 3 and standin.count("/photosupload/putAsset") == 5
+    assert main(["verify", "--full"]) == 0, capsys.readouterr().out

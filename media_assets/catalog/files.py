@@ -4,9 +4,11 @@ crash left off. Deduplication's fingerprints and decisions are files' columns to
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypedDict, cast
 
 import psycopg
@@ -60,6 +62,13 @@ class MediaFile:
         values = {f.name: row[f.name] for f in fields(cls)}
         values["state"] = FileState(values["state"])
         return cls(**values)
+
+    @property
+    def source_path(self) -> str:
+        """The file's path at the source, as the SQL of `source_path()` names it."""
+        if self.source == "folder" and not self.source_id.startswith("b64:"):
+            return self.source_id
+        return f"{self.source}:{self.original_name}"
 
 
 class FileChanges(TypedDict, total=False):
@@ -140,6 +149,25 @@ def source_path(alias: str) -> str:
     base64-encoded, named by source and file name like the other sources' files)."""
     return (f"CASE WHEN {alias}.source = 'folder' AND {alias}.source_id NOT LIKE 'b64:%%' THEN {alias}.source_id"
             f" ELSE {alias}.source || ':' || {alias}.original_name END")
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(folders: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The folders as the folder source resolves them (its ids start with them)."""
+    return tuple(Path(folder).resolve() for folder in folders)
+
+
+def path_inside_source(source_path: str, source_folders: Sequence[Path]) -> str:
+    """How reports name a file: its path inside its source folder ("2019/Trip/IMG_1.jpg"), after the folder's
+    name when several are configured ("Photos/2019/Trip/IMG_1.jpg"); anything else (an iCloud file by its
+    iCloud name, "icloud:IMG_1.HEIC", or a folder no longer configured) as `source_path()` names it."""
+    path = Path(source_path)
+    if path.is_absolute():
+        for folder in _resolved(tuple(source_folders)):
+            if path.is_relative_to(folder):
+                inside = str(path.relative_to(folder))
+                return f"{folder.name}/{inside}" if len(source_folders) > 1 else inside
+    return source_path
 
 
 _COLUMNS = ", ".join(f.name for f in fields(MediaFile))

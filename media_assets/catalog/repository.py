@@ -6,12 +6,20 @@ phase runs (`batches.py`), uploads (`uploads.py`) and numbers (`stats.py`). No S
 from __future__ import annotations
 
 from media_assets.catalog.batches import Batch, BatchQueries, PhaseRun
-from media_assets.catalog.files import Duplicate, FileChanges, FileQueries, MediaFile, QuarantinedFile, source_path
+from media_assets.catalog.files import (
+    Duplicate,
+    FileChanges,
+    FileQueries,
+    MediaFile,
+    QuarantinedFile,
+    path_inside_source,
+    source_path,
+)
 from media_assets.catalog.stats import StatsQueries
 from media_assets.catalog.uploads import Upload, UploadQueries
 
 __all__ = ["Batch", "Catalog", "Duplicate", "FileChanges", "MediaFile", "PhaseRun", "QuarantinedFile", "Upload",
-           "source_path"]
+           "path_inside_source", "source_path"]
 
 
 class Catalog(FileQueries, BatchQueries, UploadQueries, StatsQueries):

@@ -9,8 +9,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from media_assets.catalog.dashboard import batch_summaries, bytes_at_destinations
+from media_assets.catalog.integrity import last_integrity_check
 from media_assets.defs.batch.sensors import next_batch_decision
 from media_assets.defs.instance import Pipeline
+from media_assets.integrity import CATEGORIES, STARTED_BY
 from media_assets.storage import free_bytes
 
 #: Batches `status` lists, newest first.
@@ -30,6 +32,7 @@ def status_data(pipeline: Pipeline) -> dict[str, Any]:
                                 "free_bytes": free_bytes(folder) if folder else None}
                          for name, folder in {**dict.fromkeys(held), **folders}.items()
                          if name in held or folder is not None},
+        "last_verify": asdict(last) if (last := last_integrity_check(catalog)) else None,
         "automation": {"mode": settings.automation.execution_mode,
                        "starts_batch": decision.start, "reason": decision.reason},
     }
@@ -45,7 +48,21 @@ def status_lines(data: dict[str, Any]) -> list[str]:
         free = f", {place['free_bytes'] / 1e9:.1f} GB free" if place["free_bytes"] is not None else ""
         where = f" in {place['folder']}" if place["folder"] else ""
         lines.append(f"  {name:<8} {place['bytes'] / 1e6:10.1f} MB{where}{free}")
+    lines.append(_last_verify_line(data["last_verify"]))
     automation = data["automation"]
     verdict = "would start a batch if the sources hold new files" if automation["starts_batch"] else "waits"
     lines.append(f"Automation ({automation['mode']}): {verdict}: {automation['reason']}")
     return lines
+
+
+def _last_verify_line(last: dict[str, Any] | None) -> str:
+    if last is None:
+        return "Last verify --full: never (`media-pipeline verify --full` checks every copy now)"
+    how = STARTED_BY[last["started_by"]]
+    how += ", with --repair" if last["repair"] else ""
+    found = ", ".join(f"{n} {category.replace('_', ' ')}" for category, n in last["counts"].items()
+                      if n and category in CATEGORIES)
+    repaired = f", {last['repaired']} repaired" if last["repaired"] else ""
+    verdict = "all fine" if last["ok"] else "PROBLEMS LEFT (see `media-pipeline verify --full`)"
+    when = f"{last['finished_at'].astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return f"Last verify --full: {when} ({how}): {verdict}: {found}{repaired}"

@@ -64,16 +64,32 @@ class ReadsBack(Protocol):
 
 
 @runtime_checkable
-class ListsItsFiles(Protocol):
-    """A destination whose copies can be looked at one by one (a folder): a copy that is there with other bytes
-    is told from a missing one, and files nobody sent there are found."""
+class SeesItsCopies(Protocol):
+    """A destination that can tell a copy that is there with other bytes from a missing one (a folder, iCloud),
+    so `verify --full` says *differing*, not *missing*."""
 
     def holds(self, remote_id: str) -> bool:
-        """Whether a file is there under that id, whatever its bytes."""
+        """Whether something is there under that id, whatever its bytes."""
         ...
+
+
+@runtime_checkable
+class ListsItsFiles(Protocol):
+    """A destination whose files can be listed (a folder), so files nobody sent there are found."""
 
     def all_ids(self) -> set[str]:
         """The ids of every file there (temp files of an unfinished copy left out)."""
+        ...
+
+
+@runtime_checkable
+class Resends(Protocol):
+    """A destination that takes a kept copy again in place of a bad or missing one (`verify --repair`)."""
+
+    def resend(self, remote_id: str, job: UploadJob) -> str:
+        """Send `job` again for the copy recorded as `remote_id`: under that id where ids can be reused (a folder:
+        the bad copy is replaced atomically), else as a new item after the bad one is moved away (iCloud: to
+        Recently Deleted); returns its id now."""
         ...
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from media_assets.destinations.base import UploadError
+from media_assets.destinations.base import UploadError, UploadJob
 from media_assets.media.hashing import sha256_file
 from media_assets.storage import copy_atomically, with_suffix_id
 
@@ -37,6 +37,11 @@ class FolderDestination:
     def verify(self, remote_id: str, checksum: str) -> bool:
         target = self.folder / remote_id
         return target.is_file() and sha256_file(target) == checksum
+
+    def resend(self, remote_id: str, job: UploadJob) -> str:
+        target = self.folder / remote_id
+        copy_atomically(job.path, target, temp_name=f".syncthing.{target.name}.tmp")
+        return remote_id
 
     def holds(self, remote_id: str) -> bool:
         return (self.folder / remote_id).is_file()

@@ -106,6 +106,19 @@ class ICloudDestination:
         original = next((f for f in library.files_of(asset) if f.kind == library.ORIGINAL), None) if asset else None
         return original is not None and library.remote_sha256(self.connection, original) == checksum
 
+    def holds(self, remote_id: str) -> bool:
+        asset = library.lookup_asset(self.connection, remote_id)
+        return asset is not None and not asset.asset_record.fields.get_value("isDeleted")
+
+    def resend(self, remote_id: str, job: UploadJob) -> str:
+        """Apple answers bytes it holds with the asset it has, so a bad asset goes to Recently Deleted (kept
+        there 30 days) before the kept copy is uploaded as a new one."""
+        asset = library.lookup_asset(self.connection, remote_id)
+        if asset is not None and not asset.asset_record.fields.get_value("isDeleted"):
+            library.move_to_recently_deleted(self.connection, asset)
+        self._index_deadline = None  # the new asset gets its own wait to be indexed
+        return self.upload(job.path, job.name, job.checksum, job.taken)
+
     def verify(self, remote_id: str, checksum: str) -> bool:
         """The asset is indexed, in the library, and (where Apple's checksum is a SHA-256) holds these bytes.
 

@@ -73,7 +73,7 @@ def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, fi
     several at once; the catalog is still written here, one file at a time."""
     if not files:
         return
-    jobs = [UploadJob(ctx.path(f.staged_path or ""), _name(f.staged_path), f.output_hash or "", _taken(f))
+    jobs = [UploadJob(ctx.path(f.staged_path or ""), _name(f.staged_path), f.output_hash or "", capture_moment(f))
             for f in files]
     results: Iterable[tuple[UploadJob, str | Exception]]
     if isinstance(destination, UploadsInGroups):
@@ -93,7 +93,7 @@ def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, fi
         outcome.counts["uploaded"] += 1
 
 
-def _taken(file: MediaFile) -> datetime | None:
+def capture_moment(file: MediaFile) -> datetime | None:
     """The file's capture date as an instant: its local time at its UTC offset, or at this machine's offset
     when the offset is unknown (as the date chain read it)."""
     if file.captured_at is None:

@@ -1,8 +1,10 @@
 """The weekly scrub: `verify --full` run by the daemon, its counts an asset check on `library_copies` (the copies
 themselves, an asset nothing materializes, so the scrub runs only on its schedule or by hand, never with a batch),
-and a Telegram alert when anything differs. Off in `once` mode (nothing runs unless a person starts it)."""
+and a Telegram alert when anything differs (`integrity.verify_library`, as the CLI's `verify --full`). Off in
+`once` mode (nothing runs unless a person starts it)."""
 
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetSelection,
     AssetSpec,
@@ -18,23 +20,23 @@ from dagster import (
 
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.destinations.configured import enabled_destinations
-from media_assets.integrity import check_everything
-from media_assets.telegram.notify import send_alert
+from media_assets.integrity import verify_library
+
+#: The tag Dagster gives a run its schedule requested.
+SCHEDULE_NAME_TAG = "dagster/schedule_name"
 
 library_copies = AssetSpec("library_copies", group_name="library", kinds={"folder"},
                            description="Every kept copy and every copy at a destination, as the catalog records them.")
 
 
 @asset_check(asset=library_copies.key, description="verify --full: every kept copy and every destination copy re-read "
-             "against the catalog (matching, differing, missing, extra, unreadable).")
-def scrub(settings: SettingsResource, catalog: CatalogResource) -> AssetCheckResult:
+             "against the catalog (matching, differing, missing, extra, unreadable; in total and per place).")
+def scrub(context: AssetCheckExecutionContext, settings: SettingsResource, catalog: CatalogResource
+          ) -> AssetCheckResult:
     loaded = settings.load()
-    report = check_everything(loaded, catalog.catalog, enabled_destinations(loaded))
-    summary = report.to_text().splitlines()[0]
-    if not report.ok:
-        send_alert("scrub", "Weekly verify --full found problems: " + "\n".join(report.to_text().splitlines()[:11]),
-                   settings=loaded)
-    return AssetCheckResult(passed=report.ok, description=summary, metadata=dict(report.counts))
+    started_by = "schedule" if context.run.tags.get(SCHEDULE_NAME_TAG) else "ui"
+    report = verify_library(loaded, catalog.catalog, enabled_destinations(loaded), started_by=started_by)
+    return AssetCheckResult(passed=report.ok, description=report.summary(), metadata=report.metadata())
 
 
 scrub_job = define_asset_job("scrub", selection=AssetSelection.checks(scrub), executor_def=in_process_executor,
