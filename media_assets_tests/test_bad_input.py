@@ -17,11 +17,13 @@ import pytest
 
 import media_assets.defs.batch.assets as assets
 from media_assets.catalog.states import FileState
+from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
 from media_assets.media.ffmpeg_tools import ffmpeg_path
 from media_assets.runner import run_batch
 from media_assets.sources.base import SourceItem
 from media_assets.sources.configured import local_sources
+from media_assets_tests.conftest import MakePipeline
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -64,7 +66,8 @@ class OddSource:
 
 
 @pytest.fixture
-def bad_library(make_pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def bad_library(make_pipeline: MakePipeline, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> tuple[Pipeline, Path]:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     good = sample.photo_bytes(size=(320, 240), seed=5)
@@ -97,14 +100,15 @@ def bad_library(make_pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return pipeline, library
 
 
-def test_every_bad_file_is_quarantined_with_a_reason_and_the_batch_goes_on(bad_library, tmp_path: Path) -> None:
+def test_every_bad_file_is_quarantined_with_a_reason_and_the_batch_goes_on(bad_library: tuple[Pipeline, Path],
+                                                                                tmp_path: Path) -> None:
     pipeline, library = bad_library
     before = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     report = run_batch(pipeline)
     assert report.success, report.error
 
     files = {f.original_name: f for f in pipeline.catalog.iter_files(report.batch_id, *FileState)}
-    reasons = {name: f.error for name, f in files.items() if f.state is FileState.QUARANTINED}
+    reasons = {name: f.error or "" for name, f in files.items() if f.state is FileState.QUARANTINED}
     expected = {
         "empty.jpg": "empty file", "truncated.jpg": "truncated", "truncated.heic": "HEIC", "notes.jpg": "text",
         "bomb.png": "30000x30000", "huge.png": "100000x100000", "corrupt.mp4": "corrupt video",
@@ -120,7 +124,8 @@ def test_every_bad_file_is_quarantined_with_a_reason_and_the_batch_goes_on(bad_l
     verified = {name for name, f in files.items() if f.state is FileState.VERIFIED}
     assert {"really-a-png.jpg", "holiday photo 1.jpg", "🎂 birthday.jpg", "two\nlines.jpg", "../../etc/passwd",
             "x" * 251 + ".jpg", "caf\ufffd.jpg", "twice-a.jpg"} <= verified
-    assert Path(files["../../etc/passwd"].sorted_path).stem == "passwd"
+    sorted_path = files["../../etc/passwd"].sorted_path
+    assert sorted_path is not None and Path(sorted_path).stem == "passwd"
     assert files["twice-b.jpg"].state is FileState.DUPLICATE
     # Every name that reached a folder is one safe, bounded path component inside that folder.
     for f in files.values():

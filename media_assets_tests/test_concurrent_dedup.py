@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 from contextlib import suppress
+from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -12,13 +14,18 @@ import media_assets.phases.deduplication as deduplication
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FileState
 from media_assets.media import sample_library as sample
-from media_assets.phases.common import PhaseContext, run_phase
+from media_assets.phases.common import PhaseContext, PhaseOutcome, run_phase
 from media_assets.phases.download import download
 from media_assets.sources.folder import FolderSource
+from media_assets_tests.conftest import MakePipeline
 
 
-def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def _download_from(folder: Path, ctx: PhaseContext, outcome: PhaseOutcome) -> None:
+    download(ctx, outcome, {"folder": FolderSource([folder])})
+
+
+def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline: MakePipeline,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     photo = sample.photo_bytes(size=(320, 240), seed=21)
@@ -28,7 +35,7 @@ def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline
         (folder / f"copy-{batch_id}.jpg").write_bytes(photo)
         pipeline.catalog.create_batch(batch_id)
         ctx = PhaseContext(batch_id=batch_id, settings=pipeline.settings, catalog=pipeline.catalog)
-        run_phase("download", ctx, lambda c, o, root=folder: download(c, o, {"folder": FolderSource([root])}))
+        run_phase("download", ctx, partial(_download_from, folder))
 
     # Each batch, once it decided, waits (a while) for the other to have decided too: without a lock both
     # decide before either records its decision.

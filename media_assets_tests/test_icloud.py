@@ -10,45 +10,45 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from dagster import DagsterInstance, SkipReason, build_sensor_context
 
+from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.defs.batch.sensors import batch_sensor
+from media_assets.defs.instance import Pipeline
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.icloud.config import ICloudConfig, icloud_config
-from media_assets.icloud.session import REFUSED_FILE, ICloudAuthError, connect, login_in_terminal, record_trust
+from media_assets.icloud.session import (
+    REFUSED_FILE,
+    CodeProvider,
+    ICloudAuthError,
+    connect,
+    login_in_terminal,
+    record_trust,
+)
 from media_assets.media import sample_library as sample
 from media_assets.phases import download as download_phase
 from media_assets.runner import run_batch
 from media_assets.settings import Settings
 from media_assets.sources.icloud import icloud_source
-from media_assets_tests.icloud_standin import ICloudStandIn
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def standin() -> Iterator[ICloudStandIn]:
-    server = ICloudStandIn(passwords={"owner@example.com": PASSWORD, "family@example.com": "other",
-                                      "up@example.com": "pw"}).start()
-    yield server
-    server.stop()
+from media_assets_tests.conftest import ICLOUD_PASSWORD, MakePipeline, present
+from media_assets_tests.icloud_standin import ICloudStandIn, StandInAsset
 
 
 def icloud_settings(standin: ICloudStandIn, tmp_path: Path, **more: str) -> dict[str, str]:
-    return {"ICLOUD_USERNAME": "owner@example.com", "ICLOUD_PASSWORD": PASSWORD,
+    return {"ICLOUD_USERNAME": "owner@example.com", "ICLOUD_PASSWORD": ICLOUD_PASSWORD,
             "ICLOUD_ENDPOINT": standin.base_url, "ICLOUD_CA_BUNDLE": str(standin.write_ca(tmp_path)),
             "ENABLE_ICLOUD_DOWNLOAD": "true", "ENABLE_FOLDER_SOURCE": "false", "ENABLE_ICLOUD_UPLOAD": "false",
             "ENABLE_COMPRESSION": "false", "ICLOUD_BACKOFF_MS": "5", "ICLOUD_REQUESTS_PER_SECOND": "200", **more}
 
 
-def answer(code: str, asked: list[str] | None = None):
+def answer(code: str, asked: list[str] | None = None) -> CodeProvider:
     def provider(prompt: str, deadline_seconds: float) -> str | None:
         if asked is not None:
             asked.append(prompt)
@@ -61,19 +61,21 @@ def login(settings: Settings, standin: ICloudStandIn) -> None:
     connect(icloud_config(settings), code_provider=answer(standin.code))
 
 
-def add_photos(standin: ICloudStandIn, count: int, start: int = 0, name: str | None = None) -> list:
+def add_photos(standin: ICloudStandIn, count: int, start: int = 0, name: str | None = None) -> list[StandInAsset]:
     return [standin.add_asset(name or f"IMG_{n:04d}.JPG", sample.photo_bytes(size=(48, 36), seed=n))
             for n in range(start, start + count)]
 
 
-def _downloaded(pipeline, batch_id: str) -> dict[str, object]:
+def _downloaded(pipeline: Pipeline, batch_id: str) -> dict[str, MediaFile]:
     return {f.source_id: f for f in pipeline.catalog.iter_files(batch_id, *FileState)
             if f.state is not FileState.QUARANTINED}
 
 
 # --- authentication ---------------------------------------------------------------------------------------------
 
-def test_first_login_asks_for_a_code_and_the_trusted_session_is_reused(standin, make_pipeline, tmp_path) -> None:
+def test_first_login_asks_for_a_code_and_the_trusted_session_is_reused(standin: ICloudStandIn,
+                                                                       make_pipeline: MakePipeline,
+                                                                       tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     config = icloud_config(pipeline.settings)
     asked: list[str] = []
@@ -87,10 +89,10 @@ def test_first_login_asks_for_a_code_and_the_trusted_session_is_reused(standin, 
     assert stat.S_IMODE(config.cookie_dir.stat().st_mode) == 0o700
     for path in config.cookie_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert PASSWORD not in path.read_text()
+        assert ICLOUD_PASSWORD not in path.read_text()
 
 
-def test_a_wrong_code_then_the_right_one(standin, make_pipeline, tmp_path) -> None:
+def test_a_wrong_code_then_the_right_one(standin: ICloudStandIn, make_pipeline: MakePipeline, tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     codes = iter(["000000", standin.code])
     prompts: list[str] = []
@@ -104,7 +106,8 @@ def test_a_wrong_code_then_the_right_one(standin, make_pipeline, tmp_path) -> No
     assert "not accepted" in prompts[1] and "attempt 1 of 3" in prompts[1]
 
 
-def test_wrong_codes_are_capped_and_alerted(standin, make_pipeline, tmp_path) -> None:
+def test_wrong_codes_are_capped_and_alerted(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                            tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_2FA_MAX_ATTEMPTS="2"))
     alerts: list[tuple[str, str]] = []
     with pytest.raises(ICloudAuthError, match="rejected 2 2FA codes"):
@@ -114,12 +117,13 @@ def test_wrong_codes_are_capped_and_alerted(standin, make_pipeline, tmp_path) ->
     assert alerts and alerts[0][0] == "icloud-2fa-codes-refused:owner@example.com"
 
 
-def test_a_wrong_password_is_refused_once_and_never_tried_again_until_it_changes(standin, make_pipeline,
-                                                                                 tmp_path) -> None:
+def test_a_wrong_password_is_refused_once_and_never_tried_again_until_it_changes(standin: ICloudStandIn,
+                                                                                 make_pipeline: MakePipeline,
+                                                                                 tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_PASSWORD="correct horse battery stapel"))
     add_photos(standin, 2)
     report = run_batch(pipeline)
-    assert not report.success and "Apple refused the Apple ID or password for owner@example.com" in report.error
+    assert not report.success and "Apple refused the Apple ID or password for owner@example.com" in (report.error or "")
     assert standin.password_failures == 2 and standin.codes_sent == 0  # a second handshake, then no more
 
     signins = standin.count("/signin/")
@@ -132,13 +136,14 @@ def test_a_wrong_password_is_refused_once_and_never_tried_again_until_it_changes
     refused = icloud_config(pipeline.settings).cookie_dir / REFUSED_FILE
     assert stat.S_IMODE(refused.stat().st_mode) == 0o600
 
-    connect(replace(icloud_config(pipeline.settings), password=PASSWORD), code_provider=answer(standin.code))
+    connect(replace(icloud_config(pipeline.settings), password=ICLOUD_PASSWORD), code_provider=answer(standin.code))
     assert standin.password_failures == 2 and standin.codes_checked == [standin.code]
     assert not refused.exists()
 
 
-def test_the_sensor_waits_for_a_new_password_instead_of_starting_batches_that_would_fail(standin, make_pipeline,
-                                                                                         tmp_path) -> None:
+def test_the_sensor_waits_for_a_new_password_instead_of_starting_batches_that_would_fail(standin: ICloudStandIn,
+                                                                                         make_pipeline: MakePipeline,
+                                                                                         tmp_path: Path) -> None:
     make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_PASSWORD="wrong", PIPELINE_EXECUTION_MODE="continuous"))
     add_photos(standin, 1)
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
@@ -150,7 +155,8 @@ def test_the_sensor_waits_for_a_new_password_instead_of_starting_batches_that_wo
     assert standin.password_failures == 2 and standin.count("/signin/complete") == 2
 
 
-def test_icloud_login_tries_a_refused_password_again(standin, make_pipeline, tmp_path) -> None:
+def test_icloud_login_tries_a_refused_password_again(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                     tmp_path: Path) -> None:
     """The owner changed the password at Apple to the one in the settings: only a person's login retries it."""
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_PASSWORD="new password"))
     config = icloud_config(pipeline.settings)
@@ -163,7 +169,9 @@ def test_icloud_login_tries_a_refused_password_again(standin, make_pipeline, tmp
     assert standin.password_failures == 2 and standin.count("/signin/complete") == 3
 
 
-def test_one_spurious_refusal_of_the_right_password_is_not_remembered(standin, make_pipeline, tmp_path) -> None:
+def test_one_spurious_refusal_of_the_right_password_is_not_remembered(standin: ICloudStandIn,
+                                                                      make_pipeline: MakePipeline,
+                                                                      tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     standin.fail_next("/signin/complete", 401, body={"serviceErrors": [{"code": "-20101"}]})
     connect(icloud_config(pipeline.settings), code_provider=answer(standin.code))
@@ -171,9 +179,9 @@ def test_one_spurious_refusal_of_the_right_password_is_not_remembered(standin, m
     assert not (icloud_config(pipeline.settings).cookie_dir / REFUSED_FILE).exists()
 
 
-def test_the_standin_checks_passwords_by_srp(standin, tmp_path) -> None:
+def test_the_standin_checks_passwords_by_srp(standin: ICloudStandIn, tmp_path: Path) -> None:
     """The stand-in's own check must be able to fail, or the test above proves nothing."""
-    for username, password in (("owner@example.com", "pw"), ("nobody@example.com", PASSWORD)):
+    for username, password in (("owner@example.com", "pw"), ("nobody@example.com", ICLOUD_PASSWORD)):
         config = ICloudConfig(username=username, password=password, cookie_dir=tmp_path / username,
                               transfer_dir=tmp_path / "t", endpoint=standin.base_url,
                               ca_bundle=str(standin.write_ca(tmp_path)), backoff_seconds=0.005)
@@ -182,7 +190,8 @@ def test_the_standin_checks_passwords_by_srp(standin, tmp_path) -> None:
     assert standin.password_failures == 4  # each account refused twice
 
 
-def test_no_code_before_the_deadline_fails_clearly_with_an_alert(standin, make_pipeline, tmp_path) -> None:
+def test_no_code_before_the_deadline_fails_clearly_with_an_alert(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                                 tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_2FA_TIMEOUT_SECONDS="7"))
     deadlines: list[float] = []
     alerts: list[str] = []
@@ -197,7 +206,8 @@ def test_no_code_before_the_deadline_fails_clearly_with_an_alert(standin, make_p
     assert "media-pipeline icloud login" in alerts[0]
 
 
-def test_a_lapsed_session_asks_for_a_code_again(standin, make_pipeline, tmp_path) -> None:
+def test_a_lapsed_session_asks_for_a_code_again(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     login(pipeline.settings, standin)
     standin.lapse_trust()
@@ -207,7 +217,8 @@ def test_a_lapsed_session_asks_for_a_code_again(standin, make_pipeline, tmp_path
     assert standin.codes_sent == 2
 
 
-def test_the_owner_is_warned_before_the_trust_lapses(standin, make_pipeline, tmp_path) -> None:
+def test_the_owner_is_warned_before_the_trust_lapses(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                     tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     config = icloud_config(pipeline.settings)
     login(pipeline.settings, standin)
@@ -223,14 +234,19 @@ def test_the_owner_is_warned_before_the_trust_lapses(standin, make_pipeline, tmp
 # --- the source -------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_batch_downloads_a_library_larger_than_one_page(standin, make_pipeline, tmp_path, monkeypatch) -> None:
+def test_a_batch_downloads_a_library_larger_than_one_page(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     assets = add_photos(standin, 130)
     login(pipeline.settings, standin)
     copies: list[Path] = []
     copy = download_phase.write_atomically
-    monkeypatch.setattr(download_phase, "write_atomically", lambda stream, target: copies.append(target) or copy(
-        stream, target))
+
+    def copying(stream: BinaryIO, target: Path) -> tuple[int, str]:
+        copies.append(target)
+        return copy(stream, target)
+
+    monkeypatch.setattr(download_phase, "write_atomically", copying)
     report = run_batch(pipeline)
     assert report.success, report.error
     files = _downloaded(pipeline, report.batch_id)
@@ -245,7 +261,8 @@ def test_a_batch_downloads_a_library_larger_than_one_page(standin, make_pipeline
 
 
 @pytest.mark.slow
-def test_incremental_walk_stops_after_a_run_of_known_assets(standin, make_pipeline, tmp_path) -> None:
+def test_incremental_walk_stops_after_a_run_of_known_assets(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                            tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_STOP_AFTER_KNOWN="5"))
     add_photos(standin, 120)
     login(pipeline.settings, standin)
@@ -262,7 +279,8 @@ def test_incremental_walk_stops_after_a_run_of_known_assets(standin, make_pipeli
     assert report.success and len(_downloaded(pipeline, report.batch_id)) == 3
 
 
-def test_a_full_reconciliation_finds_what_the_walk_missed(standin, make_pipeline, tmp_path) -> None:
+def test_a_full_reconciliation_finds_what_the_walk_missed(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                          tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_STOP_AFTER_KNOWN="3"))
     add_photos(standin, 10)
     login(pipeline.settings, standin)
@@ -275,7 +293,8 @@ def test_a_full_reconciliation_finds_what_the_walk_missed(standin, make_pipeline
     assert f"{late.asset_id}/original" in {i.source_id for i in source.scan()}
 
 
-def test_live_photos_download_both_files_linked_as_one_asset(standin, make_pipeline, tmp_path) -> None:
+def test_live_photos_download_both_files_linked_as_one_asset(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                             tmp_path: Path) -> None:
     video = sample.make_video(tmp_path / "live.mov", seconds=0.5, size=(64, 48),
                               creation_time=datetime(2023, 7, 1, 12, 0, 0))
     if video is None:
@@ -294,7 +313,8 @@ def test_live_photos_download_both_files_linked_as_one_asset(standin, make_pipel
     assert rows[0]["pair_key"] is not None and rows[0]["pair_key"] == rows[1]["pair_key"]
 
 
-def test_same_name_files_never_overwrite_each_other(standin, make_pipeline, tmp_path) -> None:
+def test_same_name_files_never_overwrite_each_other(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                    tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     twins = add_photos(standin, 3, name="IMG_0001.JPG")
     login(pipeline.settings, standin)
@@ -305,7 +325,8 @@ def test_same_name_files_never_overwrite_each_other(standin, make_pipeline, tmp_
     assert len(hashes) == 3 and all(f.original_name == "IMG_0001.JPG" for f in files.values())
 
 
-def test_an_expired_download_url_is_refreshed(standin, make_pipeline, tmp_path) -> None:
+def test_an_expired_download_url_is_refreshed(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                              tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     [asset] = add_photos(standin, 1)
     login(pipeline.settings, standin)
@@ -317,7 +338,7 @@ def test_an_expired_download_url_is_refreshed(standin, make_pipeline, tmp_path) 
     assert standin.count("/records/lookup") >= 1  # the record was looked up again for a fresh URL
 
 
-def test_bursts_of_503_and_429_are_retried(standin, make_pipeline, tmp_path) -> None:
+def test_bursts_of_503_and_429_are_retried(standin: ICloudStandIn, make_pipeline: MakePipeline, tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     add_photos(standin, 6)
     login(pipeline.settings, standin)
@@ -329,7 +350,8 @@ def test_bursts_of_503_and_429_are_retried(standin, make_pipeline, tmp_path) -> 
     assert len(_downloaded(pipeline, report.batch_id)) == 6
 
 
-def test_an_interrupted_download_is_retried_intact(standin, make_pipeline, tmp_path) -> None:
+def test_an_interrupted_download_is_retried_intact(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                   tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     [asset] = add_photos(standin, 1)
     login(pipeline.settings, standin)
@@ -360,17 +382,17 @@ print(json.dumps({"grown_kb": grown, "size": file.size}))
 
 
 @pytest.mark.slow
-def test_a_large_download_is_streamed_with_flat_memory(standin, tmp_path) -> None:
+def test_a_large_download_is_streamed_with_flat_memory(standin: ICloudStandIn, tmp_path: Path) -> None:
     """The download side runs in its own process, so its peak RSS is not the stand-in's copy of the bytes."""
     data = os.urandom(256 * 2**20)
     asset = standin.add_asset("BIG.MOV", data)
-    config = ICloudConfig(username="owner@example.com", password=PASSWORD, cookie_dir=tmp_path / "session",
+    config = ICloudConfig(username="owner@example.com", password=ICLOUD_PASSWORD, cookie_dir=tmp_path / "session",
                           transfer_dir=tmp_path / "transfer", endpoint=standin.base_url,
                           ca_bundle=str(standin.write_ca(tmp_path)))
     connect(config, code_provider=answer(standin.code))
     target = tmp_path / "transfer" / "BIG.MOV"
     target.parent.mkdir()
-    args = {"username": config.username, "password": PASSWORD, "cookies": str(config.cookie_dir),
+    args = {"username": config.username, "password": ICLOUD_PASSWORD, "cookies": str(config.cookie_dir),
             "endpoint": standin.base_url, "ca": config.ca_bundle, "asset": asset.asset_id, "target": str(target)}
     done = subprocess.run([sys.executable, "-c", STREAM_CHILD, json.dumps(args)], capture_output=True, text=True,
                           timeout=300, cwd=Path(__file__).resolve().parent.parent)
@@ -381,8 +403,9 @@ def test_a_large_download_is_streamed_with_flat_memory(standin, tmp_path) -> Non
     assert result["grown_kb"] < 32 * 1024, f"the download grew the process by {result['grown_kb'] // 1024} MB"
 
 
-def test_a_failure_after_retries_fails_only_that_file_and_the_next_batch_takes_it(standin, make_pipeline,
-                                                                                    tmp_path) -> None:
+def test_a_failure_after_retries_fails_only_that_file_and_the_next_batch_takes_it(standin: ICloudStandIn,
+                                                                                  make_pipeline: MakePipeline,
+                                                                                  tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_MAX_RETRIES="2"))
     assets = add_photos(standin, 4)
     login(pipeline.settings, standin)
@@ -392,17 +415,19 @@ def test_a_failure_after_retries_fails_only_that_file_and_the_next_batch_takes_i
     assert first.success, first.error
     assert len(_downloaded(pipeline, first.batch_id)) == 3
     [quarantined] = first.quarantined
-    assert "tries it again" in quarantined.error
+    assert "tries it again" in (quarantined.error or "")
 
     second = run_batch(pipeline)
     assert second.success, second.error
     assert list(_downloaded(pipeline, second.batch_id)) == [f"{broken.asset_id}/original"]
-    assert pipeline.catalog.conn.execute("SELECT count(*) AS n FROM icloud_download_retries").fetchone()["n"] == 0
+    retries = present(pipeline.catalog.conn.execute("SELECT count(*) AS n FROM icloud_download_retries").fetchone())
+    assert retries["n"] == 0
 
 
 # --- 2FA relayed through Telegram ------------------------------------------------------------------------------
 
-def test_a_batch_asks_for_the_code_on_telegram_and_downloads(standin, make_pipeline, tmp_path) -> None:
+def test_a_batch_asks_for_the_code_on_telegram_and_downloads(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                             tmp_path: Path) -> None:
     from media_assets_tests.telegram_stub import TelegramStub
 
     telegram = TelegramStub().start()
@@ -433,7 +458,8 @@ def test_a_batch_asks_for_the_code_on_telegram_and_downloads(standin, make_pipel
         telegram.stop()
 
 
-def test_icloud_login_in_the_terminal(standin, make_pipeline, tmp_path, monkeypatch, capsys) -> None:
+def test_icloud_login_in_the_terminal(standin: ICloudStandIn, make_pipeline: MakePipeline, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from media_assets.cli import main
 
     make_pipeline(**icloud_settings(standin, tmp_path))

@@ -4,21 +4,26 @@ account it came from, capture dates carried both ways."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from media_assets.catalog.states import FileState
 from media_assets.cli import _status_text
+from media_assets.defs.instance import Pipeline
 from media_assets.icloud.config import icloud_config
 from media_assets.icloud.session import connect
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
-from media_assets_tests.test_icloud import add_photos, answer, icloud_settings, login, standin  # noqa: F401
+from media_assets_tests.conftest import MakePipeline
+from media_assets_tests.icloud_standin import ICloudStandIn, StandInAsset
+from media_assets_tests.test_icloud import add_photos, answer, icloud_settings, login
 
 pytestmark = pytest.mark.slow  # whole batches
 
 
-def _uploads(pipeline) -> list[dict]:
+def _uploads(pipeline: Pipeline) -> list[dict]:
     return pipeline.catalog.conn.execute(
         "SELECT f.source_id, u.status, u.remote_id FROM uploads u JOIN media_files f ON f.id = u.file_id"
         " WHERE u.destination = 'icloud' ORDER BY f.id").fetchall()
@@ -26,8 +31,10 @@ def _uploads(pipeline) -> list[dict]:
 
 # --- never upload back ----------------------------------------------------------------------------------------
 
-def test_the_default_set_up_with_icloud_download_uploads_nothing_back(standin, make_pipeline, tmp_path  # noqa: F811
-                                                                       ) -> None:
+def test_the_default_set_up_with_icloud_download_uploads_nothing_back(standin: ICloudStandIn,
+                                                                      make_pipeline: MakePipeline,
+                                                                      tmp_path: Path
+                                                                      ) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_UPLOAD="true",
                                                ENABLE_COMPRESSION="true"))
     assets = add_photos(standin, 2)
@@ -46,7 +53,8 @@ def test_the_default_set_up_with_icloud_download_uploads_nothing_back(standin, m
     assert again.success and again.files_processed == 0 and len(standin.assets) == 3
 
 
-def test_an_icloud_source_uploads_to_another_apple_id(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+def test_an_icloud_source_uploads_to_another_apple_id(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                      tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_UPLOAD="true",
                                                ICLOUD_UPLOAD_USERNAME="family@example.com",
                                                ICLOUD_UPLOAD_PASSWORD="other"))
@@ -61,7 +69,8 @@ def test_an_icloud_source_uploads_to_another_apple_id(standin, make_pipeline, tm
 
 # --- dates both ways ------------------------------------------------------------------------------------------
 
-def test_a_dateless_asset_is_filed_under_its_asset_date(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+def test_a_dateless_asset_is_filed_under_its_asset_date(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                        tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     taken_utc = datetime(2021, 3, 4, 23, 30, tzinfo=timezone.utc)  # 08:30 the next morning in Tokyo
     standin.add_asset("IMG_0001.JPG", sample.photo_bytes(size=(48, 36), seed=1, make=None, model=None),
@@ -75,7 +84,8 @@ def test_a_dateless_asset_is_filed_under_its_asset_date(standin, make_pipeline, 
     assert (file.sorted_path or "").startswith("uploaded/2021/03/05/")
 
 
-def test_an_upload_carries_the_capture_date(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+def test_an_upload_carries_the_capture_date(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                            tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
                                                ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true"))
     sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1,
@@ -90,7 +100,9 @@ def test_an_upload_carries_the_capture_date(standin, make_pipeline, tmp_path) ->
 
 # --- replace-originals only where the result is the same asset ------------------------------------------------
 
-def test_a_live_photo_a_burst_an_edit_and_a_caption_are_never_replaced(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+def test_a_live_photo_a_burst_an_edit_and_a_caption_are_never_replaced(standin: ICloudStandIn,
+                                                                       make_pipeline: MakePipeline,
+                                                                       tmp_path: Path) -> None:
     video = sample.make_video(tmp_path / "live.mov", seconds=0.5, size=(64, 48),
                               creation_time=datetime(2023, 7, 1, 12, 0, 0))
     if video is None:
@@ -99,7 +111,7 @@ def test_a_live_photo_a_burst_an_edit_and_a_caption_are_never_replaced(standin, 
                                                ENABLE_COMPRESSION="true", ICLOUD_REPLACE_ORIGINALS="true",
                                                ICLOUD_UPLOAD_FORMATS="jpeg,mov,mp4"))
 
-    def photo(name: str, seed: int, **more: object):  # a stand-in asset
+    def photo(name: str, seed: int, **more: Any) -> StandInAsset:  # a stand-in asset
         return standin.add_asset(name, sample.photo_bytes(size=(800, 600), seed=seed, quality=98), **more)
 
     live = photo("IMG_0001.JPG", 1, live_video=video.read_bytes())
@@ -121,8 +133,9 @@ def test_a_live_photo_a_burst_an_edit_and_a_caption_are_never_replaced(standin, 
 
 # --- deleted at the source ------------------------------------------------------------------------------------
 
-def test_an_asset_deleted_in_icloud_keeps_its_local_copies_and_is_counted(standin, make_pipeline,  # noqa: F811
-                                                                          tmp_path) -> None:
+def test_an_asset_deleted_in_icloud_keeps_its_local_copies_and_is_counted(standin: ICloudStandIn,
+                                                                          make_pipeline: MakePipeline,
+                                                                          tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path))
     gone, _kept = add_photos(standin, 2)
     login(pipeline.settings, standin)
@@ -146,7 +159,8 @@ def test_an_asset_deleted_in_icloud_keeps_its_local_copies_and_is_counted(standi
 
 # --- bytes verified at iCloud ---------------------------------------------------------------------------------
 
-def _folder_to_icloud(make_pipeline, standin, tmp_path, count: int, **more: str):  # noqa: F811
+def _folder_to_icloud(make_pipeline: MakePipeline, standin: ICloudStandIn, tmp_path: Path, count: int,
+                      **more: str) -> Pipeline:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
                                                ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true", **more))
     for n in range(count):
@@ -155,7 +169,9 @@ def _folder_to_icloud(make_pipeline, standin, tmp_path, count: int, **more: str)
     return pipeline
 
 
-def test_verify_full_finds_a_corrupted_byte_at_icloud(standin, make_pipeline, tmp_path, capsys) -> None:  # noqa: F811
+def test_verify_full_finds_a_corrupted_byte_at_icloud(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                      tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     from media_assets.cli import main
 
     pipeline = _folder_to_icloud(make_pipeline, standin, tmp_path, 3, ICLOUD_VERIFY_SAMPLE="0")
@@ -170,7 +186,8 @@ def test_verify_full_finds_a_corrupted_byte_at_icloud(standin, make_pipeline, tm
     assert main(["verify", "--full", "--sample", "1"]) in (0, 1) and standin.count("/content/") == downloads + 1
 
 
-def test_each_batch_reads_back_a_sample_of_its_uploads(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+def test_each_batch_reads_back_a_sample_of_its_uploads(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                       tmp_path: Path) -> None:
     pipeline = _folder_to_icloud(make_pipeline, standin, tmp_path, 3)  # ICLOUD_VERIFY_SAMPLE defaults to 2
     standin.corrupt_uploads = True
     report = run_batch(pipeline)
@@ -178,8 +195,9 @@ def test_each_batch_reads_back_a_sample_of_its_uploads(standin, make_pipeline, t
     assert standin.count("/content/") == 2
 
 
-def test_verify_repair_uploads_a_corrupted_and_a_deleted_asset_again(standin, make_pipeline, tmp_path,  # noqa: F811
-                                                                     capsys) -> None:
+def test_verify_repair_uploads_a_corrupted_and_a_deleted_asset_again(standin: ICloudStandIn,
+                                                                     make_pipeline: MakePipeline, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from media_assets.cli import main
 
     pipeline = _folder_to_icloud(make_pipeline, standin, tmp_path, 3, ICLOUD_VERIFY_SAMPLE="0")

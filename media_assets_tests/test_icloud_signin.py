@@ -7,6 +7,7 @@ and nothing of Apple's request details."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +17,10 @@ from media_assets.icloud.session import REFUSED_FILE, ICloudAuthError, connect, 
 from media_assets.telegram.messages import deadline_text, run_failure_text
 from media_assets.telegram.notify import send_alert
 from media_assets.telegram.redaction import REDACTED
+from media_assets_tests.conftest import MakePipeline
+from media_assets_tests.icloud_standin import ICloudStandIn
 from media_assets_tests.telegram_stub import TelegramStub
-from media_assets_tests.test_icloud import answer, icloud_settings, standin  # noqa: F401
+from media_assets_tests.test_icloud import answer, icloud_settings
 from media_assets_tests.test_telegram import settings_for, stub, telegram_settings  # noqa: F401
 
 
@@ -29,8 +32,9 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return recorded
 
 
-def test_a_429_then_200_at_signin_init_and_at_account_login_signs_in(standin, make_pipeline, tmp_path,  # noqa: F811
-                                                                     waits) -> None:
+def test_a_429_then_200_at_signin_init_and_at_account_login_signs_in(standin: ICloudStandIn,
+                                                                     make_pipeline: MakePipeline, tmp_path: Path,
+                                                                     waits: list[float]) -> None:
     config = icloud_config(make_pipeline(**icloud_settings(standin, tmp_path)).settings)
     standin.fail_next("/signin/init", 429, retry_after="3")
     standin.fail_next("/setup/ws/1/accountLogin", 429, retry_after="2")  # right after the code was accepted
@@ -42,8 +46,9 @@ def test_a_429_then_200_at_signin_init_and_at_account_login_signs_in(standin, ma
     assert trusted_at(config.cookie_dir) is not None and connection.trust_expires is not None
 
 
-def test_a_busy_apple_during_2fa_costs_no_code_and_still_records_the_trust(standin, make_pipeline,  # noqa: F811
-                                                                            tmp_path, waits) -> None:
+def test_a_busy_apple_during_2fa_costs_no_code_and_still_records_the_trust(standin: ICloudStandIn,
+                                                                           make_pipeline: MakePipeline,
+                                                                           tmp_path: Path, waits: list[float]) -> None:
     config = icloud_config(make_pipeline(**icloud_settings(standin, tmp_path)).settings)
     standin.fail_next("/signin/complete", 0)  # the connection drops
     standin.fail_next("/verify/phone/securitycode", 503)
@@ -55,8 +60,8 @@ def test_a_busy_apple_during_2fa_costs_no_code_and_still_records_the_trust(stand
     assert standin.count("/2sv/trust") == 3
 
 
-def test_apple_unavailable_at_sign_in_is_not_a_refused_password(standin, make_pipeline, tmp_path,  # noqa: F811
-                                                                waits) -> None:
+def test_apple_unavailable_at_sign_in_is_not_a_refused_password(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                                tmp_path: Path, waits: list[float]) -> None:
     config = icloud_config(make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_MAX_RETRIES="3")).settings)
     standin.fail_next("/signin/complete", 503, times=3)
     with pytest.raises(ICloudAuthError, match="Apple answered 503 .* the password was not refused"):
@@ -68,7 +73,7 @@ def test_apple_unavailable_at_sign_in_is_not_a_refused_password(standin, make_pi
 
 # --- what the owner reads --------------------------------------------------------------------------------------
 
-def test_a_message_with_a_url_is_redacted(tmp_path, stub: TelegramStub) -> None:  # noqa: F811
+def test_a_message_with_a_url_is_redacted(tmp_path: Path, stub: TelegramStub) -> None:  # noqa: F811
     """A failed request names its full URL: the address may go out, its query string and the ids may not."""
     url = ("https://p42-ckdatabasews.icloud.com/database/1/com.apple.photos.cloud/production/private/records/query"
            "?clientBuildNumber=2406Project&clientId=auth-0a1b2c3d-1111-2222-3333-444455556666&dsid=20000001")
@@ -88,7 +93,8 @@ def test_a_message_with_a_url_is_redacted(tmp_path, stub: TelegramStub) -> None:
     assert "http://dagster.example:3000/runs/0a1b2c3d-aaaa-bbbb-cccc-444455556666" in texts[1]  # no query: kept
 
 
-def test_each_sign_in_problem_has_its_own_throttle_key(standin, make_pipeline, tmp_path,  # noqa: F811
+def test_each_sign_in_problem_has_its_own_throttle_key(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                       tmp_path: Path,
                                                        stub: TelegramStub) -> None:  # noqa: F811
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ICLOUD_2FA_TIMEOUT_SECONDS="90",
                                                ICLOUD_2FA_MAX_ATTEMPTS="2", **telegram_settings(stub)))
@@ -114,7 +120,8 @@ def test_deadlines_are_stated_as_they_are(seconds: int, text: str) -> None:
     assert deadline_text(seconds) == text
 
 
-def test_a_trusted_session_without_its_trust_record_gets_one(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+def test_a_trusted_session_without_its_trust_record_gets_one(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                             tmp_path: Path) -> None:
     """A run killed between Apple's trust and the record (or a record lost) must not silence the expiry warning."""
     config = icloud_config(make_pipeline(**icloud_settings(standin, tmp_path)).settings)
     connect(config, code_provider=answer(standin.code))

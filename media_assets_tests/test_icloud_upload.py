@@ -4,10 +4,12 @@ duplicates, declined formats, verification after an indexing delay, and replace-
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
 from media_assets.catalog.states import FileState
+from media_assets.defs.instance import Pipeline
 from media_assets.destinations.base import UploadJob
 from media_assets.destinations.icloud import ICloudDestination
 from media_assets.icloud.config import ICloudConfig, icloud_config
@@ -15,19 +17,22 @@ from media_assets.icloud.replace import replace_originals
 from media_assets.icloud.session import connect
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
-from media_assets_tests.test_icloud import add_photos, answer, icloud_settings, login, standin  # noqa: F401
+from media_assets_tests.conftest import MakePipeline, present
+from media_assets_tests.icloud_standin import ICloudStandIn
+from media_assets_tests.test_icloud import add_photos, answer, icloud_settings, login
 
 pytestmark = pytest.mark.slow  # each test runs whole batches (10-20 s)
 
 
-def _uploads(pipeline) -> list[dict]:
+def _uploads(pipeline: Pipeline) -> list[dict]:
     return pipeline.catalog.conn.execute(
         "SELECT f.original_name, f.source_id, f.output_hash, u.status, u.remote_id, u.detail, u.verified_at"
         " FROM uploads u JOIN media_files f ON f.id = u.file_id WHERE u.destination = 'icloud' ORDER BY f.id"
     ).fetchall()
 
 
-def _folder_pipeline(make_pipeline, standin, tmp_path, **more: str):  # noqa: F811
+def _folder_pipeline(make_pipeline: MakePipeline, standin: ICloudStandIn, tmp_path: Path,
+                     **more: str) -> Pipeline:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
                                                ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true",
                                                ENABLE_DEDUPLICATION="false", **more))
@@ -35,7 +40,8 @@ def _folder_pipeline(make_pipeline, standin, tmp_path, **more: str):  # noqa: F8
     return pipeline
 
 
-def test_upload_verifies_later_and_declines_other_formats(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_upload_verifies_later_and_declines_other_formats(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                          tmp_path: Path) -> None:
     pipeline = _folder_pipeline(make_pipeline, standin, tmp_path, ICLOUD_INDEX_WAIT_SECONDS="30")
     library = pipeline.settings.sources.folder_source_paths[0]
     photos = [sample.make_photo(library / f"IMG_{n}.JPG", size=(48, 36), seed=n) for n in range(3)]
@@ -54,7 +60,8 @@ def test_upload_verifies_later_and_declines_other_formats(standin, make_pipeline
     assert len(photos) == 3 and standin.count("/records/lookup") > 3  # verification polled during indexing
 
 
-def test_verification_fails_when_the_asset_never_gets_indexed(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_verification_fails_when_the_asset_never_gets_indexed(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                              tmp_path: Path) -> None:
     pipeline = _folder_pipeline(make_pipeline, standin, tmp_path, ICLOUD_INDEX_WAIT_SECONDS="1")
     sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1)
     standin.index_delay = 3600
@@ -66,7 +73,8 @@ def test_verification_fails_when_the_asset_never_gets_indexed(standin, make_pipe
     assert run_batch(pipeline, report.batch_id).success  # a re-run verifies once Apple has indexed it
 
 
-def test_a_duplicate_upload_counts_as_already_there(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_a_duplicate_upload_counts_as_already_there(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                    tmp_path: Path) -> None:
     pipeline = _folder_pipeline(make_pipeline, standin, tmp_path)
     photo = sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1)
     existing = standin.add_asset("IMG_1.JPG", photo.read_bytes())
@@ -78,7 +86,9 @@ def test_a_duplicate_upload_counts_as_already_there(standin, make_pipeline, tmp_
     assert len(standin.assets) == 1
 
 
-def test_replace_originals_deletes_the_source_only_after_verification(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_replace_originals_deletes_the_source_only_after_verification(standin: ICloudStandIn,
+                                                                      make_pipeline: MakePipeline,
+                                                                      tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_UPLOAD="true",
                                                ENABLE_COMPRESSION="true", ICLOUD_REPLACE_ORIGINALS="true"))
     big = standin.add_asset("IMG_BIG.JPG", sample.photo_bytes(size=(800, 600), seed=3, quality=98))
@@ -97,13 +107,14 @@ def test_replace_originals_deletes_the_source_only_after_verification(standin, m
     assert run_batch(pipeline, first.batch_id).success  # verified: the verification asset replaces the original
     assert standin.deletes == [big.asset_id]
     assert replace_originals(pipeline.catalog, first.batch_id, source, account=config.username) == 0  # once
-    row = pipeline.catalog.conn.execute("SELECT source_asset_id, successor_asset_id FROM icloud_replacements"
-                                        ).fetchone()
+    row = present(pipeline.catalog.conn.execute("SELECT source_asset_id, successor_asset_id FROM icloud_replacements"
+                                                ).fetchone())
     assert row["source_asset_id"] == big.asset_id and row["successor_asset_id"] != big.asset_id
     assert [f.state for f in pipeline.catalog.iter_files(first.batch_id, *FileState)] == [FileState.VERIFIED]
 
 
-def test_an_asset_that_is_its_own_successor_is_never_deleted(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_an_asset_that_is_its_own_successor_is_never_deleted(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                             tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_UPLOAD="true",
                                                ICLOUD_REPLACE_ORIGINALS="true"))  # no compression: same bytes
     add_photos(standin, 1)
@@ -116,7 +127,8 @@ def test_an_asset_that_is_its_own_successor_is_never_deleted(standin, make_pipel
     assert standin.deletes == [] and len(standin.assets) == 1
 
 
-def test_a_heic_replaced_by_its_jpeg_derivative_is_never_deleted(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_a_heic_replaced_by_its_jpeg_derivative_is_never_deleted(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                                 tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_UPLOAD="true",
                                                ENABLE_COMPRESSION="true", COMPRESSION_HEIC_JPEG_DERIVATIVE="true",
                                                ICLOUD_REPLACE_ORIGINALS="true"))
@@ -130,7 +142,8 @@ def test_a_heic_replaced_by_its_jpeg_derivative_is_never_deleted(standin, make_p
     assert standin.deletes == [jpeg.asset_id] and heic.asset_id not in standin.deletes
 
 
-def test_source_and_destination_may_be_different_accounts(standin, make_pipeline, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_source_and_destination_may_be_different_accounts(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                                          tmp_path: Path) -> None:
     pipeline = _folder_pipeline(make_pipeline, standin, tmp_path, ICLOUD_UPLOAD_USERNAME="family@example.com",
                                 ICLOUD_UPLOAD_PASSWORD="other")
     connect(icloud_config(pipeline.settings, role="destination"), code_provider=answer(standin.code))
@@ -142,7 +155,7 @@ def test_source_and_destination_may_be_different_accounts(standin, make_pipeline
 
 # --- upload_many: upload URLs reserved per group -----------------------------------------------------------------
 
-def _destination(standin, tmp_path, concurrency: int) -> ICloudDestination:  # noqa: F811
+def _destination(standin: ICloudStandIn, tmp_path: Path, concurrency: int) -> ICloudDestination:
     config = ICloudConfig(username="up@example.com", password="pw", cookie_dir=tmp_path / "session",
                           transfer_dir=tmp_path / "transfer", endpoint=standin.base_url,
                           ca_bundle=str(standin.write_ca(tmp_path)), requests_per_second=200,
@@ -151,7 +164,7 @@ def _destination(standin, tmp_path, concurrency: int) -> ICloudDestination:  # n
     return ICloudDestination(config, lambda: connect(config, code_provider=None))
 
 
-def _upload_photos(standin, tmp_path, count: int, concurrency: int = 2) -> None:  # noqa: F811
+def _upload_photos(standin: ICloudStandIn, tmp_path: Path, count: int, concurrency: int = 2) -> None:
     files = [sample.make_photo(tmp_path / "up" / f"IMG_{n}.JPG", size=(48, 36), seed=100 + n) for n in range(count)]
     results = list(_destination(standin, tmp_path, concurrency).upload_many([UploadJob(p, p.name, "") for p in files]))
     assert [job[0] for job, _result in results] == files
@@ -160,20 +173,20 @@ def _upload_photos(standin, tmp_path, count: int, concurrency: int = 2) -> None:
     assert standin.count("/photosupload/putAsset") == count
 
 
-def test_upload_many_reserves_the_upload_urls_of_a_group_in_one_request(standin, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_upload_many_reserves_the_upload_urls_of_a_group_in_one_request(standin: ICloudStandIn, tmp_path: Path) -> None:
     _upload_photos(standin, tmp_path, 8)
     assert standin.count("/photosupload/createUploadUrl") == 2  # 2 threads, a group of 4 files each
     assert standin.count("/upload/") == 8
 
 
-def test_a_refused_reserved_url_makes_the_file_reserve_its_own(standin, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_a_refused_reserved_url_makes_the_file_reserve_its_own(standin: ICloudStandIn, tmp_path: Path) -> None:
     standin.fail_next("/upload/", 403)  # final: the file reserves another URL at once
     standin.fail_next("/upload/", 503)  # transient: the retry also reserves another
     _upload_photos(standin, tmp_path, 8)
     assert standin.count("/photosupload/createUploadUrl") == 2 + 2
 
 
-def test_a_failed_reservation_lets_each_file_reserve_its_own(standin, tmp_path) -> None:  # noqa: F811 - the imported fixture
+def test_a_failed_reservation_lets_each_file_reserve_its_own(standin: ICloudStandIn, tmp_path: Path) -> None:
     standin.fail_next("/photosupload/createUploadUrl", 400)
     _upload_photos(standin, tmp_path, 8)
     assert standin.count("/photosupload/createUploadUrl") == 1 + 4 + 1

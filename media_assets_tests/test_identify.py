@@ -145,7 +145,8 @@ def test_a_photo_smaller_than_the_draft_scale(tmp_path: Path) -> None:
 
 
 def test_media_kind_is_a_string() -> None:
-    assert MediaKind.PHOTO == "photo" and MediaKind.VIDEO.value == "video"
+    photo: str = MediaKind.PHOTO  # a str to the type checker too
+    assert photo == "photo" and MediaKind.VIDEO.value == "video"
 
 
 def test_identify_leaves_pillow_strict_about_truncation(tmp_path: Path) -> None:

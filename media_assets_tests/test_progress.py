@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from dagster import DagsterEventType, EventRecordsFilter
 
 from media_assets.cli import ProgressBar
@@ -13,11 +14,13 @@ from media_assets.media import sample_library as sample
 from media_assets.phases import common
 from media_assets.phases.common import Progress
 from media_assets.runner import run_batch
+from media_assets_tests.conftest import MakePipeline
 
 LINE = re.compile(r"(\w+): (\d+)/(\d+) files, [\d.]+ files/s, ETA \d")
 
 
-def test_progress_lines_appear_in_the_dagster_run_log_of_a_long_phase(make_pipeline, monkeypatch) -> None:
+def test_progress_lines_appear_in_the_dagster_run_log_of_a_long_phase(make_pipeline: MakePipeline,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(common, "PROGRESS_SECONDS", 0.0)  # every file counts as "a while" here
     pipeline = make_pipeline()
     for n in range(3):

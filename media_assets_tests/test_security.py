@@ -6,8 +6,10 @@ import logging
 
 import pytest
 
+from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
+from media_assets_tests.conftest import MakePipeline
 
 SECRETS = {
     "ICLOUD_PASSWORD": "icloud-pw-7Hq2-never-print",
@@ -17,7 +19,7 @@ SECRETS = {
 }
 
 
-def test_no_secret_in_logs_metadata_reports_or_catalog(make_pipeline, caplog: pytest.LogCaptureFixture,
+def test_no_secret_in_logs_metadata_reports_or_catalog(make_pipeline: MakePipeline, caplog: pytest.LogCaptureFixture,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     pipeline = make_pipeline(**SECRETS)
     assert sorted(pipeline.settings.secret_values()) == sorted(SECRETS.values())
@@ -42,6 +44,6 @@ def test_no_secret_in_logs_metadata_reports_or_catalog(make_pipeline, caplog: py
             assert secret not in text, f"{name} leaked into {where}"
 
 
-def report_run_id(pipeline) -> str:
+def report_run_id(pipeline: Pipeline) -> str:
     [run] = pipeline.instance.get_runs(limit=1)
     return run.run_id

@@ -19,6 +19,7 @@ from media_assets.runner import run_batch
 from media_assets.sources.configured import enabled_sources
 from media_assets.sources.folder import FolderSource
 from media_assets.sources.sidecars import sidecars_by_owner
+from media_assets_tests.conftest import MakePipeline
 from media_assets_tests.metadata_writer import write_xmp_sidecar
 
 TAKEOUT = '{"title": "beach.jpg", "photoTakenTime": {"timestamp": "1710453600"}, "geoData": {}}'
@@ -50,7 +51,7 @@ def test_folder_source_hands_sidecars_with_their_photo(tmp_path: Path) -> None:
     assert sorted(name for _, name in items["beach.jpg"].sidecars) == ["beach.AAE", "beach.jpg.json"]
 
 
-def test_download_keeps_sidecars_and_records_the_takeout_date(make_pipeline, tmp_path: Path) -> None:
+def test_download_keeps_sidecars_and_records_the_takeout_date(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     library = tmp_path / "library"
     make_photo(library / "beach.jpg", size=(64, 48), make=None, model=None)
     (library / "beach.jpg.json").write_text(TAKEOUT)
@@ -72,7 +73,7 @@ def test_download_keeps_sidecars_and_records_the_takeout_date(make_pipeline, tmp
                for s in kept)
 
 
-def test_download_dates_a_photo_by_its_xmp_sidecar(make_pipeline, tmp_path: Path) -> None:
+def test_download_dates_a_photo_by_its_xmp_sidecar(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     library = tmp_path / "library"
     make_photo(library / "DSC_0007.jpg", size=(64, 48), make=None, model=None)
     write_xmp_sidecar(library / "DSC_0007.jpg.xmp", {"exif:DateTimeOriginal": "2021:08:14 18:30:05"})  # darktable
@@ -86,7 +87,7 @@ def test_download_dates_a_photo_by_its_xmp_sidecar(make_pipeline, tmp_path: Path
     assert [s.name for s in sidecars_of(pipeline.catalog, photo.id)] == ["DSC_0007.jpg.xmp"]
 
 
-def test_sidecars_reach_uploaded_beside_their_photo_and_the_report(make_pipeline, tmp_path: Path) -> None:
+def test_sidecars_reach_uploaded_beside_their_photo_and_the_report(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     library = tmp_path / "library"
     make_photo(library / "IMG_0001.JPG", size=(640, 480), taken=datetime(2023, 5, 6, 7, 8, 9))
     (library / "IMG_0001.AAE").write_text("<plist>edits</plist>")
@@ -115,7 +116,7 @@ def test_a_sidecar_without_its_photo_is_named_so(tmp_path: Path) -> None:
         identify(orphan)
 
 
-def test_with_sorting_off_sidecars_stay_beside_the_kept_copy(make_pipeline, tmp_path: Path) -> None:
+def test_with_sorting_off_sidecars_stay_beside_the_kept_copy(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     library = tmp_path / "library"
     make_photo(library / "IMG_0002.JPG", size=(320, 240), taken=datetime(2023, 5, 6, 7, 8, 9))
     (library / "IMG_0002.xmp").write_text("<x:xmpmeta/>")

@@ -138,17 +138,18 @@ def test_free_target_taken_by_same_content(tmp_path: Path) -> None:
 # -- write_atomically ------------------------------------------------------------------------------------------
 
 
-class FailingStream(io.RawIOBase):
+class FailingStream(io.BytesIO):
     """Hands out some bytes, then fails like a network stream or a disk read error."""
 
     def __init__(self, good: bytes, chunks_before_failure: int = 2) -> None:
+        super().__init__()
         self.good = good
         self.left = chunks_before_failure
 
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         if self.left == 0:
             raise OSError("connection reset while reading")
         self.left -= 1
@@ -182,7 +183,7 @@ def test_write_atomically_failure_keeps_existing_target(tmp_path: Path) -> None:
 
 def test_write_atomically_interrupt_cleans_up(tmp_path: Path) -> None:
     class Interrupted(FailingStream):
-        def read(self, size: int = -1) -> bytes:
+        def read(self, size: int | None = -1) -> bytes:
             if self.left == 0:
                 raise KeyboardInterrupt
             return super().read(size)

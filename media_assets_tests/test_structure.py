@@ -63,8 +63,8 @@ def _imports(name: str, path: Path, modules: set[str]) -> set[str]:
             found.update(submodules)
             if len(submodules) < len(node.names):
                 found.add(base)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+        for inner in ast.iter_child_nodes(node):
+            visit(inner)
 
     visit(ast.parse(path.read_text(), str(path)))
     return {module for module in found if module in modules and module != name}
