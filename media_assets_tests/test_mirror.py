@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context, materialize
 from postgrest import APIError
 from supabase import ClientOptions, create_client
@@ -20,6 +21,7 @@ from media_assets import cli
 from media_assets.catalog.migrate import alembic_config
 from media_assets.catalog.mirror import MirroredTable, mirror_status, pending_counts, read_changes
 from media_assets.catalog.repository import Catalog
+from media_assets.catalog.sidecars import mark_sidecar_sorted, record_sidecar
 from media_assets.catalog.states import FileState
 from media_assets.defs.mirror.supabase import SupabaseResource, supabase_mirror, supabase_mirror_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
@@ -85,7 +87,8 @@ def assert_mirrored(catalog: Catalog, supabase: SupabaseStack) -> None:
 
 
 def _small_catalog(catalog: Catalog) -> None:
-    """One batch with a little of everything: files in several states, a duplicate, a phase run, uploads."""
+    """One batch with a little of everything: files in several states, a duplicate, a phase run, uploads, a
+    sidecar."""
     catalog.create_batch("20240701-120000")
     ids = [catalog.register_file("20240701-120000", source="folder", source_id=f"DCIM/IMG_{i}.jpg",
                                  source_version="v1", original_name=f"IMG_{i}.jpg", size_bytes=1000 + i)
@@ -97,6 +100,7 @@ def _small_catalog(catalog: Catalog) -> None:
     catalog.finish_phase_run(run, status="succeeded", files_processed=3, details={"duplicates": 1})
     catalog.record_upload(ids[0], "local", status="uploaded", remote_id="2024/IMG_0.jpg", checksum="abc")
     catalog.record_upload(ids[2], "local", status="not_accepted", remote_id=None, checksum=None, detail="too big")
+    record_sidecar(catalog, ids[0], "IMG_0.AAE", "originals/20240701-120000/1-IMG_0.AAE", "def")
 
 
 def _bulk_files(catalog: Catalog, batch_id: str, count: int) -> None:
@@ -114,11 +118,11 @@ def test_first_full_mirror_sends_every_table_in_one_request_each(catalog: Catalo
 
     assert_mirrored(catalog, supabase)
     assert report.rows_upserted == {"batches": 1, "media_files": 3, "duplicate_files": 1, "phase_runs": 1,
-                                    "uploads": 2}
+                                    "uploads": 2, "sidecars": 1}
     assert not report.rows_deleted
-    # Five empty selects check the schema, then one upsert per table; the client counted what the gateway saw.
-    assert supabase.gateway.requests == {"GET": 5, "POST": 5}
-    assert report.requests == supabase.gateway.total == 10
+    # Six empty selects check the schema, then one upsert per table; the client counted what the gateway saw.
+    assert supabase.gateway.requests == {"GET": 6, "POST": 6}
+    assert report.requests == supabase.gateway.total == 12
     assert report.lag_seconds is not None and report.lag_seconds >= 0
     assert supabase.rows("phase_runs")[1]["details"] == {"duplicates": 1}
 
@@ -139,7 +143,7 @@ def test_incremental_changes_and_deletes_send_only_what_changed(catalog: Catalog
     assert_mirrored(catalog, supabase)
     assert report.rows_upserted == {"media_files": 2}
     assert report.rows_deleted == {"uploads": 1, "phase_runs": 1}
-    assert supabase.gateway.requests == {"GET": 5, "POST": 3}  # deletes go through mirror_delete, keys in the body
+    assert supabase.gateway.requests == {"GET": 6, "POST": 3}  # deletes go through mirror_delete, keys in the body
     assert supabase.rows("media_files")[3]["error"] == "cannot read EXIF"
 
 
@@ -152,6 +156,20 @@ def test_a_row_updated_and_deleted_between_syncs_is_deleted_remotely(catalog: Ca
     sync_once(catalog, remote, chunk_size=500)
     assert_mirrored(catalog, supabase)
     assert 1 not in {row["file_id"] for row in supabase.rows("uploads").values()}
+
+
+def test_sidecars_are_mirrored_as_they_are_sorted_and_deleted(catalog: Catalog, supabase: SupabaseStack,
+                                                               remote: SupabaseRemote) -> None:
+    _small_catalog(catalog)
+    sync_once(catalog, remote, chunk_size=500)
+    (sidecar_id,) = supabase.rows("sidecars")
+    mark_sidecar_sorted(catalog, sidecar_id, "uploaded/2024/07/01/IMG_0.AAE")
+    record_sidecar(catalog, 1, "IMG_0.xmp", "originals/20240701-120000/1-IMG_0.xmp", "fed")
+    assert sync_once(catalog, remote, chunk_size=500).rows_upserted == {"sidecars": 2}
+    assert supabase.rows("sidecars")[sidecar_id]["sorted_path"] == "uploaded/2024/07/01/IMG_0.AAE"
+    catalog.conn.execute("DELETE FROM sidecars WHERE id = %s", (sidecar_id,))
+    assert sync_once(catalog, remote, chunk_size=500).rows_deleted == {"sidecars": 1}
+    assert_mirrored(catalog, supabase)
 
 
 def test_2500_rows_go_past_the_1000_row_cap_in_exactly_ceil_rows_over_chunk_upserts(
@@ -177,8 +195,8 @@ def test_2500_rows_go_past_the_1000_row_cap_in_exactly_ceil_rows_over_chunk_upse
 def test_postgrest_stopped_mid_sync_loses_and_duplicates_nothing(catalog: Catalog, supabase: SupabaseStack) -> None:
     _bulk_files(catalog, "bulk", 2500)
     remote = _remote(supabase, attempts=2)
-    # Requests 1-5 check the tables, 6 sends the batch, 7 the first 500 files; PostgREST dies before the 8th.
-    supabase.gateway.on_request = lambda n: supabase.postgrest.stop() if n == 8 else None
+    # Requests 1-6 check the tables, 7 sends the batch, 8 the first 500 files; PostgREST dies before the 9th.
+    supabase.gateway.on_request = lambda n: supabase.postgrest.stop() if n == 9 else None
     with pytest.raises(MirrorError, match="failed 2 times"):
         sync_once(catalog, remote, chunk_size=500)
 
@@ -199,7 +217,7 @@ def test_an_outage_shorter_than_the_retries_is_bridged_within_one_sync(catalog: 
     remote = _remote(supabase, attempts=6, backoff=0.1)
 
     def outage(number: int) -> None:
-        if number == 7:
+        if number == 8:  # after the six table checks and the batch
             supabase.postgrest.stop()
             threading.Timer(0.3, supabase.postgrest.start).start()
 
@@ -225,7 +243,7 @@ def test_injected_500s_and_timeouts_are_retried_with_backoff(catalog: Catalog, s
 
     assert report.retries == 3
     assert pauses == [0.05, 0.1, 0.2]
-    assert supabase.gateway.requests["POST"] == 5 + 3
+    assert supabase.gateway.requests["POST"] == 6 + 3
     assert_mirrored(catalog, supabase)
 
 
@@ -247,7 +265,7 @@ def test_a_missing_remote_table_stops_the_sync_with_what_to_do(catalog: Catalog,
     before = pending_counts(catalog)
     with pytest.raises(MirrorSchemaError, match=r"uploads.*apply supabase/migrations/\*\.sql"):
         sync_once(catalog, remote, chunk_size=500)
-    assert supabase.gateway.requests == {"GET": 5}  # checked, nothing sent
+    assert supabase.gateway.requests == {"GET": 5}  # checked up to the missing table, nothing sent
     assert pending_counts(catalog) == before
 
 
@@ -301,6 +319,17 @@ def test_the_migration_queues_rows_that_existed_before_it(catalog_conninfo: str)
     catalog.close()
 
 
+def test_the_sidecar_migration_queues_the_sidecars_catalogued_before_it(catalog: Catalog,
+                                                                        catalog_conninfo: str) -> None:
+    config = alembic_config(catalog_conninfo)
+    [revision] = [r for r in ScriptDirectory.from_config(config).walk_revisions() if r.path.endswith("_sidecars.py")]
+    command.downgrade(config, revision.down_revision)
+    _small_catalog(catalog)
+    catalog.conn.execute("DELETE FROM mirror_outbox")
+    command.upgrade(config, "head")
+    assert pending_counts(catalog) == {"sidecars": 1}
+
+
 # -- settings ------------------------------------------------------------------------------------------------
 
 def _config(tmp_path: Path, **values: str) -> MirrorConfig:
@@ -352,9 +381,9 @@ def test_the_sensor_requests_a_run_only_when_something_changed(make_pipeline, su
     assert result.success
     [materialization] = result.asset_materializations_for_node("supabase_mirror")
     metadata = {k: v.value for k, v in materialization.metadata.items()}
-    # Chunks of 2: media_files 3 rows -> 2 requests, uploads 2 -> 1, the other three tables 1 each.
-    assert metadata["rows_sent"] == 8 and metadata["upserted_media_files"] == 3
-    assert metadata["requests"] == 5 + 6 == supabase.gateway.total
+    # Six table checks; chunks of 2: media_files 3 rows -> 2 requests, uploads 2 -> 1, the other four tables 1 each.
+    assert metadata["rows_sent"] == 9 and metadata["upserted_media_files"] == 3
+    assert metadata["requests"] == 6 + 7 == supabase.gateway.total
     assert_mirrored(pipeline.catalog, supabase)
 
     supabase.gateway.reset()
@@ -427,11 +456,11 @@ def test_a_full_pass_repairs_a_lost_table_dashboard_edits_and_extra_rows(catalog
     assert report.rows_deleted == {"phase_runs": 1}
     # One checksum request per table; row hashes where a range differs and the remote has rows in it (media_files,
     # phase_runs; the emptied duplicate_files and uploads need none: all their rows go); then one write each.
-    assert supabase.gateway.requests == {"POST": 5 + 2 + 4}
+    assert supabase.gateway.requests == {"POST": 6 + 2 + 4}
 
     supabase.gateway.reset()
     again = sync_once(catalog, remote, chunk_size=500, full=True)
-    assert again.rows_sent == 0 and supabase.gateway.requests == {"POST": 5}
+    assert again.rows_sent == 0 and supabase.gateway.requests == {"POST": 6}
 
 
 def test_a_new_project_is_filled_by_one_full_pass(catalog: Catalog, supabase: SupabaseStack,
@@ -628,10 +657,10 @@ def test_mirror_and_status_from_the_command_line(make_pipeline, supabase: Supaba
 
     supabase.postgrest.start()
     assert cli.main(["mirror"]) == 0
-    assert "8 rows sent" in capsys.readouterr().out
-    supabase.execute("DELETE FROM media_files")  # and, by its foreign keys, the uploads and duplicates
+    assert "9 rows sent" in capsys.readouterr().out
+    supabase.execute("DELETE FROM media_files")  # and, by its foreign keys, the uploads, duplicates and sidecars
     assert cli.main(["mirror", "--full"]) == 0
-    assert "full pass: 6 rows sent" in capsys.readouterr().out
+    assert "full pass: 7 rows sent" in capsys.readouterr().out
     assert_mirrored(pipeline.catalog, supabase)
     assert cli.main(["status"]) == 0
     status = capsys.readouterr().out

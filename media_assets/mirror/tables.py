@@ -23,4 +23,5 @@ MIRRORED_TABLES: tuple[MirroredTable, ...] = (
         "files_failed", "bytes_in", "bytes_out", "details", "error")),
     MirroredTable("uploads", "bigint", ("id", "file_id", "destination", "status", "remote_id", "checksum", "detail",
                                         "uploaded_at", "verified_at")),
+    MirroredTable("sidecars", "bigint", ("id", "file_id", "name", "original_path", "sorted_path", "content_hash")),
 )
