@@ -463,6 +463,27 @@ def test_truncated_mp4_without_moov(videos: dict[str, Path], tmp_path: Path, ffp
     assert reason.startswith("corrupt video: ffprobe: ") and "moov atom not found" in reason
 
 
+def test_faststart_mp4_cut_inside_its_media_data(videos: dict[str, Path], tmp_path: Path,
+                                                 ffprobe_source: str) -> None:
+    """ffprobe reads a movie whose index comes first from the index alone: the cut must be seen in the boxes."""
+    faststart, cut = tmp_path / "faststart.mp4", tmp_path / "cut.mp4"
+    _ffmpeg("-i", str(videos["mp4"]), "-c", "copy", "-movflags", "+faststart", str(faststart))
+    data = faststart.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    assert _reason(cut) == (f"truncated video: box 'mdat' ends at byte {len(data):,} but the file has "
+                            f"{len(data) * 3 // 4:,} bytes")
+    assert identify(faststart).kind is MediaKind.VIDEO
+
+
+def test_a_trailer_after_a_movies_boxes_is_no_cut(videos: dict[str, Path], tmp_path: Path,
+                                                  ffprobe_source: str) -> None:
+    """Some phones append a trailer of their own after the last box (Samsung's SEF): it is not read as a box."""
+    trailed = tmp_path / "trailer.mp4"
+    trailed.write_bytes(videos["mp4"].read_bytes() + b"\xff\xff\xff\xffSEFH" + bytes(range(200)) + b"SEFT")
+    assert identify(trailed).kind is MediaKind.VIDEO
+
+
 def test_random_bytes_after_a_valid_ftyp(tmp_path: Path, ffprobe_source: str) -> None:
     path = tmp_path / "corrupt.mp4"
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + os.urandom(20_000))

@@ -601,7 +601,30 @@ def _check_video(path: Path, sniffed: _Sniffed) -> Identified:
     if not sizes:
         raise UnsupportedMedia("corrupt video: the video stream has no picture size")
     width, height = max(sizes, key=lambda wh: wh[0] * wh[1])
+    if sniffed.format in _BMFF_MOVIES and (cut := _cut_movie_box(path)):
+        raise UnsupportedMedia(f"truncated video: {cut}")
     return Identified(MediaKind.VIDEO, sniffed.format, sniffed.mime, width, height)
+
+
+#: Movies stored as ISO-BMFF boxes, and the top-level boxes of theirs that must be whole: the index and the media.
+_BMFF_MOVIES = frozenset({"mp4", "mov", "m4v", "3gp", "3g2"})
+_WHOLE_MOVIE_BOXES = frozenset({b"moov", b"mdat"})
+
+
+def _cut_movie_box(path: Path) -> str | None:
+    """Which of the movie's `moov` / `mdat` boxes ends past the end of the file, if one does. ffprobe reads a movie
+    whose index comes first (faststart) from that index alone, so a download cut inside its media data would pass.
+    Bytes after the boxes that are no boxes (a vendor's trailer) end the walk: only those two boxes are judged."""
+    size = path.stat().st_size
+    with path.open("rb") as stream:
+        try:
+            for box in iter_boxes(stream, 0, size):
+                if box.kind in _WHOLE_MOVIE_BOXES and box.end > size:
+                    return (f"box '{box.kind.decode('latin-1')}' ends at byte {box.end:,} but the file has "
+                            f"{size:,} bytes")
+        except (struct.error, ValueError):
+            return None
+    return None
 
 
 def _as_int(value: object) -> int:
