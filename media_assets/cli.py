@@ -185,7 +185,7 @@ def _with_pipeline(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "find":
             from media_assets.find import file_history_text
 
-            print(file_history_text(pipeline.catalog, args.pattern))
+            print(file_history_text(pipeline.catalog, args.pattern, settings.sources.folder_source_paths))
             return 0
         if args.command == "mirror":
             return _mirror(pipeline, args.full)

@@ -1,15 +1,17 @@
-"""The run report: what one batch did, as JSON (for tools) and Markdown (for people), newest N kept."""
+"""The run report: what one batch did, as JSON (for tools) and Markdown (for people), newest N kept. Files are
+named by their path inside the source ("2019/Trip/IMG_1.jpg"), iCloud files by their iCloud name."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from media_assets.catalog.icloud import count_in_library, kept_originals
-from media_assets.catalog.repository import Catalog, Duplicate, QuarantinedFile
+from media_assets.catalog.repository import Catalog, Duplicate, QuarantinedFile, path_inside_source
 from media_assets.catalog.sidecars import sorted_sidecars
 
 KEPT_TITLE = "Kept in iCloud: cannot be replaced faithfully"
@@ -79,7 +81,8 @@ class RunReport:
 
 
 def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, success: bool,
-                 duration_seconds: float, error: str | None = None) -> RunReport:
+                 duration_seconds: float, source_folders: Sequence[Path], error: str | None = None) -> RunReport:
+    """The batch's report; files are named by their path inside `source_folders` (FOLDER_SOURCE_PATHS)."""
     runs = {run.phase: run for run in catalog.latest_phase_runs(batch_id)}
     phases: list[dict[str, Any]] = [
         {"phase": name, "status": runs[name].status, "files": runs[name].files_processed,
@@ -91,8 +94,12 @@ def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, suc
         phases_succeeded=sum(1 for p in phases if p["status"] in ("succeeded", "skipped")),
         phases_total=len(phase_order), files_processed=totals.files,
         files_by_state=catalog.count_by_state(batch_id), bytes_in=totals.bytes_before_compression,
-        bytes_out=totals.bytes_after_compression, phases=phases, duplicates=catalog.duplicates(batch_id),
-        quarantined=catalog.quarantined(batch_id),
+        bytes_out=totals.bytes_after_compression, phases=phases,
+        duplicates=[replace(d, source_path=path_inside_source(d.source_path, source_folders),
+                            keeper_path=path_inside_source(d.keeper_path, source_folders))
+                    for d in catalog.duplicates(batch_id)],
+        quarantined=[replace(q, source_path=path_inside_source(q.source_path, source_folders))
+                     for q in catalog.quarantined(batch_id)],
         sidecars=[{"photo": photo, "sidecar": sidecar} for photo, sidecar in sorted_sidecars(catalog, batch_id)],
         error=error, already_in_icloud=count_in_library(catalog, batch_id),
         kept_in_icloud=[asdict(kept) for kept in kept_originals(catalog, batch_id)])

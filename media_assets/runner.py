@@ -104,7 +104,8 @@ def _run_holding_locks(pipeline: Pipeline, batch_id: str) -> RunReport:
         error = first_failure(result.all_events)
         BatchLifecycle(catalog).failed(batch_id, error)
     report = build_report(catalog, batch_id, PHASES, success=result.success,
-                          duration_seconds=time.perf_counter() - started, error=error)
+                          duration_seconds=time.perf_counter() - started, error=error,
+                          source_folders=pipeline.settings.sources.folder_source_paths)
     write_report(report, pipeline.settings.storage.reports_dir, pipeline.settings.storage.reports_keep)
     notify_batch_finished(pipeline.settings, report, result.run_id)
     return report

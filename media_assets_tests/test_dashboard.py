@@ -15,6 +15,7 @@ from dagster import AssetKey
 
 from media_assets import cli
 from media_assets.batches import is_batch_id
+from media_assets.catalog.repository import path_inside_source
 from media_assets.catalog.states import FileState
 from media_assets.definitions import defs
 from media_assets.defs.batch.assets import PHASES
@@ -22,6 +23,7 @@ from media_assets.defs.instance import DAGSTER_STORAGE_ENV
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
 from media_assets.storage import folder_bytes
+from media_assets.telegram.messages import report_text
 
 
 @pytest.fixture
@@ -143,13 +145,12 @@ def test_verification_carries_a_table_of_the_batch_files(make_pipeline) -> None:
     assert run_batch(pipeline).success
     table = _latest_metadata(pipeline, "verification")["files_table"]
     rows = {record.data["source_path"]: record.data for record in table.records}
-    assert set(rows) == {str(library / "a.jpg"), str(library / "sub" / "a.jpg"), str(library / "broken.jpg")}
-    kept, copy = sorted((rows[str(library / "a.jpg")], rows[str(library / "sub" / "a.jpg")]),
-                        key=lambda r: r["state"] == "duplicate")
+    assert set(rows) == {"a.jpg", "sub/a.jpg", "broken.jpg"}  # by their path inside the source folder
+    kept, copy = sorted((rows["a.jpg"], rows["sub/a.jpg"]), key=lambda r: r["state"] == "duplicate")
     assert kept["state"] == "verified" and kept["compression"] and "local uploaded" in kept["destinations"]
     assert copy["state"] == "duplicate" and copy["duplicate_of"] == f"{kept['source_path']} (exact)"
-    assert rows[str(library / "broken.jpg")]["state"] == "quarantined"
-    assert rows[str(library / "broken.jpg")]["quarantine_reason"]
+    assert rows["broken.jpg"]["state"] == "quarantined"
+    assert rows["broken.jpg"]["quarantine_reason"]
 
 
 def test_find_prints_a_files_whole_history(make_pipeline, cli_instance: None,
@@ -161,7 +162,8 @@ def test_find_prints_a_files_whole_history(make_pipeline, cli_instance: None,
     assert cli.main(["find", "img_1234"]) == 0
     out = capsys.readouterr().out
     library = pipeline.settings.sources.folder_source_paths[0]
-    assert out.startswith(f"{library / 'IMG_1234.jpg'} (file ") and f"batch {report.batch_id}): verified" in out
+    assert out.startswith("IMG_1234.jpg (file ") and f"batch {report.batch_id}): verified" in out
+    assert f"  at the source: {library / 'IMG_1234.jpg'}\n" in out
     assert "other.jpg" not in out
     [file] = [f for f in pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)
               if f.original_name == "IMG_1234.jpg"]
@@ -207,7 +209,7 @@ def test_status_json_gives_each_batch_the_destinations_and_the_next_step(
     assert "Automation (once): waits: PIPELINE_EXECUTION_MODE is 'once'" in text
 
 
-def test_the_report_names_files_by_their_path_at_the_source(make_pipeline) -> None:
+def test_the_report_names_files_by_their_path_inside_the_source(make_pipeline) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     _photos(pipeline, "x.jpg")
@@ -218,10 +220,22 @@ def test_the_report_names_files_by_their_path_at_the_source(make_pipeline) -> No
     assert report.success
     text = report.to_markdown()
     [duplicate] = report.duplicates
-    paths = {duplicate.source_path, duplicate.keeper_path}
-    assert paths == {str(library / "x.jpg"), str(library / "trip" / "x.jpg")}
+    assert {duplicate.source_path, duplicate.keeper_path} == {"x.jpg", "trip/x.jpg"}
     assert f"- {duplicate.source_path} is an exact duplicate of {duplicate.keeper_path}" in text
-    assert f"- {library / 'trip' / 'broken.jpg'}: " in text
+    assert "- trip/broken.jpg: " in text and str(library) not in text
+    written = (pipeline.settings.storage.reports_dir / f"report-{report.batch_id}.md").read_text()
+    assert written == text
+    phone = report_text(report)
+    assert f"• {duplicate.source_path} = {duplicate.keeper_path} (exact)" in phone
+    assert "• trip/broken.jpg: " in phone and str(library) not in phone
+
+
+def test_with_several_source_folders_a_path_starts_with_its_folders_name(tmp_path: Path) -> None:
+    dad, mum = tmp_path / "Dad", tmp_path / "Mum"
+    assert path_inside_source(str(mum / "2019" / "IMG_1.jpg"), [dad, mum]) == "Mum/2019/IMG_1.jpg"
+    assert path_inside_source(str(mum / "2019" / "IMG_1.jpg"), [mum]) == "2019/IMG_1.jpg"
+    assert path_inside_source("/elsewhere/IMG_1.jpg", [dad, mum]) == "/elsewhere/IMG_1.jpg"  # no longer a source
+    assert path_inside_source("icloud:IMG_0001.HEIC", [dad]) == "icloud:IMG_0001.HEIC"
 
 
 def test_the_code_location_loads_as_the_webserver_and_daemon_load_it(tmp_path: Path) -> None:

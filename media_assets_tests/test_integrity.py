@@ -190,7 +190,7 @@ def test_verify_repair_sends_a_bad_and_a_missing_copy_again_and_leaves_matching_
     assert f"repaired: 2019/Trip/IMG_1.jpg at local ({bad.remote_id}): sent again from the kept copy" in out
     assert sha256_file(local / bad.remote_id) == bad.checksum and sha256_file(pixel / gone.remote_id) == gone.checksum
     assert {path: path.stat().st_mtime_ns for path in untouched} == untouched  # matching copies never rewritten
-    history = find.file_history_text(pipeline.catalog, "IMG_1.jpg")
+    history = find.file_history_text(pipeline.catalog, "IMG_1.jpg", pipeline.settings.sources.folder_source_paths)
     assert f"verified -> verified (repaired at local: the differing copy {bad.remote_id} sent again" in history
 
     assert main(["verify", "--full"]) == 0

@@ -65,8 +65,8 @@ def report_text(report: RunReport, *, run_url: str | None = None, limit: int | N
         lines.append(f"Error: {report.error}")
     lines += ["", "Phases:"]
     lines += [f"• {p['phase']}: {p['status']}, {p['files']} files, {p['seconds']:.1f} s" for p in report.phases]
-    lines += _listed("Quarantined:", [f"• {q.original_name}: {q.error}" for q in report.quarantined], limit)
-    lines += _listed("Duplicates:", [f"• {d.original_name} = {d.keeper_name} ({d.kind})"
+    lines += _listed("Quarantined:", [f"• {q.source_path}: {q.error}" for q in report.quarantined], limit)
+    lines += _listed("Duplicates:", [f"• {d.source_path} = {d.keeper_path} ({d.kind})"
                                      for d in report.duplicates], limit)
     lines += _listed(f"{KEPT_TITLE}:", [f"• {k['original_name']}: {k['reason']}" for k in report.kept_in_icloud],
                      limit)

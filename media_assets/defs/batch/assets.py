@@ -3,8 +3,9 @@ context from the resources, runs the plain phase function, and hands its numbers
 
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 
 import psycopg
 from dagster import (
@@ -22,7 +23,7 @@ from dagster import (
 from media_assets.batches import BatchLifecycle, is_batch_id
 from media_assets.catalog.file_history import batch_files
 from media_assets.catalog.phase_totals import phase_totals
-from media_assets.catalog.repository import Catalog
+from media_assets.catalog.repository import Catalog, path_inside_source
 from media_assets.defs.batch.partitions import batch_partitions
 from media_assets.defs.icloud import ICloudResource
 from media_assets.defs.resources import CatalogResource, DestinationsResource, SettingsResource
@@ -168,7 +169,8 @@ def verification(context: AssetExecutionContext, settings: SettingsResource, cat
                   partial(verify, destinations=destinations.enabled(), sources=local_sources(loaded)),
                   enabled=loaded.destinations.enable_verification, then=finish_batch)
     return MaterializeResult(metadata={**(result.metadata or {}),
-                                       "files_table": files_table(catalog.catalog, context.partition_key)})
+                                       "files_table": files_table(catalog.catalog, context.partition_key,
+                                                                  loaded.sources.folder_source_paths)})
 
 
 #: Rows of the per-file table on `verification` (the whole history of any file: `media-pipeline find`).
@@ -178,13 +180,15 @@ _FILES_SCHEMA = TableSchema(columns=[TableColumn(name) for name in (
     "destinations")])
 
 
-def files_table(catalog: Catalog, batch_id: str) -> MetadataValue:
-    """What happened to each file of the batch, so 'what became of IMG_1234.jpg?' is answered on its page."""
+def files_table(catalog: Catalog, batch_id: str, source_folders: Sequence[Path]) -> MetadataValue:
+    """What happened to each file of the batch, so 'what became of IMG_1234.jpg?' is answered on its page; files
+    by their path inside the source folder."""
     records = []
     for file in batch_files(catalog, batch_id, FILES_TABLE_ROWS):
-        keeper = f"{file.keeper_path} ({file.duplicate_kind})" if file.duplicate_kind else None
+        keeper = (f"{path_inside_source(file.keeper_path or '', source_folders)} ({file.duplicate_kind})"
+                  if file.duplicate_kind else None)
         records.append(TableRecord({
-            "source_path": file.source_path, "state": file.state,
+            "source_path": path_inside_source(file.source_path, source_folders), "state": file.state,
             "taken": file.captured_at.isoformat(sep=" ") if file.captured_at else None,
             "date_tag": file.capture_date_tag, "compression": file.compression_decision,
             "bytes_saved": file.bytes_saved, "duplicate_of": keeper,

@@ -66,7 +66,8 @@ def telegram_batch_report(context: RunStatusSensorContext, telegram: TelegramRes
         return SkipReason(f"{run.job_name} is not a batch run")
     record = context.instance.get_run_record_by_id(run.run_id)
     duration = (record.end_time - record.start_time) if record and record.start_time and record.end_time else 0.0
-    report = build_report(catalog.catalog, batch_id, PHASES, success=True, duration_seconds=duration)
+    report = build_report(catalog.catalog, batch_id, PHASES, success=True, duration_seconds=duration,
+                          source_folders=telegram.settings.load().sources.folder_source_paths)
     if not send_report(config, report, run.run_id):
         return SkipReason("Telegram unreachable (see the log)")
     return None
