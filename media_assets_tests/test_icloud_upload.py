@@ -66,7 +66,9 @@ def test_verification_fails_when_the_asset_never_gets_indexed(standin: ICloudSta
     sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "IMG_1.JPG", size=(48, 36), seed=1)
     standin.index_delay = 3600
     report = run_batch(pipeline)
-    assert not report.success and "not found intact at icloud" in (report.error or "")
+    assert not report.success
+    assert (f"verification: 1 file(s) of batch {report.batch_id} are not accounted for (still 1 sorted); "
+            "IMG_1.JPG: not found intact at icloud") in (report.error or ""), report.error
     standin.index_delay = 0
     for asset in standin.assets:
         asset.indexed_at = 0

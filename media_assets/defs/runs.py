@@ -13,6 +13,7 @@ from dagster import DagsterEvent, DagsterInstance, DagsterRunStatus, RunsFilter
 from media_assets.batches import BatchLifecycle
 from media_assets.catalog.locks import batch_lock_free, orphaned_running_batches, process_run_locks
 from media_assets.catalog.repository import Catalog
+from media_assets.phases.common import PhaseFailed
 from media_assets.settings import Settings
 from media_assets.telegram.notify import send_alert
 
@@ -93,5 +94,8 @@ def first_failure(events: Sequence[DagsterEvent]) -> str:
                 return f"{event.step_key}: {STOPPED}"
             while info.cause is not None:
                 info = info.cause
-            return f"{event.step_key}: {info.message.strip()}"
+            message = info.message.strip()
+            if info.cls_name == PhaseFailed.__name__:  # a sentence for people: the class path is noise
+                message = message.split(": ", 1)[-1]
+            return f"{event.step_key}: {message}"
     return "the run failed before any phase started"

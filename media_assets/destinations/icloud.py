@@ -66,7 +66,7 @@ class ICloudDestination:
         try:
             asset_id, _already_there = library.upload(self.connection, path, taken, reserved_url)
         except Exception as error:
-            raise UploadError(f"iCloud upload failed: {error}") from None
+            raise UploadError(str(error)) from None  # the phase's message says where: "uploaded to iCloud Photos"
         return asset_id
 
     def upload_many(self, jobs: Iterable[UploadJob]) -> Iterator[tuple[UploadJob, str | UploadError]]:

@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta, timezone
 
 from media_assets.catalog.icloud import IN_LIBRARY
-from media_assets.catalog.repository import MediaFile
+from media_assets.catalog.repository import MediaFile, path_inside_source
 from media_assets.catalog.states import FileState
 from media_assets.destinations.base import Destination, HoldsItsSource, UploadError, UploadJob, UploadsInGroups
 from media_assets.media.identify import content_format
@@ -51,7 +51,8 @@ def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
     if failures:
         first, error = failures[0]
         raise PhaseFailed(f"{len(failures)} file(s) could not be {destination.sending}: {_cause(error)} "
-                          f"(first: {first.original_name}); they stay staged and a re-run of the batch retries them")
+                          f"(first: {path_inside_source(first.source_path, ctx.settings.sources.folder_source_paths)}"
+                          "); they stay staged and a re-run of the batch retries them")
 
 
 def _cause(error: Exception) -> str:

@@ -10,6 +10,7 @@ import random
 from collections.abc import Mapping
 
 from media_assets.batches import BatchLifecycle
+from media_assets.catalog.repository import path_inside_source
 from media_assets.catalog.states import FINAL_STATES, FileState
 from media_assets.destinations.base import Destination, ReadsBack
 from media_assets.icloud.replace import replace_if_configured
@@ -27,16 +28,17 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
     read_back = _read_back_sample(ctx, destinations)
     for file in ctx.files(FileState.SORTED):
         outcome.files += 1
+        name = path_inside_source(file.source_path, ctx.settings.sources.folder_source_paths)
         kept = ctx.path(file.sorted_path or "")
         if not kept.is_file() or sha256_file(kept) != file.output_hash:
-            problems.append(f"{file.original_name!r}: kept copy {file.sorted_path} is missing or differs")
+            problems.append(f"{name}: kept copy {file.sorted_path} is missing or differs")
             continue
         bad = [row.destination for row in ctx.catalog.uploads_of(file.id) if row.status == "uploaded"
                and not _arrived(destinations, row.destination, row.remote_id, file.output_hash or "",
                                 read_back=(file.id, row.destination) in read_back)]
         outcome.counts["read_back"] += sum(1 for key in read_back if key[0] == file.id)
         if bad:
-            problems.append(f"{file.original_name!r}: not found intact at {', '.join(bad)}")
+            problems.append(f"{name}: not found intact at {', '.join(bad)}")
             continue
         for row in ctx.catalog.uploads_of(file.id):
             if row.status == "uploaded":
@@ -44,19 +46,20 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
         ctx.catalog.move(file, FileState.VERIFIED)
         outcome.bytes_in += file.output_size or 0
         outcome.counts["verified"] += 1
-    problems += unaccounted(ctx)
+    still = unaccounted(ctx)
     outcome.failed = len(problems)
-    if problems:
-        raise PhaseFailed(f"{len(problems)} file(s) of batch {ctx.batch_id} are not accounted for: "
-                          + "; ".join(problems[:10]))
+    if still:
+        where = ", ".join(f"{n} {state}" for state, n in sorted(still.items()))
+        raise PhaseFailed(f"{sum(still.values())} file(s) of batch {ctx.batch_id} are not accounted for "
+                          f"(still {where})" + "".join(f"; {problem}" for problem in problems[:10]))
     release_copies(ctx, outcome, sources)
 
 
-def unaccounted(ctx: PhaseContext) -> list[str]:
-    """Files of the batch that are neither verified, a recorded duplicate, nor quarantined with a reason."""
+def unaccounted(ctx: PhaseContext) -> dict[str, int]:
+    """Files of the batch, by state, that are neither verified, a recorded duplicate, nor quarantined with a
+    reason (a file that failed verification is still sorted)."""
     counts = ctx.catalog.count_by_state(ctx.batch_id)
-    open_states = {state: n for state, n in counts.items() if FileState(state) not in FINAL_STATES}
-    return [f"{n} file(s) still {state}" for state, n in sorted(open_states.items())]
+    return {state: n for state, n in counts.items() if FileState(state) not in FINAL_STATES}
 
 
 def _read_back_sample(ctx: PhaseContext, destinations: Mapping[str, Destination]) -> set[tuple[int, str]]:
