@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dagster import build_sensor_context
 
 from media_assets.definitions import defs
+from media_assets.defs.instance import Pipeline
 from media_assets.defs.resources import SettingsResource
 from media_assets.defs.telegram.resources import TelegramResource
 from media_assets.defs.telegram.sensors import telegram_run_failure_alert
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
+from media_assets_tests.conftest import MakePipeline
+from media_assets_tests.icloud_standin import ICloudStandIn
 from media_assets_tests.telegram_stub import TelegramStub
-from media_assets_tests.test_icloud import icloud_settings, login, standin  # noqa: F401
+from media_assets_tests.test_icloud import icloud_settings, login
 from media_assets_tests.test_telegram import telegram_settings
 
 
@@ -28,15 +32,15 @@ def stub() -> Iterator[TelegramStub]:
     server.stop()
 
 
-def _photos(pipeline, *names: str) -> None:
+def _photos(pipeline: Pipeline, *names: str) -> None:
     library = pipeline.settings.sources.folder_source_paths[0]
     for name in names:
         (library / name).parent.mkdir(parents=True, exist_ok=True)
         sample.make_photo(library / name, seed=zlib.crc32(name.encode()), size=(64, 48))
 
 
-def test_the_pixel_sync_folder_names_itself_the_cause_and_the_first_file_by_its_path(make_pipeline, tmp_path,
-                                                                                        stub) -> None:
+def test_the_pixel_sync_folder_names_itself_the_cause_and_the_first_file_by_its_path(
+        make_pipeline: MakePipeline, tmp_path: Path, stub: TelegramStub) -> None:
     pixel = tmp_path / "pixel"
     pipeline = make_pipeline(ENABLE_PIXEL_UPLOAD="true", PIXEL_SYNC_DIR=str(pixel), **telegram_settings(stub))
     _photos(pipeline, "a.jpg", "2019/b.jpg", "2019/c.jpg")
@@ -50,7 +54,8 @@ def test_the_pixel_sync_folder_names_itself_the_cause_and_the_first_file_by_its_
     assert f"Error: pixel_upload: {expected}" in message.text, message.text
 
 
-def test_the_daemons_alert_names_the_place_the_cause_and_the_first_file(make_pipeline, tmp_path, stub) -> None:
+def test_the_daemons_alert_names_the_place_the_cause_and_the_first_file(make_pipeline: MakePipeline, tmp_path: Path,
+                                                                       stub: TelegramStub) -> None:
     pipeline = make_pipeline(**telegram_settings(stub))
     resources = {"telegram": TelegramResource(settings=SettingsResource(settings_file=str(tmp_path / "settings.env")))}
     with build_sensor_context(instance=pipeline.instance, resources=resources) as context:
@@ -71,7 +76,8 @@ def test_the_daemons_alert_names_the_place_the_cause_and_the_first_file(make_pip
 
 
 @pytest.mark.slow
-def test_icloud_names_itself_and_apples_answer(standin, make_pipeline, tmp_path) -> None:  # noqa: F811
+def test_icloud_names_itself_and_apples_answer(standin: ICloudStandIn, make_pipeline: MakePipeline,
+                                               tmp_path: Path) -> None:
     pipeline = make_pipeline(**icloud_settings(standin, tmp_path, ENABLE_ICLOUD_DOWNLOAD="false",
                                                ENABLE_FOLDER_SOURCE="true", ENABLE_ICLOUD_UPLOAD="true"))
     login(pipeline.settings, standin)
