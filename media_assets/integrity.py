@@ -35,8 +35,9 @@ FINE = ("matching", "pruned")
 KEPT = "kept"
 #: Who starts a check (`integrity_checks.started_by`), as the alert names it.
 STARTED_BY = {"cli": "by hand", "schedule": "the weekly scrub", "ui": "from the Dagster UI"}
-#: Problem lines an alert lists (the command prints them all).
+#: Problem lines an alert lists and the catalog keeps of a check (the command prints them all).
 ALERT_LINES = 10
+STORED_LINES = 100
 
 
 @dataclass(frozen=True)
@@ -232,12 +233,16 @@ def verify_library(settings: Settings, catalog: Catalog, destinations: Mapping[s
         repair_copies(settings, catalog, destinations, report)
     record_integrity_check(catalog, started_at=started_at, started_by=started_by, repair=repair, ok=report.ok,
                            counts=report.metadata(), repaired=len(report.repaired),
-                           problems="\n".join(report.problems + report.not_repaired) or None)
+                           problems="\n".join(_first(report.problems + report.not_repaired, STORED_LINES)) or None)
     if report.found:
-        lines = report.problems[:ALERT_LINES] + ([f"… and {len(report.problems) - ALERT_LINES} more"]
-                                                 if len(report.problems) > ALERT_LINES else [])
         repaired = ([f"{len(report.repaired)} repaired; {report.found - len(report.repaired)} still to fix"]
                     if repair else ["`media-pipeline verify --repair` sends bad or missing destination copies again"])
         head = f"⚠️ verify --full ({STARTED_BY[started_by]}) found problems: {report.summary()}"
-        send_alert("scrub", "\n".join([head, *lines, *repaired]), settings=settings)
+        # One key per kind of finding: the same problems are not repeated within the throttle window, new ones are.
+        key = "scrub:" + ",".join(f"{c}={n}" for c, n in report.counts.items() if n and c not in FINE)
+        send_alert(key, "\n".join([head, *_first(report.problems, ALERT_LINES), *repaired]), settings=settings)
     return report
+
+
+def _first(lines: list[str], limit: int) -> list[str]:
+    return lines[:limit] + ([f"… and {len(lines) - limit} more"] if len(lines) > limit else [])
