@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 import warnings
@@ -196,7 +195,10 @@ def _with_pipeline(settings: Settings, args: argparse.Namespace) -> int:
                 return 2
             return _run_interval(pipeline, minutes, args.max_runs)
         if args.command == "ui":
-            return _serve(args.host or settings.ui.host, args.port or settings.ui.port)
+            from media_assets.ui import serve
+
+            return serve(args.host or settings.ui.host, args.port or settings.ui.port,
+                         Path(os.environ["DAGSTER_HOME"]))
     except SourceUnavailable as error:
         print(f"media-pipeline: {error}", file=sys.stderr)
         return 2
@@ -401,33 +403,6 @@ def _verify(pipeline: Pipeline, sample: int | None, *, repair: bool) -> int:
                             started_by="cli", read_back_sample=sample, repair=repair)
     print(report.to_text())
     return 0 if report.ok else 1
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _serve(host: str, port: int) -> int:
-    """The webserver and the daemon as child processes sharing this process's database settings."""
-    bin_dir = Path(sys.executable).parent
-    module = ["-m", "media_assets.definitions"]
-    children = [
-        subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", *module]),
-        subprocess.Popen([str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *module]),
-    ]
-    print(f"Dagster UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        while all(child.poll() is None for child in children):
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(timeout=30)
-    return 0
 
 
 def _status_text(pipeline: Pipeline) -> str:

@@ -16,7 +16,7 @@ import yaml
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-PIPELINE_SERVICES = {"webserver", "daemon", "worker-1", "worker-2"}
+PIPELINE_SERVICES = {"code-server", "webserver", "daemon", "worker-1", "worker-2"}
 SHARED_ENVIRONMENT = {"MEDIA_PIPELINE_DATABASE_URL", DAGSTER_STORAGE_ENV, "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"}
 
 
@@ -61,6 +61,21 @@ def test_two_workers_start_from_the_celery_configuration_under_their_own_names()
     executor = (ROOT / "deploy/celery/executor.yaml").read_text()
     assert {"CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"} <= set(re.findall(r"env: (\w+)", executor))
     assert "-w" in services["daemon"]["command"] and services["daemon"]["command"][-1] == "/app/workspace.yaml"
+
+
+def test_the_webserver_and_the_daemon_use_the_one_code_server() -> None:
+    """Neither manages a code server of its own (the daemon would replace it every minute): both read
+    workspace.yaml, which names the code-server service's port and location."""
+    services = _compose()["services"]
+    server = services["code-server"]["command"]
+    assert server[:3] == ["dagster", "code-server", "start"]
+    [location] = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"]
+    assert location["grpc_server"] == {"host": "code-server", "port": int(server[server.index("-p") + 1]),
+                                       "location_name": server[server.index("--location-name") + 1]}
+    for name in ("webserver", "daemon"):
+        command = services[name]["command"]
+        assert command[command.index("-w") + 1] == "/app/workspace.yaml" and "-m" not in command, name
+    assert services["daemon"]["command"][0] == "media-pipeline-daemon"
 
 
 def _has_compose() -> bool:

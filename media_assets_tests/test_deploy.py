@@ -52,7 +52,8 @@ def _verify_units(folder: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                     reason="systemd-analyze is not installed (apt-get install systemd)")
 def test_the_systemd_units_verify(tmp_path: Path) -> None:
-    assert {u.name for u in UNITS} == {"media-pipeline-daemon.service", "media-pipeline-webserver.service"}
+    assert {u.name for u in UNITS} == {"media-pipeline-code-server.service", "media-pipeline-daemon.service",
+                                       "media-pipeline-webserver.service"}
     for unit in UNITS:
         text = unit.read_text()
         assert "User=media-pipeline" in text and "EnvironmentFile=/etc/media-pipeline/environment" in text
@@ -109,3 +110,18 @@ def test_the_celery_configuration_is_valid_for_workers_and_the_batch_job(monkeyp
     job = define_asset_job("media_batch", selection=AssetSelection.groups(GROUP), executor_def=celery_executor)
     defs = Definitions(assets=PHASE_ASSETS, jobs=[job], resources=production_defs.resources)
     assert validate_run_config(defs.resolve_job_def("media_batch"), yaml.safe_load(path.read_text()))
+
+
+def test_the_systemd_webserver_and_daemon_use_the_code_server_unit() -> None:
+    """One long-lived code server (the daemon replaces one it manages itself every minute): the workspace file
+    names the code server unit's port and location, and the webserver and the daemon read it."""
+    units = {unit.name: unit.read_text() for unit in UNITS}
+    server = units["media-pipeline-code-server.service"].split("ExecStart=")[1].split("\n[")[0].replace("\\\n", " ")
+    arguments = server.split()
+    [location] = yaml.safe_load((DEPLOY / "systemd/workspace.yaml").read_text())["load_from"]
+    assert location["grpc_server"] == {"host": "127.0.0.1", "port": int(arguments[arguments.index("-p") + 1]),
+                                       "location_name": arguments[arguments.index("--location-name") + 1]}
+    for name in ("media-pipeline-daemon.service", "media-pipeline-webserver.service"):
+        assert "-w /etc/media-pipeline/workspace.yaml" in units[name] and " -m " not in units[name], name
+        assert "Requires=media-pipeline-code-server.service" in units[name], name
+    assert "ExecStart=/opt/media-pipeline/.venv/bin/media-pipeline-daemon run" in units["media-pipeline-daemon.service"]

@@ -149,7 +149,7 @@ def test_sql_is_sent_only_from_the_catalog() -> None:
 
 #: docs/ARCHITECTURE.md's layers, top first: a module imports only from its own row or the rows below it.
 LAYERS = (
-    ("media_assets.cli",),
+    ("media_assets.cli", "media_assets.ui"),
     ("media_assets.definitions",),
     ("media_assets.defs", "media_assets.runner"),
     ("media_assets.operations", "media_assets.integrity", "media_assets.automation", "media_assets.doctor",
