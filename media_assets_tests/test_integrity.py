@@ -220,4 +220,4 @@ def test_repair_never_sends_a_kept_copy_that_does_not_match_the_catalog(
     out = capsys.readouterr().out
     assert "does not match the catalog either, so it is not sent" in out and not destination.exists()
     assert main(["status"]) == 0
-    assert "with --repair): PROBLEMS LEFT" in capsys.readouterr().out
+    assert "with --repair): 2 PROBLEM(S) LEFT" in capsys.readouterr().out  # the destination copy and the kept one

@@ -12,7 +12,7 @@ from media_assets.catalog.dashboard import batch_summaries, bytes_at_destination
 from media_assets.catalog.integrity import last_integrity_check
 from media_assets.defs.batch.sensors import next_batch_decision
 from media_assets.defs.instance import Pipeline
-from media_assets.integrity import CATEGORIES, STARTED_BY
+from media_assets.integrity import CATEGORIES, FINE, STARTED_BY
 from media_assets.storage import free_bytes
 
 #: Batches `status` lists, newest first.
@@ -60,9 +60,10 @@ def _last_verify_line(last: dict[str, Any] | None) -> str:
         return "Last verify --full: never (`media-pipeline verify --full` checks every copy now)"
     how = STARTED_BY[last["started_by"]]
     how += ", with --repair" if last["repair"] else ""
-    found = ", ".join(f"{n} {category.replace('_', ' ')}" for category, n in last["counts"].items()
-                      if n and category in CATEGORIES)
+    counts = last["counts"]
+    found = ", ".join(f"{counts[c]} {c.replace('_', ' ')}" for c in CATEGORIES if counts.get(c))
     repaired = f", {last['repaired']} repaired" if last["repaired"] else ""
-    verdict = "all fine" if last["ok"] else "PROBLEMS LEFT (see `media-pipeline verify --full`)"
+    left = sum(counts.get(c, 0) for c in CATEGORIES if c not in FINE) - last["repaired"]
+    verdict = "all fine" if last["ok"] else f"{left} PROBLEM(S) LEFT (`media-pipeline verify --full` lists them)"
     when = f"{last['finished_at'].astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
     return f"Last verify --full: {when} ({how}): {verdict}: {found}{repaired}"
