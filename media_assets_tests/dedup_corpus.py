@@ -162,14 +162,20 @@ def write_corpus(folder: Path, *, size: tuple[int, int], originals: int, bursts:
         add(entries, partial(_photo_and_copies, size, seed + n, taken, copy_kinds, n % 3 == 0))
     for b in range(bursts):
         add([(f"bursts/BURST{b:03d}_{k}.jpg", f"burst{b}-{k}", "burst") for k in range(3)],
-            lambda b=b: [_camera_jpeg(frame) for frame in burst_frames(size, seed + 10_000 + b)])
+            partial(_camera_jpegs, burst_frames, size, seed + 10_000 + b))
     for f in range(flats):
         add([(f"flat/FLAT{f:03d}_{k}.jpg", f"flat{f}-{k}", "flat") for k in range(3)],
-            lambda f=f: [_camera_jpeg(shot) for shot in flat_shots(size, seed + 20_000 + f)])
+            partial(_camera_jpegs, flat_shots, size, seed + 20_000 + f))
     return files
 
 
 _SUFFIX = {"png": "png", "heic": "heic"}
+
+
+def _camera_jpegs(pictures: Callable[[tuple[int, int], int], list[Image.Image]], size: tuple[int, int],
+                  seed: int) -> list[bytes]:
+    """The camera's JPEGs of the pictures made from (size, seed): a burst's frames, a flat scene's shots."""
+    return [_camera_jpeg(picture) for picture in pictures(size, seed)]
 
 
 def _camera_jpeg(image: Image.Image, exif: Image.Exif | None = None) -> bytes:

@@ -177,8 +177,9 @@ class TelegramStub:
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
                 payload = part.get_payload(decode=True) or b""
-                if part.get_filename():
-                    files[name] = (part.get_filename(), payload)
+                assert isinstance(name, str) and isinstance(payload, bytes), part
+                if filename := part.get_filename():
+                    files[name] = (filename, payload)
                 else:
                     params[name] = payload.decode()
         else:

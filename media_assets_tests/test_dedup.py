@@ -11,16 +11,18 @@ import numpy as np
 import pytest
 
 from media_assets.catalog.states import FileState
+from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
 from media_assets.media.near_index import NearIndex, brute_force
 from media_assets.media.perceptual import APPLE_MAKERNOTE, apple_makernote, photo_fingerprint, same_picture
 from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, DedupConfig
 from media_assets.runner import run_batch
+from media_assets_tests.conftest import MakePipeline, present
 from media_assets_tests.dedup_corpus import burst_frames, score, write_corpus
 from media_assets_tests.first_phases import download_and_deduplicate
 
 
-def _dedup_batch(pipeline, batch_id: str = "b1") -> dict[Path, Path]:
+def _dedup_batch(pipeline: Pipeline, batch_id: str = "b1") -> dict[Path, Path]:
     """Download and deduplicate one batch; {duplicate's source path: keeper's source path}."""
     download_and_deduplicate(pipeline, batch_id)
     found = {}
@@ -31,7 +33,7 @@ def _dedup_batch(pipeline, batch_id: str = "b1") -> dict[Path, Path]:
 
 
 @pytest.mark.slow
-def test_copies_are_found_and_look_alikes_are_not_merged(make_pipeline) -> None:
+def test_copies_are_found_and_look_alikes_are_not_merged(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline(DEDUP_WORKERS="2")
     library = pipeline.settings.sources.folder_source_paths[0]
     files = write_corpus(library, size=(640, 480), originals=6, bursts=3, flats=2)
@@ -43,8 +45,8 @@ def test_copies_are_found_and_look_alikes_are_not_merged(make_pipeline) -> None:
     states = pipeline.catalog.count_by_state("b1")
     assert states["duplicate"] == accuracy["all"].found
     # Every kept file has its fingerprint, ready for the next batch's index.
-    hashed = pipeline.catalog.conn.execute(
-        "SELECT count(*) AS n FROM media_files WHERE state = 'unique' AND phash IS NOT NULL").fetchone()["n"]
+    hashed = present(pipeline.catalog.conn.execute(
+        "SELECT count(*) AS n FROM media_files WHERE state = 'unique' AND phash IS NOT NULL").fetchone())["n"]
     assert hashed == states["unique"]
 
 
@@ -94,7 +96,7 @@ def test_near_index_finds_what_brute_force_finds() -> None:
         assert (distances <= radius).all() and len(expected) >= min(300, 300 * (radius + 1) // 9)
 
 
-def test_radius_setting_is_validated(make_pipeline) -> None:
+def test_radius_setting_is_validated(make_pipeline: MakePipeline) -> None:
     from media_assets.settings import SettingsError
 
     assert DedupConfig.from_settings(make_pipeline(DEDUP_NEAR_RADIUS="4").settings).radius == 4
@@ -102,7 +104,7 @@ def test_radius_setting_is_validated(make_pipeline) -> None:
         DedupConfig.from_settings(make_pipeline(DEDUP_NEAR_RADIUS="-1").settings)
 
 
-def test_live_photo_raw_jpeg_and_apple_burst_are_never_merged(make_pipeline) -> None:
+def test_live_photo_raw_jpeg_and_apple_burst_are_never_merged(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     taken = datetime(2024, 5, 1, 12, 0, 0)
@@ -137,7 +139,7 @@ def test_live_photo_raw_jpeg_and_apple_burst_are_never_merged(make_pipeline) -> 
     assert keys[rows["IMG_900.JPG"].id]["burst_id"] == "BURST-7"
 
 
-def test_a_live_pair_is_dropped_only_as_a_whole(make_pipeline) -> None:
+def test_a_live_pair_is_dropped_only_as_a_whole(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     taken = datetime(2024, 5, 1, 12, 0, 0)
@@ -166,7 +168,7 @@ def _tiny_dng() -> bytes:
 
 
 @pytest.mark.slow
-def test_a_copy_arriving_in_a_later_batch_points_to_the_kept_file(make_pipeline) -> None:
+def test_a_copy_arriving_in_a_later_batch_points_to_the_kept_file(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     sample.make_photo(library / "IMG_1000.jpg", size=(1200, 900), seed=45, taken=datetime(2024, 1, 1, 10))
@@ -210,7 +212,8 @@ def test_the_benchmark_runs_and_finds_no_false_duplicate(tmp_path: Path) -> None
     assert "| kind | true copies |" in done.stdout
 
 
-def test_a_heic_is_confirmed_on_its_real_pixels_never_its_embedded_thumbnail(tmp_path: Path, monkeypatch) -> None:
+def test_a_heic_is_confirmed_on_its_real_pixels_never_its_embedded_thumbnail(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
 
     from media_assets.media.perceptual import pixel_signature

@@ -6,37 +6,40 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from media_assets.catalog.states import FileState
+from media_assets.defs.instance import Pipeline
 from media_assets.destinations.configured import enabled_destinations
 from media_assets.disk import KeepOriginals
-from media_assets.integrity import check_everything
+from media_assets.integrity import IntegrityReport, check_everything
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
 from media_assets.settings import SettingsError
+from media_assets_tests.conftest import MakePipeline, present
 
 
 def _files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def _check(pipeline):
+def _check(pipeline: Pipeline) -> IntegrityReport:
     return check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings))
 
 
-def _verification_counts(pipeline, batch_id: str) -> dict:
+def _verification_counts(pipeline: Pipeline, batch_id: str) -> dict[str, Any]:
     runs = pipeline.catalog.latest_phase_runs(batch_id)
-    return next(run.details for run in runs if run.phase == "verification")
+    return present(next(run.details for run in runs if run.phase == "verification"))
 
 
-def _pruned(pipeline, column: str) -> int:
-    return pipeline.catalog.conn.execute(
-        f"SELECT count(*) AS n FROM media_files WHERE {column} IS NOT NULL").fetchone()["n"]
+def _pruned(pipeline: Pipeline, column: str) -> int:
+    return present(pipeline.catalog.conn.execute(
+        f"SELECT count(*) AS n FROM media_files WHERE {column} IS NOT NULL").fetchone())["n"]
 
 
-def test_a_verified_batch_from_a_folder_keeps_only_the_kept_copies(make_pipeline) -> None:
+def test_a_verified_batch_from_a_folder_keeps_only_the_kept_copies(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     report = run_batch(pipeline)
@@ -61,7 +64,8 @@ def test_a_verified_batch_from_a_folder_keeps_only_the_kept_copies(make_pipeline
     assert result.counts["pruned"] == _pruned(pipeline, "original_pruned_at") + len(compressed)
 
 
-def test_a_failed_batch_keeps_its_copies_and_a_re_run_still_finishes_it(make_pipeline, monkeypatch) -> None:
+def test_a_failed_batch_keeps_its_copies_and_a_re_run_still_finishes_it(make_pipeline: MakePipeline,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline()
     sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     import media_assets.phases.sorting as sorting
@@ -82,22 +86,22 @@ def test_a_failed_batch_keeps_its_copies_and_a_re_run_still_finishes_it(make_pip
 
     # The compressed copy that was kept lets the damaged kept copy be restored; the re-run then finishes.
     [damaged] = [f for f in pipeline.catalog.iter_files(failed.batch_id, FileState.SORTED)]
-    shutil.copyfile(pipeline.settings.storage.media_root / damaged.output_path,
-                    pipeline.settings.storage.media_root / damaged.sorted_path)
+    shutil.copyfile(pipeline.settings.storage.media_root / present(damaged.output_path),
+                    pipeline.settings.storage.media_root / present(damaged.sorted_path))
     again = run_batch(pipeline, failed.batch_id)
     assert again.success, again.error
     assert _files_in(storage("compressed")) == [] and _files_in(storage("originals")) == []
 
 
-def _originals(pipeline) -> list[Path]:
+def _originals(pipeline: Pipeline) -> list[Path]:
     return _files_in(pipeline.settings.storage_dir("originals"))
 
 
-def _photo(pipeline, name: str, seed: int) -> Path:
+def _photo(pipeline: Pipeline, name: str, seed: int) -> Path:
     return sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / name, seed=seed, size=(320, 240))
 
 
-def test_keep_originals_always_keeps_them_and_verify_knows_missing_from_pruned(make_pipeline) -> None:
+def test_keep_originals_always_keeps_them_and_verify_knows_missing_from_pruned(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline(KEEP_ORIGINALS="always")
     _photo(pipeline, "a.jpg", 1)
     _photo(pipeline, "b.jpg", 2)
@@ -110,7 +114,7 @@ def test_keep_originals_always_keeps_them_and_verify_knows_missing_from_pruned(m
     assert "original" in result.problems[0]
 
 
-def test_keep_originals_until_verified(make_pipeline) -> None:
+def test_keep_originals_until_verified(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline(KEEP_ORIGINALS="until_verified")
     _photo(pipeline, "a.jpg", 1)
     assert run_batch(pipeline).success
@@ -118,7 +122,8 @@ def test_keep_originals_until_verified(make_pipeline) -> None:
     assert _pruned(pipeline, "original_pruned_at") == 1
 
 
-def test_keep_originals_for_days_prunes_later_and_never_a_file_the_folder_no_longer_holds(make_pipeline) -> None:
+def test_keep_originals_for_days_prunes_later_and_never_a_file_the_folder_no_longer_holds(
+        make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline(KEEP_ORIGINALS="days:3")
     _photo(pipeline, "a.jpg", 1)
     changed = _photo(pipeline, "b.jpg", 2)
@@ -136,11 +141,11 @@ def test_keep_originals_for_days_prunes_later_and_never_a_file_the_folder_no_lon
     assert _verification_counts(pipeline, second.batch_id)["originals_kept_source_changed"] == 1
 
 
-def test_keep_originals_defaults_per_source_and_refuses_nonsense(make_pipeline) -> None:
+def test_keep_originals_defaults_per_source_and_refuses_nonsense(make_pipeline: MakePipeline) -> None:
     default = KeepOriginals.from_settings(make_pipeline().settings)
     assert default.rule_for("folder") == "until_verified" and default.rule_for("icloud") == "always"
     assert default.keep_for("icloud") is None
     days = KeepOriginals.from_settings(make_pipeline(KEEP_ORIGINALS="days:7").settings)
-    assert days.keep_for("icloud").days == 7 == days.keep_for("folder").days
+    assert present(days.keep_for("icloud")).days == 7 == present(days.keep_for("folder")).days
     with pytest.raises(SettingsError, match="KEEP_ORIGINALS"):
         KeepOriginals.from_settings(make_pipeline(KEEP_ORIGINALS="sometimes").settings)

@@ -8,25 +8,28 @@ import os
 import pytest
 
 import media_assets.phases.download as download_phase
+from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.states import FileState
+from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
 from media_assets.media.identify import MediaKind
 from media_assets.phases.common import PhaseContext, run_phase
 from media_assets.sources.configured import enabled_sources
+from media_assets_tests.conftest import MakePipeline
 
 
-def _download(pipeline) -> dict[str, object]:
+def _download(pipeline: Pipeline) -> dict[str, MediaFile]:
     pipeline.catalog.create_batch("b1")
     ctx = PhaseContext(batch_id="b1", settings=pipeline.settings, catalog=pipeline.catalog)
     run_phase("download", ctx, lambda c, o: download_phase.download(c, o, enabled_sources(pipeline.settings)))
     return {f.original_name: f for f in pipeline.catalog.iter_files("b1", *FileState)}
 
 
-def _stored_files(pipeline) -> list[str]:
+def _stored_files(pipeline: Pipeline) -> list[str]:
     return sorted(p.name for p in pipeline.settings.storage.media_root.rglob("*") if p.is_file())
 
 
-def test_a_non_media_file_is_quarantined_without_copying_its_bytes(make_pipeline) -> None:
+def test_a_non_media_file_is_quarantined_without_copying_its_bytes(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     junk = os.urandom(2_000_000)
@@ -43,7 +46,7 @@ def test_a_non_media_file_is_quarantined_without_copying_its_bytes(make_pipeline
     assert (library / "backup.mov").read_bytes() == junk
 
 
-def test_media_above_its_kind_s_limit_is_refused_with_the_limit_named(make_pipeline,
+def test_media_above_its_kind_s_limit_is_refused_with_the_limit_named(make_pipeline: MakePipeline,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]

@@ -9,13 +9,15 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from media_assets.catalog.states import FileState
+from media_assets.defs.instance import Pipeline
 from media_assets.media.perceptual import fingerprint
 from media_assets.media.sample_library import TAG_ORIENTATION, make_photo, photo_bytes, textured_image
 from media_assets.runner import run_batch
+from media_assets_tests.conftest import MakePipeline
 from media_assets_tests.first_phases import download_and_deduplicate
 
 
-def test_heic_bytes_named_jpg_arrive_everywhere_as_heic(make_pipeline, tmp_path: Path) -> None:
+def test_heic_bytes_named_jpg_arrive_everywhere_as_heic(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     library = tmp_path / "library"
     make_photo(library / "IMG_0007.JPG", size=(320, 240), fmt="HEIC", taken=datetime(2022, 4, 5, 6, 7, 8))
     pipeline = make_pipeline()
@@ -25,7 +27,7 @@ def test_heic_bytes_named_jpg_arrive_everywhere_as_heic(make_pipeline, tmp_path:
     assert file.media_format == "heic"
     assert file.sorted_path is not None and file.sorted_path.endswith("2022/04/05/IMG_0007.heic")
     (upload,) = pipeline.catalog.uploads_of(file.id)
-    assert upload.remote_id.endswith("IMG_0007.heic")
+    assert upload.remote_id is not None and upload.remote_id.endswith("IMG_0007.heic")
     assert (pipeline.settings.destinations.local_destination_dir / upload.remote_id).is_file()
 
 
@@ -35,7 +37,7 @@ STORED_AS = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROT
              7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
 
 
-def test_eight_orientations_of_one_photo_are_one_photo(make_pipeline, tmp_path: Path) -> None:
+def test_eight_orientations_of_one_photo_are_one_photo(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     """Stored eight ways with the eight orientation tags, identical when displayed: one is delivered."""
     library = tmp_path / "library"
     shown = textured_image((640, 480), 11)
@@ -53,7 +55,7 @@ def test_eight_orientations_of_one_photo_are_one_photo(make_pipeline, tmp_path: 
     assert report.files_by_state.get("duplicate") == 7
 
 
-def _keepers(pipeline, batch_id: str) -> dict[str, str]:
+def _keepers(pipeline: Pipeline, batch_id: str) -> dict[str, str]:
     """{duplicate's source path relative to the library: its keeper's}."""
     library = pipeline.settings.sources.folder_source_paths[0]
     found = {}
@@ -63,7 +65,7 @@ def _keepers(pipeline, batch_id: str) -> dict[str, str]:
     return found
 
 
-def test_the_keeper_of_exact_copies_has_the_most_original_name(make_pipeline, tmp_path: Path) -> None:
+def test_the_keeper_of_exact_copies_has_the_most_original_name(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     library = tmp_path / "library"
     photo = photo_bytes(size=(320, 240), seed=5, taken=datetime(2020, 2, 3, 4, 5, 6))
     names = ["a/Copy of IMG_0001.JPG", "b/IMG_0001 (1).JPG", "c/IMG_0001 copy.JPG", "d/IMG_0001-1.JPG",
@@ -82,7 +84,7 @@ def _motion_photo(still: bytes) -> bytes:
     return still + movie
 
 
-def test_a_file_that_holds_more_than_its_picture_is_the_keeper(make_pipeline, tmp_path: Path) -> None:
+def test_a_file_that_holds_more_than_its_picture_is_the_keeper(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     library = tmp_path / "library"
     still = photo_bytes(size=(640, 480), seed=6, taken=datetime(2020, 2, 3, 4, 5, 6))
     (library / "a").mkdir(parents=True)
@@ -94,7 +96,8 @@ def test_a_file_that_holds_more_than_its_picture_is_the_keeper(make_pipeline, tm
     assert _keepers(pipeline, "b1") == {"a/PXL_20200203_040506000.jpg": "b/PXL_20200203_040506000.MP.jpg"}
 
 
-def test_a_richer_file_is_never_dropped_for_a_plain_one_kept_earlier(make_pipeline, tmp_path: Path) -> None:
+def test_a_richer_file_is_never_dropped_for_a_plain_one_kept_earlier(make_pipeline: MakePipeline,
+                                                                     tmp_path: Path) -> None:
     library = tmp_path / "library"
     still = photo_bytes(size=(640, 480), seed=7, taken=datetime(2020, 2, 3, 4, 5, 6))
     library.mkdir()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from media_assets.defs.runs import PARTITION_TAG, RUNNER_PROCESS_TAG, reclaim_de
 from media_assets.faults import FAULTS_ENV
 from media_assets.media.sample_library import write_sample_library
 
-from .conftest import write_settings
+from .conftest import MakePipeline, present, write_settings
 
 
 def _cli(folder: Path, conninfo: str, *args: str, faults: str | None = None) -> subprocess.Popen[str]:
@@ -34,7 +35,7 @@ def _cli(folder: Path, conninfo: str, *args: str, faults: str | None = None) -> 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _wait_until(condition, what: str) -> None:
+def _wait_until(condition: Callable[[], object], what: str) -> None:
     deadline = time.monotonic() + 300
     while not condition():
         assert time.monotonic() < deadline, what
@@ -67,8 +68,9 @@ def test_a_second_run_names_the_running_batch_and_exits_or_waits(tmp_path: Path,
         assert again.returncode == 75 and f"batch {batch.id} is running" in err, err[-3000:]
 
         waiting = _cli(tmp_path, catalog_conninfo, "run", "--wait")
-        assert waiting.stderr is not None
-        _wait_until(lambda: "waiting: batch" in waiting.stderr.readline(), "the waiting run says what it waits for")
+        stderr = waiting.stderr
+        assert stderr is not None
+        _wait_until(lambda: "waiting: batch" in stderr.readline(), "the waiting run says what it waits for")
     finally:
         os.kill(first.pid, signal.SIGCONT)
     out, err = first.communicate(timeout=300)
@@ -86,7 +88,7 @@ def _storage_instance(conninfo: str, tmp_path: Path) -> DagsterInstance:
     return DagsterInstance.from_config(str(tmp_path))
 
 
-def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline, tmp_path: Path) -> None:
+def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     pipeline = make_pipeline()
     instance = _storage_instance(pipeline.catalog.conninfo, tmp_path / "dagster_home")
     try:
@@ -107,22 +109,22 @@ def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline
         reclaimed = reclaim_dead_runs(instance, pipeline.settings, pipeline.catalog)
 
         assert reclaimed == [runs["b-dead"].run_id]
-        assert instance.get_run_by_id(runs["b-dead"].run_id).status is DagsterRunStatus.FAILURE
-        assert instance.get_run_by_id(runs["b-alive"].run_id).status is DagsterRunStatus.STARTED
+        assert present(instance.get_run_by_id(runs["b-dead"].run_id)).status is DagsterRunStatus.FAILURE
+        assert present(instance.get_run_by_id(runs["b-alive"].run_id)).status is DagsterRunStatus.STARTED
         assert instance.event_log_storage.get_concurrency_info("icloud").active_slot_count == 0, "its slot freed"
-        assert pipeline.catalog.batch("b-dead").status == "failed"
-        assert pipeline.catalog.batch("b-alive").status == "running"
+        assert present(pipeline.catalog.batch("b-dead")).status == "failed"
+        assert present(pipeline.catalog.batch("b-alive")).status == "running"
         alive.release()
     finally:
         instance.dispose()
 
 
-def test_a_batch_left_running_by_a_run_that_lost_the_catalog_is_marked_failed(make_pipeline) -> None:
+def test_a_batch_left_running_by_a_run_that_lost_the_catalog_is_marked_failed(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     pipeline.catalog.create_batch("b-lost")
     pipeline.catalog.set_batch_status("b-lost", "running")
     reclaim_dead_runs(pipeline.instance, pipeline.settings, pipeline.catalog)
-    assert pipeline.catalog.batch("b-lost").status == "failed"
+    assert present(pipeline.catalog.batch("b-lost")).status == "failed"
 
 
 @pytest.mark.slow
@@ -148,7 +150,7 @@ def test_sigterm_and_ctrl_c_stop_a_run_cleanly(tmp_path: Path, catalog_conninfo:
     assert "compression: stopped" in out, "the report says why the batch failed"
 
 
-def test_re_running_a_batch_reclaims_its_dead_run_and_pool_slot(make_pipeline, tmp_path: Path) -> None:
+def test_re_running_a_batch_reclaims_its_dead_run_and_pool_slot(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     """The re-run holds the batch's lock itself before it looks for dead runs: that lock is not a live run."""
     from media_assets.catalog.locks import process_run_locks
 

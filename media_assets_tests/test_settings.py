@@ -11,6 +11,7 @@ import pytest
 from media_assets.settings import (
     KEYS,
     STORAGE_FOLDERS,
+    Settings,
     SettingsError,
     SettingsWarning,
     load_settings,
@@ -30,7 +31,7 @@ def write_env(folder: Path, mode: int = 0o600, name: str = "settings.env", **val
     return path
 
 
-def load_quietly(path: Path, environ: dict[str, str] | None = None):
+def load_quietly(path: Path, environ: dict[str, str] | None = None) -> Settings:
     """Load with an empty environment unless one is given, failing on any warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -172,7 +173,7 @@ WRONG_VALUES = [
 @pytest.mark.parametrize(("name", "value"), WRONG_VALUES)
 def test_a_wrong_value_names_the_setting_the_value_and_what_is_allowed(tmp_path: Path, name: str,
                                                                       value: str) -> None:
-    path = write_env(tmp_path, **{name: value})
+    path = write_env(tmp_path, mode=0o600, **{name: value})
     with pytest.raises(SettingsError) as caught:
         load_quietly(path)
     message = str(caught.value)
@@ -183,7 +184,7 @@ def test_a_wrong_value_names_the_setting_the_value_and_what_is_allowed(tmp_path:
 def test_what_is_allowed_is_said_in_words(tmp_path: Path) -> None:
     def refusal(**values: str) -> str:
         with pytest.raises(SettingsError) as caught:
-            load_quietly(write_env(tmp_path, **values))
+            load_quietly(write_env(tmp_path, mode=0o600, **values))
         return str(caught.value)
 
     assert refusal(COMPRESSION_JPEG_QUALITY="abc") == \
@@ -218,7 +219,7 @@ def test_a_wrong_value_from_the_environment_names_the_setting(tmp_path: Path) ->
 ])
 def test_a_feature_switched_on_needs_its_settings(tmp_path: Path, values: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=f"^{named} must "):
-        load_quietly(write_env(tmp_path, **values))
+        load_quietly(write_env(tmp_path, mode=0o600, **values))
 
 
 @pytest.mark.parametrize("name", ["MEDIA_ROOT", "DATA_DIR", "REPORTS_DIR", "LOCAL_DESTINATION_DIR",
@@ -226,7 +227,7 @@ def test_a_feature_switched_on_needs_its_settings(tmp_path: Path, values: dict[s
 def test_a_folder_that_cannot_be_created_names_the_setting(tmp_path: Path, name: str) -> None:
     blocker = tmp_path / "a-regular-file"
     blocker.write_text("not a folder")
-    path = write_env(tmp_path, **{name: str(blocker / "below")})
+    path = write_env(tmp_path, mode=0o600, **{name: str(blocker / "below")})
     with pytest.raises(SettingsError, match=name) as caught:
         prepare_folders(load_quietly(path))
     assert str(blocker / "below") in str(caught.value)
@@ -387,4 +388,4 @@ def test_passwords_never_appear_in_repr(tmp_path: Path) -> None:
 def test_settings_are_frozen(tmp_path: Path) -> None:
     settings = load_quietly(write_env(tmp_path))
     with pytest.raises(ValueError, match="frozen"):
-        settings.storage.reports_keep = 3  # type: ignore[misc]
+        settings.storage.reports_keep = 3

@@ -31,11 +31,11 @@ from media_assets.media import sample_library as sample
 from media_assets.operations import check_free_space
 from media_assets.reporting import RunReport, write_report
 from media_assets.runner import run_batch, run_next_batch
-from media_assets.settings import SettingsError, load_settings, prepare_folders
+from media_assets.settings import Settings, SettingsError, load_settings, prepare_folders
 from media_assets.sources.configured import SourceUnavailable
 from media_assets.sources.folder import FolderSource
 from media_assets.storage import free_space
-from media_assets_tests.conftest import write_settings
+from media_assets_tests.conftest import MakePipeline, present, write_settings
 from media_assets_tests.telegram_stub import TelegramStub
 from media_assets_tests.test_folder_source import as_nobody_when_root
 from media_assets_tests.test_telegram import telegram_settings
@@ -55,7 +55,7 @@ WRONG = [
 
 
 def _batches(catalog: Catalog) -> int:
-    return int(catalog.conn.execute("SELECT count(*) AS n FROM batches").fetchone()["n"])
+    return int(present(catalog.conn.execute("SELECT count(*) AS n FROM batches").fetchone())["n"])
 
 
 @pytest.fixture
@@ -74,8 +74,8 @@ def _use(folder: Path, monkeypatch: pytest.MonkeyPatch, **values: str) -> Path:
 
 @pytest.mark.parametrize(("name", "value"), WRONG)
 def test_a_wrong_setting_stops_run_before_a_batch_exists(user_home: Path, catalog: Catalog, name: str, value: str,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     _use(user_home, monkeypatch, **{name: value})
     assert main(["run"]) == 2
     error = capsys.readouterr().err
@@ -148,7 +148,7 @@ def file_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return reads
 
 
-def test_a_run_in_process_reads_no_settings_again(make_pipeline, file_reads: list[Path]) -> None:
+def test_a_run_in_process_reads_no_settings_again(make_pipeline: MakePipeline, file_reads: list[Path]) -> None:
     pipeline = make_pipeline()
     sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     file_reads.clear()
@@ -157,7 +157,7 @@ def test_a_run_in_process_reads_no_settings_again(make_pipeline, file_reads: lis
     assert file_reads == []  # eight phases, their resources and checks: all use pipeline.settings
 
 
-def test_a_run_started_by_the_daemon_reads_the_settings_once(make_pipeline, file_reads: list[Path],
+def test_a_run_started_by_the_daemon_reads_the_settings_once(make_pipeline: MakePipeline, file_reads: list[Path],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline()
     sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
@@ -180,7 +180,7 @@ def test_loading_the_definitions_reads_no_settings(tmp_path: Path) -> None:
     assert loaded.returncode == 0, loaded.stderr[-2000:]
 
 
-def test_the_mirror_sensor_looks_every_sync_interval(make_pipeline, tmp_path: Path) -> None:
+def test_the_mirror_sensor_looks_every_sync_interval(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     make_pipeline(ENABLE_SUPABASE_MIRROR="true", SUPABASE_URL="https://x.supabase.co", SUPABASE_KEY="k",
                   SUPABASE_SYNC_INTERVAL_SECONDS="600")
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
@@ -188,7 +188,7 @@ def test_the_mirror_sensor_looks_every_sync_interval(make_pipeline, tmp_path: Pa
     with build_sensor_context(instance=DagsterInstance.ephemeral(), resources=resources,
                               cursor=str(time.time() - 60)) as context:
         waiting = supabase_mirror_sensor(context)
-    assert isinstance(waiting, SkipReason) and "SUPABASE_SYNC_INTERVAL_SECONDS=600" in waiting.skip_message
+    assert isinstance(waiting, SkipReason) and "SUPABASE_SYNC_INTERVAL_SECONDS=600" in (waiting.skip_message or "")
     with build_sensor_context(instance=DagsterInstance.ephemeral(), resources=resources,
                               cursor=str(time.time() - 601)) as context:
         looked = supabase_mirror_sensor(context)
@@ -201,7 +201,7 @@ WRITTEN_FOLDERS = ["MEDIA_ROOT", "DATA_DIR", "REPORTS_DIR", "ICLOUD_DOWNLOAD_DIR
                    "PIXEL_SYNC_DIR"]
 
 
-def _load(folder: Path, **values: str):
+def _load(folder: Path, **values: str) -> Settings:
     return load_settings(write_settings(folder, **values), environ={})
 
 
@@ -264,9 +264,9 @@ def stub() -> Iterator[TelegramStub]:
     server.stop()
 
 
-def test_an_empty_source_that_held_files_stops_the_batch_and_alerts_once(make_pipeline, tmp_path: Path,
-                                                                          stub: TelegramStub,
-                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_empty_source_that_held_files_stops_the_batch_and_alerts_once(make_pipeline: MakePipeline, tmp_path: Path,
+                                                                         stub: TelegramStub,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     pipeline = make_pipeline(PIPELINE_EXECUTION_MODE="continuous", **telegram_settings(stub))
     library = pipeline.settings.sources.folder_source_paths[0]
     sample.make_photo(library / "a.jpg", seed=1, size=(64, 48))
@@ -287,7 +287,7 @@ def test_an_empty_source_that_held_files_stops_the_batch_and_alerts_once(make_pi
                               resources={"settings": settings, "catalog": CatalogResource(settings=settings)}
                               ) as context:
         skipped = batch_sensor(context)
-    assert isinstance(skipped, SkipReason) and "looks unmounted" in skipped.skip_message
+    assert isinstance(skipped, SkipReason) and "looks unmounted" in (skipped.skip_message or "")
     assert _batches(pipeline.catalog) == batches
     [alert] = stub.wait_for_sent(1)
     assert "looks unmounted" in alert.text
@@ -303,7 +303,7 @@ def test_an_empty_source_that_held_files_stops_the_batch_and_alerts_once(make_pi
     assert len(stub.wait_for_sent(2)) == 2
 
 
-def test_an_empty_new_source_is_just_empty(make_pipeline) -> None:
+def test_an_empty_new_source_is_just_empty(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     decision, report = run_next_batch(pipeline)
     assert not decision.start and report is None

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, Definitions, asset, build_sensor_context
+from dagster import DagsterInstance, Definitions, SensorDefinition, asset, build_sensor_context
+from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from media_assets.catalog.files import QuarantinedFile
 from media_assets.defs.resources import CatalogResource, SettingsResource
@@ -30,7 +31,7 @@ from media_assets.telegram.client import TEXT_LIMIT
 from media_assets.telegram.config import telegram_config
 from media_assets.telegram.notify import send_report
 from media_assets.telegram.redaction import REDACTED, redact
-from media_assets_tests.conftest import write_settings
+from media_assets_tests.conftest import MakePipeline, write_settings
 from media_assets_tests.telegram_stub import TelegramStub
 
 OWNER = 5550001
@@ -55,14 +56,16 @@ def settings_for(tmp_path: Path, stub: TelegramStub, **more: str) -> Settings:
     return load_settings(write_settings(tmp_path, **telegram_settings(stub, **more)), environ={})
 
 
-def _sensor(sensor_def, instance: DagsterInstance, resources: dict, cursor: str | None = None):
+def _sensor(sensor_def: SensorDefinition, instance: DagsterInstance, resources: Mapping[str, object],
+            cursor: str | None = None) -> SensorExecutionData:
     with build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
         return sensor_def.evaluate_tick(context)
 
 
 # --- reports ---------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_batch_sends_its_report_and_the_daemon_sensor_does_not_repeat_it(make_pipeline, stub, tmp_path) -> None:
+def test_a_batch_sends_its_report_and_the_daemon_sensor_does_not_repeat_it(make_pipeline: MakePipeline,
+                                                                           stub: TelegramStub, tmp_path: Path) -> None:
     pipeline = make_pipeline(**telegram_settings(stub))
     sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
@@ -87,7 +90,8 @@ def test_a_batch_sends_its_report_and_the_daemon_sensor_does_not_repeat_it(make_
     assert len(stub.sent) == 1
 
 
-def test_the_report_sensor_reports_a_batch_run_by_the_daemon(make_pipeline, stub, tmp_path) -> None:
+def test_the_report_sensor_reports_a_batch_run_by_the_daemon(make_pipeline: MakePipeline, stub: TelegramStub,
+                                                             tmp_path: Path) -> None:
     from media_assets.definitions import defs
 
     pipeline = make_pipeline(**telegram_settings(stub))
@@ -117,7 +121,7 @@ def _report(quarantined: int, error: str | None = None) -> RunReport:
                                   for i in range(quarantined)], error=error)
 
 
-def test_a_long_report_goes_as_a_document(tmp_path, stub) -> None:
+def test_a_long_report_goes_as_a_document(tmp_path: Path, stub: TelegramStub) -> None:
     report = _report(300)
     assert send_report(telegram_config(settings_for(tmp_path, stub)), report, "run-1")
 
@@ -130,7 +134,7 @@ def test_a_long_report_goes_as_a_document(tmp_path, stub) -> None:
     assert "IMG_0299_with_a_longish_name.jpg" in document.document.decode()
 
 
-def test_a_short_report_is_one_message(tmp_path, stub) -> None:
+def test_a_short_report_is_one_message(tmp_path: Path, stub: TelegramStub) -> None:
     assert send_report(telegram_config(settings_for(tmp_path, stub)), _report(3), None)
     [message] = stub.wait_for_sent(1)
     assert "IMG_0002_with_a_longish_name.jpg" in message.text and "Run:" not in message.text
@@ -139,7 +143,8 @@ def test_a_short_report_is_one_message(tmp_path, stub) -> None:
 
 
 # --- alerts ----------------------------------------------------------------------------------------------------
-def test_failure_alert_for_a_batch_job_run(make_pipeline, stub, tmp_path, monkeypatch) -> None:
+def test_failure_alert_for_a_batch_job_run(make_pipeline: MakePipeline, stub: TelegramStub, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import media_assets.defs.batch.assets as assets
     from media_assets.definitions import defs
 
@@ -166,7 +171,7 @@ def test_failure_alert_for_a_batch_job_run(make_pipeline, stub, tmp_path, monkey
     assert f"Run: {UI}/runs/{result.run_id}" in message.text
 
 
-def test_failure_alert_for_an_asset_backfill_run(tmp_path, stub) -> None:
+def test_failure_alert_for_an_asset_backfill_run(tmp_path: Path, stub: TelegramStub) -> None:
     settings_for(tmp_path, stub)
     resources = {"telegram": TelegramResource(settings=SettingsResource(settings_file=str(tmp_path / "settings.env")))}
     instance = DagsterInstance.ephemeral()
@@ -187,7 +192,7 @@ def test_failure_alert_for_an_asset_backfill_run(tmp_path, stub) -> None:
     assert f"{UI}/runs/{result.run_id}" in message.text
 
 
-def test_repeated_alerts_are_throttled_per_problem(tmp_path, stub) -> None:
+def test_repeated_alerts_are_throttled_per_problem(tmp_path: Path, stub: TelegramStub) -> None:
     settings = settings_for(tmp_path, stub, ALERT_THROTTLE_MINUTES="60")
     now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
     assert send_alert("icloud-session", "iCloud session lapses in 2 days", settings=settings, now=now)
@@ -199,7 +204,7 @@ def test_repeated_alerts_are_throttled_per_problem(tmp_path, stub) -> None:
     assert texts == ["iCloud session lapses in 2 days", "mirror failing for 3 cycles", "iCloud session lapsed"]
 
 
-def test_an_undelivered_alert_is_not_counted_as_sent(tmp_path, stub) -> None:
+def test_an_undelivered_alert_is_not_counted_as_sent(tmp_path: Path, stub: TelegramStub) -> None:
     settings = settings_for(tmp_path, stub)
     stub.fail_next("sendMessage", 403, "Forbidden: bot can't initiate conversation with a user")
     assert not send_alert("icloud-session", "lapsed", settings=settings)
@@ -207,20 +212,21 @@ def test_an_undelivered_alert_is_not_counted_as_sent(tmp_path, stub) -> None:
     assert send_alert("icloud-session", "lapsed", settings=settings)
 
 
-def test_low_free_space_is_alerted_once_per_window(tmp_path, stub) -> None:
+def test_low_free_space_is_alerted_once_per_window(tmp_path: Path, stub: TelegramStub) -> None:
     low = settings_for(tmp_path, stub, FREE_SPACE_ALERT_GB=str(10**9))
     assert check_free_space(low)
     [message] = stub.wait_for_sent(1)
     assert "Low free space" in message.text and str(low.storage.media_root) in message.text
     resources = {"telegram": TelegramResource(settings=SettingsResource(settings_file=str(tmp_path / "settings.env")))}
     evaluation = _sensor(telegram_free_space_alert, DagsterInstance.ephemeral(), resources)
-    assert "free space is low" in evaluation.skip_message
+    assert "free space is low" in (evaluation.skip_message or "")
     assert len(stub.sent) == 1  # throttled
     assert not check_free_space(settings_for(tmp_path, stub, FREE_SPACE_ALERT_GB="0"))
 
 
 # --- a down or rate-limiting Telegram ----------------------------------------------------------------------------
-def test_a_batch_succeeds_while_telegram_is_down(make_pipeline, stub, caplog) -> None:
+def test_a_batch_succeeds_while_telegram_is_down(make_pipeline: MakePipeline, stub: TelegramStub,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     pipeline = make_pipeline(**telegram_settings(stub))
     sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     stub.stop()
@@ -231,7 +237,7 @@ def test_a_batch_succeeds_while_telegram_is_down(make_pipeline, stub, caplog) ->
     assert stub.token not in caplog.text
 
 
-def test_flood_limit_and_server_errors_are_retried(tmp_path, stub) -> None:
+def test_flood_limit_and_server_errors_are_retried(tmp_path: Path, stub: TelegramStub) -> None:
     settings = settings_for(tmp_path, stub)
     stub.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
     stub.fail_next("sendMessage", 500, "Internal Server Error")
@@ -240,13 +246,13 @@ def test_flood_limit_and_server_errors_are_retried(tmp_path, stub) -> None:
     assert [m.text for m in stub.sent] == ["after a pause"]
 
 
-def test_a_flood_wait_beyond_the_bound_gives_up(tmp_path, stub) -> None:
+def test_a_flood_wait_beyond_the_bound_gives_up(tmp_path: Path, stub: TelegramStub) -> None:
     stub.fail_next("sendMessage", 429, "Too Many Requests: retry after 3600", retry_after=3600)
     assert not send_alert("k", "never", settings=settings_for(tmp_path, stub))
     assert stub.count("sendMessage") == 1 and stub.sent == []
 
 
-def test_telegram_off_sends_nothing(tmp_path, stub) -> None:
+def test_telegram_off_sends_nothing(tmp_path: Path, stub: TelegramStub) -> None:
     settings = settings_for(tmp_path, stub, ENABLE_TELEGRAM="false")
     assert not send_alert("k", "hello", settings=settings)
     assert wait_for_code("code?", deadline_seconds=5, settings=settings) is None
@@ -254,7 +260,7 @@ def test_telegram_off_sends_nothing(tmp_path, stub) -> None:
 
 
 # --- secrets ---------------------------------------------------------------------------------------------------
-def test_no_secret_leaves_in_a_message_or_document(tmp_path, stub) -> None:
+def test_no_secret_leaves_in_a_message_or_document(tmp_path: Path, stub: TelegramStub) -> None:
     secrets = {"ICLOUD_PASSWORD": "apple-pw-Zq81", "POSTGRES_PASSWORD": "pg-pw-77Lm", "SUPABASE_KEY": "sb-key-Q0Q0"}
     settings = settings_for(tmp_path, stub, **secrets)
     leaky = f"login failed for {' '.join(secrets.values())} with token {stub.token}"
@@ -286,7 +292,8 @@ def _answer_after_prompt(stub: TelegramStub, messages: list[dict]) -> threading.
     return thread
 
 
-def test_the_owners_code_is_relayed_and_never_logged(tmp_path, stub, caplog) -> None:
+def test_the_owners_code_is_relayed_and_never_logged(tmp_path: Path, stub: TelegramStub,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     settings = settings_for(tmp_path, stub)
     caplog.set_level(logging.DEBUG)
     _answer_after_prompt(stub, [{"chat_id": OWNER, "user_id": OWNER, "text": " 481 516 ", "date": 2}])
@@ -299,7 +306,7 @@ def test_the_owners_code_is_relayed_and_never_logged(tmp_path, stub, caplog) -> 
     assert "2FA code received" in caplog.text
 
 
-def test_strangers_groups_and_non_codes_are_ignored(tmp_path, stub) -> None:
+def test_strangers_groups_and_non_codes_are_ignored(tmp_path: Path, stub: TelegramStub) -> None:
     settings = settings_for(tmp_path, stub)
     _answer_after_prompt(stub, [
         {"chat_id": STRANGER, "user_id": STRANGER, "text": "111111", "date": 1},
@@ -311,7 +318,7 @@ def test_strangers_groups_and_non_codes_are_ignored(tmp_path, stub) -> None:
     assert wait_for_code("code?", deadline_seconds=10, settings=settings) == "654321"
 
 
-def test_old_messages_are_ignored(tmp_path, stub) -> None:
+def test_old_messages_are_ignored(tmp_path: Path, stub: TelegramStub) -> None:
     settings = settings_for(tmp_path, stub)
     stub.inject_message(chat_id=OWNER, user_id=OWNER, text="999999")  # waiting before the prompt: backlog
     _answer_after_prompt(stub, [
@@ -322,7 +329,8 @@ def test_old_messages_are_ignored(tmp_path, stub) -> None:
     assert wait_for_code("code?", deadline_seconds=10, settings=settings) == "135790"
 
 
-def test_no_answer_returns_none_at_the_deadline(tmp_path, stub, caplog) -> None:
+def test_no_answer_returns_none_at_the_deadline(tmp_path: Path, stub: TelegramStub,
+                                                caplog: pytest.LogCaptureFixture) -> None:
     settings = settings_for(tmp_path, stub)
     _answer_after_prompt(stub, [{"chat_id": STRANGER, "user_id": STRANGER, "text": "111111", "date": 1}])
     with caplog.at_level(logging.WARNING, logger="media_assets.telegram"):
@@ -331,7 +339,7 @@ def test_no_answer_returns_none_at_the_deadline(tmp_path, stub, caplog) -> None:
     assert stub.pending_update_ids() == []  # the rejected message was confirmed too
 
 
-def test_the_relay_gives_up_when_telegram_is_down(tmp_path, stub) -> None:
+def test_the_relay_gives_up_when_telegram_is_down(tmp_path: Path, stub: TelegramStub) -> None:
     settings = settings_for(tmp_path, stub)
     stub.stop()
     assert wait_for_code("code?", deadline_seconds=30, settings=settings) is None
