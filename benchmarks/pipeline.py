@@ -7,11 +7,13 @@ compression re-encodes them), some 12 MP HEICs, PNG screenshots and 2 s 1080p cl
 plus 5% exact copies and 5% resized copies in a backup folder. `--quick` makes 200 files at 2 MP / 720p;
 `--photo-size` chooses another photo size (clips are 1080p from 4000 px wide photos up, 720p below).
 
-Reported per size: seconds and ms per library file of each phase (summed over the batches), the wall time,
+Reported per size: seconds and ms per library file of each phase (summed over the batches), beside the CPU
+seconds the run's process tree spent in it (sampled, see benchmarks/memory.py: on a shared machine the wall time
+grows with the other work, the CPU time much less), the load average during each phase and the run, the wall time,
 the peak memory of the run's process tree (sampled, see benchmarks/memory.py; PostgreSQL runs apart and is not
 counted), the catalog's size, the disk footprint after the run against the kept copies plus the destinations'
 copies, how `status` answers once the catalog holds 100,000 files (and whether the hot per-file queries are
-index lookups there), and the growth of the per-file cost between the smallest and the largest size.
+index lookups there), and the growth of the per-file cost (wall and CPU) between the smallest and the largest size.
 
     .venv/bin/python benchmarks/pipeline.py [--quick] [--sizes 1000,10000] [--photo-size 4000x3000]
                                             [--json FILE] [--cache DIR] [--workers N]
@@ -42,7 +44,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.memory import run_sampled
+from benchmarks.memory import TreeMemory, run_sampled
 from media_assets.catalog.database import DATABASE_URL_ENV
 from media_assets.media import sample_library as sample
 from media_assets_tests.dedup_corpus import exif_with_thumbnail
@@ -201,6 +203,26 @@ def _catalog_figures(conninfo: str) -> dict[str, Any]:
             "states": states, "batches": batches, "catalog_mb": round(int(size) / 2**20, 2)}
 
 
+def _phase_cpu(conninfo: str, memory: TreeMemory) -> dict[str, dict[str, float]]:
+    """CPU seconds of the run's process tree within each phase's runs (summed over the batches; the phases run
+    one after the other in the run's process), and the mean load average while they ran."""
+    import psycopg
+
+    with psycopg.connect(conninfo) as conn:
+        runs = conn.execute("SELECT phase, extract(epoch FROM started_at)::float,"
+                            " extract(epoch FROM finished_at)::float FROM phase_runs"
+                            " WHERE finished_at IS NOT NULL").fetchall()
+    out: dict[str, dict[str, float]] = {}
+    loads: dict[str, list[float]] = {}
+    for phase, start, end in runs:
+        out.setdefault(phase, {"cpu_seconds": 0.0})["cpu_seconds"] += memory.cpu_between(start, end)
+        loads.setdefault(phase, []).extend(v for t, v in memory.load if start <= t <= end)
+    for phase, figures in out.items():
+        figures["cpu_seconds"] = round(figures["cpu_seconds"], 2)
+        figures["load_mean"] = round(sum(loads[phase]) / len(loads[phase]), 1) if loads[phase] else float("nan")
+    return out
+
+
 def _status_at_scale(home: Path, conninfo: str) -> dict[str, Any]:
     """Grow the catalog to STATUS_CATALOG_FILES files (copies of the real rows, in one old batch), then time how
     `status` answers, and EXPLAIN the phases' per-file queries."""
@@ -265,6 +287,8 @@ def run_size(files: int, size: tuple[int, int], cache: Path, work: Path) -> dict
         if done.returncode != 0:
             raise RuntimeError(f"the run failed ({home / 'run.log'}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
         figures = _catalog_figures(conninfo)
+        for phase, cpu in _phase_cpu(conninfo, memory).items():
+            figures["phases"].setdefault(phase, {"seconds": 0.0, "files": 0}).update(cpu)
         media, kept = home / "media", home / "media" / "uploaded"
         destinations = _folder_bytes(home / "destination") + _folder_bytes(home / "pixel")
         on_disk = _folder_bytes(media) + destinations
@@ -342,44 +366,59 @@ def run_on_celery(files: int, size: tuple[int, int], cache: Path, work: Path, wo
 
 # --- the report --------------------------------------------------------------------------------------------
 
-def grouped_seconds(result: dict[str, Any]) -> dict[str, float]:
-    return {group: sum(result["phases"].get(p, {}).get("seconds", 0.0) for p in phases)
+def grouped_seconds(result: dict[str, Any], key: str = "seconds") -> dict[str, float]:
+    """Each group's seconds (wall, or `key="cpu_seconds"`) summed over its phases."""
+    return {group: sum(result["phases"].get(p, {}).get(key, 0.0) for p in phases)
             for group, phases in PHASE_GROUPS.items()}
+
+
+def _group_load(result: dict[str, Any], group: str) -> str:
+    phases = [result["phases"].get(p, {}) for p in PHASE_GROUPS[group]]
+    loads = [phase["load_mean"] for phase in phases if "load_mean" in phase]
+    return f"{max(loads):.1f}" if loads else "-"
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     sizes = list(results)
-    head = "| phase | seed 928 files: s | seed ms/file |" + "".join(f" {s} files: s | ms/file |" for s in sizes)
-    lines = [head, "| --- | ---: | ---: |" + " ---: | ---: |" * len(sizes)]
-    grouped = {s: grouped_seconds(r) for s, r in results.items()}
+    head = "| phase | seed 928 files: s | seed ms/file |" + "".join(
+        f" {s} files: s | ms/file | CPU s | CPU ms/file | load |" for s in sizes)
+    lines = [head, "| --- | ---: | ---: |" + " ---: | ---: | ---: | ---: | ---: |" * len(sizes)]
+    wall = {s: grouped_seconds(r) for s, r in results.items()}
+    cpu = {s: grouped_seconds(r, "cpu_seconds") for s, r in results.items()}
     for group, seed in SEED_SECONDS.items():
         row = f"| {group} | {seed} | {1000 * seed / SEED_FILES:.1f} |"
         for s, r in results.items():
-            row += f" {grouped[s][group]:.1f} | {1000 * grouped[s][group] / r['files']:.1f} |"
+            row += (f" {wall[s][group]:.1f} | {1000 * wall[s][group] / r['files']:.1f} | {cpu[s][group]:.1f} |"
+                    f" {1000 * cpu[s][group] / r['files']:.1f} | {_group_load(r, group)} |")
         lines.append(row)
     row = f"| **all phases** | {SEED_TOTAL} | {1000 * SEED_TOTAL / SEED_FILES:.1f} |"
     for s, r in results.items():
-        total = sum(grouped[s].values())
-        row += f" {total:.1f} | {1000 * total / r['files']:.1f} |"
+        total, total_cpu = sum(wall[s].values()), sum(cpu[s].values())
+        row += (f" {total:.1f} | {1000 * total / r['files']:.1f} | {total_cpu:.1f} |"
+                f" {1000 * total_cpu / r['files']:.1f} | {r['load'].get('mean', '-')} |")
     lines.append(row)
     lines.append("")
-    lines.append("| size | wall s | batches | peak RSS MB (PSS) | catalog MB | footprint ratio | status s at 100k |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    lines.append("| size | wall s | CPU s | load mean (max) | batches | peak RSS MB (PSS) | catalog MB"
+                 " | footprint ratio | status s at 100k |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for s, r in results.items():
-        lines.append(f"| {s} | {r['wall_seconds']} | {r['batches']} | {r['peak_rss_mb']} ({r['peak_pss_mb']}) "
-                     f"| {r['catalog_mb']} | {r['disk']['footprint_ratio']} | {r['status']['status_seconds']} |")
+        lines.append(f"| {s} | {r['wall_seconds']} | {r['cpu_seconds']}"
+                     f" | {r['load'].get('mean')} ({r['load'].get('max')}) | {r['batches']}"
+                     f" | {r['peak_rss_mb']} ({r['peak_pss_mb']}) | {r['catalog_mb']}"
+                     f" | {r['disk']['footprint_ratio']} | {r['status']['status_seconds']} |")
     return "\n".join(lines)
 
 
-def growth(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Per-file cost of each phase (and all) at the largest size against the smallest, in percent."""
+def growth(results: dict[str, dict[str, Any]], key: str = "seconds") -> dict[str, float]:
+    """Per-file cost (wall, or `key="cpu_seconds"`) of each phase (and all) at the largest size against the
+    smallest, in percent."""
     if len(results) < 2:
         return {}
     small, large = results[min(results, key=int)], results[max(results, key=int)]
     out = {}
     for group in [*PHASE_GROUPS, "all"]:
         def per_file(r: dict[str, Any], g: str = group) -> float:
-            seconds = grouped_seconds(r)
+            seconds = grouped_seconds(r, key)
             return (sum(seconds.values()) if g == "all" else seconds[g]) / r["files"]
         if per_file(small):
             out[group] = round(100 * (per_file(large) / per_file(small) - 1), 1)
@@ -413,12 +452,13 @@ def main() -> int:
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                          f"Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}",
               "when": datetime.now().isoformat(timespec="seconds"), "photo_size": photo,
-              "sizes": results, "per_file_growth_percent": growth(results)}
+              "sizes": results, "per_file_growth_percent": growth(results),
+              "per_file_cpu_growth_percent": growth(results, "cpu_seconds")}
     print(f"\nmachine: {report['machine']}\n")
     print(table(results))
     if report["per_file_growth_percent"]:
         print(f"\nper-file cost growth {min(results, key=int)} -> {max(results, key=int)} files (%): "
-              f"{report['per_file_growth_percent']}")
+              f"wall {report['per_file_growth_percent']}, CPU {report['per_file_cpu_growth_percent']}")
     for s, r in results.items():
         slow = {name: plan for name, plan in r["status"]["query_plans"].items() if plan != "index"}
         print(f"{s}: hot queries on a {STATUS_CATALOG_FILES:,}-file catalog: "
