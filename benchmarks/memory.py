@@ -36,6 +36,8 @@ class TreeMemory:
     peak_rss: int = 0
     peak_pss: int = 0
     peak_processes: int = 0
+    #: The processes at the peak RSS: (name, RSS MB), largest first.
+    peak_breakdown: list[tuple[str, float]] = field(default_factory=list)
     #: (epoch seconds, CPU seconds of the tree so far), one per sample.
     cpu: list[tuple[float, float]] = field(default_factory=list)
     #: (epoch seconds, 1-minute load average), one per sample.
@@ -51,15 +53,20 @@ class TreeMemory:
             return
         rss = pss = 0
         cpu = 0.0
+        each: list[tuple[str, float]] = []
         for process in processes:
             try:
                 info = process.memory_full_info()
                 times = process.cpu_times()
+                name = process.name() if process.pid == self.pid else f"{process.name()} {process.pid}"
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
             cpu += times.user + times.system + times.children_user + times.children_system
+            each.append((name, round(info.rss / 2**20, 1)))
+        if rss > self.peak_rss:
+            self.peak_breakdown = sorted(each, key=lambda item: -item[1])
         now = time.time()
         self.cpu.append((now, max(cpu, self.cpu[-1][1] if self.cpu else 0.0)))
         self.load.append((now, os.getloadavg()[0]))
@@ -103,7 +110,8 @@ class TreeMemory:
 
     def figures(self) -> dict[str, Any]:
         return {"peak_rss_mb": round(self.peak_rss / 2**20, 1), "peak_pss_mb": round(self.peak_pss / 2**20, 1),
-                "peak_processes": self.peak_processes, "cpu_seconds": round(self.cpu[-1][1] if self.cpu else 0, 1),
+                "peak_processes": self.peak_processes, "peak_breakdown_mb": self.peak_breakdown,
+                "cpu_seconds": round(self.cpu[-1][1] if self.cpu else 0, 1),
                 "load": self.load_between(self.load[0][0], self.load[-1][0]) if self.load else {}}
 
 

@@ -463,6 +463,7 @@ def main() -> int:
         slow = {name: plan for name, plan in r["status"]["query_plans"].items() if plan != "index"}
         print(f"{s}: hot queries on a {STATUS_CATALOG_FILES:,}-file catalog: "
               f"{slow or 'all index lookups'}")
+        print(f"{s}: processes at the peak RSS (MB): {r['peak_breakdown_mb']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
