@@ -23,7 +23,8 @@ PROGRESS_LISTENERS: list[Callable[[Progress], None]] = []
 
 @dataclass
 class Progress:
-    """How far a phase is: files done of `total`, files/s and an ETA; a log line every PROGRESS_SECONDS."""
+    """How far a phase is: files done of `total`, files/s and an ETA; a log line every PROGRESS_SECONDS, also
+    while one file takes longer than that (`waiting`)."""
 
     phase: str
     log: logging.Logger | Any
@@ -31,6 +32,8 @@ class Progress:
     done: int = 0
     started: float = field(default_factory=time.monotonic)
     last_line: float = field(default_factory=time.monotonic)
+    #: When the last file was done (or the phase started): how long the phase has been on the current one.
+    last_file: float = field(default_factory=time.monotonic)
 
     def expect(self, total: int) -> None:
         self.total = total
@@ -39,22 +42,33 @@ class Progress:
         self.done += files
         for listener in PROGRESS_LISTENERS:
             listener(self)
-        now = time.monotonic()
+        now = self.last_file = time.monotonic()
         if now - self.last_line >= PROGRESS_SECONDS:
             self.last_line = now
             self.log.info(self.line())
+
+    def waiting(self, what: str) -> None:
+        """The phase is still waiting for `what` (one file): a heartbeat line once PROGRESS_SECONDS have passed
+        without any line, so a long transcode does not look like a hang."""
+        now = time.monotonic()
+        if now - self.last_line >= PROGRESS_SECONDS:
+            self.last_line = now
+            self.log.info(f"{self.phase}: still on {what}, {now - self.last_file:.0f} s; {self._counts()}")
 
     @property
     def rate(self) -> float:
         return self.done / max(time.monotonic() - self.started, 1e-9)
 
     def line(self) -> str:
+        return f"{self.phase}: {self._counts()}"
+
+    def _counts(self) -> str:
         eta = "unknown"
         if self.total is not None and self.done:
             seconds = max(self.total - self.done, 0) / self.rate
             eta = f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
         total = f"/{self.total}" if self.total is not None else ""
-        return f"{self.phase}: {self.done}{total} files, {self.rate:.1f} files/s, ETA {eta}"
+        return f"{self.done}{total} files, {self.rate:.1f} files/s, ETA {eta}"
 
 
 class PhaseFailed(RuntimeError):

@@ -84,7 +84,8 @@ def _results(config: CompressionConfig, jobs: Iterable[tuple[MediaFile, Job]], w
         return kept(file.size_bytes or 0, f"compression worker failed: {type(error).__name__}: {error}",
                     action=FAILED)
 
-    return workers.map(compress_file, ((file, (job, config)) for file, job in jobs), on_error=worker_failed)
+    return workers.map(compress_file, ((file, (job, config)) for file, job in jobs), on_error=worker_failed,
+                       name=lambda file: file.original_name)
 
 
 def _paired(catalog: Catalog, file: MediaFile) -> bool:
@@ -129,7 +130,7 @@ def _compress_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
 
     started = time.perf_counter()
     ctx.progress.expect(total)
-    with Workers(workers, in_flight_per_worker=2) as pool:
+    with Workers(workers, in_flight_per_worker=2, on_wait=ctx.progress.waiting) as pool:
         for done, (file, result) in enumerate(_results(config, jobs(), pool), start=1):
             record(ctx.catalog, ctx, file, result)
             outcome.files += 1

@@ -44,7 +44,7 @@ from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.media.near_index import NearIndex
 from media_assets.media.perceptual import Fingerprint, fingerprint, pixel_signature, same_picture
-from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.phases.common import PhaseContext, PhaseOutcome, Progress
 from media_assets.phases.workers import Workers
 from media_assets.selection import pair_stem
 from media_assets.settings import DedupSettings, Settings
@@ -106,7 +106,8 @@ def pixel_signer(workers: Workers, media_root: Path) -> Signer:
         return original if original.is_file() or not file.sorted_path else media_root / file.sorted_path
 
     def sign(files: list[MediaFile]) -> dict[int, bytes | None]:
-        return dict(workers.map(pixel_signature, ((f.id, (readable(f),)) for f in files)))
+        return dict(workers.map(pixel_signature, ((f.id, (readable(f),)) for f in files),
+                                name=lambda file_id: f"file {file_id}"))
     return sign
 
 
@@ -117,7 +118,8 @@ def fingerprints(ctx: PhaseContext, config: DedupConfig, total: int,
     tasks = ((file, (ctx.path(file.original_path or ""), file.media_type)) for file in files)
     started = time.perf_counter()
     ctx.progress.expect(total)
-    for done, (file, result) in enumerate(workers.map(fingerprint, tasks), start=1):
+    for done, (file, result) in enumerate(workers.map(fingerprint, tasks, name=lambda f: f.original_name),
+                                          start=1):
         ctx.progress.advance()
         if done % config.progress_every == 0 or done == total:
             rate = done / max(time.perf_counter() - started, 1e-9)
@@ -397,10 +399,15 @@ def deduplicate(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     total = ctx.catalog.count_by_state(ctx.batch_id).get(FileState.DOWNLOADED.value, 0)
     if not total:
         return
-    with Workers(config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1) as workers:
+    count = config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1
+    with Workers(count, on_wait=lambda what: ctx.progress.waiting(what)) as workers:
         items = [Item(file, result) for file, result in fingerprints(ctx, config, total, workers)]
         assign_pairs(items)
         with deciding_alone(ctx):
+            # The second step has its own progress: near candidates signed on their pixels, then a transaction
+            # per file.
+            ctx.progress = Progress("deduplication decisions", ctx.log, total=len(items))
+            ctx.log.info(f"deduplication: deciding on {len(items)} fingerprinted files")
             decisions = decide(ctx.catalog, items, config.radius,
                                pixel_signer(workers, ctx.settings.storage.media_root))
             _record(ctx, outcome, items, decisions)
@@ -433,6 +440,7 @@ def _record(ctx: PhaseContext, outcome: PhaseOutcome, items: list[Item], decisio
                                               detail=decision.detail, **_columns(item))
             outcome.counts[f"{decision.kind}_duplicates"] += 1
             outcome.bytes_in += item.file.size_bytes or 0
+        ctx.progress.advance()
 
 
 def pass_all_as_unique(ctx: PhaseContext, outcome: PhaseOutcome) -> None:

@@ -1,6 +1,8 @@
 """A phase's worker processes: files are processed in parallel, results come back in order, and only a few
 jobs per worker are in flight, so memory stays bounded whatever the batch size. The parent alone writes the
-catalog. Workers die with the process that started them, however it dies (a SIGKILL included)."""
+catalog. Workers die with the process that started them, however it dies (a SIGKILL included). While the parent
+waits for a file, it calls `on_wait` about every WAIT_POLL_SECONDS, so that a single long file (a video transcode)
+still gives a progress line."""
 
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 K = TypeVar("K")
 R = TypeVar("R")
 #: prctl(2) option: the signal a process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
+#: How often the parent, waiting for one file, calls `on_wait`.
+WAIT_POLL_SECONDS = 1.0
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -51,35 +55,39 @@ def _start_worker(parent_pid: int) -> None:
 
 
 class Workers:
-    """A process pool of `count` workers, or the parent alone when `count` is 1 (a small batch)."""
+    """A process pool of `count` workers, or one thread of the parent when `count` is 1 (a small batch: no
+    process to start, and the parent can still say what it waits for)."""
 
-    def __init__(self, count: int, *, in_flight_per_worker: int = 4) -> None:
+    def __init__(self, count: int, *, in_flight_per_worker: int = 4,
+                 on_wait: Callable[[str], None] | None = None) -> None:
         self.count = count
         self.in_flight = count * in_flight_per_worker
+        #: Called with the name of the file waited for, about every WAIT_POLL_SECONDS while it is not done.
+        self.on_wait = on_wait
         # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
-        self._pool = (ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
-                                          initializer=_start_worker, initargs=(os.getpid(),))
-                      if count > 1 else None)
+        self._pool: Executor = (ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
+                                                    initializer=_start_worker, initargs=(os.getpid(),))
+                                if count > 1 else ThreadPoolExecutor(1))
 
     def __enter__(self) -> Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+        self._pool.shutdown(cancel_futures=True)
 
     def map(self, job: Callable[..., R], tasks: Iterable[tuple[K, tuple[Any, ...]]], *,
-            on_error: Callable[[K, Exception], R] | None = None) -> Iterator[tuple[K, R]]:
+            on_error: Callable[[K, Exception], R] | None = None,
+            name: Callable[[K], str] = str) -> Iterator[tuple[K, R]]:
         """(key, job(*args)) for each (key, args) of `tasks`, in order. With `on_error`, a job whose worker
-        failed (killed, out of memory) gives `on_error(key, error)` instead of stopping the phase."""
-        if self._pool is None:
-            for key, args in tasks:
-                yield key, job(*args)
-            return
+        failed (killed, out of memory) gives `on_error(key, error)` instead of stopping the phase. `name` tells
+        `on_wait` which file is waited for."""
         window: deque[tuple[K, Future[R]]] = deque()
 
         def collect() -> tuple[K, R]:
             key, future = window.popleft()
+            while not wait([future], timeout=WAIT_POLL_SECONDS).done:
+                if self.on_wait is not None:
+                    self.on_wait(name(key))
             try:
                 return key, future.result()
             except Exception as error:
