@@ -175,7 +175,7 @@ def check_everything(settings: Settings, catalog: Catalog, destinations: Mapping
                 report.add("unknown_extra", f"{name} {extra}: at the destination, not sent by the pipeline", name)
 
     for sidecar in all_sidecars(catalog):
-        check(sidecar.kept_path, sidecar.content_hash, "sidecar")
+        check(sidecar.kept_path, sidecar.content_hash, "sidecar", sidecar.pruned)
 
     for folder in ("originals", "compressed", "uploaded", "quarantine"):
         for root, _dirs, files in os.walk(settings.storage_dir(folder)):

@@ -149,3 +149,27 @@ def test_keep_originals_defaults_per_source_and_refuses_nonsense(make_pipeline: 
     assert present(days.keep_for("icloud")).days == 7 == present(days.keep_for("folder")).days
     with pytest.raises(SettingsError, match="KEEP_ORIGINALS"):
         KeepOriginals.from_settings(make_pipeline(KEEP_ORIGINALS="sometimes").settings)
+
+
+def test_sidecars_left_beside_a_pruned_original_go_with_it(make_pipeline) -> None:
+    """A duplicate's sidecar is never sorted: it stays beside the duplicate's original in `originals/` until
+    the original is pruned, then goes with it, and `verify --full` counts it as pruned, not missing."""
+    pipeline = make_pipeline(KEEP_ORIGINALS="until_verified")
+    folder = pipeline.settings.sources.folder_source_paths[0]
+    photo = _photo(pipeline, "IMG_1.jpg", 1)
+    (folder / "IMG_1.AAE").write_text("<plist>crop</plist>")
+    (folder / "copy").mkdir()
+    shutil.copyfile(photo, folder / "copy" / "IMG_1.jpg")
+    (folder / "copy" / "IMG_1.AAE").write_text("<plist>other crop</plist>")
+    report = run_batch(pipeline)
+    assert report.success, report.error
+    assert len(list(pipeline.catalog.iter_files(report.batch_id, FileState.DUPLICATE))) == 1
+    assert _originals(pipeline) == []
+    result = _check(pipeline)
+    assert result.ok, result.to_text()
+    # both originals, the kept photo's compressed copy if it had one, and the duplicate's sidecar
+    pruned = _pruned(pipeline, "original_pruned_at") + _pruned(pipeline, "output_pruned_at")
+    assert result.counts["pruned"] == pruned + 1
+    assert _verification_counts(pipeline, report.batch_id)["sidecars_removed"] == 1
+    kept_sidecars = [p.name for p in _files_in(pipeline.settings.storage_dir("uploaded")) if p.suffix == ".AAE"]
+    assert len(kept_sidecars) == 1  # the kept photo's, beside its kept copy

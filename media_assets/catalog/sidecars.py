@@ -18,14 +18,22 @@ class Sidecar:
     original_path: str
     sorted_path: str | None
     content_hash: str | None  # SHA-256 of its bytes (NULL for rows recorded before revision 0012)
+    #: Its photo's original was pruned (KEEP_ORIGINALS): a sidecar still beside it (never sorted) went with it.
+    original_pruned: bool = False
 
     @property
     def kept_path(self) -> str:
         """Where the sidecar is now: beside its sorted photo, else beside its original."""
         return self.sorted_path or self.original_path
 
+    @property
+    def pruned(self) -> bool:
+        """Removed on purpose: never sorted (its photo was a duplicate), and its photo's original was pruned."""
+        return self.sorted_path is None and self.original_pruned
 
-_COLUMNS = "id, file_id, name, original_path, sorted_path, content_hash"
+
+_COLUMNS = ("s.id, s.file_id, s.name, s.original_path, s.sorted_path, s.content_hash,"
+            " f.original_pruned_at IS NOT NULL AS original_pruned")
 
 
 def record_sidecar(catalog: Catalog, file_id: int, name: str, original_path: str, content_hash: str) -> None:
@@ -39,17 +47,18 @@ def record_sidecar(catalog: Catalog, file_id: int, name: str, original_path: str
 
 def _select(catalog: Catalog, where: str, params: tuple[object, ...]) -> list[Sidecar]:
     with catalog.conn.cursor(row_factory=class_row(Sidecar)) as cur:
-        return cur.execute(f"SELECT {_COLUMNS} FROM sidecars WHERE {where}", params).fetchall()
+        return cur.execute(f"SELECT {_COLUMNS} FROM sidecars s JOIN media_files f ON f.id = s.file_id WHERE {where}",
+                           params).fetchall()
 
 
 def sidecars_of(catalog: Catalog, file_id: int) -> list[Sidecar]:
-    return _select(catalog, "file_id = %s ORDER BY id", (file_id,))
+    return _select(catalog, "s.file_id = %s ORDER BY s.id", (file_id,))
 
 
 def all_sidecars(catalog: Catalog, page: int = 500) -> Iterator[Sidecar]:
     """Every sidecar of the catalog, read in pages."""
     last_id = 0
-    while rows := _select(catalog, "id > %s ORDER BY id LIMIT %s", (last_id, page)):
+    while rows := _select(catalog, "s.id > %s ORDER BY s.id LIMIT %s", (last_id, page)):
         yield from rows
         last_id = rows[-1].id
 

@@ -4,7 +4,9 @@ lets go, so the library costs about one kept copy plus each destination's copy i
 - The compressed output and any staged copy left in `bridge/` go once the kept copy in `uploaded/` is
   re-hashed and holds the same bytes.
 - An original goes when its source's rule allows (until_verified, days:N after the batch was verified, or
-  always kept) and, for a folder source, only while the folder still holds that very version of the file.
+  always kept) and, for a folder source, only while the folder still holds that very version of the file. Its
+  sidecars (.AAE, .xmp) still beside it go with it: those of a duplicate, which is never sorted (a kept
+  file's sidecars were moved beside its kept copy).
 Every removal is recorded in the catalog first (`*_pruned_at`), so `verify --full` tells it from a loss."""
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from media_assets.catalog.repository import MediaFile
+from media_assets.catalog.sidecars import sidecars_of
 from media_assets.catalog.states import FileState
 from media_assets.disk import DEFAULT_KEEP_BY_SOURCE, KeepOriginals
 from media_assets.media.hashing import sha256_file
@@ -62,8 +65,11 @@ def _release_originals(ctx: PhaseContext, outcome: PhaseOutcome, keep: KeepOrigi
             if offered is not None and not offered.unchanged(file.source_id, file.source_version):
                 outcome.counts["originals_kept_source_changed"] += 1  # ours may be the last copy: keep it
                 continue
-            ctx.catalog.mark_pruned(file.id, "original")
+            ctx.catalog.mark_pruned(file.id, "original")  # its unsorted sidecars count as pruned with it
             _remove(ctx.path(file.original_path or ""), outcome, "originals_removed")
+            for sidecar in sidecars_of(ctx.catalog, file.id):
+                if sidecar.sorted_path is None:
+                    _remove(ctx.path(sidecar.original_path), outcome, "sidecars_removed")
 
 
 def _remove(path: Path, outcome: PhaseOutcome, counter: str) -> None:
