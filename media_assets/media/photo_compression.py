@@ -94,10 +94,12 @@ def _open(data: bytes) -> Image.Image:
 
 
 def jpeg_luma(data: bytes) -> np.ndarray:
-    """The full-resolution luma of a JPEG, straight from the decoder (no colour conversion)."""
+    """The full-resolution luma of a JPEG, straight from the decoder (no colour conversion, and no copy of the
+    decoded plane besides the array)."""
     with _open(data) as img:
         img.draft("L", img.size)
-        return np.asarray(img.convert("L"))
+        img.load()
+        return _decoded_luma(img)
 
 
 def _decoded_luma(img: Image.Image) -> np.ndarray:
