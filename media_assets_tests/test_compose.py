@@ -4,7 +4,6 @@ apart, and the image able to run them. Built with `docker compose config` where 
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,10 +13,12 @@ import pytest
 import yaml
 
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV
+from media_assets.settings import KEYS, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE_SERVICES = {"code-server", "webserver", "daemon", "worker-1", "worker-2"}
-SHARED_ENVIRONMENT = {"MEDIA_PIPELINE_DATABASE_URL", DAGSTER_STORAGE_ENV, "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"}
+SHARED_ENVIRONMENT = {"MEDIA_PIPELINE_DATABASE_URL", DAGSTER_STORAGE_ENV, "EXECUTOR", "CELERY_BROKER_URL",
+                      "CELERY_RESULT_BACKEND"}
 
 
 def _compose() -> dict[str, Any]:
@@ -38,7 +39,7 @@ def test_the_services_share_settings_catalog_broker_and_media_root() -> None:
             assert f"{postgres['POSTGRES_USER']}:" in environment[key]
             assert environment[key].endswith(f"@postgres:5432/{postgres['POSTGRES_DB']}")
         assert environment[DAGSTER_STORAGE_ENV].startswith("postgresql+psycopg2://")  # dagster-postgres' driver
-        assert environment["CELERY_BROKER_URL"].startswith("redis://redis:6379/")
+        assert environment["EXECUTOR"] == "celery" and environment["CELERY_BROKER_URL"].startswith("redis://redis:6379/")
         assert {"./config:/config:ro", "./data:/data"} <= set(service["volumes"])
         assert set(service["depends_on"]) == {"postgres", "redis"}
     named_volumes = {volume.split(":")[0] for service in services.values() for volume in service.get("volumes", [])
@@ -46,20 +47,16 @@ def test_the_services_share_settings_catalog_broker_and_media_root() -> None:
     assert named_volumes == set(compose["volumes"])
 
 
-def test_two_workers_start_from_the_celery_configuration_under_their_own_names() -> None:
+def test_two_workers_start_from_the_settings_under_their_own_names() -> None:
     services = _compose()["services"]
     names = []
     for worker in ("worker-1", "worker-2"):
         command = services[worker]["command"]
-        assert command[:3] == ["dagster-celery", "worker", "start"]
-        assert command[command.index("-y") + 1] == "/app/deploy/celery/executor.yaml"
-        names.append(command[command.index("-n") + 1])
+        assert command[:2] == ["media-pipeline", "worker"]
+        names.append(command[command.index("--name") + 1])
     assert len(set(names)) == 2
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    # The image holds the configuration the workers read and the extra that brings Celery and its Redis transport.
-    assert "COPY deploy/celery/executor.yaml /app/deploy/celery/" in dockerfile and '".[celery]"' in dockerfile
-    executor = (ROOT / "deploy/celery/executor.yaml").read_text()
-    assert {"CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"} <= set(re.findall(r"env: (\w+)", executor))
+    # The image holds the extra that brings Celery and its Redis transport.
+    assert '".[celery]"' in (ROOT / "Dockerfile").read_text()
     assert "-w" in services["daemon"]["command"] and services["daemon"]["command"][-1] == "/app/workspace.yaml"
 
 
@@ -76,6 +73,14 @@ def test_the_webserver_and_the_daemon_use_the_one_code_server() -> None:
         command = services[name]["command"]
         assert command[command.index("-w") + 1] == "/app/workspace.yaml" and "-m" not in command, name
     assert services["daemon"]["command"][0] == "media-pipeline-daemon"
+
+
+def test_the_compose_environment_is_valid_celery_settings(tmp_path: Path) -> None:
+    environment = _compose()["services"]["worker-1"]["environment"]
+    settings = load_settings(tmp_path / "settings.env", environ={
+        key: value for key, value in environment.items() if key in KEYS} | {"ENABLE_FOLDER_SOURCE": "false"})
+    assert settings.execution.executor == "celery"
+    assert settings.execution.celery_broker_url == environment["CELERY_BROKER_URL"]
 
 
 def _has_compose() -> bool:

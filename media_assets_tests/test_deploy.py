@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import AssetSelection, Definitions, define_asset_job, validate_run_config
 from dagster._core.instance.config import dagster_instance_config
 
 from media_assets.definitions import defs as production_defs
-from media_assets.defs.batch.assets import GROUP, PHASE_ASSETS
+from media_assets.defs.batch.assets import PHASE_ASSETS
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,18 +97,40 @@ def test_dagster_yaml_is_a_valid_instance_with_the_queue_and_the_pool(tmp_path: 
     assert icloud_steps == {"download", "icloud_upload"}
 
 
-def test_the_celery_configuration_is_valid_for_workers_and_the_batch_job(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_celery import celery_executor
+def test_executor_celery_sends_the_batch_job_to_the_workers_broker_with_no_code_edit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EXECUTOR=celery makes the batch job's executor (and the one of UI backfills) dagster-celery's, on the
+    settings' broker, holding the run's locks; a worker (`media-pipeline worker`) gets the same Celery
+    configuration, valid as `dagster-celery worker start -y` reads it."""
+    from dagster import DagsterInstance, InitExecutorContext
+    from dagster._core.definitions.job_base import InMemoryJob
     from dagster_celery.cli import get_validated_config
+    from dagster_celery.executor import CeleryExecutor
 
-    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-    monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/1")
-    path = DEPLOY / "celery/executor.yaml"
-    worker = get_validated_config(str(path))  # what `dagster-celery worker start -y` does
-    assert worker["broker"] == "redis://127.0.0.1:6379/0"
-    job = define_asset_job("media_batch", selection=AssetSelection.groups(GROUP), executor_def=celery_executor)
-    defs = Definitions(assets=PHASE_ASSETS, jobs=[job], resources=production_defs.resources)
-    assert validate_run_config(defs.resolve_job_def("media_batch"), yaml.safe_load(path.read_text()))
+    from media_assets.defs.batch.executor import RunLockingExecutor, batch_executor, worker_config
+    from media_assets.settings import load_settings, use_settings
+
+    broker = "redis://127.0.0.1:6379/3"
+    settings_file = tmp_path / "settings.env"
+    settings_file.write_text(f"ENABLE_FOLDER_SOURCE=false\nEXECUTOR=celery\nCELERY_BROKER_URL={broker}\n")
+    monkeypatch.setenv("MEDIA_PIPELINE_SETTINGS", str(settings_file))
+    settings = use_settings(load_settings(settings_file))
+    backfills = production_defs.resolve_implicit_global_asset_job_def()
+    for job in (production_defs.resolve_job_def("media_batch"), backfills):
+        assert job.executor_def is batch_executor
+        with DagsterInstance.ephemeral() as instance:
+            made = batch_executor.executor_creation_fn(InitExecutorContext(  # type: ignore[misc]
+                job=InMemoryJob(job), executor_def=batch_executor, executor_config={}, instance=instance))
+        assert isinstance(made, RunLockingExecutor) and isinstance(made.inner, CeleryExecutor)
+        run_side = made.app_args()  # what dagster-celery's loop asks the run's executor for
+        assert run_side["broker"] == run_side["backend"] == broker
+
+    worker_yaml = tmp_path / "worker.yaml"
+    worker_yaml.write_text(worker_config(settings))
+    worker = get_validated_config(str(worker_yaml))  # what `dagster-celery worker start -y` does
+    assert {key: worker[key] for key in ("broker", "backend", "include")} == \
+        {key: run_side[key] for key in ("broker", "backend", "include")}
+    assert worker["config_source"].items() <= vars(run_side["config_source"]).items()
 
 
 def test_the_systemd_webserver_and_daemon_use_the_code_server_unit() -> None:

@@ -167,6 +167,8 @@ WRONG_VALUES = [
     ("SUPABASE_SYNC_INTERVAL_SECONDS", "5"),
     ("FREE_SPACE_ALERT_GB", "-1"),
     ("DAGSTER_UI_PORT", "70000"),
+    ("EXECUTOR", "kubernetes"),
+    ("CELERY_BROKER_URL", "http://nas.local:6379"),
 ]
 
 
@@ -216,6 +218,7 @@ def test_a_wrong_value_from_the_environment_names_the_setting(tmp_path: Path) ->
     ({"ENABLE_TELEGRAM": "true", "TELEGRAM_BOT_TOKEN": "t"}, "TELEGRAM_CHAT_ID"),
     ({"ENABLE_SUPABASE_MIRROR": "true", "SUPABASE_KEY": "k"}, "SUPABASE_URL"),
     ({"ENABLE_SUPABASE_MIRROR": "true", "SUPABASE_URL": "https://x.supabase.co"}, "SUPABASE_KEY"),
+    ({"EXECUTOR": "celery"}, "CELERY_BROKER_URL"),
 ])
 def test_a_feature_switched_on_needs_its_settings(tmp_path: Path, values: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=f"^{named} must "):
@@ -232,6 +235,17 @@ def test_a_folder_that_cannot_be_created_names_the_setting(tmp_path: Path, name:
         prepare_folders(load_quietly(path))
     assert str(blocker / "below") in str(caught.value)
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(("broker", "backend"), [("redis://nas:6379/0", "redis://nas:6379/0"),
+                                                ("amqp://guest:guest@nas:5672//", "rpc://")])
+def test_the_celery_result_backend_defaults_to_what_suits_the_broker(tmp_path: Path, broker: str,
+                                                                     backend: str) -> None:
+    settings = load_quietly(write_env(tmp_path, EXECUTOR="celery", CELERY_BROKER_URL=broker))
+    assert settings.execution.executor == "celery" and settings.execution.result_backend == backend
+    explicit = load_quietly(write_env(tmp_path, EXECUTOR="celery", CELERY_BROKER_URL=broker,
+                                      CELERY_RESULT_BACKEND="redis://other:6379/1"))
+    assert explicit.execution.result_backend == "redis://other:6379/1"
 
 
 def test_a_folder_setting_naming_a_file_is_refused(tmp_path: Path) -> None:

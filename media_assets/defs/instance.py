@@ -41,6 +41,14 @@ class Pipeline:
         self.instance.dispose()
 
 
+def instance_yaml(settings: Settings) -> str:
+    """The instance file for these settings: the daemon's run queue takes as many batches at once as the run
+    slots (MAX_CONCURRENT_BATCHES) allow."""
+    wanted = REPO_INSTANCE_YAML.read_text() if REPO_INSTANCE_YAML.is_file() else MINIMAL_INSTANCE_YAML
+    return wanted.replace("max_concurrent_runs: 1",
+                          f"max_concurrent_runs: {settings.automation.max_concurrent_batches}")
+
+
 def prepare_dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME if set, else `<data>/dagster_home` with an instance file that uses the catalog database."""
     if os.environ.get("DAGSTER_HOME"):
@@ -49,10 +57,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     make_private(home)  # run logs and event records name every file
     config = home / "dagster.yaml"
-    wanted = REPO_INSTANCE_YAML.read_text() if REPO_INSTANCE_YAML.is_file() else MINIMAL_INSTANCE_YAML
-    # The daemon's run queue takes as many batches at once as the run slots allow.
-    wanted = wanted.replace("max_concurrent_runs: 1",
-                            f"max_concurrent_runs: {settings.automation.max_concurrent_batches}")
+    wanted = instance_yaml(settings)
     if not config.exists() or config.read_text() != wanted:
         config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
-from dagster import DagsterEvent, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterEvent, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from media_assets.batches import BatchLifecycle
-from media_assets.catalog.locks import batch_lock_free, orphaned_running_batches, process_run_locks
+from media_assets.catalog.locks import RunLocks, batch_lock_free, orphaned_running_batches, process_run_locks
 from media_assets.catalog.repository import Catalog
 from media_assets.phases.common import PhaseFailed
 from media_assets.settings import Settings
@@ -24,7 +25,7 @@ RUNNER_PROCESS_TAG = "media_pipeline/process"
 RUNNER_REPORT_TAG = "media_pipeline/report_sent_by"
 #: Dagster's tag for the partition (= batch id) of a run.
 PARTITION_TAG = "dagster/partition"
-#: How long a run launched by the daemon may take from its start to its first phase, where it takes its lock.
+#: How long a run launched by the daemon may take from its start to its executor's, where it takes its lock.
 STARTUP_GRACE_SECONDS = 300
 #: Why a batch failed when a person stopped its run (Ctrl-C, SIGTERM).
 STOPPED = "stopped (Ctrl-C or SIGTERM); re-run it to continue where it stopped"
@@ -37,30 +38,57 @@ def this_process() -> str:
 
 def claim_run(instance: DagsterInstance, run_id: str, tags: Mapping[str, str], settings: Settings, catalog: Catalog,
               batch_id: str, log: object) -> None:
-    """Hold the batch's lock and a run slot for as long as this process runs the batch (the CLI took them before
-    the run; a run launched by the daemon or the UI takes them at its first phase): another process running the
-    batch fails this step naming itself (LockBusy), and a run waits for a slot saying so every minute. Then tag
-    the run with this process, for people. A step executed on another machine than the run's (a Celery worker)
-    takes nothing: the process the run is tagged with holds its locks."""
+    """At a run's first phase, make sure its process holds the batch's lock and a run slot. The process the run
+    is tagged with holds them already: the CLI before `execute_in_process`, the run worker of a run launched by
+    the daemon or the UI from its executor's start (`holding_run_locks`), tagging the run before any phase is
+    handed out. So a phase executed elsewhere (a Celery worker, a step process) takes nothing; only a run
+    executed in process without a tag (`materialize` in tests) takes them here, in its one process."""
     if tags.get(RUNNER_PROCESS_TAG, this_process()) != this_process():
         return
     locks = process_run_locks(catalog.conninfo, settings.automation.max_concurrent_batches)
+    _take_run_locks(locks, batch_id, log)
+    if RUNNER_PROCESS_TAG not in tags:
+        instance.add_run_tags(run_id, {RUNNER_PROCESS_TAG: this_process()})
+
+
+@contextmanager
+def holding_run_locks(instance: DagsterInstance, run: DagsterRun, settings: Settings, conninfo: str,
+                      log: object) -> Iterator[None]:
+    """Hold a batch run's locks in this process, the run's own, from before its first phase to after its last,
+    and tag the run with this process before any phase starts: another process running the batch fails the run
+    naming itself (LockBusy), and a run waits for a slot saying so every minute. A run that is not a batch's
+    (no partition) takes nothing."""
+    batch_id = run.tags.get(PARTITION_TAG)
+    if not batch_id:
+        yield
+        return
+    locks = process_run_locks(conninfo, settings.automation.max_concurrent_batches)
+    held_already = locks.batch_id == batch_id  # a process that took them before starting the run keeps them
+    _take_run_locks(locks, batch_id, log)
+    try:
+        instance.add_run_tags(run.run_id, {RUNNER_PROCESS_TAG: this_process()})
+        yield
+    finally:
+        if not held_already:
+            locks.release()
+
+
+def _take_run_locks(locks: RunLocks, batch_id: str, log: object) -> None:
+    """The batch's lock at once (LockBusy when another process runs it), then a run slot, waiting for one."""
     locks.take_batch(batch_id, wait=False)
     locks.take_slot(f"batch {batch_id}", wait=True, on_wait=lambda holder: log.warning(  # type: ignore[attr-defined]
         "waiting for a run slot (MAX_CONCURRENT_BATCHES): "
         + (f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running")))
-    if RUNNER_PROCESS_TAG not in tags:
-        instance.add_run_tags(run_id, {RUNNER_PROCESS_TAG: this_process()})
 
 
 def reclaim_dead_runs(instance: DagsterInstance, settings: Settings, catalog: Catalog) -> list[str]:
     """Mark runs whose process died (killed, power cut, lost its host) and their batches as failed, and free their
     pool slots, so `retry-failed` or a backfill can finish the batch and the automation starts the next one.
 
-    A run is dead when the lock of its batch is free: every run holds it from its first phase on, and PostgreSQL
-    drops it with the holder's connection, whatever host or pid the run had. A run that has not claimed its
-    batch yet (a daemon run starting up) gets STARTUP_GRACE_SECONDS first. Batches a run left `running` when it
-    lost the catalog are marked failed the same way."""
+    A run is dead when the lock of its batch is free: every run's process holds it from before its first phase
+    on, and PostgreSQL drops it with the holder's connection, whatever host or pid the run had. A run that has
+    not claimed its batch yet (a daemon run starting up) gets STARTUP_GRACE_SECONDS first. Batches a run left
+    `running` when it lost the catalog are marked failed the same way."""
     catalog.ensure_connected()
     lifecycle = BatchLifecycle(catalog)
     reclaimed = []

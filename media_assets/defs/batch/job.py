@@ -1,8 +1,9 @@
-"""The batch job: every phase asset of one batch, run in one process."""
+"""The batch job: every phase asset of one batch, executed where the EXECUTOR setting says."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job
 
 from media_assets.defs.batch.assets import GROUP
+from media_assets.defs.batch.executor import batch_executor
 
 BATCH_JOB_NAME = "media_batch"
 #: Backfills launched from the UI run under `__ASSET_JOB`; both kinds are batches.
@@ -11,7 +12,8 @@ BATCH_JOB_NAMES = (BATCH_JOB_NAME, "__ASSET_JOB")
 media_batch_job = define_asset_job(
     BATCH_JOB_NAME,
     selection=AssetSelection.groups(GROUP),
-    # One process per run: phases parallelise across files themselves, and a step per process costs ~4 s each.
-    executor_def=in_process_executor,
+    # EXECUTOR=in_process by default: phases parallelise across files themselves, and a process per step costs
+    # ~4 s each; celery spreads the phases of batches running at once over the Celery workers.
+    executor_def=batch_executor,
     description="Run one batch through every phase, from download to verification.",
 )
