@@ -108,3 +108,59 @@ def test_the_kubernetes_values_mount_the_same_share_and_settings_in_every_pod() 
     assert run_pods["envSecrets"] == deployment["envSecrets"]
     assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "media_assets.definitions"]
     assert values["postgresql"]["enabled"] is False  # Dagster's storage is the catalog's server
+
+
+#: The key names Dagster's Helm chart accepts where deploy/k8s/values.yaml sets any, transcribed from the chart's
+#: values schema (helm/dagster/schema/schema/charts in dagster-io/dagster: values.py, subschema/run_launcher.py,
+#: postgresql.py, concurrency.py, dagster_user_deployments/subschema/user_deployments.py), so a misspelt or moved
+#: key fails here, offline; `helm lint` checks the whole file against the schema where Helm is installed.
+CHART_KEYS: dict[tuple[str, ...], set[str]] = {
+    (): {"dagsterWebserver", "dagster-user-deployments", "postgresql", "generatePostgresqlPasswordSecret",
+         "generateCeleryConfigSecret", "rabbitmq", "redis", "flower", "ingress", "imagePullSecrets",
+         "computeLogManager", "scheduler", "runLauncher", "pythonLogs", "dagsterDaemon", "busybox", "migrate",
+         "telemetry", "serviceAccount", "global", "retention", "concurrency", "additionalInstanceConfig"},
+    ("dagster-user-deployments",): {"enabled", "enableSubchart", "imagePullSecrets", "deployments"},
+    ("dagster-user-deployments", "deployments", "[]"): {
+        "name", "image", "port", "dagsterApiGrpcArgs", "codeServerArgs", "includeConfigInLaunchedRuns", "env",
+        "envConfigMaps", "envSecrets", "annotations", "nodeSelector", "affinity", "tolerations",
+        "podSecurityContext", "securityContext", "resources", "livenessProbe", "readinessProbe", "startupProbe",
+        "labels", "volumeMounts", "volumes", "schedulerName"},
+    ("dagster-user-deployments", "deployments", "[]", "image"): {"repository", "tag", "pullPolicy"},
+    ("runLauncher",): {"type", "config"},
+    ("runLauncher", "config"): {"celeryK8sRunLauncher", "k8sRunLauncher", "customRunLauncher"},
+    ("runLauncher", "config", "k8sRunLauncher"): {
+        "image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile", "envConfigMaps",
+        "envSecrets", "envVars", "volumeMounts", "volumes", "labels", "failPodOnRunFailure", "resources",
+        "schedulerName", "securityContext", "runK8sConfig"},
+    ("runLauncher", "config", "k8sRunLauncher", "runK8sConfig"): {
+        "containerConfig", "podSpecConfig", "podTemplateSpecMetadata", "jobSpecConfig", "jobMetadata"},
+    ("postgresql",): {"postgresqlScheme", "image", "enabled", "postgresqlHost", "postgresqlUsername",
+                      "postgresqlPassword", "postgresqlDatabase", "postgresqlParams", "service"},
+    ("postgresql", "service"): {"port"},
+    ("concurrency",): {"enabled", "pools", "runs"},
+    ("concurrency", "pools"): {"defaultLimit", "granularity", "opGranularityRunBuffer"},
+    ("concurrency", "runs"): {"maxConcurrentRuns", "tagConcurrencyLimits"},
+}
+
+
+def _unknown_keys(value: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """Keys of `value` the chart does not know at their place, for every place CHART_KEYS lists."""
+    if isinstance(value, list):
+        return [unknown for item in value for unknown in _unknown_keys(item, (*path, "[]"))]
+    if not isinstance(value, dict):
+        return []
+    allowed = CHART_KEYS.get(path)
+    unknown = [".".join((*path, key)) for key in value if allowed is not None and key not in allowed]
+    return unknown + [found for key, item in value.items() for found in _unknown_keys(item, (*path, key))]
+
+
+def test_the_kubernetes_values_use_only_keys_of_the_dagster_chart() -> None:
+    values = yaml.safe_load((ROOT / "deploy/k8s/values.yaml").read_text())
+    assert _unknown_keys(values) == []
+    assert _unknown_keys({"runLauncher": {"config": {"k8sRunLauncher": {"runK8sConfigs": {}}}}}) == \
+        ["runLauncher.config.k8sRunLauncher.runK8sConfigs"]  # the check itself sees a misspelt key
+    # The pools and the run queue as in dagster.yaml; the chart refuses run limits in both of its places.
+    assert values["concurrency"] == {"enabled": True, "runs": {"maxConcurrentRuns": 1}, "pools": {"defaultLimit": 1}}
+    queued = values.get("dagsterDaemon", {}).get("runCoordinator", {}).get("config", {}).get("queuedRunCoordinator")
+    assert not (queued or {}).get("maxConcurrentRuns")
+    assert values["runLauncher"]["type"] in {"K8sRunLauncher", "CeleryK8sRunLauncher", "CustomRunLauncher"}
