@@ -349,7 +349,7 @@ def run_on_celery(files: int, size: tuple[int, int], cache: Path, work: Path, wo
         batch_ids = [BatchLifecycle(catalog).create() for _ in range(batches)]
         with DagsterInstance.get() as instance, \
                 running_deployment([f"worker{n}" for n in range(1, workers + 1)], env, home) as deployment:
-            queue_batches(instance, batch_ids, env, home)
+            queue_batches(instance, batch_ids, deployment, env, home)
             runs = wait_for_runs(instance, batches, deployment, home, timeout_s=3600)
             if any(run.status != DagsterRunStatus.SUCCESS for run in runs):
                 raise RuntimeError(f"a batch failed on Celery (logs in {home})")

@@ -34,13 +34,13 @@ def workspace_yaml(code_server_port: int) -> str:
             f"      location_name: {LOCATION}\n")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def _wait_for_code_server(server: subprocess.Popen[bytes], port: int) -> None:
+def wait_for_code_server(server: subprocess.Popen[bytes], port: int) -> None:
     """Until the code server accepts connections: it listens only once it has loaded the definitions."""
     deadline = time.monotonic() + CODE_SERVER_STARTUP_SECONDS
     while time.monotonic() < deadline:
@@ -72,7 +72,7 @@ def running_ui(host: str, port: int, dagster_home: Path) -> Iterator[list[subpro
     """The code server, then the webserver and the daemon on it; all stopped when the block ends. The children
     inherit this process's environment (settings, the catalog's URL, DAGSTER_HOME) and its output."""
     bin_dir = Path(sys.executable).parent
-    code_port = _free_port()
+    code_port = free_port()
     workspace = dagster_home / "workspace.yaml"
     workspace.write_text(workspace_yaml(code_port))
     children: list[subprocess.Popen[bytes]] = []
@@ -80,7 +80,7 @@ def running_ui(host: str, port: int, dagster_home: Path) -> Iterator[list[subpro
         children.append(subprocess.Popen(
             [str(bin_dir / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(code_port),
              "-m", MODULE, "--location-name", LOCATION], start_new_session=True))
-        _wait_for_code_server(children[0], code_port)
+        wait_for_code_server(children[0], code_port)
         children.append(subprocess.Popen([str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port),
                                           "-w", str(workspace)], start_new_session=True))
         # `media-pipeline-daemon` as a module: an older install without that script still starts.

@@ -1,8 +1,9 @@
-"""A Celery deployment on this machine, started as a deployed one is: a daemon (`dagster-daemon run`, its run
-queue taking MAX_CONCURRENT_BATCHES runs at once, its run launcher starting each run's process) and Celery
-workers (`media-pipeline worker`), all sharing one settings file with EXECUTOR=celery, the catalog and
-DAGSTER_HOME, on the local Redis. Batches are queued as a backfill (`dagster job backfill`), as from the UI.
-Used by test_celery_workers.py and `benchmarks/pipeline.py --workers`."""
+"""A Celery deployment on this machine, started as a deployed one is (`media-pipeline ui` without the webserver):
+a long-lived code server (where the runs' processes start), the daemon on it (`media-pipeline-daemon run -w`, its
+run queue taking MAX_CONCURRENT_BATCHES runs at once) and Celery workers (`media-pipeline worker`), all sharing one
+settings file with EXECUTOR=celery, the catalog and DAGSTER_HOME, on the local Redis. Batches are queued as a
+backfill (`dagster job backfill`), as from the UI. Used by test_celery_workers.py and
+`benchmarks/pipeline.py --workers`."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from media_assets.defs.batch.assets import PHASE_ASSETS
 from media_assets.defs.batch.job import BATCH_JOB_NAME
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV, instance_yaml
 from media_assets.settings import SETTINGS_FILE_ENV, load_settings
+from media_assets.ui import LOCATION, free_port, wait_for_code_server, workspace_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-MODULE = ["-m", "media_assets.definitions"]
+MODULE = "media_assets.definitions"
 REDIS = ("127.0.0.1", 6379)
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -73,30 +75,37 @@ def deployment_environment(settings_file: Path, conninfo: str, dagster_home: Pat
 
 @dataclass
 class Deployment:
-    """The daemon and the workers, each in a session of its own (stopped with everything it started)."""
+    """The code server, the daemon and the workers, each in a session of its own (stopped with everything it
+    started: the code server's holds the runs' processes)."""
 
-    daemon: subprocess.Popen
-    workers: list[subprocess.Popen]
+    services: list[subprocess.Popen]
+    workspace: Path
 
     def check_alive(self, where: Path) -> None:
-        if self.daemon.poll() is not None or any(worker.poll() is not None for worker in self.workers):
-            raise RunsStopped(f"the daemon or a Celery worker stopped: see the logs in {where}")
+        if any(process.poll() is not None for process in self.services):
+            raise RunsStopped(f"the code server, the daemon or a Celery worker stopped: see the logs in {where}")
 
 
 @contextmanager
 def running_deployment(workers: list[str], env: dict[str, str], log_dir: Path) -> Iterator[Deployment]:
-    """The daemon and the named workers (one task at a time each), stopped afterwards with every process they
-    started, the runs' processes included."""
+    """The named workers (one task at a time each), the code server and the daemon on it, stopped afterwards
+    with every process they started, the runs' processes included."""
     started: list[subprocess.Popen] = []
+    workspace = Path(env["DAGSTER_HOME"]) / "workspace.yaml"
+    code_port = free_port()
+    workspace.write_text(workspace_yaml(code_port))
     try:
         for name in workers:
             started.append(_start([sys.executable, "-m", "media_assets.cli", "worker", "--name", name, "--",
                                    "--pool=solo"], env, log_dir / f"worker-{name}.log"))
-        daemon = _start([str(BIN / "dagster-daemon"), "run", *MODULE], env, log_dir / "daemon.log")
-        started.append(daemon)
-        yield Deployment(daemon=daemon, workers=started[:-1])
+        started.append(_start([str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(code_port),
+                               "-m", MODULE, "--location-name", LOCATION], env, log_dir / "code-server.log"))
+        wait_for_code_server(started[-1], code_port)
+        started.append(_start([sys.executable, "-m", "media_assets.defs.daemon", "run", "-w", str(workspace)], env,
+                              log_dir / "daemon.log"))  # media-pipeline-daemon
+        yield Deployment(services=started, workspace=workspace)
     finally:
-        for process in started:
+        for process in reversed(started):
             _stop(process)
 
 
@@ -144,7 +153,8 @@ def processes_of(dagster_home: Path) -> list[int]:
     return found
 
 
-def queue_batches(instance: DagsterInstance, batch_ids: list[str], env: dict[str, str], log_dir: Path) -> None:
+def queue_batches(instance: DagsterInstance, batch_ids: list[str], deployment: Deployment, env: dict[str, str],
+                  log_dir: Path) -> None:
     """Queue a run per batch as a backfill would from the UI: the batches become partitions, each pool of the
     phases gets its limit (as `dagster instance concurrency set icloud 1` on a deployment: runs starting together
     on a fresh instance would both create the pool's row) and `dagster job backfill` submits the runs to the
@@ -153,7 +163,7 @@ def queue_batches(instance: DagsterInstance, batch_ids: list[str], env: dict[str
     for pool in sorted({asset.op.pool for asset in PHASE_ASSETS if asset.op.pool}):
         instance.event_log_storage.set_concurrency_slots(pool, 1)
     with (log_dir / "backfill.log").open("w") as log:
-        subprocess.run([str(BIN / "dagster"), "job", "backfill", *MODULE, "-j", BATCH_JOB_NAME,
+        subprocess.run([str(BIN / "dagster"), "job", "backfill", "-w", str(deployment.workspace), "-j", BATCH_JOB_NAME,
                         "--partitions", ",".join(batch_ids), "--noprompt"],
                        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True, timeout=300)
 

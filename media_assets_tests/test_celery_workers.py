@@ -59,7 +59,7 @@ def test_three_queued_batches_run_on_two_celery_workers(tmp_path: Path, catalog_
     catalog = Catalog(catalog_conninfo)
     batch_ids = [BatchLifecycle(catalog).create() for _ in range(BATCHES)]
     with DagsterInstance.get() as instance, running_deployment(list(WORKERS), env, tmp_path) as deployment:
-        queue_batches(instance, batch_ids, env, tmp_path)
+        queue_batches(instance, batch_ids, deployment, env, tmp_path)
         try:
             runs = wait_for_runs(instance, BATCHES, deployment, tmp_path, RUNS_TIMEOUT_S)
         except RunsStopped as stopped:
