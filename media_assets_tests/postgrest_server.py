@@ -101,7 +101,7 @@ def free_port() -> int:
 def with_database(conninfo: str, dbname: str, **changes: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
     params.update(dbname=dbname, **changes)
-    return psycopg.conninfo.make_conninfo(**params)
+    return psycopg.conninfo.make_conninfo("", **params)
 
 
 def create_remote_database(admin_conninfo: str, dbname: str) -> str:
@@ -137,7 +137,7 @@ class PostgrestServer:
         self.port = free_port()
         self.workdir = workdir
         self.config = workdir / "postgrest.conf"
-        db_uri = with_database(db_conninfo, psycopg.conninfo.conninfo_to_dict(db_conninfo)["dbname"],
+        db_uri = with_database(db_conninfo, str(psycopg.conninfo.conninfo_to_dict(db_conninfo)["dbname"]),
                                user="authenticator", password=AUTHENTICATOR_PASSWORD)
         self.config.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in {
             "db-uri": db_uri, "db-schemas": "public", "db-anon-role": "anon", "jwt-secret": JWT_SECRET,

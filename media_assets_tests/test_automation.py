@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, SensorResult, SkipReason, build_sensor_context
 
-from media_assets.automation import check_sources, decide_next_batch
+from media_assets.automation import Decision, check_sources, decide_next_batch
 from media_assets.defs.batch.sensors import batch_sensor
+from media_assets.defs.instance import Pipeline
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
+from media_assets.sources.base import SourceItem
 from media_assets.sources.configured import enabled_sources
+from media_assets_tests.conftest import ListingOnlySource, MakePipeline, present
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
 
-def _decide(**overrides):
-    args = dict(mode="interval", interval_minutes=60, max_per_day=24, now=NOW, last_batch_at=None,
+def _decide(**overrides: Any) -> Decision:
+    args: dict[str, Any] = dict(mode="interval", interval_minutes=60, max_per_day=24, now=NOW, last_batch_at=None,
                 batches_today=0, batch_running=False)
     args.update(overrides)
     return decide_next_batch(**args)
@@ -34,7 +40,7 @@ def test_interval_daily_cap_overlap_and_mode() -> None:
     assert _decide(mode="continuous", last_batch_at=NOW - timedelta(minutes=1)).start
 
 
-def test_new_files_are_noticed_and_known_ones_are_not(make_pipeline) -> None:
+def test_new_files_are_noticed_and_known_ones_are_not(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     sources = enabled_sources(pipeline.settings)
@@ -45,40 +51,44 @@ def test_new_files_are_noticed_and_known_ones_are_not(make_pipeline) -> None:
     assert not check_sources(pipeline.settings, pipeline.catalog, sources).start
 
 
+#: The pipeline, a Dagster instance and the resources the sensors of a test run with.
+SensorSetup = tuple[Pipeline, DagsterInstance, Mapping[str, object]]
+
+
 @pytest.fixture
-def sensor_setup(make_pipeline, tmp_path, monkeypatch):
+def sensor_setup(make_pipeline: MakePipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SensorSetup:
     pipeline = make_pipeline(PIPELINE_EXECUTION_MODE="interval", PIPELINE_EXECUTION_INTERVAL_MINUTES="60")
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
-    resources = {"settings": settings, "catalog": CatalogResource(settings=settings)}
+    resources: Mapping[str, object] = {"settings": settings, "catalog": CatalogResource(settings=settings)}
     instance = DagsterInstance.ephemeral()
     return pipeline, instance, resources
 
 
-def _evaluate(instance, resources):
+def _evaluate(instance: DagsterInstance, resources: Mapping[str, object]) -> object:
     with build_sensor_context(instance=instance, resources=resources) as context:
         return batch_sensor(context)
 
 
-def test_sensor_creates_a_batch_with_an_idempotent_run_key(sensor_setup) -> None:
+def test_sensor_creates_a_batch_with_an_idempotent_run_key(sensor_setup: SensorSetup) -> None:
     pipeline, instance, resources = sensor_setup
     library = pipeline.settings.sources.folder_source_paths[0]
 
     skipped = _evaluate(instance, resources)
-    assert isinstance(skipped, SkipReason) and "nothing new" in skipped.skip_message
+    assert isinstance(skipped, SkipReason) and "nothing new" in (skipped.skip_message or "")
 
     sample.make_photo(library / "a.jpg", seed=1, size=(64, 48))
     result = _evaluate(instance, resources)
     assert isinstance(result, SensorResult)
-    [request] = result.run_requests
+    [request] = present(result.run_requests)
     assert request.run_key == request.partition_key
-    assert result.dynamic_partitions_requests[0].partition_keys == [request.partition_key]
-    assert pipeline.catalog.batch(request.partition_key) is not None
+    assert present(result.dynamic_partitions_requests)[0].partition_keys == [request.partition_key]
+    assert pipeline.catalog.batch(present(request.partition_key)) is not None
 
     again = _evaluate(instance, resources)
-    assert isinstance(again, SkipReason) and "next batch due" in again.skip_message
+    assert isinstance(again, SkipReason) and "next batch due" in (again.skip_message or "")
 
 
-def test_sensor_waits_while_a_batch_runs(sensor_setup, monkeypatch) -> None:
+def test_sensor_waits_while_a_batch_runs(sensor_setup: SensorSetup, monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline, instance, resources = sensor_setup
     sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     from media_assets.definitions import defs
@@ -86,23 +96,23 @@ def test_sensor_waits_while_a_batch_runs(sensor_setup, monkeypatch) -> None:
     job = defs.resolve_job_def("media_batch")
     instance.create_run_for_job(job, status=DagsterRunStatus.STARTED, tags={"dagster/partition": "x"})
     result = _evaluate(instance, resources)
-    assert isinstance(result, SkipReason) and "still running" in result.skip_message
+    assert isinstance(result, SkipReason) and "still running" in (result.skip_message or "")
 
 
-def test_sensor_honours_the_daily_cap(sensor_setup, make_pipeline) -> None:
+def test_sensor_honours_the_daily_cap(sensor_setup: SensorSetup, make_pipeline: MakePipeline) -> None:
     _, instance, resources = sensor_setup
     pipeline = make_pipeline(PIPELINE_MAX_EXECUTIONS_PER_DAY="1", PIPELINE_EXECUTION_MODE="continuous")
     sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     assert isinstance(_evaluate(instance, resources), SensorResult)
     capped = _evaluate(instance, resources)
-    assert isinstance(capped, SkipReason) and "daily cap" in capped.skip_message
+    assert isinstance(capped, SkipReason) and "daily cap" in (capped.skip_message or "")
 
 
-def test_a_source_that_cannot_be_looked_into_lets_the_run_find_out(make_pipeline) -> None:
-    class NeedsACode:
+def test_a_source_that_cannot_be_looked_into_lets_the_run_find_out(make_pipeline: MakePipeline) -> None:
+    class NeedsACode(ListingOnlySource):
         name = "icloud"
 
-        def scan(self):
+        def scan(self) -> Iterator[SourceItem]:
             raise RuntimeError("iCloud sign-in needs a 2FA code; the next run asks for it")
             yield
 
@@ -110,8 +120,8 @@ def test_a_source_that_cannot_be_looked_into_lets_the_run_find_out(make_pipeline
     assert check_sources(pipeline.settings, pipeline.catalog, {"icloud": NeedsACode()}).start
 
 
-def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(sensor_setup,
-                                                                               make_pipeline) -> None:
+def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(sensor_setup: SensorSetup,
+                                                                                make_pipeline: MakePipeline) -> None:
     import subprocess
     import sys
 
@@ -132,11 +142,12 @@ def test_a_run_whose_worker_died_is_reclaimed_and_does_not_block_the_automation(
 
     result = _evaluate(instance, resources)
     assert isinstance(result, SensorResult), "the dead run no longer counts as a running batch"
-    assert instance.get_run_by_id(run.run_id).status is DagsterRunStatus.FAILURE
-    assert pipeline.catalog.batch("killed-batch").status == "failed"
+    assert present(instance.get_run_by_id(run.run_id)).status is DagsterRunStatus.FAILURE
+    assert present(pipeline.catalog.batch("killed-batch")).status == "failed"
 
 
-def test_an_unpartitioned_run_such_as_the_library_stats_refresh_does_not_hold_batches_back(sensor_setup) -> None:
+def test_an_unpartitioned_run_such_as_the_library_stats_refresh_does_not_hold_batches_back(
+        sensor_setup: SensorSetup) -> None:
     pipeline, instance, resources = sensor_setup
     sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
     from media_assets.definitions import defs
@@ -145,7 +156,8 @@ def test_an_unpartitioned_run_such_as_the_library_stats_refresh_does_not_hold_ba
     assert isinstance(_evaluate(instance, resources), SensorResult)
 
 
-def _evaluate_retries(instance, resources, cursor: str | None):
+def _evaluate_retries(instance: DagsterInstance, resources: Mapping[str, object],
+                      cursor: str | None) -> tuple[object, str | None]:
     """The retry sensor's answer and its cursor afterwards."""
     from media_assets.defs.batch.sensors import retry_sensor
 
@@ -153,7 +165,8 @@ def _evaluate_retries(instance, resources, cursor: str | None):
         return retry_sensor(context), context.cursor
 
 
-def test_a_failed_batch_is_re_run_after_10_min_1_h_and_6_h_then_a_person_is_asked(sensor_setup, monkeypatch) -> None:
+def test_a_failed_batch_is_re_run_after_10_min_1_h_and_6_h_then_a_person_is_asked(
+        sensor_setup: SensorSetup, monkeypatch: pytest.MonkeyPatch) -> None:
     import media_assets.defs.batch.sensors as automation_defs
     from media_assets.definitions import defs
 
@@ -175,7 +188,7 @@ def test_a_failed_batch_is_re_run_after_10_min_1_h_and_6_h_then_a_person_is_aske
         failed_minutes_ago(due)
         result, cursor = _evaluate_retries(instance, resources, cursor)
         assert isinstance(result, SensorResult), f"re-run {retry} is due"
-        [request] = result.run_requests
+        [request] = present(result.run_requests)
         assert request.partition_key == "b1" and request.tags[automation_defs.RETRY_TAG] == str(retry)
         instance.create_run_for_job(defs.resolve_job_def("media_batch"), status=DagsterRunStatus.FAILURE,
                                     tags={**request.tags, "dagster/partition": "b1"})

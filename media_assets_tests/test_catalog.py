@@ -8,11 +8,13 @@ from typing import get_args, get_type_hints
 import psycopg
 import pytest
 from alembic.script import ScriptDirectory
+from typing_extensions import Unpack
 
 from media_assets.catalog import files as catalog_files
 from media_assets.catalog.migrate import alembic_config, upgrade_to_head
-from media_assets.catalog.repository import Catalog, Duplicate, MediaFile, QuarantinedFile
+from media_assets.catalog.repository import Catalog, Duplicate, FileChanges, MediaFile, QuarantinedFile
 from media_assets.catalog.states import ALLOWED_MOVES, FINAL_STATES, FileState, IllegalTransition
+from media_assets_tests.conftest import present
 
 S = FileState
 BATCH = "2024-01-01T00-00-00"
@@ -55,10 +57,11 @@ class Files:
         return file
 
 
-def move(catalog: Catalog, file: MediaFile, target: FileState, **changes: object) -> MediaFile:
+def move(catalog: Catalog, file: MediaFile, target: FileState, *, detail: str | None = None,
+         **changes: Unpack[FileChanges]) -> MediaFile:
     if target is S.QUARANTINED:
         changes.setdefault("error", "test quarantine")
-    return catalog.move(file, target, **changes)
+    return catalog.move(file, target, detail=detail, **changes)
 
 
 def history(catalog: Catalog, file_id: int) -> list[tuple[str | None, str, str | None]]:
@@ -104,7 +107,7 @@ def test_upgrade_to_head_on_an_empty_database(postgres_admin: str, catalog_conni
         conn.execute(f'CREATE DATABASE "{empty}"')
     try:
         params["dbname"] = empty
-        conninfo = psycopg.conninfo.make_conninfo(**params)
+        conninfo = psycopg.conninfo.make_conninfo("", **params)
         upgrade_to_head(conninfo)
         upgrade_to_head(conninfo)
         fresh = Catalog(conninfo)
@@ -383,15 +386,16 @@ def test_iter_files_while_moving_the_files_it_returns(files: Files, monkeypatch:
 
 
 def test_find_keeper_by_hash(files: Files) -> None:
-    same = {"content_hash": "c0ffee" * 10, "size_bytes": 2048}
+    content_hash, size = "c0ffee" * 10, 2048
+    same: FileChanges = {"content_hash": content_hash, "size_bytes": size}
     catalog = files.catalog
     unrelated = catalog.move(files.at(S.DOWNLOADED), S.UNIQUE)
     discovered = files.new()
     catalog.conn.execute("UPDATE media_files SET content_hash = %s, size_bytes = %s WHERE id = %s",
-                         (same["content_hash"], same["size_bytes"], discovered.id))
+                         (content_hash, size, discovered.id))
     quarantined = move(catalog, files.new(), S.QUARANTINED, **same)
     duplicate = catalog.mark_duplicate(catalog.move(files.new(), S.DOWNLOADED, **same), unrelated, kind="near")
-    catalog.move(files.new(), S.DOWNLOADED, content_hash=same["content_hash"], size_bytes=1)
+    catalog.move(files.new(), S.DOWNLOADED, content_hash=content_hash, size_bytes=1)
     catalog.move(files.new(), S.DOWNLOADED, content_hash="beef" * 16, size_bytes=2048)
     keeper = catalog.move(files.new(), S.DOWNLOADED, **same)
     later = catalog.move(files.new(), S.DOWNLOADED, **same)
@@ -399,23 +403,24 @@ def test_find_keeper_by_hash(files: Files) -> None:
     assert duplicate.state is S.DUPLICATE
 
     # Earlier copies that are not kept (discovered, quarantined, duplicate) and later ones do not count.
-    assert catalog.find_keeper_by_hash(same["content_hash"], same["size_bytes"], exclude_id=keeper.id) is None
-    found = catalog.find_keeper_by_hash(same["content_hash"], same["size_bytes"], exclude_id=later.id)
+    assert catalog.find_keeper_by_hash(content_hash, size, exclude_id=keeper.id) is None
+    found = catalog.find_keeper_by_hash(content_hash, size, exclude_id=later.id)
     assert found is not None and found.id == keeper.id
-    assert catalog.find_keeper_by_hash(same["content_hash"], 999, exclude_id=later.id) is None
-    assert catalog.find_keeper_by_hash("0" * 64, same["size_bytes"], exclude_id=later.id) is None
+    assert catalog.find_keeper_by_hash(content_hash, 999, exclude_id=later.id) is None
+    assert catalog.find_keeper_by_hash("0" * 64, size, exclude_id=later.id) is None
 
 
 def test_find_keeper_ignores_only_later_ids(files: Files) -> None:
-    same = {"content_hash": "ab" * 32, "size_bytes": 10}
+    content_hash = "ab" * 32
+    same: FileChanges = {"content_hash": content_hash, "size_bytes": 10}
     first = files.catalog.move(files.new(), S.DOWNLOADED, **same)
     second = files.catalog.move(files.new(), S.DOWNLOADED, **same)
-    assert files.catalog.find_keeper_by_hash(same["content_hash"], 10, exclude_id=first.id) is None
-    found = files.catalog.find_keeper_by_hash(same["content_hash"], 10, exclude_id=second.id)
+    assert files.catalog.find_keeper_by_hash(content_hash, 10, exclude_id=first.id) is None
+    found = files.catalog.find_keeper_by_hash(content_hash, 10, exclude_id=second.id)
     assert found is not None and found.id == first.id
     # A keeper further along (compressed, uploaded, verified...) is still a keeper.
     files.catalog.move(files.catalog.move(first, S.UNIQUE), S.COMPRESSED)
-    found = files.catalog.find_keeper_by_hash(same["content_hash"], 10, exclude_id=second.id)
+    found = files.catalog.find_keeper_by_hash(content_hash, 10, exclude_id=second.id)
     assert found is not None and found.state is S.COMPRESSED
 
 
@@ -428,10 +433,10 @@ def test_record_upload_is_idempotent(files: Files) -> None:
     rows = files.catalog.uploads_of(file.id)
     assert [(r.destination, r.status, r.remote_id, r.checksum, r.detail) for r in rows] == [
         ("local", "uploaded", "2024/a.jpg", "abc", None), ("pixel", "uploaded", "DCIM/a.jpg", "abc", None)]
-    assert files.catalog.upload_for(file.id, "local").verified_at is None
+    assert present(files.catalog.upload_for(file.id, "local")).verified_at is None
     files.catalog.mark_upload_verified(file.id, "local")
-    assert files.catalog.upload_for(file.id, "local").verified_at is not None
-    assert files.catalog.upload_for(file.id, "pixel").verified_at is None
+    assert present(files.catalog.upload_for(file.id, "local")).verified_at is not None
+    assert present(files.catalog.upload_for(file.id, "pixel")).verified_at is None
     assert files.catalog.upload_for(file.id, "icloud") is None
     with pytest.raises(psycopg.errors.CheckViolation):
         files.catalog.record_upload(file.id, "local", status="maybe", remote_id=None, checksum=None)
@@ -459,7 +464,7 @@ def test_phase_runs(catalog: Catalog) -> None:
     assert (download.status, download.files_processed, download.files_failed, download.bytes_in,
             download.details, download.error, download.dagster_run_id) == (
         "succeeded", 5, 1, 1000, {"photos": 4, "videos": 1}, None, "run-2")
-    assert download.finished_at >= download.started_at and download.seconds >= 0
+    assert present(download.finished_at) >= download.started_at and present(download.seconds) >= 0
     assert by_phase["sorting"].bytes_out == 400 and by_phase["sorting"].details == {"skipped": 1}
     assert by_phase["compression"].status == "running" and by_phase["compression"].finished_at is None
     assert by_phase["compression"].seconds is None
@@ -486,12 +491,12 @@ def test_count_by_state(files: Files) -> None:
 def test_batches(catalog: Catalog) -> None:
     catalog.create_batch("b1")
     catalog.create_batch("b2")
-    assert catalog.batch("b1").status == "created" and catalog.batch("missing") is None
+    assert present(catalog.batch("b1")).status == "created" and catalog.batch("missing") is None
     catalog.set_batch_status("b1", "running")
-    assert catalog.batch("b1").finished_at is None
+    assert present(catalog.batch("b1")).finished_at is None
     catalog.mark_batch_scanned("b1")
     catalog.set_batch_status("b1", "succeeded")
-    b1 = catalog.batch("b1")
+    b1 = present(catalog.batch("b1"))
     assert b1.status == "succeeded" and b1.finished_at is not None and b1.scanned_at is not None
     assert [b.id for b in catalog.recent_batches(5)] == ["b2", "b1"]
     assert catalog.batches_created_since(b1.created_at) == 2

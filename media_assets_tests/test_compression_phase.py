@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import AssetKey
 
 from media_assets.catalog.states import FileState
+from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
 from media_assets.media.hashing import sha256_file
 from media_assets.phases import compression
 from media_assets.phases.common import run_phase
 from media_assets.runner import run_batch
 from media_assets.settings import SettingsError
+from media_assets_tests.conftest import MakePipeline, present
 from media_assets_tests.first_phases import download_and_deduplicate
 from media_assets_tests.test_compression import camera_jpeg
 
 HIGH_QUALITY = "2024/camera/IMG_20240601_120000.jpg"
 
 
-def _library(pipeline) -> Path:
+def _library(pipeline: Pipeline) -> Path:
     library = pipeline.settings.sources.folder_source_paths[0]
     sample.write_sample_library(library)
     (library / HIGH_QUALITY).parent.mkdir(parents=True)
@@ -28,13 +31,13 @@ def _library(pipeline) -> Path:
     return library
 
 
-def _quality(pipeline, file_id: int) -> float | None:
-    return pipeline.catalog.conn.execute("SELECT quality_score FROM media_files WHERE id = %s",
-                                         (file_id,)).fetchone()["quality_score"]
+def _quality(pipeline: Pipeline, file_id: int) -> float | None:
+    return present(pipeline.catalog.conn.execute("SELECT quality_score FROM media_files WHERE id = %s",
+                                                 (file_id,)).fetchone())["quality_score"]
 
 
 @pytest.mark.slow
-def test_a_batch_saves_bytes_and_records_every_decision(make_pipeline) -> None:
+def test_a_batch_saves_bytes_and_records_every_decision(make_pipeline: MakePipeline) -> None:
     # More than 4 files: the process pool does the work. Originals kept after verification, to check them.
     pipeline = make_pipeline(COMPRESSION_WORKERS="2", KEEP_ORIGINALS="always")
     library = _library(pipeline)
@@ -42,26 +45,28 @@ def test_a_batch_saves_bytes_and_records_every_decision(make_pipeline) -> None:
     assert report.success, report.error
     files = {f.original_name: f for f in pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)}
     camera = files[Path(HIGH_QUALITY).name]
-    assert camera.compression_decision.startswith("re-encoded from ~q96 to q85")
-    assert camera.output_size <= 0.9 * camera.size_bytes and _quality(pipeline, camera.id) >= 0.98
+    assert present(camera.compression_decision).startswith("re-encoded from ~q96 to q85")
+    assert present(camera.output_size) <= 0.9 * present(camera.size_bytes)
+    assert present(_quality(pipeline, camera.id)) >= 0.98
     assert (library / HIGH_QUALITY).stat().st_size == camera.size_bytes  # the source was only read
-    assert sha256_file(pipeline.settings.storage.media_root / camera.original_path) == camera.content_hash
+    assert sha256_file(pipeline.settings.storage.media_root / present(camera.original_path)) == camera.content_hash
     heic = files[Path(sample.HEIC_PHOTO).name]
-    assert heic.output_hash == heic.content_hash and "HEIC stays HEIC" in heic.compression_decision
+    assert heic.output_hash == heic.content_hash and "HEIC stays HEIC" in (heic.compression_decision or "")
     for file in files.values():
-        assert file.compression_decision and file.output_size <= file.size_bytes
-        assert sha256_file(pipeline.settings.storage.media_root / file.sorted_path) == file.output_hash
+        assert file.compression_decision and present(file.output_size) <= present(file.size_bytes)
+        assert sha256_file(pipeline.settings.storage.media_root / present(file.sorted_path)) == file.output_hash
     assert not list(pipeline.settings.storage_dir("compressed").rglob(".partial-*"))
 
-    event = pipeline.instance.get_latest_materialization_event(AssetKey("compression"))
-    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
-    saved = sum(f.size_bytes - f.output_size for f in files.values())
+    event = present(pipeline.instance.get_latest_materialization_event(AssetKey("compression")))
+    metadata: dict[str, Any] = {k: v.value for k, v in present(event.asset_materialization).metadata.items()}
+    saved = sum(present(f.size_bytes) - present(f.output_size) for f in files.values())
     assert metadata["bytes_saved"] == saved > 0
     assert 0.98 <= metadata["quality_min"] <= metadata["quality_median"] <= 1.0
     assert metadata["reencoded"] >= 1
 
 
-def test_a_crash_while_compressing_lets_the_original_flow_on(make_pipeline, monkeypatch) -> None:
+def test_a_crash_while_compressing_lets_the_original_flow_on(make_pipeline: MakePipeline,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline(COMPRESSION_WORKERS="1")
     _library(pipeline)
     batch_id = "crash"
@@ -78,11 +83,11 @@ def test_a_crash_while_compressing_lets_the_original_flow_on(make_pipeline, monk
     for file in pipeline.catalog.iter_files(batch_id, FileState.COMPRESSED):
         if file.media_type == "photo":
             assert file.output_path == file.original_path and file.output_hash == file.content_hash
-            assert "compression failed: MemoryError: out of memory" in file.compression_decision
+            assert "compression failed: MemoryError: out of memory" in (file.compression_decision or "")
 
 
 @pytest.mark.parametrize(("name", "value"), [("COMPRESSION_MIN_SSIM", "1.5"), ("COMPRESSION_JPEG_QUALITY", "x"),
                                              ("COMPRESSION_VIDEO_CODEC", "av1")])
-def test_wrong_settings_are_named(make_pipeline, name: str, value: str) -> None:
+def test_wrong_settings_are_named(make_pipeline: MakePipeline, name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):  # refused as the settings are read, before any phase
         compression.CompressionConfig.from_settings(make_pipeline(**{name: value}).settings)

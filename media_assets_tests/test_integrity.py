@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import build_schedule_context
@@ -19,12 +20,12 @@ from media_assets.definitions import defs
 from media_assets.defs.instance import DAGSTER_STORAGE_ENV, Pipeline
 from media_assets.defs.resources import SettingsResource
 from media_assets.destinations.configured import enabled_destinations
-from media_assets.integrity import check_everything
+from media_assets.integrity import IntegrityReport, check_everything
 from media_assets.media import sample_library as sample
 from media_assets.media.hashing import sha256_file
 from media_assets.reporting import RunReport
 from media_assets.runner import run_batch
-from media_assets_tests.conftest import MakePipeline
+from media_assets_tests.conftest import MakePipeline, present
 from media_assets_tests.telegram_stub import TelegramStub
 from media_assets_tests.test_telegram import telegram_settings
 
@@ -36,7 +37,7 @@ def _flip_one_byte(path: Path) -> None:
 
 
 @pytest.fixture
-def finished(make_pipeline):
+def finished(make_pipeline: MakePipeline) -> tuple[Pipeline, RunReport]:
     pipeline = make_pipeline()
     sample.write_sample_library(pipeline.settings.sources.folder_source_paths[0])
     report = run_batch(pipeline)
@@ -44,11 +45,11 @@ def finished(make_pipeline):
     return pipeline, report
 
 
-def _check(pipeline):
+def _check(pipeline: Pipeline) -> IntegrityReport:
     return check_everything(pipeline.settings, pipeline.catalog, enabled_destinations(pipeline.settings))
 
 
-def test_a_healthy_library_matches(finished) -> None:
+def test_a_healthy_library_matches(finished: tuple[Pipeline, RunReport]) -> None:
     pipeline, report = finished
     result = _check(pipeline)
     assert result.ok, result.to_text()
@@ -58,47 +59,51 @@ def test_a_healthy_library_matches(finished) -> None:
     assert result.counts["pruned"] >= verified
 
 
-def test_one_flipped_byte_missing_copy_and_stray_are_reported(finished) -> None:
+def test_one_flipped_byte_missing_copy_and_stray_are_reported(finished: tuple[Pipeline, RunReport]) -> None:
     pipeline, report = finished
     files = list(pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED))
-    _flip_one_byte(pipeline.settings.storage.media_root / files[0].sorted_path)
+    flipped = present(files[0].sorted_path)
+    _flip_one_byte(pipeline.settings.storage.media_root / flipped)
     [upload] = pipeline.catalog.uploads_of(files[1].id)
-    (pipeline.settings.destinations.local_destination_dir / upload.remote_id).unlink()
+    (pipeline.settings.destinations.local_destination_dir / present(upload.remote_id)).unlink()
     (pipeline.settings.storage_dir("uploaded") / "stray.jpg").write_bytes(b"who am I")
 
     result = _check(pipeline)
     assert not result.ok
     assert result.counts["differing"] == 1 and result.counts["missing"] == 1 and result.counts["unknown_extra"] == 1
-    assert any(files[0].sorted_path in p for p in result.problems)
+    assert any(flipped in p for p in result.problems)
 
 
-def test_the_command_exits_non_zero_on_bit_rot(finished, monkeypatch, tmp_path, capsys) -> None:
+def test_the_command_exits_non_zero_on_bit_rot(finished: tuple[Pipeline, RunReport], monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pipeline, report = finished
     (tmp_path / "dagster_home").mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setenv(DAGSTER_STORAGE_ENV, dagster_storage_url(pipeline.catalog.conninfo))
     assert main(["verify", "--full"]) == 0
     [file, *_] = pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED)
-    _flip_one_byte(pipeline.settings.storage.media_root / file.sorted_path)
+    _flip_one_byte(pipeline.settings.storage.media_root / present(file.sorted_path))
     assert main(["verify", "--full"]) == 1
     assert "1 differing" in capsys.readouterr().out
 
 
-def test_a_flipped_byte_at_the_destination_is_differing_and_a_stray_there_is_extra(finished) -> None:
+def test_a_flipped_byte_at_the_destination_is_differing_and_a_stray_there_is_extra(finished: tuple[Pipeline,
+                                                                                   RunReport]) -> None:
     pipeline, report = finished
     destination = pipeline.settings.destinations.local_destination_dir
     files = list(pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED))
     [upload] = pipeline.catalog.uploads_of(files[0].id)
-    _flip_one_byte(destination / upload.remote_id)
+    remote_id = present(upload.remote_id)
+    _flip_one_byte(destination / remote_id)
     (destination / "not-ours.jpg").write_bytes(b"put there by hand")
 
     result = _check(pipeline)
     assert (result.counts["differing"], result.counts["missing"], result.counts["unknown_extra"]) == (1, 0, 1)
-    assert any(upload.remote_id in p and p.startswith("differing") for p in result.problems)
+    assert any(remote_id in p and p.startswith("differing") for p in result.problems)
     assert "unknown_extra: local not-ours.jpg: at the destination, not sent by the pipeline" in result.problems
 
 
-def test_the_weekly_scrub_is_off_in_once_mode_and_reports_its_counts_as_a_check(make_pipeline,
+def test_the_weekly_scrub_is_off_in_once_mode_and_reports_its_counts_as_a_check(make_pipeline: MakePipeline,
                                                                                  tmp_path: Path) -> None:
     pixel = tmp_path / "pixel"
     pipeline = make_pipeline(ENABLE_PIXEL_UPLOAD="true", PIXEL_SYNC_DIR=str(pixel))
@@ -113,15 +118,15 @@ def test_the_weekly_scrub_is_off_in_once_mode_and_reports_its_counts_as_a_check(
     assert not skipped.run_requests and "'once'" in (skipped.skip_message or "")
 
     file, other = list(pipeline.catalog.iter_files(report.batch_id, FileState.VERIFIED))[:2]
-    _flip_one_byte(pipeline.settings.storage.media_root / file.sorted_path)
-    _flip_one_byte(pixel / (pipeline.catalog.upload_for(other.id, "pixel").remote_id or ""))
+    _flip_one_byte(pipeline.settings.storage.media_root / present(file.sorted_path))
+    _flip_one_byte(pixel / (present(pipeline.catalog.upload_for(other.id, "pixel")).remote_id or ""))
     (pixel / "Camera").mkdir()
     (pixel / "Camera" / "PXL_1.jpg").write_bytes(b"taken on the phone")
     (pipeline.settings.destinations.local_destination_dir / "by-hand.jpg").write_bytes(b"copied there by hand")
     result = defs.resolve_job_def("scrub").execute_in_process(instance=pipeline.instance, raise_on_error=False)
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
-    metadata = {key: value.value for key, value in evaluation.metadata.items()}
+    metadata: dict[str, Any] = {key: value.value for key, value in evaluation.metadata.items()}
     assert (metadata["differing"], metadata["missing"], metadata["unknown_extra"]) == (2, 0, 2)
     assert (metadata["kept_differing"], metadata["pixel_differing"]) == (1, 1)  # a flipped byte is not "missing"
     assert (metadata["local_unknown_extra"], metadata["pixel_unknown_extra"]) == (1, 1)

@@ -42,6 +42,7 @@ from media_assets.mirror.sync import ALERT_AFTER_FAILURES, ALERT_KEY, SyncReport
 from media_assets.mirror.tables import MIRRORED_TABLES
 from media_assets.runner import run_batch
 from media_assets.settings import SettingsError, build_settings
+from media_assets_tests.conftest import MakePipeline, present
 from media_assets_tests.postgrest_server import Fault, NpmMissing, SupabaseStack, apply_migrations, role_key
 
 
@@ -93,14 +94,15 @@ def _small_catalog(catalog: Catalog) -> None:
     ids = [catalog.register_file("20240701-120000", source="folder", source_id=f"DCIM/IMG_{i}.jpg",
                                  source_version="v1", original_name=f"IMG_{i}.jpg", size_bytes=1000 + i)
            for i in range(3)]
-    files = [catalog.move(catalog.get_file(i), FileState.DOWNLOADED, content_hash="abc") for i in ids]
+    files = [catalog.move(catalog.get_file(present(i)), FileState.DOWNLOADED, content_hash="abc") for i in ids]
     keeper = catalog.move(files[0], FileState.UNIQUE)
     catalog.mark_duplicate(files[1], keeper, kind="exact")
     run = catalog.start_phase_run("20240701-120000", "deduplication", "run-1")
     catalog.finish_phase_run(run, status="succeeded", files_processed=3, details={"duplicates": 1})
-    catalog.record_upload(ids[0], "local", status="uploaded", remote_id="2024/IMG_0.jpg", checksum="abc")
-    catalog.record_upload(ids[2], "local", status="not_accepted", remote_id=None, checksum=None, detail="too big")
-    record_sidecar(catalog, ids[0], "IMG_0.AAE", "originals/20240701-120000/1-IMG_0.AAE", "def")
+    catalog.record_upload(present(ids[0]), "local", status="uploaded", remote_id="2024/IMG_0.jpg", checksum="abc")
+    catalog.record_upload(present(ids[2]), "local", status="not_accepted", remote_id=None, checksum=None,
+                          detail="too big")
+    record_sidecar(catalog, present(ids[0]), "IMG_0.AAE", "originals/20240701-120000/1-IMG_0.AAE", "def")
 
 
 def _bulk_files(catalog: Catalog, batch_id: str, count: int) -> None:
@@ -185,7 +187,9 @@ def test_2500_rows_go_past_the_1000_row_cap_in_exactly_ceil_rows_over_chunk_upse
     assert len(capped.data) == 1000
     ids: list[int] = []
     for start in range(0, 3000, 1000):
-        page = client.table("media_files").select("id", count="exact").order("id").range(start, start + 999).execute()
+        # postgrest's CountMethod is a StrEnum, which mypy's Python 3.10 target does not know: "exact" is one.
+        query = client.table("media_files").select("id", count="exact")  # type: ignore[arg-type]
+        page = query.order("id").range(start, start + 999).execute()
         ids += [row["id"] for row in page.data]
         assert page.count == 2500
     assert sorted(ids) == sorted(_local_rows(catalog, "media_files")) and len(set(ids)) == 2500
@@ -323,6 +327,7 @@ def test_the_sidecar_migration_queues_the_sidecars_catalogued_before_it(catalog:
                                                                         catalog_conninfo: str) -> None:
     config = alembic_config(catalog_conninfo)
     [revision] = [r for r in ScriptDirectory.from_config(config).walk_revisions() if r.path.endswith("_sidecars.py")]
+    assert isinstance(revision.down_revision, str), "the sidecars migration follows one revision"
     command.downgrade(config, revision.down_revision)
     _small_catalog(catalog)
     catalog.conn.execute("DELETE FROM mirror_outbox")
@@ -359,14 +364,14 @@ def _mirror_settings(supabase: SupabaseStack, enabled: bool = True) -> dict[str,
             "SUPABASE_KEY": supabase.key, "SUPABASE_CHUNK_SIZE": "2"}
 
 
-def _sensor_result(tmp_path: Path):  # whatever the sensor returned
+def _sensor_result(tmp_path: Path) -> object:  # whatever the sensor returned
     settings = SettingsResource(settings_file=str(tmp_path / "settings.env"))
     with build_sensor_context(instance=DagsterInstance.ephemeral(),
                               resources={"settings": settings, "catalog": CatalogResource(settings=settings)}) as ctx:
         return supabase_mirror_sensor(ctx)
 
 
-def test_the_sensor_requests_a_run_only_when_something_changed(make_pipeline, supabase: SupabaseStack,
+def test_the_sensor_requests_a_run_only_when_something_changed(make_pipeline: MakePipeline, supabase: SupabaseStack,
                                                                tmp_path: Path) -> None:
     pipeline = make_pipeline(**_mirror_settings(supabase))
     assert isinstance(_sensor_result(tmp_path), SkipReason)  # a fresh catalog: nothing to mirror
@@ -388,12 +393,13 @@ def test_the_sensor_requests_a_run_only_when_something_changed(make_pipeline, su
 
     supabase.gateway.reset()
     skipped = _sensor_result(tmp_path)
-    assert isinstance(skipped, SkipReason) and "Nothing changed" in skipped.skip_message
+    assert isinstance(skipped, SkipReason) and "Nothing changed" in (skipped.skip_message or "")
     assert supabase.gateway.total == 0
 
 
 @pytest.mark.slow
-def test_a_real_batch_is_mirrored_in_full(make_pipeline, supabase: SupabaseStack, remote: SupabaseRemote) -> None:
+def test_a_real_batch_is_mirrored_in_full(make_pipeline: MakePipeline, supabase: SupabaseStack,
+                                          remote: SupabaseRemote) -> None:
     """The triggers see every write the eight phases make: after a batch, the mirror equals the catalog."""
     pipeline = make_pipeline()
     write_sample_library(pipeline.settings.sources.folder_source_paths[0])
@@ -405,7 +411,7 @@ def test_a_real_batch_is_mirrored_in_full(make_pipeline, supabase: SupabaseStack
     assert supabase.rows("phase_runs") and supabase.rows("uploads") and supabase.rows("duplicate_files")
 
 
-def test_a_failed_sync_run_fails_and_is_counted(make_pipeline, supabase: SupabaseStack) -> None:
+def test_a_failed_sync_run_fails_and_is_counted(make_pipeline: MakePipeline, supabase: SupabaseStack) -> None:
     pipeline = make_pipeline(**_mirror_settings(supabase), SUPABASE_MAX_ATTEMPTS="1")
     _small_catalog(pipeline.catalog)
     supabase.postgrest.stop()
@@ -418,12 +424,12 @@ def test_a_failed_sync_run_fails_and_is_counted(make_pipeline, supabase: Supabas
     assert has_pending_changes(pipeline.catalog)
 
 
-def test_the_sensor_stays_quiet_when_the_mirror_is_off(make_pipeline, supabase: SupabaseStack,
+def test_the_sensor_stays_quiet_when_the_mirror_is_off(make_pipeline: MakePipeline, supabase: SupabaseStack,
                                                        tmp_path: Path) -> None:
     pipeline = make_pipeline(**_mirror_settings(supabase, enabled=False))
     _small_catalog(pipeline.catalog)
     result = _sensor_result(tmp_path)
-    assert isinstance(result, SkipReason) and "ENABLE_SUPABASE_MIRROR" in result.skip_message
+    assert isinstance(result, SkipReason) and "ENABLE_SUPABASE_MIRROR" in (result.skip_message or "")
 
 
 def test_local_rows_read_back_as_json_keep_every_column(catalog: Catalog) -> None:
@@ -494,7 +500,8 @@ class _RemoteWithHook(SupabaseRemote):
 
     def __init__(self, supabase: SupabaseStack, table: str, hook: Callable[[], None]) -> None:
         super().__init__(supabase.url, supabase.key, timeout_seconds=5, max_attempts=3, backoff_seconds=0.01)
-        self._table, self._hook = table, hook
+        self._table = table
+        self._hook: Callable[[], None] | None = hook
 
     def upsert(self, table: MirroredTable, rows: list[str], *, force: bool = False) -> int:
         if table.name == self._table and self._hook is not None:
@@ -610,6 +617,7 @@ def test_the_remote_schema_serves_apps(catalog: Catalog, supabase: SupabaseStack
     assert keepers.data == [{"file_id": 2, "keeper": {"id": 1}}]
 
     [overview] = client.table("library_overview").select("*").execute().data
+    assert isinstance(overview, dict)
     assert overview["batch_id"] == "20240701-120000" and overview["files"] == 3 and overview["duplicates"] == 1
     with pytest.raises(APIError):
         client.table("library_overview").insert({"batch_id": "x"}).execute()
@@ -619,7 +627,8 @@ def test_the_remote_schema_serves_apps(catalog: Catalog, supabase: SupabaseStack
     assert len(supabase.rows("uploads")) == 2
 
 
-def test_the_sensor_asks_for_a_full_pass_once_a_day(make_pipeline, supabase: SupabaseStack, tmp_path: Path) -> None:
+def test_the_sensor_asks_for_a_full_pass_once_a_day(make_pipeline: MakePipeline, supabase: SupabaseStack,
+                                                    tmp_path: Path) -> None:
     pipeline = make_pipeline(**_mirror_settings(supabase))
     _small_catalog(pipeline.catalog)
     run_cycle(pipeline.catalog, _remote(supabase), 500)
@@ -637,7 +646,7 @@ def test_the_sensor_asks_for_a_full_pass_once_a_day(make_pipeline, supabase: Sup
     assert isinstance(_sensor_result(tmp_path), SkipReason)  # the full pass was recorded
 
 
-def test_mirror_and_status_from_the_command_line(make_pipeline, supabase: SupabaseStack,
+def test_mirror_and_status_from_the_command_line(make_pipeline: MakePipeline, supabase: SupabaseStack,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     pipeline = make_pipeline(**_mirror_settings(supabase), SUPABASE_MAX_ATTEMPTS="1")
     _small_catalog(pipeline.catalog)
@@ -675,7 +684,7 @@ def test_a_child_whose_parent_is_not_remote_yet_waits_for_the_next_pass(catalog:
     sync_once(catalog, remote, chunk_size=500)
     new = catalog.register_file("20240701-120000", source="folder", source_id="DCIM/late.jpg", source_version="v1",
                                 original_name="late.jpg")
-    catalog.record_upload(new, "local", status="uploaded", remote_id="2024/late.jpg", checksum="abc")
+    catalog.record_upload(present(new), "local", status="uploaded", remote_id="2024/late.jpg", checksum="abc")
     queued_file = pending_counts(catalog)
     catalog.conn.execute("DELETE FROM mirror_outbox WHERE table_name = 'media_files'")  # read before it existed
 

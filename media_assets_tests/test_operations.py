@@ -7,13 +7,19 @@ import zlib
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DefaultSensorStatus, evaluate_automation_conditions, materialize
+from dagster import (
+    DagsterInstance,
+    DefaultSensorStatus,
+    TableMetadataValue,
+    evaluate_automation_conditions,
+    materialize,
+)
 
 from media_assets import cli
 from media_assets.catalog.dashboard import totals_by_month
 from media_assets.catalog.states import FileState
 from media_assets.definitions import defs
-from media_assets.defs.instance import DAGSTER_STORAGE_ENV
+from media_assets.defs.instance import DAGSTER_STORAGE_ENV, Pipeline
 from media_assets.defs.library.assets import library_stats
 from media_assets.defs.library.checks import free_space
 from media_assets.defs.resources import CatalogResource, SettingsResource
@@ -29,15 +35,16 @@ from media_assets.operations import (
 )
 from media_assets.runner import run_batch
 from media_assets.storage import folder_bytes
+from media_assets_tests.conftest import MakePipeline, present
 
 
-def _photos(pipeline, *names: str) -> None:
+def _photos(pipeline: Pipeline, *names: str) -> None:
     library = pipeline.settings.sources.folder_source_paths[0]
     for name in names:
         sample.make_photo(library / name, seed=zlib.crc32(name.encode()), size=(64, 48))
 
 
-def test_library_stats_count_the_whole_library(make_pipeline) -> None:
+def test_library_stats_count_the_whole_library(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     _photos(pipeline, "a.jpg", "b.jpg")
     library = pipeline.settings.sources.folder_source_paths[0]
@@ -64,7 +71,7 @@ def test_library_stats_count_the_whole_library(make_pipeline) -> None:
     assert stats["uploaded_free_gb"] > 0
 
 
-def test_library_stats_asset_reports_numeric_metadata(make_pipeline, tmp_path: Path) -> None:
+def test_library_stats_asset_reports_numeric_metadata(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     pipeline = make_pipeline(FREE_SPACE_ALERT_GB="0")
     _photos(pipeline, "a.jpg")
     assert run_batch(pipeline).success
@@ -75,8 +82,9 @@ def test_library_stats_asset_reports_numeric_metadata(make_pipeline, tmp_path: P
     [materialization] = result.asset_materializations_for_node("library_stats")
     metadata = dict(materialization.metadata)
     assert metadata["files_verified"].value == 1
-    [capture_month] = metadata.pop("by_capture_month").value.records
-    [batch_month] = metadata.pop("by_batch_month").value.records
+    by_capture_month, by_batch_month = metadata.pop("by_capture_month"), metadata.pop("by_batch_month")
+    assert isinstance(by_capture_month, TableMetadataValue) and isinstance(by_batch_month, TableMetadataValue)
+    [capture_month], [batch_month] = by_capture_month.value.records, by_batch_month.value.records
     assert {type(v.value) for v in metadata.values()} <= {int, float}
     assert capture_month.data["files"] == batch_month.data["files"] == 1
     assert batch_month.data["month"] == pipeline.catalog.recent_batches(1)[0].created_at.strftime("%Y-%m")
@@ -84,7 +92,7 @@ def test_library_stats_asset_reports_numeric_metadata(make_pipeline, tmp_path: P
     assert evaluation.passed and evaluation.metadata["threshold_gb"].value == 0
 
 
-def test_library_totals_by_capture_month_and_batch_month(make_pipeline) -> None:
+def test_library_totals_by_capture_month_and_batch_month(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     _photos(pipeline, "a.jpg", "b.jpg")
     library = pipeline.settings.sources.folder_source_paths[0]
@@ -107,7 +115,7 @@ def test_library_totals_by_capture_month_and_batch_month(make_pipeline) -> None:
     assert batch_month.bytes_in == sum(p.stat().st_size for p in library.iterdir())
 
 
-def test_checks_fail_when_they_should(make_pipeline) -> None:
+def test_checks_fail_when_they_should(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     _photos(pipeline, "a.jpg", "b.jpg")
     report = run_batch(pipeline)
@@ -135,7 +143,7 @@ def test_checks_fail_when_they_should(make_pipeline) -> None:
     assert check_free_space(pipeline.settings).passed  # default 5 GB; the test machine has more
 
 
-def test_the_blocking_check_fails_the_run(make_pipeline) -> None:
+def test_the_blocking_check_fails_the_run(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     _photos(pipeline, "a.jpg")
     batch = run_batch(pipeline).batch_id
@@ -143,11 +151,11 @@ def test_the_blocking_check_fails_the_run(make_pipeline) -> None:
     # Every phase finds nothing left to do, so only the check can fail this re-run.
     again = run_batch(pipeline, batch)
     assert not again.success and "uploads_verified" in (again.error or "")
-    assert pipeline.catalog.batch(batch).status == "failed"
+    assert present(pipeline.catalog.batch(batch)).status == "failed"
     assert again.phases_succeeded == 8
 
 
-def test_library_stats_refresh_after_each_batch_even_past_a_failed_one(make_pipeline) -> None:
+def test_library_stats_refresh_after_each_batch_even_past_a_failed_one(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     instance = pipeline.instance
     first = evaluate_automation_conditions(defs=defs, instance=instance)
@@ -172,10 +180,11 @@ def test_the_library_stats_sensor_runs_from_a_fresh_install() -> None:
     """Dagster's implicit automation sensor starts stopped; ours is declared running and owns library_stats."""
     sensor = defs.get_sensor_def("library_stats_sensor")
     assert sensor.default_status == DefaultSensorStatus.RUNNING
-    assert sensor.asset_selection.resolve(defs.resolve_asset_graph()) == {library_stats.key}
+    assert present(sensor.asset_selection).resolve(defs.resolve_asset_graph()) == {library_stats.key}
 
 
-def test_retry_failed_completes_a_batch_without_duplicate_uploads(make_pipeline, monkeypatch: pytest.MonkeyPatch,
+def test_retry_failed_completes_a_batch_without_duplicate_uploads(make_pipeline: MakePipeline,
+                                                                  monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     # The CLI sets these for its instance (DATA_DIR/dagster_home, storage in the catalog database).
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -198,7 +207,7 @@ def test_retry_failed_completes_a_batch_without_duplicate_uploads(make_pipeline,
     assert sorted(p.name for p in destination.iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
     for file in pipeline.catalog.iter_files(failed.batch_id, FileState.VERIFIED):
         [upload] = pipeline.catalog.uploads_of(file.id)
-        assert sha256_file(destination / upload.remote_id) == file.output_hash
+        assert sha256_file(destination / present(upload.remote_id)) == file.output_hash
     verified_moves = pipeline.catalog.conn.execute(
         "SELECT file_id, count(*) AS n FROM state_changes WHERE to_state = 'verified' GROUP BY file_id").fetchall()
     assert sorted(row["n"] for row in verified_moves) == [1, 1, 1]
