@@ -370,6 +370,14 @@ class Settings(BaseSettings):
     mirror: MirrorSettings = MirrorSettings()
     ui: UiSettings = UiSettings()
 
+    @model_validator(mode="after")
+    def _apple_id_when_downloading(self) -> Settings:
+        # Without an Apple ID, uploads go to LOCAL_DESTINATION_DIR; a download has nowhere else to come from.
+        if self.sources.enable_icloud_download and not self.icloud.username:
+            raise ValueError("ICLOUD_USERNAME must name the Apple ID to download from when ENABLE_ICLOUD_DOWNLOAD "
+                             "is true.")
+        return self
+
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
                                    env_settings: PydanticBaseSettingsSource,

@@ -74,7 +74,8 @@ def test_defaults_without_a_file(tmp_path: Path) -> None:
 def test_values_from_the_file(tmp_path: Path) -> None:
     path = write_env(tmp_path, PIPELINE_EXECUTION_MODE="Interval", PIPELINE_EXECUTION_INTERVAL_MINUTES="15",
                      POSTGRES_HOST="db.example", POSTGRES_PORT="6543", POSTGRES_DB="photos",
-                     ENABLE_COMPRESSION="no", ENABLE_ICLOUD_DOWNLOAD="on", REPORTS_KEEP="3",
+                     ENABLE_COMPRESSION="no", ENABLE_ICLOUD_DOWNLOAD="on", ICLOUD_USERNAME="a@example.com",
+                     REPORTS_KEEP="3",
                      TELEGRAM_CHAT_ID="42", COMPRESSION_VIDEO_CODEC="HEVC", DEDUP_WORKERS="3")
     settings = load_quietly(path)
 
@@ -214,6 +215,7 @@ def test_a_wrong_value_from_the_environment_names_the_setting(tmp_path: Path) ->
 
 @pytest.mark.parametrize(("values", "named"), [
     ({"ENABLE_PIXEL_UPLOAD": "true"}, "PIXEL_SYNC_DIR"),
+    ({"ENABLE_ICLOUD_DOWNLOAD": "true"}, "ICLOUD_USERNAME"),
     ({"ENABLE_TELEGRAM": "true", "TELEGRAM_CHAT_ID": "1"}, "TELEGRAM_BOT_TOKEN"),
     ({"ENABLE_TELEGRAM": "true", "TELEGRAM_BOT_TOKEN": "t"}, "TELEGRAM_CHAT_ID"),
     ({"ENABLE_SUPABASE_MIRROR": "true", "SUPABASE_KEY": "k"}, "SUPABASE_URL"),
