@@ -62,6 +62,24 @@ def test_burst_frames_are_similar_but_not_the_same_picture(tmp_path: Path) -> No
     assert same_picture(prints[0].similarity, prints[0].similarity)
 
 
+@pytest.mark.parametrize("extension", ["gif", "webp", "tif"])
+def test_animations_and_pages_that_open_alike_are_not_the_same_picture(tmp_path: Path, extension: str) -> None:
+    """Two animations (or multi-page scans) with the same first frame differ in what follows; a smaller copy of
+    one is still found, and a still of its first frame holds less than the animation: neither is merged."""
+    first, second, third = burst_frames((320, 240), seed=5)
+    paths = {name: tmp_path / f"{name}.{extension}" for name in ("story", "other_story", "smaller", "still")}
+    first.save(paths["story"], save_all=True, append_images=[second, third], duration=200)
+    first.save(paths["other_story"], save_all=True, append_images=[third, second], duration=200)
+    small = [frame.resize((160, 120)) for frame in (first, second, third)]
+    small[0].save(paths["smaller"], save_all=True, append_images=small[1:], duration=200)
+    first.save(paths["still"])
+    prints = {name: photo_fingerprint(path) for name, path in paths.items()}
+    assert prints["story"].phash == prints["other_story"].phash  # a candidate by its first frame...
+    assert not same_picture(prints["story"].similarity, prints["other_story"].similarity)  # ...but not the same
+    assert same_picture(prints["story"].similarity, prints["smaller"].similarity)
+    assert not same_picture(prints["story"].similarity, prints["still"].similarity)
+
+
 def _apple_note(entries: dict[int, str]) -> bytes:
     """An Apple MakerNote with ASCII entries, laid out as iPhones write it."""
     head = APPLE_MAKERNOTE + b"\x00\x01MM"

@@ -11,7 +11,7 @@ from PIL import Image
 from media_assets.catalog.states import FileState
 from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
-from media_assets.media.perceptual import phash64, photo_fingerprint, pixel_signature, reduced_image
+from media_assets.media.perceptual import phash64, photo_fingerprint, pixel_signature, reduced_frames
 from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS
 from media_assets_tests.conftest import MakePipeline, present
 from media_assets_tests.dedup_corpus import exif_with_thumbnail
@@ -52,7 +52,7 @@ def test_the_thumbnail_gives_the_phash_of_the_reduced_decode(tmp_path: Path) -> 
         path.write_bytes(_camera(image))
         taken = photo_fingerprint(path)
         assert taken.error is None and taken.similarity is None  # from the thumbnail: no decode, no signature
-        assert _distance(present(taken.phash), phash64(reduced_image(path))) <= 2
+        assert _distance(present(taken.phash), phash64(reduced_frames(path)[0])) <= 2
 
 
 def test_a_turned_camera_photo_matches_its_upright_copy(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_a_letterboxed_or_missing_thumbnail_falls_back_to_decoding(tmp_path: Pat
     (tmp_path / "bare.jpg").write_bytes(_jpeg(image))
     for name in ("boxed.jpg", "bare.jpg"):
         taken = photo_fingerprint(tmp_path / name)
-        assert taken.similarity is not None and taken.phash == phash64(reduced_image(tmp_path / name))
+        assert taken.similarity is not None and taken.phash == phash64(reduced_frames(tmp_path / name)[0])
 
 
 def test_copies_with_and_without_thumbnails_meet_and_stale_thumbnails_merge_nothing(

@@ -11,7 +11,8 @@ shot of the same scene (their pHashes are as close as a copy's). The signature i
 (grayscale at 64x48, minus its own blur, normalised): a copy keeps it (correlation >= 0.99 after resizing to
 25 %, re-encoding at q70 or going through a 320 px HEIC thumbnail) while a shift of half a percent of the
 frame already drops it to ~0.9. Images with too little detail to tell (flat scenes) are never confirmed:
-for them only exact duplicates are found.
+for them only exact duplicates are found. An animation or a multi-page scan is signed by several of its frames
+(a video by two), since two of them may open on the same frame and differ after it.
 
 Even the reduced decode of a 12 MP JPEG costs ~35 ms: libjpeg must still entropy-decode every coefficient. Camera
 and phone JPEGs carry a ~160x120 EXIF thumbnail that decodes in well under a millisecond, and its pHash is 0-2
@@ -105,19 +106,41 @@ def _register_heif() -> None:
 THUMBNAIL_DRAFT_FORMATS = frozenset({"HEIF", "AVIF"})
 
 
-def reduced_image(path: Path, *, real_pixels: bool = False) -> Image.Image:
-    """The picture at a small size, decoded as cheaply as its format allows, upright (EXIF orientation).
-    `real_pixels` never takes an embedded thumbnail (which may be stale), at the cost of a full HEIC decode."""
+#: Formats whose further frames are more pictures (an animation's frames, a scan's pages), not another view of
+#: the first one (an MPO's gain or depth map, a HEIC's auxiliary images).
+FRAMES_FORMATS = frozenset({"GIF", "PNG", "WEBP", "TIFF"})
+#: Frames of an animation or pages of a multi-page file a signature covers, evenly spread, first and last
+#: included: two GIFs or scans that open on the same frame are different files when what follows differs.
+IMAGE_FRAMES = 8
+
+
+def reduced_frames(path: Path, *, real_pixels: bool = False) -> list[Image.Image]:
+    """The picture at a small size, decoded as cheaply as its format allows, upright (EXIF orientation); for an
+    animation or a multi-page file, up to IMAGE_FRAMES of its frames. `real_pixels` never takes an embedded
+    thumbnail (which may be stale), at the cost of a full HEIC decode."""
     _register_heif()
     with Image.open(path) as img:
-        target = _DECODE_AT_LEAST if img.width >= img.height else _DECODE_AT_LEAST[::-1]
-        # JPEG: DCT scaling by up to 1/8 (real pixels); HEIF: the smallest embedded thumbnail at least this big.
-        if not (real_pixels and img.format in THUMBNAIL_DRAFT_FORMATS):
-            img.draft("RGB", target)
-        img.load()
-        if min(img.size) > 2 * max(target):
-            img.thumbnail((2 * max(target), 2 * max(target)), Image.Resampling.BOX, reducing_gap=None)
-        return ImageOps.exif_transpose(img.convert("RGB"))
+        count = getattr(img, "n_frames", 1) if img.format in FRAMES_FORMATS else 1
+        if count == 1:
+            target = _DECODE_AT_LEAST if img.width >= img.height else _DECODE_AT_LEAST[::-1]
+            # JPEG: DCT scaling by up to 1/8 (real pixels); HEIF: the smallest embedded thumbnail this big.
+            if not (real_pixels and img.format in THUMBNAIL_DRAFT_FORMATS):
+                img.draft("RGB", target)
+            img.load()
+            return [_reduced(img)]
+        frames = []
+        for index in sorted({round(k * (count - 1) / (IMAGE_FRAMES - 1)) for k in range(IMAGE_FRAMES)}):
+            img.seek(index)
+            frames.append(_reduced(img.copy()))
+        return frames
+
+
+def _reduced(img: Image.Image) -> Image.Image:
+    """A loaded picture (reduced in place) at no more than twice the signature's decode size, upright, RGB."""
+    target = _DECODE_AT_LEAST if img.width >= img.height else _DECODE_AT_LEAST[::-1]
+    if min(img.size) > 2 * max(target):
+        img.thumbnail((2 * max(target), 2 * max(target)), Image.Resampling.BOX, reducing_gap=None)
+    return ImageOps.exif_transpose(img.convert("RGB"))
 
 
 def detail_signature(image: Image.Image) -> tuple[np.ndarray, float]:
@@ -188,13 +211,13 @@ def photo_fingerprint(path: Path) -> Fingerprint:
         if thumbnail is not None:
             return Fingerprint(phash=phash64(thumbnail), content_identifier=content_identifier, burst_id=burst_id,
                                metadata_tags=tags, extras=extras)
-        image = reduced_image(path)
+        frames = reduced_frames(path)
     except Exception as error:  # any decoder failure: this file simply gets no near-duplicate check
         return Fingerprint(error=f"{type(error).__name__}: {error}")
     if image_format in THUMBNAIL_DRAFT_FORMATS:  # the pHash came from an embedded thumbnail: sign real pixels later
-        return Fingerprint(phash=phash64(image), content_identifier=content_identifier, burst_id=burst_id,
+        return Fingerprint(phash=phash64(frames[0]), content_identifier=content_identifier, burst_id=burst_id,
                            metadata_tags=tags, extras=extras)
-    return Fingerprint(phash=phash64(image), similarity=encode_signature([detail_signature(image)]),
+    return Fingerprint(phash=phash64(frames[0]), similarity=encode_signature([detail_signature(f) for f in frames]),
                        content_identifier=content_identifier, burst_id=burst_id, metadata_tags=tags, extras=extras)
 
 
@@ -225,7 +248,7 @@ def pixel_signature(path: Path) -> bytes | None:
     """The detail signature of a photo's real pixels (never its EXIF thumbnail's), for confirming a candidate
     whose pHash came from that thumbnail; None when it cannot be decoded (then it is never confirmed)."""
     try:
-        return encode_signature([detail_signature(reduced_image(path, real_pixels=True))])
+        return encode_signature([detail_signature(frame) for frame in reduced_frames(path, real_pixels=True)])
     except Exception:  # any decoder failure: "cannot tell" is never "the same"
         return None
 
