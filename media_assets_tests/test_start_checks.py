@@ -5,6 +5,7 @@ looks unmounted stops the batch; an unreadable subfolder is reported."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,10 +29,12 @@ from media_assets.defs.instance import prepare_dagster_home
 from media_assets.defs.mirror.supabase import supabase_mirror_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.media import sample_library as sample
+from media_assets.media.ffmpeg_tools import SOURCE_ENV, clear_cache
 from media_assets.operations import check_free_space
 from media_assets.reporting import RunReport, write_report
 from media_assets.runner import run_batch, run_next_batch
 from media_assets.settings import Settings, SettingsError, load_settings, prepare_folders
+from media_assets.sources import configured
 from media_assets.sources.configured import SourceUnavailable
 from media_assets.sources.folder import FolderSource
 from media_assets.storage import free_space
@@ -301,6 +304,25 @@ def test_an_empty_source_that_held_files_stops_the_batch_and_alerts_once(make_pi
     with pytest.raises(SourceUnavailable):
         run_next_batch(pipeline)
     assert len(stub.wait_for_sent(2)) == 2
+
+
+@pytest.mark.parametrize("machine", ["no ffprobe", "mistyped source"])
+def test_no_batch_starts_on_a_machine_that_cannot_judge_videos(make_pipeline: MakePipeline, machine: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ffprobe every video was quarantined as unreadable, for good; a mistyped
+    MEDIA_PIPELINE_FFMPEG_SOURCE failed the batch in download. Neither is the files' fault: no batch starts."""
+    pipeline = make_pipeline()
+    sample.make_photo(pipeline.settings.sources.folder_source_paths[0] / "a.jpg", seed=1, size=(64, 48))
+    clear_cache()  # where ffmpeg is was looked up once per process: look again
+    if machine == "no ffprobe":
+        monkeypatch.setattr(configured, "ffprobe_path", lambda: None)
+        said = "ffmpeg or ffprobe is not installed"
+    else:
+        monkeypatch.setenv(SOURCE_ENV, "sytem")
+        said = "MEDIA_PIPELINE_FFMPEG_SOURCE='sytem'"
+    with pytest.raises(SourceUnavailable, match=re.escape(said)):
+        run_next_batch(pipeline)
+    assert _batches(pipeline.catalog) == 0
 
 
 def test_an_empty_new_source_is_just_empty(make_pipeline: MakePipeline) -> None:

