@@ -176,6 +176,8 @@ def _with_pipeline(settings: Settings, args: argparse.Namespace) -> int:
     except SettingsError as error:  # a folder that cannot be created
         print(f"media-pipeline: configuration error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        return _catalog_not_reached(error)
     try:
         if args.command == "run":
             with ProgressBar.on_terminal():
@@ -234,6 +236,22 @@ def _doctor(mark: bool, expected_id: str | None) -> int:
     for check in checks:
         print(check.line(), file=sys.stdout if check.passed else sys.stderr)
     return 0 if all(check.passed for check in checks) else 1
+
+
+def _catalog_not_reached(error: Exception) -> int:
+    """At start nothing was lost and no batch runs: a server that refused these settings (no such database, user
+    or password) is a setting to fix (2); one that cannot be reached may be down (CATALOG_LOST)."""
+    from media_assets.catalog.database import lost_connection
+
+    reason = lost_connection(error)
+    if reason is None:
+        raise error
+    refused = "FATAL:" in reason  # the server answered, and said no
+    check = ("POSTGRES_DB, POSTGRES_USER and POSTGRES_PASSWORD" if refused
+             else "POSTGRES_HOST and POSTGRES_PORT, and that the server runs")
+    print(f"media-pipeline: cannot open the catalog database ({reason}); nothing was started: check {check}.",
+          file=sys.stderr)
+    return 2 if refused else CATALOG_LOST
 
 
 def _checked_settings() -> Settings | None:

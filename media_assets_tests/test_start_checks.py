@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from dagster import DagsterInstance, DagsterResourceFunctionError, RunRequest, SkipReason, build_sensor_context
 
@@ -113,6 +114,23 @@ def test_the_sensor_and_the_job_refuse_to_start(user_home: Path, catalog: Catalo
                                                                       raise_on_error=False)
     assert not result.success
     assert not catalog.conn.execute("SELECT 1 FROM phase_runs").fetchall(), "no phase started"
+
+
+@pytest.mark.parametrize(("where", "code", "said"), [
+    ("dbname=no_such_catalog", 2, "check POSTGRES_DB, POSTGRES_USER and POSTGRES_PASSWORD."),
+    ("host=127.0.0.1 port=1 dbname=catalog", 69, "check POSTGRES_HOST and POSTGRES_PORT, and that the server runs."),
+])
+def test_a_catalog_that_cannot_be_opened_at_start_is_not_called_lost(
+        user_home: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        where: str, code: int, said: str) -> None:
+    """It said "lost the catalog database ... the batch is marked failed", with no batch and nothing lost."""
+    params = {**psycopg.conninfo.conninfo_to_dict(catalog.conninfo), **psycopg.conninfo.conninfo_to_dict(where)}
+    monkeypatch.setenv(DATABASE_URL_ENV, psycopg.conninfo.make_conninfo("", **params))
+    _use(user_home, monkeypatch)
+    assert main(["status"]) == code
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("media-pipeline: cannot open the catalog database (") and error.endswith(said), error
+    assert "\n" not in error and "lost" not in error
 
 
 def test_an_unknown_key_is_warned_about_at_start(user_home: Path, monkeypatch: pytest.MonkeyPatch,
