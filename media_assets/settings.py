@@ -274,9 +274,15 @@ class ICloudSettings(Section):
     @field_validator("upload_formats", mode="before")
     @classmethod
     def _format_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return frozenset(f.lower() for f in re.split(r"[,\s]+", value) if f)
-        return value
+        if not isinstance(value, str):
+            return value
+        from media_assets.media.identify import MEDIA_FORMATS  # imported only when the setting is given
+
+        formats = frozenset(f.lower() for f in re.split(r"[,\s]+", value) if f)
+        unknown = sorted(formats - MEDIA_FORMATS)
+        if unknown:  # "jpg" would have sent no JPEG at all
+            raise ValueError(f"format names such as jpeg, heic, png or mov (unknown: {', '.join(unknown)})")
+        return formats
 
 
 class TelegramSettings(Section):

@@ -161,6 +161,7 @@ WRONG_VALUES = [
     ("ICLOUD_ENDPOINT", "http://127.0.0.1:8443"),
     ("ICLOUD_REPLACE_ORIGINALS", "sometimes"),
     ("ICLOUD_CONCURRENCY", "many"),
+    ("ICLOUD_UPLOAD_FORMATS", "jpg"),
     ("TELEGRAM_CHAT_ID", "owner"),
     ("TELEGRAM_BASE_URL", "api.telegram.org"),
     ("SUPABASE_URL", "ftp://x.supabase.co"),
@@ -196,6 +197,9 @@ def test_what_is_allowed_is_said_in_words(tmp_path: Path) -> None:
     assert refusal(COMPRESSION_VIDEO_CODEC="vp9") == "COMPRESSION_VIDEO_CODEC must be one of h264, hevc, not 'vp9'."
     assert refusal(ICLOUD_ENDPOINT="http://x") == "ICLOUD_ENDPOINT must be an https:// address, not 'http://x'."
     assert refusal(ENABLE_COMPRESSION="maybe") == "ENABLE_COMPRESSION must be true or false, not 'maybe'."
+    assert refusal(ICLOUD_UPLOAD_FORMATS="JPEG, jpg,png, HEIF,movie") == (
+        "ICLOUD_UPLOAD_FORMATS must be format names such as jpeg, heic, png or mov (unknown: jpg, movie), "
+        "not 'JPEG, jpg,png, HEIF,movie'.")
 
 
 def test_the_video_codecs_offered_are_the_ones_encoded() -> None:

@@ -190,6 +190,8 @@ _VIDEO_MIME = {
     "flv": "video/x-flv",
     "wmv": "video/x-ms-wmv",
 }
+#: Every format name identification gives (`Identified.media_format`): what ICLOUD_UPLOAD_FORMATS may name.
+MEDIA_FORMATS = frozenset(_EXTENSIONS) | frozenset(_RAW_MIME) | frozenset(_VIDEO_MIME)
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 
 
