@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetKey
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetSelection,
+    DagsterInstance,
+    evaluate_automation_conditions,
+)
 
 from media_assets import cli
 from media_assets.batches import is_batch_id
@@ -248,3 +254,28 @@ def test_the_code_location_loads_as_the_webserver_and_daemon_load_it(tmp_path: P
     loaded = subprocess.run([str(dagster), "definitions", "validate", "-m", "media_assets.definitions"], cwd=tmp_path,
                             env=env, capture_output=True, text=True, check=False)
     assert loaded.returncode == 0, (loaded.stdout + loaded.stderr)[-3000:]
+
+
+def test_library_stats_is_refreshed_for_a_batch_verified_while_it_refreshes() -> None:
+    """A refresh that lands on the same automation tick as the next batch's verification must not swallow it
+    (after a recovery, library_stats kept showing two failed batches)."""
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batch", ["20261130-000001", "20261130-000002"])
+    stats = AssetSelection.assets("library_stats")
+
+    def verified(*keys: str) -> None:
+        for key in keys:
+            partition = None if key == "library_stats" else key.split("/")[1]
+            asset = "library_stats" if partition is None else "verification"
+            instance.report_runless_asset_event(AssetMaterialization(asset_key=asset, partition=partition))
+
+    tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=stats)
+    assert tick.total_requested == 0
+    verified("verification/20261130-000001")
+    tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=stats, cursor=tick.cursor)
+    assert tick.total_requested == 1
+    verified("library_stats", "verification/20261130-000002")  # the refresh lands, then the next batch is verified
+    tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=stats, cursor=tick.cursor)
+    assert tick.total_requested == 1
+    tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=stats, cursor=tick.cursor)
+    assert tick.total_requested == 0  # nothing new: no refresh

@@ -24,11 +24,10 @@ from media_assets.catalog.dashboard import MonthTotals, totals_by_month
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.operations import library_stats as compute_library_stats
 
-REFRESH_AFTER_EACH_BATCH = (
-    AutomationCondition.any_deps_updated().since_last_handled()
-    & ~AutomationCondition.any_deps_in_progress()
-    & ~AutomationCondition.in_progress()
-).with_label("after each batch")
+#: A refresh requested on every tick that sees a new `verification` materialization, even while a refresh runs
+#: (the new one queues behind it). `since_last_handled()` gated on "not in progress" lost a batch verified between
+#: a refresh's request and its end: the refresh and the batch were new on the same tick, and the reset won.
+REFRESH_AFTER_EACH_BATCH = AutomationCondition.any_deps_updated().with_label("after each batch")
 
 
 @asset(deps=["verification"], group_name="library", kinds={"postgres"},
