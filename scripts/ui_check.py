@@ -38,6 +38,7 @@ class Page:
     name: str
     path: str
     shows: tuple[str, ...]
+    width: int = 1400
     height: int = 1000
 
 
@@ -86,14 +87,15 @@ def _facts(url: str) -> tuple[str, str | None]:
 def pages(batch: str) -> list[Page]:
     """The README's paths in order: lineage, the library's numbers, one batch's files, runs, the retry job."""
     return [
-        Page("asset-graph", f"/locations/{LOCATION}/asset-groups/media", ("download", "verification")),
-        Page("library-stats", "/assets/library_stats?view=events", ("by_capture_month", "by_batch_month")),
+        Page("asset-graph", f"/locations/{LOCATION}/asset-groups/media", ("download", "verification"), height=650),
+        Page("library-stats", "/assets/library_stats?view=events", ("by_capture_month", "by_batch_month"),
+             height=2150),
         Page("batches", f"/assets/download?view=partitions&partition={batch}", ("bytes_in", "files")),
         Page("verification-files", f"/assets/verification?view=events&partition={batch}",
-             ("files_table", "source_path"), height=1200),
+             ("files_table", "source_path", "quarantine_reason"), width=1900, height=1300),
         Page("runs", "/runs", ("retry_failed_batches",)),
         Page("retry-job", f"/locations/{LOCATION}/jobs/retry_failed_batches/playground",
-             ("retry_failed_batches", "Launch run")),
+             ("retry_failed_batches", "Launch Run")),
     ]
 
 
@@ -111,7 +113,7 @@ def visit(chromium: str, url: str, page: Page) -> list[str]:
     address = url + page.path
     dom = _chromium(chromium, "--dump-dom", address).stdout
     missing = [text for text in page.shows if text not in dom]
-    _chromium(chromium, f"--window-size=1400,{page.height}", f"--screenshot={OUT / page.name}.png", address)
+    _chromium(chromium, f"--window-size={page.width},{page.height}", f"--screenshot={OUT / page.name}.png", address)
     return missing
 
 
