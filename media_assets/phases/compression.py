@@ -23,7 +23,7 @@ from media_assets.media.compressed import FAILED, KEPT, Compressed, kept
 from media_assets.media.photo_compression import PhotoPolicy, compress_photo
 from media_assets.media.video_compression import VideoPolicy, compress_video
 from media_assets.phases.common import PhaseContext, PhaseOutcome
-from media_assets.phases.workers import Workers, available_cores
+from media_assets.phases.workers import Workers, available_cores, release_freed_memory
 from media_assets.settings import Settings
 from media_assets.storage import remove_partials
 
@@ -75,6 +75,8 @@ def compress_file(job: Job, config: CompressionConfig) -> Compressed:
         return kept(size, f"unknown media type {job.media_type!r}")
     except Exception as error:  # compression is optional: the original flows on
         return kept(size, f"compression failed: {type(error).__name__}: {error}", action=FAILED)
+    finally:
+        release_freed_memory()
 
 
 def _results(config: CompressionConfig, jobs: Iterable[tuple[MediaFile, Job]], workers: Workers

@@ -6,6 +6,7 @@ still gives a progress line."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -46,6 +47,15 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim). After a 12 MP photo, glibc keeps up to
+    ~35 MB of freed decode and encode buffers in a worker that then waits, for instance on a video's ffmpeg;
+    trimming costs well under a millisecond."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl): nothing to trim
+            ctypes.CDLL(None).malloc_trim(0)
 
 
 def _start_worker(parent_pid: int) -> None:
