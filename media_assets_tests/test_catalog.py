@@ -30,6 +30,7 @@ ROUTE: dict[FileState, list[FileState]] = {
     S.SORTED: [S.DOWNLOADED, S.UNIQUE, S.COMPRESSED, S.STAGED, S.UPLOADED, S.SORTED],
     S.VERIFIED: [S.DOWNLOADED, S.UNIQUE, S.COMPRESSED, S.STAGED, S.UPLOADED, S.SORTED, S.VERIFIED],
     S.QUARANTINED: [S.QUARANTINED],
+    S.SUPERSEDED: [S.QUARANTINED, S.SUPERSEDED],
 }
 
 
@@ -128,7 +129,7 @@ NOT_MOVED_WITH_A_STATE = {"id", "batch_id", "source", "source_id", "source_versi
                           "original_pruned_at", "output_pruned_at"}
 #: Python types of the columns and the PostgreSQL types that hold them.
 SQL_TYPES = {int: {"bigint", "integer", "smallint"}, str: {"text"}, float: {"double precision"},
-             bytes: {"bytea"}, FileState: {"text"},
+             bytes: {"bytea"}, bool: {"boolean"}, FileState: {"text"},
              datetime: {"timestamp with time zone", "timestamp without time zone"}}
 
 
@@ -197,7 +198,7 @@ ALL_ALLOWED = [(a, b) for a, targets in ALLOWED_MOVES.items() for b in sorted(ta
 
 
 def test_every_allowed_move_works(files: Files) -> None:
-    assert {start for start, _ in ALL_ALLOWED} == set(FileState) - FINAL_STATES
+    assert {start for start, _ in ALL_ALLOWED} == set(FileState) - FINAL_STATES | {S.QUARANTINED}
     for start, target in ALL_ALLOWED:
         file = files.at(start)
         moved = move(files.catalog, file, target, detail=f"{start.value} to {target.value}")
@@ -215,7 +216,8 @@ def test_every_state_is_reachable_and_final_states_are_dead_ends() -> None:
                 reachable.add(target)
                 frontier.append(target)
     assert reachable == set(FileState)
-    assert all(not ALLOWED_MOVES[state] for state in FINAL_STATES)
+    assert all(not ALLOWED_MOVES[state] for state in FINAL_STATES - {S.QUARANTINED})
+    assert ALLOWED_MOVES[S.QUARANTINED] == {S.SUPERSEDED}, "a quarantine is only closed, when offered again"
 
 
 FORBIDDEN = [(S.DISCOVERED, S.VERIFIED), (S.DISCOVERED, S.UNIQUE), (S.DOWNLOADED, S.COMPRESSED),

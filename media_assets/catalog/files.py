@@ -19,6 +19,8 @@ from media_assets.catalog.connection import CatalogConnection, Cursor
 from media_assets.catalog.states import FileState, IllegalTransition, check_move
 
 PAGE_SIZE = 500
+#: Batches that try a file whose source could not be reached; after that it stays quarantined for a person.
+UNREACHABLE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class MediaFile:
     #: When the original or the compressed copy was removed on purpose (KEEP_ORIGINALS, revision 0006).
     original_pruned_at: datetime | None = None
     output_pruned_at: datetime | None = None
+    #: Quarantined because its source could not be reached, not for what it is: offered again (revision 0015).
+    source_unreachable: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> MediaFile:
@@ -96,6 +100,7 @@ class FileChanges(TypedDict, total=False):
     capture_date_tag: str | None
     capture_time_zone: str | None
     capture_time_zone_source: str | None
+    source_unreachable: bool
 
 
 class FingerprintColumns(TypedDict, total=False):
@@ -179,25 +184,42 @@ _UNDECIDED_OR_DROPPED = "'discovered', 'downloaded', 'duplicate', 'quarantined'"
 
 class FileQueries(CatalogConnection):
     def known_versions(self, source: str) -> set[tuple[str, str]]:
-        """Every (source_id, version) of one source: what the automation compares a scan against."""
+        """Every (source_id, version) of one source that a scan need not offer again: all but those quarantined
+        because the source could not be reached, until UNREACHABLE_TRIES batches tried them."""
         with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-            cur.execute("SELECT source_id, source_version FROM media_files WHERE source = %s", (source,))
+            cur.execute(
+                "SELECT source_id, source_version FROM media_files WHERE source = %(source)s EXCEPT"
+                " SELECT f.source_id, f.source_version FROM media_files f WHERE f.source = %(source)s"
+                " AND f.state = 'quarantined' AND f.source_unreachable AND (SELECT count(*) FROM media_files t"
+                " WHERE t.source = f.source AND t.source_id = f.source_id AND t.source_unreachable) < %(tries)s",
+                {"source": source, "tries": UNREACHABLE_TRIES})
             return {(source_id, version) for source_id, version in cur}
 
     def register_file(self, batch_id: str, *, source: str, source_id: str, source_version: str,
                       original_name: str, size_bytes: int | None = None) -> int | None:
-        """Record a newly discovered file; None when this version of it is already in the catalog."""
+        """Record a newly discovered file; None when this version of it is already in the catalog. Earlier rows
+        of the file quarantined because its source could not be reached are closed (`superseded`) in the same
+        transaction: this row is their next try."""
         with self.transaction() as cur:
+            closed = cur.execute(
+                "UPDATE media_files SET state = 'superseded', updated_at = now() WHERE source = %s"
+                " AND source_id = %s AND state = 'quarantined' AND source_unreachable RETURNING id",
+                (source, source_id)).fetchall()
             row = cur.execute(
                 "INSERT INTO media_files (batch_id, source, source_id, source_version, original_name, size_bytes,"
                 " state) VALUES (%s, %s, %s, %s, %s, %s, 'discovered')"
-                " ON CONFLICT (source, source_id, source_version) DO NOTHING RETURNING id",
-                (batch_id, source, source_id, source_version, original_name, size_bytes)).fetchone()
+                " ON CONFLICT (source, source_id, source_version) WHERE state <> 'superseded' DO NOTHING"
+                " RETURNING id", (batch_id, source, source_id, source_version, original_name, size_bytes)).fetchone()
             if row is None:
-                return None
+                raise psycopg.Rollback()  # another batch took this version meanwhile: nothing is closed either
             cur.execute("INSERT INTO state_changes (file_id, from_state, to_state) VALUES (%s, NULL, 'discovered')",
                         (row["id"],))
+            cur.executemany(
+                "INSERT INTO state_changes (file_id, from_state, to_state, detail)"
+                " VALUES (%s, 'quarantined', 'superseded', %s)",
+                [(old["id"], f"offered again as file {row['id']} in batch {batch_id}") for old in closed])
             return int(row["id"])
+        return None
 
     def get_file(self, file_id: int) -> MediaFile:
         row = self.conn.execute(f"SELECT {_COLUMNS} FROM media_files WHERE id = %s", (file_id,)).fetchone()

@@ -16,6 +16,8 @@ class FileState(str, Enum):
     SORTED = "sorted"
     VERIFIED = "verified"
     QUARANTINED = "quarantined"
+    #: A quarantine closed because the file was offered again (its source had been unreachable, revision 0015).
+    SUPERSEDED = "superseded"
 
 
 ALLOWED_MOVES: dict[FileState, frozenset[FileState]] = {
@@ -28,11 +30,12 @@ ALLOWED_MOVES: dict[FileState, frozenset[FileState]] = {
     FileState.SORTED: frozenset({FileState.VERIFIED}),
     FileState.VERIFIED: frozenset(),
     FileState.DUPLICATE: frozenset(),
-    FileState.QUARANTINED: frozenset(),
+    FileState.QUARANTINED: frozenset({FileState.SUPERSEDED}),
+    FileState.SUPERSEDED: frozenset(),
 }
 
 #: States in which a file of a finished batch is accounted for.
-FINAL_STATES = frozenset({FileState.VERIFIED, FileState.DUPLICATE, FileState.QUARANTINED})
+FINAL_STATES = frozenset({FileState.VERIFIED, FileState.DUPLICATE, FileState.QUARANTINED, FileState.SUPERSEDED})
 
 
 class IllegalTransition(RuntimeError):

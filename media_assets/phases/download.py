@@ -4,7 +4,8 @@ A batch takes at most BATCH_MAX_FILES files and BATCH_MAX_GB (`selection.py`); t
 Each file is streamed to a temp name, hashed on the way, and renamed; the source is only read. A file whose first
 bytes say it is no photo or video, or that is bigger than its kind's limit, is quarantined by its source path
 before a byte is copied; one that turns out broken is moved to `quarantine/<batch>/`. Either way the catalog
-records the reason and the batch goes on."""
+records the reason and the batch goes on. A file whose source could not be reached (an unmounted share, iCloud
+down) is quarantined as `source_unreachable`: the next batch offers it again (`Catalog.known_versions`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from media_assets.media.dates import KnownDate, capture_date, takeout_date
 from media_assets.media.identify import MediaKind, UnsupportedMedia, identify, sniff_stream, true_extension
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.selection import BatchLimits, BatchSelection, plan_batch
-from media_assets.sources.base import MediaSource, SourceError, SourceItem, TakesLocalFile
+from media_assets.sources.base import MediaSource, SourceError, SourceItem, SourceUnreachable, TakesLocalFile
 from media_assets.storage import move_file, remove_partials, safe_name, write_atomically
 
 GB = 1_000_000_000
@@ -36,7 +37,8 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
     for file in ctx.files(FileState.DISCOVERED):
         source = sources.get(file.source)
         if source is None:
-            _quarantine(ctx, outcome, file, f"its source '{file.source}' is no longer enabled")
+            _quarantine(ctx, outcome, file, f"its source '{file.source}' is no longer enabled",
+                        source_unreachable=True)
             continue
         _take(ctx, outcome, file, source, source.lookup(file.source_id))
 
@@ -95,14 +97,14 @@ def _take(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile, source: Med
           item: SourceItem) -> None:
     outcome.files += 1
     if item.refusal:
-        _quarantine(ctx, outcome, file, item.refusal)
+        _quarantine(ctx, outcome, file, item.refusal, source_unreachable=item.unreachable)
         return
     name = f"{file.id}-{safe_name(file.original_name)}"
     target = ctx.settings.storage_dir("originals") / ctx.batch_id / name
     try:
         size, digest = bring_item(source, file.source_id, target, size=item.size)
     except (SourceError, UnsupportedMedia) as error:
-        _quarantine(ctx, outcome, file, error.reason)
+        _quarantine(ctx, outcome, file, error.reason, source_unreachable=isinstance(error, SourceUnreachable))
         return
     if not source.unchanged(file.source_id, item.version):
         target.unlink(missing_ok=True)

@@ -18,6 +18,11 @@ class SourceError(Exception):
         self.reason = reason
 
 
+class SourceUnreachable(SourceError):
+    """The source itself could not be reached for one item (a share unmounted mid-batch, a service down): the
+    item is not at fault, so it is quarantined for now and offered again by the next batch."""
+
+
 class SourceNeedsSettings(Exception):
     """A source that cannot be read until a person changes its settings (a password the service refused): a
     batch started now would only fail again, so the automation waits instead."""
@@ -34,6 +39,8 @@ class SourceItem:
     size: int | None = None
     modified: float | None = None
     refusal: str | None = None
+    #: The refusal is the source's, not the file's (it could not be reached): the file is offered again later.
+    unreachable: bool = False
     #: The capture moment the source itself knows (iCloud's asset date): aware in the place's own zone when
     #: the source recorded one, else naive UTC.
     taken: datetime | None = None

@@ -4,6 +4,7 @@ a file that changes later is taken again as a new version, and the source folder
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -12,13 +13,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
-from media_assets.sources.base import SourceError, SourceItem
+from media_assets.sources.base import SourceError, SourceItem, SourceUnreachable
 from media_assets.sources.sidecars import sidecars_by_owner
 
 #: Files that operating systems and NAS boxes leave in photo folders; they are not media.
 SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", ".picasa.ini", "picasa.ini", ".nomedia"})
 SYSTEM_FOLDERS = frozenset({"@eadir", ".@__thumb", "#recycle", ".thumbnails", ".trash", ".trashes",
                             ".spotlight-v100", ".fseventsd"})
+
+#: Errors that say the folder's disk or share went away (unmounted, disconnected), not that the file is bad.
+UNREACHABLE_ERRORS = frozenset({errno.ENOENT, errno.EIO, errno.ENOTCONN, errno.ESTALE, errno.EHOSTDOWN,
+                                errno.EHOSTUNREACH, errno.ENETDOWN, errno.ENETUNREACH, errno.ETIMEDOUT,
+                                errno.ENODEV, errno.ENXIO, errno.ECONNRESET, errno.ECONNABORTED})
 
 
 def path_key(path: Path) -> str:
@@ -94,7 +100,8 @@ class FolderSource:
         try:
             info = path.lstat()
         except OSError as error:
-            return SourceItem(self.name, key, "unreadable", display, refusal=f"cannot read file: {error.strerror}")
+            return SourceItem(self.name, key, "unreadable", display, refusal=f"cannot read file: {error.strerror}",
+                              unreachable=error.errno in UNREACHABLE_ERRORS)
         if stat.S_ISLNK(info.st_mode):
             try:
                 target = path.resolve()
@@ -137,7 +144,8 @@ class FolderSource:
         try:
             stream = path.open("rb")
         except OSError as error:
-            raise SourceError(f"cannot read file: {error.strerror}") from None
+            failure = SourceUnreachable if error.errno in UNREACHABLE_ERRORS else SourceError
+            raise failure(f"cannot read file: {error.strerror}") from None
         with stream:
             yield stream
 

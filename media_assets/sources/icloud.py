@@ -5,8 +5,8 @@ downloads that the download phase takes one by one.
 ask "is anything new?" (the automation sensor) downloads nothing. From then on up to ICLOUD_CONCURRENCY files
 are fetched ahead into ICLOUD_DOWNLOAD_DIR while the phase writes the catalog in its own thread; `take` then
 moves a fetched file into place (hashed while it streamed in) instead of writing its bytes a second time. A file that
-still fails after the retries fails alone: it is quarantined with the reason in this batch and offered again,
-as a new version, by the next scan."""
+still fails after the retries fails alone: it is quarantined with the reason in this batch (as the source's
+failure, `SourceUnreachable`) and offered again, as a new version, by the next scan, whose row closes the old."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from media_assets.icloud.library import (
 )
 from media_assets.icloud.session import CodeProvider, Connection, account_connector
 from media_assets.settings import Settings
-from media_assets.sources.base import SourceError, SourceItem
+from media_assets.sources.base import SourceError, SourceItem, SourceUnreachable
 from media_assets.storage import move_file, safe_name
 
 
@@ -125,7 +125,7 @@ class ICloudSource:
         except Exception as error:
             reason = f"iCloud download failed after {self.config.max_retries} attempts: {error}"
             self.state.record_failure(source_id, reason)
-            raise SourceError(f"{reason}; the next batch tries it again") from None
+            raise SourceUnreachable(f"{reason}; the next batch tries it again") from None
         self.state.clear_failure(source_id)
         return fetched
 
