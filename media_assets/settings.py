@@ -637,9 +637,10 @@ def check_folder_rules(settings: Settings) -> None:
 
 #: Folders that hold paths, tokens or the database: only their owner may enter them.
 PRIVATE_FOLDER_MODE = 0o700
-#: DATA_DIR when root runs the embedded PostgreSQL, which then runs as its own user and must reach
-#: DATA_DIR/postgres (itself 0700, that user's): others may pass through, but not list or read anything.
-PASS_THROUGH_MODE = 0o711
+#: DATA_DIR when root runs the embedded PostgreSQL, which then runs as a user of its own (in root's group) and must
+#: pass through DATA_DIR to DATA_DIR/postgres (0700, that user's): root's group may pass through, nothing else;
+#: other users get nothing (`catalog.database.start_embedded_postgres`).
+DATA_DIR_MODE_FOR_ROOTS_SERVER = 0o710
 
 
 def prepare_folders(settings: Settings) -> None:
@@ -655,7 +656,8 @@ def prepare_folders(settings: Settings) -> None:
             if not path.is_dir():
                 raise SettingsError(f"{key} points to {path}, which is not a folder.")
     embedded_as_root = settings.uses_embedded_postgres and os.geteuid() == 0
-    make_private(settings.storage.data_dir, PASS_THROUGH_MODE if embedded_as_root else PRIVATE_FOLDER_MODE)
+    make_private(settings.storage.data_dir,
+                 DATA_DIR_MODE_FOR_ROOTS_SERVER if embedded_as_root else PRIVATE_FOLDER_MODE)
     make_private(settings.storage.reports_dir)
 
 

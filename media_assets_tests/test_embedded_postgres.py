@@ -3,16 +3,26 @@ on a fresh data folder, and none stops it while another still uses it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from media_assets.catalog.database import stop_embedded_postgres
+from media_assets.catalog.database import (
+    START_LOCK_FILE,
+    USERS_LOCK_FILE,
+    release_embedded_postgres,
+    start_embedded_postgres,
+    stop_embedded_postgres,
+)
+from media_assets.settings import DATA_DIR_MODE_FOR_ROOTS_SERVER
 
 #: A process using the server: starts it, then on each line of stdin runs a query ("query") or lets go of it
 #: ("release"), answering every time with one line.
@@ -86,3 +96,24 @@ def test_a_process_that_dies_no_longer_counts_as_a_user(data_dir: Path) -> None:
         for user in (survivor, killed):
             user.kill()
             user.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as a user of its own only when root starts it")
+def test_roots_server_alone_may_pass_through_data_dir(data_dir: Path) -> None:
+    """PostgreSQL refuses to run as root, so root's server runs as `embedded_postgres` (in root's group), which
+    must pass through DATA_DIR to its own folder; `embedded_postgres` opens every folder above to everyone for
+    that. Afterwards only root's group may pass through DATA_DIR and the folders above (the server's group)."""
+    data_dir.mkdir(mode=0o700)
+    above = data_dir.parent
+    above.chmod(0o700)
+    uri = start_embedded_postgres(data_dir, "catalog")
+    try:
+        with psycopg.connect(uri) as conn:
+            assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
+        assert stat.S_IMODE(data_dir.stat().st_mode) == DATA_DIR_MODE_FOR_ROOTS_SERVER == 0o710
+        assert data_dir.stat().st_gid == os.getegid(), "the group the server runs in (it switches only the user)"
+        assert stat.S_IMODE(above.stat().st_mode) == 0o710, "root's group (the server's) may pass, no one else"
+        for name in (START_LOCK_FILE, USERS_LOCK_FILE):
+            assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
+    finally:
+        assert release_embedded_postgres(data_dir), "pg_ctl stop, as the server's user, still reaches its folder"

@@ -378,8 +378,8 @@ def test_data_reports_and_dagster_home_are_owner_only(tmp_path: Path, monkeypatc
     home = prepare_dagster_home(settings)
     for folder in (settings.storage.reports_dir, home):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
-    # Root's embedded server runs as its own user, who must pass through DATA_DIR to its own 0700 folder.
-    expected = 0o711 if os.geteuid() == 0 and settings.uses_embedded_postgres else 0o700
+    # Root's embedded server runs as its own user in root's group, and must pass through DATA_DIR to its folder.
+    expected = 0o710 if os.geteuid() == 0 and settings.uses_embedded_postgres else 0o700
     assert settings.storage.data_dir.stat().st_mode & 0o777 == expected
     report = RunReport(batch_id="b1", success=True, duration_seconds=1.0, phases_succeeded=8, phases_total=8,
                        files_processed=0, files_by_state={}, bytes_in=0, bytes_out=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -21,7 +22,7 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg import sql
 
-from media_assets.settings import Settings
+from media_assets.settings import DATA_DIR_MODE_FOR_ROOTS_SERVER, Settings
 
 DATABASE_URL_ENV = "MEDIA_PIPELINE_DATABASE_URL"
 #: Beside (not inside) `DATA_DIR/postgres`, which initdb wants empty: held while the server starts or stops...
@@ -42,10 +43,19 @@ def external_conninfo(settings: Settings) -> str:
             f"{quote(settings.postgres.db, safe='')}")
 
 
+#: The user the embedded server runs as when root starts it (PostgreSQL refuses to run as root).
+SERVER_USER_WHEN_ROOT = "embedded_postgres"
+
+
+def _private_file(path: Path) -> IO[bytes]:
+    """`path` opened for appending, created owner-only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+
+
 @contextmanager
 def _file_lock(path: Path, mode: int) -> Iterator[IO[bytes]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
+    with _private_file(path) as handle:
         fcntl.flock(handle, mode)
         yield handle
 
@@ -57,13 +67,32 @@ def start_embedded_postgres(data_dir: Path, database: str) -> str:
 
     data_dir = data_dir.resolve()
     with _file_lock(data_dir / START_LOCK_FILE, fcntl.LOCK_EX):
+        modes = {folder: stat.S_IMODE(folder.stat().st_mode) for folder in (data_dir, *data_dir.parents)}
         server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode=None)
+        if os.geteuid() == 0:
+            _only_the_server_passes(data_dir, modes)
         ensure_database(server.get_uri("postgres"), database)
         if data_dir not in _registered_users:
-            users = (data_dir / USERS_LOCK_FILE).open("ab")
+            users = _private_file(data_dir / USERS_LOCK_FILE)
             fcntl.flock(users, fcntl.LOCK_SH)
             _registered_users[data_dir] = users
     return server.get_uri(database)
+
+
+def _only_the_server_passes(data_dir: Path, modes: dict[Path, int]) -> None:
+    """Root's embedded server runs as SERVER_USER_WHEN_ROOT, which must pass through every folder above its own
+    (PostgreSQL reaches its data folder by path, and so does `pg_ctl stop`). `embedded_postgres` opens them all to
+    everyone for that (read and pass, up to `/`); this takes back all but passing. It switches only the user, so
+    the server keeps root's group: DATA_DIR is 0710 in that group (root and its server pass, nobody else gets
+    anything), and each folder above gets back its mode plus passing for the server: for the group when it is
+    root's (a group member is never judged by the bits for others), else for others."""
+    os.chown(data_dir, -1, os.getegid())
+    data_dir.chmod(DATA_DIR_MODE_FOR_ROOTS_SERVER)
+    for folder in data_dir.parents:
+        info = folder.stat()
+        wanted = modes[folder] | (stat.S_IXGRP if info.st_gid == os.getegid() else stat.S_IXOTH)
+        if stat.S_IMODE(info.st_mode) != wanted:
+            folder.chmod(wanted)
 
 
 def release_embedded_postgres(data_dir: Path) -> bool:
@@ -110,7 +139,7 @@ def stop_embedded_postgres(data_dir: Path) -> None:
 
     if not embedded_postgres_running(data_dir):
         return
-    user = "embedded_postgres" if os.geteuid() == 0 else None
+    user = SERVER_USER_WHEN_ROOT if os.geteuid() == 0 else None
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir / "postgres", user=user)
     except subprocess.CalledProcessError:

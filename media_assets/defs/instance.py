@@ -4,10 +4,16 @@ and the opened pipeline the CLI works with (settings, migrated catalog, instance
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Field, StringSource
+from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
+from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
+from dagster._serdes import ConfigurableClassData
 
 from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url, resolve_conninfo
 from media_assets.catalog.migrate import upgrade_to_head
@@ -23,9 +29,55 @@ storage:
   postgres:
     postgres_url:
       env: {DAGSTER_STORAGE_ENV}
+compute_logs:
+  module: media_assets.defs.instance
+  class: PrivateComputeLogManager
 telemetry:
   enabled: false
 """
+#: Log files the pipeline writes, and its instance file: only their owner may read them (logs name every file).
+PRIVATE_LOG_MODE = 0o600
+
+
+class PrivateComputeLogManager(LocalComputeLogManager):
+    """Dagster's local compute logs (each step's stdout and stderr, in `DAGSTER_HOME/storage` unless `base_dir`
+    says otherwise), created owner-only: Dagster's own manager leaves them to the umask (0644)."""
+
+    def __init__(self, base_dir: str | None = None, polling_timeout: float | None = None,
+                 inst_data: ConfigurableClassData | None = None) -> None:
+        super().__init__(base_dir or os.path.join(os.environ["DAGSTER_HOME"], "storage"), polling_timeout,
+                         inst_data)
+
+    @classmethod
+    def config_type(cls) -> dict[str, Field]:
+        return {"base_dir": Field(StringSource, is_required=False),
+                "polling_timeout": Field(float, is_required=False)}
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None,
+                          config_value: Mapping[str, Any]) -> PrivateComputeLogManager:
+        return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def capture_logs(self, log_key: Sequence[str]) -> Iterator[CapturedLogContext]:
+        for io_type in (ComputeIOType.STDOUT, ComputeIOType.STDERR):
+            self._create_private(log_key, IO_TYPE_EXTENSION[io_type])
+        with super().capture_logs(log_key) as context:
+            yield context
+        with suppress(FileNotFoundError):
+            os.chmod(self.complete_artifact_path(log_key), PRIVATE_LOG_MODE)
+
+    @contextmanager
+    def open_log_stream(self, log_key: Sequence[str], io_type: ComputeIOType) -> Iterator[IO[Any] | None]:
+        self._create_private(log_key, IO_TYPE_EXTENSION[io_type])
+        with super().open_log_stream(log_key, io_type) as stream:
+            yield stream
+
+    def _create_private(self, log_key: Sequence[str], extension: str) -> None:
+        """The log file, created empty and owner-only if it is not there yet (Dagster then appends to it)."""
+        path = Path(self.get_captured_local_path(log_key, extension))
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_LOG_MODE))
 
 
 @dataclass
@@ -60,6 +112,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     wanted = instance_yaml(settings)
     if not config.exists() or config.read_text() != wanted:
         config.write_text(wanted)
+    config.chmod(PRIVATE_LOG_MODE)  # like everything else in the Dagster home
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
