@@ -4,11 +4,13 @@ batch lock is free is dead whatever host or pid it had, and is reclaimed with it
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from media_assets.catalog.locks import AdvisoryLock, batch_key
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.runs import PARTITION_TAG, RUNNER_PROCESS_TAG, reclaim_dead_runs
 from media_assets.faults import FAULTS_ENV
+from media_assets.media import sample_library as sample
+from media_assets.media.hashing import sha256_file
 from media_assets.media.sample_library import write_sample_library
 
 from .conftest import MakePipeline, present, write_settings
@@ -172,3 +176,89 @@ def test_re_running_a_batch_reclaims_its_dead_run_and_pool_slot(make_pipeline: M
         assert instance.event_log_storage.get_concurrency_info("icloud").active_slot_count == 0
     finally:
         instance.dispose()
+
+
+def _lines(stream) -> list[str]:
+    """The lines a child writes to `stream`, collected as they come (a thread reads them)."""
+    import threading
+
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True).start()
+    return lines
+
+
+@pytest.mark.slow
+def test_a_run_waiting_for_a_pool_slot_says_so_every_minute_and_stops_cleanly(tmp_path: Path,
+                                                                                catalog_conninfo: str) -> None:
+    """Another live run holds the `icloud` pool's one slot: `run` waits at `download`, saying so at once and again
+    a minute later naming the holder (Dagster alone says it every 5 minutes, at debug level), and SIGTERM then
+    stops it cleanly (Dagster holds a stop back until a step starts): exit 143, its batch failed "stopped", its
+    Dagster run failed and no slot left claimed for it."""
+    write_settings(tmp_path)
+    sample.make_photo(tmp_path / "library" / "a.jpg", seed=1, size=(64, 48))
+    instance = _storage_instance(catalog_conninfo, tmp_path / "test_home")
+    holder = AdvisoryLock(catalog_conninfo, batch_key("b-other"), "batch b-other")
+    try:
+        other = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
+                           tags={PARTITION_TAG: "b-other", RUNNER_PROCESS_TAG: "another-host:1"})
+        instance.add_run(other)
+        instance.event_log_storage.set_concurrency_slots("icloud", 1)
+        instance.event_log_storage.claim_concurrency_slot("icloud", other.run_id, "download")
+        assert holder.try_acquire()  # that run is alive, wherever it runs
+
+        run = _cli(tmp_path, catalog_conninfo, "run")
+        err = _lines(run.stderr)
+        waiting = "waits at download for a slot of pool icloud (1 at once), held by batch b-other (run "
+        try:
+            _wait_until(lambda: sum(waiting in line for line in err) >= 2 or run.poll() is not None,
+                        "the waiting run says so twice within 300 s")
+            assert sum(waiting in line for line in err) >= 2, "".join(err)[-3000:]
+        finally:
+            run.send_signal(signal.SIGTERM)
+            out, _ = run.communicate(timeout=120)
+        assert run.returncode == 128 + signal.SIGTERM, "".join(err)[-3000:]
+        assert err[-1].startswith("media-pipeline: stopped by SIGTERM; the batch is marked failed"), err[-1]
+        catalog = Catalog(catalog_conninfo)
+        try:
+            [batch] = catalog.recent_batches(1)
+            assert batch.status == "failed" and "stopped" in (batch.error or ""), batch
+        finally:
+            catalog.close()
+        [stopped] = [r for r in instance.get_runs() if r.run_id != other.run_id]
+        assert stopped.status is DagsterRunStatus.FAILURE
+        info = instance.event_log_storage.get_concurrency_info("icloud")
+        assert info.active_run_ids == {other.run_id} and info.pending_step_count == 0
+    finally:
+        holder.release()
+        instance.dispose()
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_split_the_files_and_keep_each_photo_once(tmp_path: Path, catalog_conninfo: str) -> None:
+    """Two `media-pipeline run`s started together on one catalog and one source, MAX_CONCURRENT_BATCHES=2 and
+    batches of 3 files: both finish, the six files are split across their two batches, the photo that is in both
+    halves (byte for byte) is kept once, and every kept photo is at the destination exactly once."""
+    write_settings(tmp_path, MAX_CONCURRENT_BATCHES="2", BATCH_MAX_FILES="3")
+    library = tmp_path / "library"
+    for n in range(5):
+        sample.make_photo(library / ("phone" if n < 3 else "camera") / f"IMG_{n}.jpg", seed=n, size=(64, 48))
+    shutil.copyfile(library / "phone" / "IMG_0.jpg", library / "camera" / "IMG_0 (copy).jpg")
+
+    runs = [_cli(tmp_path, catalog_conninfo, "run") for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, out[-2000:] + err[-3000:]
+
+    catalog = Catalog(catalog_conninfo)
+    try:
+        rows = catalog.conn.execute("SELECT batch_id, source_id, state, content_hash FROM media_files").fetchall()
+        batches = [b.id for b in catalog.recent_batches(5)]
+        assert len(batches) == 2 and all(b.status == "succeeded" for b in catalog.recent_batches(5))
+    finally:
+        catalog.close()
+    assert sorted(Path(r["source_id"]).relative_to(library).as_posix() for r in rows) == sorted(
+        p.relative_to(library).as_posix() for p in library.rglob("*.jpg")), "every file exactly once"
+    assert Counter(r["batch_id"] for r in rows) == dict.fromkeys(batches, 3), "split across the two batches"
+    assert Counter(r["state"] for r in rows) == {"verified": 5, "duplicate": 1}, "the copy is not kept twice"
+    kept = Counter(sha256_file(p) for p in (tmp_path / "destination").rglob("*") if p.is_file())
+    assert set(kept.values()) == {1} and len(kept) == 5, "each kept photo exactly once at the destination"
