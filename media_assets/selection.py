@@ -88,6 +88,13 @@ class BatchSelection:
             self.bytes += size
             yield group
 
+    def taken_elsewhere(self, item: SourceItem) -> None:
+        """`item`, chosen by this batch, was registered by another batch scanning at the same moment: it does not
+        count against this batch's limits, which then take the next new files instead."""
+        self.files -= 1
+        self.bytes -= item.size or 0
+        self.known += 1
+
     def scan(self, catalog: Catalog, sources: Mapping[str, MediaSource]) -> Iterator[tuple[MediaSource,
                                                                                                list[SourceItem]]]:
         """Every source in turn, (source, group) for the groups this batch takes."""

@@ -71,3 +71,33 @@ def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline
     states = sorted(f.state.value for batch_id in batches
                     for f in pipeline.catalog.iter_files(batch_id, *FileState))
     assert states == [FileState.DUPLICATE.value, FileState.UNIQUE.value], "one copy kept, the other a duplicate"
+
+
+def test_a_file_another_batch_registered_meanwhile_leaves_room_for_the_next(make_pipeline) -> None:
+    """Two batches scanning at the same moment both see a file as new; the one that registers it second does not
+    count it against its limits (BATCH_MAX_FILES), so it takes the next new files instead of ending short."""
+    pipeline = make_pipeline(BATCH_MAX_FILES="2")
+    library = pipeline.settings.sources.folder_source_paths[0]
+    for n in range(4):
+        sample.make_photo(library / f"IMG_{n}.jpg", seed=n, size=(64, 48))
+    catalog = pipeline.catalog
+    for batch_id in ("b1", "b2"):
+        catalog.create_batch(batch_id)
+
+    class ScannedAtTheSameMoment(FolderSource):
+        """b1 registers IMG_0 just after b2's selection listed it (its first scan only plans the batch)."""
+
+        scans = 0
+
+        def scan(self):
+            self.scans += 1
+            for item in super().scan():
+                if self.scans == 2 and item.original_name == "IMG_0.jpg":
+                    catalog.register_file("b1", source=item.source, source_id=item.source_id,
+                                          source_version=item.version, original_name=item.original_name)
+                yield item
+
+    source = ScannedAtTheSameMoment([library])
+    ctx = PhaseContext(batch_id="b2", settings=pipeline.settings, catalog=catalog)
+    run_phase("download", ctx, lambda ctx, outcome: download(ctx, outcome, {"folder": source}))
+    assert sorted(f.original_name for f in catalog.iter_files("b2", *FileState)) == ["IMG_1.jpg", "IMG_2.jpg"]

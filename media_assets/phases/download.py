@@ -56,7 +56,9 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
             file_id = ctx.catalog.register_file(ctx.batch_id, source=item.source, source_id=item.source_id,
                                                 source_version=item.version, original_name=item.original_name,
                                                 size_bytes=item.size)
-            if file_id is not None:
+            if file_id is None:
+                selection.taken_elsewhere(item)
+            else:
                 _take(ctx, outcome, ctx.catalog.get_file(file_id), source, item)
             ctx.progress.advance()
     outcome.counts["already_known"] += selection.known
