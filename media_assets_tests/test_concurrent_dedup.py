@@ -1,9 +1,11 @@
 """Two batches deduplicating at the same moment, each holding one copy of the same photo: one copy is kept and the
-other recorded as its duplicate, never both kept (the decisions take the catalog's deduplication lock)."""
+other recorded as its duplicate, never both kept (the decisions take the catalog's deduplication lock). Two
+batches scanning at the same moment share the new files without either ending short."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
@@ -16,12 +18,17 @@ from media_assets.catalog.states import FileState
 from media_assets.media import sample_library as sample
 from media_assets.phases.common import PhaseContext, PhaseOutcome, run_phase
 from media_assets.phases.download import download
+from media_assets.sources.base import SourceItem
 from media_assets.sources.folder import FolderSource
 from media_assets_tests.conftest import MakePipeline
 
 
 def _download_from(folder: Path, ctx: PhaseContext, outcome: PhaseOutcome) -> None:
-    download(ctx, outcome, {"folder": FolderSource([folder])})
+    _download_from_source(FolderSource([folder]), ctx, outcome)
+
+
+def _download_from_source(source: FolderSource, ctx: PhaseContext, outcome: PhaseOutcome) -> None:
+    download(ctx, outcome, {"folder": source})
 
 
 def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline: MakePipeline,
@@ -73,7 +80,7 @@ def test_two_concurrent_batches_never_keep_two_copies_of_one_photo(make_pipeline
     assert states == [FileState.DUPLICATE.value, FileState.UNIQUE.value], "one copy kept, the other a duplicate"
 
 
-def test_a_file_another_batch_registered_meanwhile_leaves_room_for_the_next(make_pipeline) -> None:
+def test_a_file_another_batch_registered_meanwhile_leaves_room_for_the_next(make_pipeline: MakePipeline) -> None:
     """Two batches scanning at the same moment both see a file as new; the one that registers it second does not
     count it against its limits (BATCH_MAX_FILES), so it takes the next new files instead of ending short."""
     pipeline = make_pipeline(BATCH_MAX_FILES="2")
@@ -89,7 +96,7 @@ def test_a_file_another_batch_registered_meanwhile_leaves_room_for_the_next(make
 
         scans = 0
 
-        def scan(self):
+        def scan(self) -> Iterator[SourceItem]:
             self.scans += 1
             for item in super().scan():
                 if self.scans == 2 and item.original_name == "IMG_0.jpg":
@@ -99,5 +106,5 @@ def test_a_file_another_batch_registered_meanwhile_leaves_room_for_the_next(make
 
     source = ScannedAtTheSameMoment([library])
     ctx = PhaseContext(batch_id="b2", settings=pipeline.settings, catalog=catalog)
-    run_phase("download", ctx, lambda ctx, outcome: download(ctx, outcome, {"folder": source}))
+    run_phase("download", ctx, partial(_download_from_source, source))
     assert sorted(f.original_name for f in catalog.iter_files("b2", *FileState)) == ["IMG_1.jpg", "IMG_2.jpg"]

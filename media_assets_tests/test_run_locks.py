@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
@@ -178,7 +179,7 @@ def test_re_running_a_batch_reclaims_its_dead_run_and_pool_slot(make_pipeline: M
         instance.dispose()
 
 
-def _lines(stream) -> list[str]:
+def _lines(stream: IO[str]) -> list[str]:
     """The lines a child writes to `stream`, collected as they come (a thread reads them)."""
     import threading
 
@@ -207,6 +208,7 @@ def test_a_run_waiting_for_a_pool_slot_says_so_every_minute_and_stops_cleanly(tm
         assert holder.try_acquire()  # that run is alive, wherever it runs
 
         run = _cli(tmp_path, catalog_conninfo, "run")
+        assert run.stderr is not None
         err = _lines(run.stderr)
         waiting = "waits at download for a slot of pool icloud (1 at once), held by batch b-other (run "
         try:

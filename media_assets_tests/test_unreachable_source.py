@@ -17,10 +17,11 @@ from media_assets.catalog.repository import Catalog
 from media_assets.catalog.states import FileState
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_next_batch
+from media_assets_tests.conftest import MakePipeline
 
 
 def test_files_of_a_share_unmounted_mid_batch_are_offered_again_and_their_rows_closed(
-        make_pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        make_pipeline: MakePipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline()
     library = pipeline.settings.sources.folder_source_paths[0]
     (library / "junk.jpg").write_text("not a photo at all, just text")  # bad for what it is: stays quarantined
