@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -179,13 +180,23 @@ def test_re_running_a_batch_reclaims_its_dead_run_and_pool_slot(make_pipeline: M
         instance.dispose()
 
 
-def _lines(stream: IO[str]) -> list[str]:
-    """The lines a child writes to `stream`, collected as they come (a thread reads them)."""
-    import threading
+class Lines(threading.Thread):
+    """The lines a child writes to a pipe, collected as they come."""
 
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True).start()
-    return lines
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.lines: list[str] = []
+        self.start()
+
+    def run(self) -> None:
+        self.lines.extend(iter(self.stream.readline, ""))
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self.lines)
+
+    def text(self) -> str:
+        return "".join(self.lines)
 
 
 @pytest.mark.slow
@@ -208,18 +219,22 @@ def test_a_run_waiting_for_a_pool_slot_says_so_every_minute_and_stops_cleanly(tm
         assert holder.try_acquire()  # that run is alive, wherever it runs
 
         run = _cli(tmp_path, catalog_conninfo, "run")
-        assert run.stderr is not None
-        err = _lines(run.stderr)
+        assert run.stdout is not None and run.stderr is not None
+        out, err = Lines(run.stdout), Lines(run.stderr)
         waiting = "waits at download for a slot of pool icloud (1 at once), held by batch b-other (run "
         try:
-            _wait_until(lambda: sum(waiting in line for line in err) >= 2 or run.poll() is not None,
+            _wait_until(lambda: err.count(waiting) >= 2 or run.poll() is not None,
                         "the waiting run says so twice within 300 s")
-            assert sum(waiting in line for line in err) >= 2, "".join(err)[-3000:]
+            assert err.count(waiting) >= 2, err.text()[-3000:]
         finally:
             run.send_signal(signal.SIGTERM)
-            out, _ = run.communicate(timeout=120)
-        assert run.returncode == 128 + signal.SIGTERM, "".join(err)[-3000:]
-        assert err[-1].startswith("media-pipeline: stopped by SIGTERM; the batch is marked failed"), err[-1]
+            run.wait(timeout=120)
+            out.join()
+            err.join()
+        assert run.returncode == 128 + signal.SIGTERM, err.text()[-3000:]
+        last = err.text().strip().splitlines()[-1]
+        assert last.startswith("media-pipeline: stopped by SIGTERM; the batch is marked failed"), last
+        assert "Error: stopped (Ctrl-C or SIGTERM)" in out.text(), "the report says why"
         catalog = Catalog(catalog_conninfo)
         try:
             [batch] = catalog.recent_batches(1)
