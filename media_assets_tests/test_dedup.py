@@ -14,7 +14,13 @@ from media_assets.catalog.states import FileState
 from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
 from media_assets.media.near_index import NearIndex, brute_force
-from media_assets.media.perceptual import APPLE_MAKERNOTE, apple_makernote, photo_fingerprint, same_picture
+from media_assets.media.perceptual import (
+    APPLE_MAKERNOTE,
+    SIGNATURE_SIZE,
+    apple_makernote,
+    photo_fingerprint,
+    same_picture,
+)
 from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, DedupConfig
 from media_assets.runner import run_batch
 from media_assets_tests.conftest import MakePipeline, present
@@ -78,6 +84,23 @@ def test_animations_and_pages_that_open_alike_are_not_the_same_picture(tmp_path:
     assert not same_picture(prints["story"].similarity, prints["other_story"].similarity)  # ...but not the same
     assert same_picture(prints["story"].similarity, prints["smaller"].similarity)
     assert not same_picture(prints["story"].similarity, prints["still"].similarity)
+
+
+def test_a_black_and_white_edit_is_not_the_colour_photo(tmp_path: Path) -> None:
+    """The edit keeps every detail of the original: the colour photo was merged into it and never kept."""
+    photo = sample.textured_image((640, 480), 77)
+    photo.save(tmp_path / "colour.jpg", quality=92)
+    photo.resize((320, 240)).save(tmp_path / "colour_small.jpg", quality=70)
+    photo.convert("L").save(tmp_path / "mono.jpg", quality=92)
+    photo.convert("L").resize((320, 240)).save(tmp_path / "mono_small.jpg", quality=70)
+    prints = {path.stem: present(photo_fingerprint(path).similarity) for path in tmp_path.glob("*.jpg")}
+    assert not same_picture(prints["colour"], prints["mono"])
+    assert same_picture(prints["colour"], prints["colour_small"])
+    assert same_picture(prints["mono"], prints["mono_small"])
+    # A signature stored before colour was recorded still finds its copies.
+    colour_trailer = len(prints["colour"]) % (4 + SIGNATURE_SIZE[0] * SIGNATURE_SIZE[1])
+    without_colour = prints["colour"][:-colour_trailer]
+    assert same_picture(without_colour, prints["colour_small"])
 
 
 def _apple_note(entries: dict[int, str]) -> bytes:

@@ -12,7 +12,8 @@ shot of the same scene (their pHashes are as close as a copy's). The signature i
 25 %, re-encoding at q70 or going through a 320 px HEIC thumbnail) while a shift of half a percent of the
 frame already drops it to ~0.9. Images with too little detail to tell (flat scenes) are never confirmed:
 for them only exact duplicates are found. An animation or a multi-page scan is signed by several of its frames
-(a video by two), since two of them may open on the same frame and differ after it.
+(a video by two), since two of them may open on the same frame and differ after it. The signature also records
+each frame's colourfulness: a black-and-white edit has its original's detail, but is not the same picture.
 
 Even the reduced decode of a 12 MP JPEG costs ~35 ms: libjpeg must still entropy-decode every coefficient. Camera
 and phone JPEGs carry a ~160x120 EXIF thumbnail that decodes in well under a millisecond, and its pHash is 0-2
@@ -49,6 +50,11 @@ _SIGNATURE_SCALE = 32
 MIN_DETAIL = 6.0
 #: Correlation of two signatures above which two pictures are the same picture.
 CONFIRM_CORRELATION = 0.96
+#: Colourfulness (see `colourfulness`) of a black-and-white picture at most (a greyscale JPEG: ~0.5), and of a
+#: picture in colour at least; between the two nothing is judged, so a pale photo still meets its copies.
+BLACK_AND_WHITE_AT_MOST = 3.0
+COLOUR_AT_LEAST = 10.0
+_COLOUR_TAG = b"COLR"
 #: Frames a video is fingerprinted by, as fractions of its duration.
 VIDEO_FRAMES = (0.25, 0.5)
 FFMPEG_TIMEOUT_S = 60.0
@@ -152,16 +158,43 @@ def detail_signature(image: Image.Image) -> tuple[np.ndarray, float]:
     return (high - high.mean()) / (detail + 1e-6), detail
 
 
-def encode_signature(frames: list[tuple[np.ndarray, float]]) -> bytes:
-    """Per frame: detail (float32, big-endian) then the normalised pixels as int8; ~3 KB for a photo."""
+def colourfulness(image: Image.Image) -> float:
+    """Hasler and Suesstrunk's colourfulness of an RGB picture: 0 for grey, ~15-100 for photos in colour."""
+    rgb = np.asarray(image.convert("RGB").resize(SIGNATURE_SIZE, Image.Resampling.BOX), np.float32)
+    red_green = rgb[..., 0] - rgb[..., 1]
+    yellow_blue = (rgb[..., 0] + rgb[..., 1]) / 2 - rgb[..., 2]
+    spread = float(np.hypot(red_green.std(), yellow_blue.std()))
+    return spread + 0.3 * float(np.hypot(red_green.mean(), yellow_blue.mean()))
+
+
+def signature(frames: list[Image.Image]) -> bytes:
+    """The detail signature of a picture's frames (one for a photo), with each frame's colourfulness."""
+    return encode_signature([detail_signature(frame) for frame in frames], [colourfulness(f) for f in frames])
+
+
+def encode_signature(frames: list[tuple[np.ndarray, float]], colours: list[float] | None = None) -> bytes:
+    """Per frame: detail (float32, big-endian) then the normalised pixels as int8 (~3 KB for a photo); then
+    COLR and each frame's colourfulness (float32), which signatures stored before it was added lack."""
     out = bytearray()
     for values, detail in frames:
         out += struct.pack(">f", detail)
         out += np.clip(np.rint(values * _SIGNATURE_SCALE), -127, 127).astype(np.int8).tobytes()
+    if colours:
+        out += _COLOUR_TAG + struct.pack(f">{len(colours)}f", *colours)
     return bytes(out)
 
 
+def _colour_part(data: bytes) -> tuple[bytes, list[float]]:
+    """A signature's frames, and its colourfulness per frame (none in a signature stored before it was added)."""
+    trailer = len(data) % (4 + _SIGNATURE_PIXELS)
+    if trailer > len(_COLOUR_TAG) and data[-trailer:].startswith(_COLOUR_TAG):
+        colours = data[len(data) - trailer + len(_COLOUR_TAG):]
+        return data[:-trailer], list(struct.unpack(f">{len(colours) // 4}f", colours))
+    return data, []
+
+
 def decode_signature(data: bytes) -> list[tuple[np.ndarray, float]]:
+    data, _colours = _colour_part(data)
     frame = 4 + _SIGNATURE_PIXELS
     if not data or len(data) % frame:
         raise ValueError("not a detail signature")
@@ -187,12 +220,24 @@ def signature_correlation(a: bytes, b: bytes) -> float | None:
     return lowest
 
 
+def black_and_white_against_colour(a: bytes, b: bytes) -> bool:
+    """Whether a frame of one signature is black and white where the other's is in colour: a black-and-white
+    edit keeps every detail of its original, but it is another picture. Unknown colour never differs."""
+    for one, other in zip(_colour_part(a)[1], _colour_part(b)[1], strict=False):
+        low, high = sorted((one, other))
+        if low <= BLACK_AND_WHITE_AT_MOST and high >= COLOUR_AT_LEAST:
+            return True
+    return False
+
+
 def same_picture(a: bytes | None, b: bytes | None) -> bool:
-    """The confirmation step: both signatures present, detailed enough, and all frames correlated."""
+    """The confirmation step: both signatures present, detailed enough, all frames correlated, and not one in
+    black and white beside one in colour."""
     if a is None or b is None:
         return False
     correlation = signature_correlation(a, b)
-    return correlation is not None and correlation >= CONFIRM_CORRELATION
+    return (correlation is not None and correlation >= CONFIRM_CORRELATION
+            and not black_and_white_against_colour(a, b))
 
 
 # --- files ----------------------------------------------------------------------------------------------
@@ -217,7 +262,7 @@ def photo_fingerprint(path: Path) -> Fingerprint:
     if image_format in THUMBNAIL_DRAFT_FORMATS:  # the pHash came from an embedded thumbnail: sign real pixels later
         return Fingerprint(phash=phash64(frames[0]), content_identifier=content_identifier, burst_id=burst_id,
                            metadata_tags=tags, extras=extras)
-    return Fingerprint(phash=phash64(frames[0]), similarity=encode_signature([detail_signature(f) for f in frames]),
+    return Fingerprint(phash=phash64(frames[0]), similarity=signature(frames),
                        content_identifier=content_identifier, burst_id=burst_id, metadata_tags=tags, extras=extras)
 
 
@@ -248,7 +293,7 @@ def pixel_signature(path: Path) -> bytes | None:
     """The detail signature of a photo's real pixels (never its EXIF thumbnail's), for confirming a candidate
     whose pHash came from that thumbnail; None when it cannot be decoded (then it is never confirmed)."""
     try:
-        return encode_signature([detail_signature(frame) for frame in reduced_frames(path, real_pixels=True)])
+        return signature(reduced_frames(path, real_pixels=True))
     except Exception:  # any decoder failure: "cannot tell" is never "the same"
         return None
 
@@ -290,7 +335,7 @@ def video_fingerprint(path: Path) -> Fingerprint:
     except (ProbeError, OSError, ValueError, subprocess.SubprocessError) as error:
         return Fingerprint(error=f"{type(error).__name__}: {error}")
     tags = (info.get("format") or {}).get("tags") or {}
-    return Fingerprint(phash=phash64(frames[-1]), similarity=encode_signature([detail_signature(f) for f in frames]),
+    return Fingerprint(phash=phash64(frames[-1]), similarity=signature(frames),
                        content_identifier=tags.get(_QUICKTIME_CONTENT_ID), metadata_tags=len(tags))
 
 
