@@ -454,6 +454,7 @@ def _become_worker(pipeline: Pipeline, name: str, celery_args: list[str]) -> int
 
 def _status_text(pipeline: Pipeline) -> str:
     from media_assets.catalog.icloud import count_deleted_at_source, count_in_library
+    from media_assets.catalog.phase_totals import phase_totals
     from media_assets.defs.status import status_data, status_lines
     from media_assets.storage import free_bytes
 
@@ -467,8 +468,9 @@ def _status_text(pipeline: Pipeline) -> str:
         lines.append(f"Deleted at source (gone from iCloud Photos, local copies kept): {deleted}")
     lines.append("Phase timings of the last batches:")
     for batch in catalog.recent_batches(5):
-        phases = catalog.latest_phase_runs(batch.id)
-        timing = ", ".join(f"{p.phase} {p.seconds or 0:.1f}s" for p in sorted(phases, key=lambda p: p.started_at))
+        phases = sorted(catalog.latest_phase_runs(batch.id), key=lambda p: p.started_at)
+        # Summed over every run of each phase, so a recovered batch does not read "download 0.0s".
+        timing = ", ".join(f"{p.phase} {phase_totals(catalog, batch.id, p.phase).seconds:.1f}s" for p in phases)
         lines.append(f"  {batch.id}  {batch.status:<9}  {timing}")
     lines += status_lines(status_data(pipeline))
     media_root = settings.storage.media_root

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from media_assets.catalog.icloud import count_in_library, kept_originals
+from media_assets.catalog.phase_totals import phase_totals
 from media_assets.catalog.repository import Catalog, Duplicate, QuarantinedFile, path_inside_source
 from media_assets.catalog.sidecars import sorted_sidecars
 
@@ -84,10 +85,15 @@ def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, suc
                  duration_seconds: float, source_folders: Sequence[Path], error: str | None = None) -> RunReport:
     """The batch's report; files are named by their path inside `source_folders` (FOLDER_SOURCE_PATHS)."""
     runs = {run.phase: run for run in catalog.latest_phase_runs(batch_id)}
-    phases: list[dict[str, Any]] = [
-        {"phase": name, "status": runs[name].status, "files": runs[name].files_processed,
-         "seconds": runs[name].seconds or 0.0} if name in runs else
-        {"phase": name, "status": "not run", "files": 0, "seconds": 0.0} for name in phase_order]
+    phases: list[dict[str, Any]] = []
+    for name in phase_order:
+        if name not in runs:
+            phases.append({"phase": name, "status": "not run", "files": 0, "seconds": 0.0})
+            continue
+        # The batch's totals over every run of the phase: after a retry the newest run alone says ~0.
+        totals = phase_totals(catalog, batch_id, name)
+        phases.append({"phase": name, "status": runs[name].status, "files": totals.files,
+                       "seconds": round(totals.seconds, 3)})
     totals = catalog.byte_totals(batch_id)
     return RunReport(
         batch_id=batch_id, success=success, duration_seconds=duration_seconds,

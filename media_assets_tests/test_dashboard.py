@@ -65,9 +65,11 @@ def test_every_phase_reports_the_batch_totals_after_a_retry(make_pipeline: MakeP
     failed = run_batch(pipeline)
     assert not failed.success
     (destination / "b.jpg").rmdir()
-    assert run_batch(pipeline, failed.batch_id).success
+    retried = run_batch(pipeline, failed.batch_id)
+    assert retried.success
 
     # The retry found everything up to the upload done; its numbers are still the whole batch's.
+    assert {p["phase"]: p["files"] for p in retried.phases}["download"] == 3  # the report's phase table
     download = _latest_metadata(pipeline, "download")
     assert (download["files"], download["failed"]) == (3, 0)
     assert download["bytes_in"] == sum((library / name).stat().st_size for name in names)
@@ -279,3 +281,21 @@ def test_library_stats_is_refreshed_for_a_batch_verified_while_it_refreshes() ->
     assert tick.total_requested == 1
     tick = evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=stats, cursor=tick.cursor)
     assert tick.total_requested == 0  # nothing new: no refresh
+
+
+def test_status_times_each_phase_over_every_run_of_the_batch(make_pipeline: MakePipeline) -> None:
+    """After a recovery, `status` must not read "download 0.0s" because the retry found the download done."""
+    pipeline = make_pipeline()
+    _photos(pipeline, "a.jpg", "b.jpg")
+    destination = pipeline.settings.destinations.local_destination_dir
+    (destination / "b.jpg").mkdir()
+    failed = run_batch(pipeline)
+    (destination / "b.jpg").rmdir()
+    assert run_batch(pipeline, failed.batch_id).success
+    # The first download took 30 s (set so, not measured); the retry's download did nothing.
+    pipeline.catalog.conn.execute(
+        "UPDATE phase_runs SET finished_at = started_at + interval '30 seconds' WHERE id = (SELECT min(id)"
+        " FROM phase_runs WHERE batch_id = %s AND phase = 'download')", (failed.batch_id,))
+    line = next(line for line in cli._status_text(pipeline).splitlines() if line.strip().startswith(failed.batch_id))
+    download_seconds = float(line.split("download ")[1].split("s")[0])
+    assert download_seconds >= 30.0
