@@ -91,9 +91,9 @@ def build_report(catalog: Catalog, batch_id: str, phase_order: list[str], *, suc
             phases.append({"phase": name, "status": "not run", "files": 0, "seconds": 0.0})
             continue
         # The batch's totals over every run of the phase: after a retry the newest run alone says ~0.
-        totals = phase_totals(catalog, batch_id, name)
-        phases.append({"phase": name, "status": runs[name].status, "files": totals.files,
-                       "seconds": round(totals.seconds, 3)})
+        whole = phase_totals(catalog, batch_id, name)
+        phases.append({"phase": name, "status": runs[name].status, "files": whole.files,
+                       "seconds": round(whole.seconds, 3)})
     totals = catalog.byte_totals(batch_id)
     return RunReport(
         batch_id=batch_id, success=success, duration_seconds=duration_seconds,
