@@ -249,6 +249,11 @@ def test_with_several_source_folders_a_path_starts_with_its_folders_name(tmp_pat
     assert path_inside_source("icloud:IMG_0001.HEIC", [dad]) == "icloud:IMG_0001.HEIC"
 
 
+def test_a_name_holding_a_newline_is_named_on_one_line(tmp_path: Path) -> None:
+    """A file called "new<LF>line.jpg" broke its report line (and the Markdown list) in two."""
+    assert path_inside_source(str(tmp_path / "a\nb\tc\u2028d é.jpg"), [tmp_path]) == "a\\nb\\tc\\u2028d é.jpg"
+
+
 def test_the_code_location_loads_as_the_webserver_and_daemon_load_it(tmp_path: Path) -> None:
     """`-m media_assets.definitions` must hold exactly one Definitions at module scope, or the location fails."""
     dagster = Path(sys.executable).parent / "dagster"

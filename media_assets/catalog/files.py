@@ -5,6 +5,7 @@ crash left off. Deduplication's fingerprints and decisions are files' columns to
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -171,8 +172,15 @@ def path_inside_source(source_path: str, source_folders: Sequence[Path]) -> str:
         for folder in _resolved(tuple(source_folders)):
             if path.is_relative_to(folder):
                 inside = str(path.relative_to(folder))
-                return f"{folder.name}/{inside}" if len(source_folders) > 1 else inside
-    return source_path
+                return _one_line(f"{folder.name}/{inside}" if len(source_folders) > 1 else inside)
+    return _one_line(source_path)
+
+
+def _one_line(name: str) -> str:
+    """A name as one line: a newline, tab or other control character a file name may hold is written as its
+    escape (\\n), so it cannot break a report's or a log's line."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+                   else ch for ch in name)
 
 
 _COLUMNS = ", ".join(f.name for f in fields(MediaFile))
