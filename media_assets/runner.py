@@ -132,6 +132,8 @@ class RunWatch(threading.Thread):
         self.instance = instance
         self.batch_id = batch_id
         self.stopped_waiting = False
+        #: Pools exist only where Dagster keeps them (its PostgreSQL storage; not an in-memory test instance).
+        self.pools_kept = instance.event_log_storage.supports_global_concurrency_limits
         self._done = threading.Event()
 
     def __enter__(self) -> RunWatch:
@@ -153,9 +155,12 @@ class RunWatch(threading.Thread):
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.main_thread().ident or 0),
                                                            ctypes.py_object(KeyboardInterrupt))
                 return
-            if time.monotonic() >= next_check:
+            if self.pools_kept and time.monotonic() >= next_check:
                 next_check = time.monotonic() + self.POOL_CHECK_SECONDS
-                waiting = self._pool_wait()
+                try:
+                    waiting = self._pool_wait()
+                except Exception:  # the catalog went away: the run itself says so; a watcher stays quiet
+                    waiting = None
                 if waiting and time.monotonic() >= next_report:
                     log.warning(waiting)
                     next_report = time.monotonic() + REPORT_EVERY_SECONDS
