@@ -21,6 +21,15 @@ class BatchStatus(str, Enum):
     FAILED = "failed"
 
 
+class BatchStopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped this process while it ran batch `batch_id`, now marked failed ("stopped"). A bare
+    KeyboardInterrupt is a stop before any batch of this process started (while it waited for a run slot)."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(batch_id)
+        self.batch_id = batch_id
+
+
 #: What `new_batch_id` makes: `YYYYMMDD-HHMMSS`, with `-N` when two batches start in the same second.
 _BATCH_ID = re.compile(r"\d{8}-\d{6}(-\d+)?")
 

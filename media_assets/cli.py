@@ -102,11 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     # dagster-postgres logs each of its reconnection attempts with the driver's whole message; the one sentence
     # below says it once.
     logging.getLogger().addFilter(lambda record: not record.getMessage().startswith("Retrying failed database"))
+    from media_assets.batches import BatchStopped
+
     stops = StopSignals()
+    stopped_before_a_batch = False
     try:
         exit_code = _with_pipeline(settings, args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         exit_code = 1
+        stopped_before_a_batch = not isinstance(stop, BatchStopped)
     except LockBusy as busy:
         holder = busy.holder
         running = f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running"
@@ -126,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         stops.close()
     if stops.received and args.command in ("run", "retry-failed", "interval"):
         name = signal.Signals(stops.received).name
-        print(f"media-pipeline: stopped by {name}; the batch is marked failed and nothing was lost: "
-              "`media-pipeline retry-failed` finishes it.", file=sys.stderr)
+        if stopped_before_a_batch:
+            print(f"media-pipeline: stopped by {name} before its batch started (waiting for a run slot or a "
+                  "lock); nothing is left half done.", file=sys.stderr)
+        else:
+            print(f"media-pipeline: stopped by {name}; the batch is marked failed and nothing was lost: "
+                  "`media-pipeline retry-failed` finishes it.", file=sys.stderr)
         return 128 + stops.received
     return exit_code
 

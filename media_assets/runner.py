@@ -14,7 +14,7 @@ from dagster import DagsterInstance
 from dagster._utils.interrupts import check_captured_interrupt
 
 from media_assets.automation import Decision, check_sources
-from media_assets.batches import BatchLifecycle
+from media_assets.batches import BatchLifecycle, BatchStopped
 from media_assets.catalog.locks import POLL_SECONDS, REPORT_EVERY_SECONDS, Holder, RunLocks, process_run_locks
 from media_assets.defs.batch.assets import ICLOUD_POOL, PHASES
 from media_assets.defs.batch.job import BATCH_JOB_NAME
@@ -86,10 +86,11 @@ def run_batch(pipeline: Pipeline, batch_id: str | None = None, *, wait: bool = F
             locks.slot.rename(f"batch {batch_id}")
         return _run_holding_locks(pipeline, batch_id)
     except KeyboardInterrupt:  # SIGINT/SIGTERM outside the run itself (Dagster fails the run for those inside)
-        if batch_id is not None:
-            catalog.ensure_connected()
-            lifecycle.failed(batch_id, STOPPED)
-        raise
+        if batch_id is None:
+            raise
+        catalog.ensure_connected()
+        lifecycle.failed(batch_id, STOPPED)
+        raise BatchStopped(batch_id) from None
     finally:
         locks.release()
 

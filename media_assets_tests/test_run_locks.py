@@ -21,7 +21,7 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster_postgres import PostgresEventLogStorage
 
 from media_assets.catalog.database import dagster_storage_url
-from media_assets.catalog.locks import AdvisoryLock, batch_key
+from media_assets.catalog.locks import AdvisoryLock, batch_key, run_slot_key
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.runs import PARTITION_TAG, RUNNER_PROCESS_TAG, reclaim_dead_runs
 from media_assets.faults import FAULTS_ENV
@@ -279,3 +279,36 @@ def test_two_runs_at_once_split_the_files_and_keep_each_photo_once(tmp_path: Pat
     assert Counter(r["state"] for r in rows) == {"verified": 5, "duplicate": 1}, "the copy is not kept twice"
     kept = Counter(sha256_file(p) for p in (tmp_path / "destination").rglob("*") if p.is_file())
     assert set(kept.values()) == {1} and len(kept) == 5, "each kept photo exactly once at the destination"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_waiting_for_a_run_slot(tmp_path: Path, catalog_conninfo: str) -> None:
+    """`run --wait` while another process holds the only run slot: it says what it waits for, and Ctrl-C stops it
+    at once with 130, having created no batch, and says so (not "the batch is marked failed")."""
+    write_settings(tmp_path)
+    sample.make_photo(tmp_path / "library" / "a.jpg", seed=1, size=(64, 48))
+    slot = AdvisoryLock(catalog_conninfo, run_slot_key(0), "batch b-other")
+    assert slot.try_acquire()
+    try:
+        run = _cli(tmp_path, catalog_conninfo, "run", "--wait")
+        assert run.stdout is not None and run.stderr is not None
+        out, err = Lines(run.stdout), Lines(run.stderr)
+        try:
+            _wait_until(lambda: err.count("waiting: batch b-other is running (since ") >= 1 or run.poll() is not None,
+                        "the waiting run says what it waits for")
+        finally:
+            run.send_signal(signal.SIGINT)
+            run.wait(timeout=120)
+            out.join()
+            err.join()
+        assert run.returncode == 128 + signal.SIGINT, err.text()[-3000:]
+        last = err.text().strip().splitlines()[-1]
+        assert last == ("media-pipeline: stopped by SIGINT before its batch started (waiting for a run slot or a "
+                        "lock); nothing is left half done."), err.text()[-3000:]
+        catalog = Catalog(catalog_conninfo)
+        try:
+            assert catalog.recent_batches(1) == [], "no batch was created"
+        finally:
+            catalog.close()
+    finally:
+        slot.release()
