@@ -20,13 +20,18 @@ from dagster import DagsterInstance, DagsterResourceFunctionError, RunRequest, S
 
 import media_assets.settings as settings_module
 from media_assets.batches import BatchLifecycle
-from media_assets.catalog.database import DATABASE_URL_ENV
+from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url
 from media_assets.catalog.repository import Catalog
 from media_assets.cli import _run_interval, main
 from media_assets.definitions import defs
 from media_assets.defs.batch.job import BATCH_JOB_NAME
 from media_assets.defs.batch.sensors import batch_sensor
-from media_assets.defs.instance import prepare_dagster_home
+from media_assets.defs.instance import (
+    DAGSTER_STORAGE_ENV,
+    complete_dagster_tables,
+    open_pipeline,
+    prepare_dagster_home,
+)
 from media_assets.defs.mirror.supabase import supabase_mirror_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
 from media_assets.media import sample_library as sample
@@ -341,6 +346,28 @@ def test_no_batch_starts_on_a_machine_that_cannot_judge_videos(make_pipeline: Ma
     with pytest.raises(SourceUnavailable, match=re.escape(said)):
         run_next_batch(pipeline)
     assert _batches(pipeline.catalog) == 0
+
+
+def test_dagster_tables_a_killed_first_start_left_out_are_made(tmp_path: Path, catalog_conninfo: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster makes its tables one autocommitted statement at a time and looks no further once event_logs
+    exists: `make run` killed 5 s in left an installation on which every later run failed with a traceback."""
+    import sqlalchemy
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
+    from dagster._core.storage.runs.schema import RunStorageSqlMetadata
+
+    monkeypatch.setenv(DATABASE_URL_ENV, catalog_conninfo)
+    engine = sqlalchemy.create_engine(dagster_storage_url(catalog_conninfo))
+    with engine.begin() as conn:  # where the first start stopped: the run tables and event_logs, nothing after
+        RunStorageSqlMetadata.create_all(conn)
+        SqlEventLogStorageMetadata.tables["event_logs"].create(conn)
+    engine.dispose()
+    pipeline = open_pipeline(load_settings(write_settings(tmp_path)))
+    try:
+        assert not pipeline.instance.has_dynamic_partition("batch", "20260101-000000")
+        assert complete_dagster_tables(os.environ[DAGSTER_STORAGE_ENV]) == []
+    finally:
+        pipeline.close()
 
 
 def test_an_empty_new_source_is_just_empty(make_pipeline: MakePipeline) -> None:
