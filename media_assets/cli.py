@@ -351,10 +351,19 @@ def _run_next(pipeline: Pipeline, wait: bool = False) -> tuple[int, bool]:
     decision, report = run_next_batch(pipeline, wait=wait)
     if report is None:
         print(decision.reason, flush=True)
+        _say_unfinished(pipeline)
         return (0 if decision.reason == NOTHING_NEW else 1), False
     print(report.to_markdown(), flush=True)
     batch = pipeline.catalog.batch(report.batch_id)
     return (0 if report.success else 1), bool(report.success and batch and batch.backlog)
+
+
+def _say_unfinished(pipeline: Pipeline) -> None:
+    """Failed batches hold files no run will finish without a daemon (a run killed or crashed half way): say so."""
+    failed = pipeline.catalog.failed_batches()
+    if failed:
+        print(f"{len(failed)} failed batch(es) ({', '.join(failed)}) hold files not finished yet: "
+              "`media-pipeline retry-failed` finishes them (the daemon does it by itself).", flush=True)
 
 
 def _run_all(pipeline: Pipeline, wait: bool = False) -> int:

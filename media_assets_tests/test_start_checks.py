@@ -370,6 +370,23 @@ def test_dagster_tables_a_killed_first_start_left_out_are_made(tmp_path: Path, c
         pipeline.close()
 
 
+def test_nothing_new_says_which_failed_batches_wait_to_be_finished(user_home: Path, catalog: Catalog,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """After a run killed half way, `run` said only "nothing new in the sources": without the daemon the
+    killed batch's files were never finished, and nothing said how."""
+    _use(user_home, monkeypatch)
+    assert main(["run"]) == 0
+    lifecycle = BatchLifecycle(catalog)
+    lifecycle.failed(lifecycle.create("20260101-000000"), "the process running it is gone")
+    capsys.readouterr()
+    assert main(["run"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[-2:] == ["nothing new in the sources",
+                         "1 failed batch(es) (20260101-000000) hold files not finished yet: `media-pipeline "
+                         "retry-failed` finishes them (the daemon does it by itself)."]
+
+
 def test_an_empty_new_source_is_just_empty(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     decision, report = run_next_batch(pipeline)
