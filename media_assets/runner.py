@@ -46,6 +46,7 @@ def run_next_batch(pipeline: Pipeline, *, wait: bool = False) -> tuple[Decision,
     locks = run_locks(pipeline)
     locks.take_slot("a new batch", wait=wait, on_wait=_say_waiting)
     try:
+        reclaim_dead_runs(pipeline.instance, pipeline.settings, pipeline.catalog)  # even when nothing is new
         decision = check_sources(pipeline.settings, pipeline.catalog, enabled_sources(pipeline.settings))
         if not decision.start:
             return decision, None
