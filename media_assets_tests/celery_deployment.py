@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +169,7 @@ def queue_batches(instance: DagsterInstance, batch_ids: list[str], deployment: D
 
 
 def wait_for_runs(instance: DagsterInstance, count: int, deployment: Deployment, log_dir: Path,
-                  timeout_s: float) -> list[DagsterRun]:
+                  timeout_s: float) -> Sequence[DagsterRun]:
     """The `count` batch runs once all finished. Raises RunsStopped if a process of the deployment dies or they
     take longer than `timeout_s`."""
     deadline = time.monotonic() + timeout_s

@@ -151,7 +151,7 @@ def test_keep_originals_defaults_per_source_and_refuses_nonsense(make_pipeline: 
         KeepOriginals.from_settings(make_pipeline(KEEP_ORIGINALS="sometimes").settings)
 
 
-def test_sidecars_left_beside_a_pruned_original_go_with_it(make_pipeline) -> None:
+def test_sidecars_left_beside_a_pruned_original_go_with_it(make_pipeline: MakePipeline) -> None:
     """A duplicate's sidecar is never sorted: it stays beside the duplicate's original in `originals/` until
     the original is pruned, then goes with it, and `verify --full` counts it as pruned, not missing."""
     pipeline = make_pipeline(KEEP_ORIGINALS="until_verified")

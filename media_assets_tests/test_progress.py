@@ -11,6 +11,7 @@ import pytest
 from dagster import DagsterEventType, EventRecordsFilter
 
 from media_assets.cli import ProgressBar
+from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
 from media_assets.phases import common, compression, workers
 from media_assets.phases.common import Progress
@@ -51,12 +52,13 @@ def test_the_progress_bar_follows_each_phase() -> None:
     assert "download" in text and "2/2" in text and "sorting" in text and "1/5" in text
 
 
-def _run_log(pipeline) -> list[str]:
+def _run_log(pipeline: Pipeline) -> list[str]:
     [run] = pipeline.instance.get_runs()
     return [entry.user_message for entry in pipeline.instance.all_logs(run.run_id)]
 
 
-def test_a_file_that_takes_longer_than_the_progress_interval_gives_still_on_lines(make_pipeline, monkeypatch) -> None:
+def test_a_file_that_takes_longer_than_the_progress_interval_gives_still_on_lines(
+        make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     """One slow file (a long video transcode, here a photo made slow) still gives a line: the phase's waiting
     loop says which file it is on and for how long."""
     monkeypatch.setattr(common, "PROGRESS_SECONDS", 0.0)
@@ -75,7 +77,8 @@ def test_a_file_that_takes_longer_than_the_progress_interval_gives_still_on_line
                for m in _run_log(pipeline)), _run_log(pipeline)
 
 
-def test_deduplication_says_how_far_its_decisions_are(make_pipeline, monkeypatch) -> None:
+def test_deduplication_says_how_far_its_decisions_are(make_pipeline: MakePipeline,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(common, "PROGRESS_SECONDS", 0.0)
     pipeline = make_pipeline()
     for n in range(3):
@@ -87,7 +90,7 @@ def test_deduplication_says_how_far_its_decisions_are(make_pipeline, monkeypatch
 
 
 @pytest.mark.parametrize("count", [1, 2])
-def test_the_workers_say_which_file_they_wait_for(count: int, monkeypatch) -> None:
+def test_the_workers_say_which_file_they_wait_for(count: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers, "WAIT_POLL_SECONDS", 0.02)
     waited: list[str] = []
     with Workers(count, on_wait=waited.append) as pool:
@@ -97,7 +100,7 @@ def test_the_workers_say_which_file_they_wait_for(count: int, monkeypatch) -> No
     assert "file 1" in waited
 
 
-def test_a_heartbeat_line_waits_for_the_progress_interval(monkeypatch) -> None:
+def test_a_heartbeat_line_waits_for_the_progress_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     lines: list[str] = []
     log = type("Log", (), {"info": staticmethod(lines.append)})()
     progress = Progress("compression", log, total=4, done=1)

@@ -79,11 +79,12 @@ def assert_nothing_lost(home: tuple[Path, str]) -> None:
             " GROUP BY destination").fetchall()
         for row in uploads:
             assert row["n"] == row["files"] == states["verified"]
-        for destination in (settings.destinations.local_destination_dir, settings.destinations.pixel_sync_dir):
+        pixel = settings.destinations.pixel_sync_dir
+        assert pixel is not None, "the homes of these tests upload to the Pixel folder too"
+        for destination in (settings.destinations.local_destination_dir, pixel):
             names = sorted(p.name for p in destination.iterdir())
             assert len(names) == states["verified"], f"no duplicate uploads in {destination}: {names}"
-        roots = (settings.storage.media_root, settings.destinations.local_destination_dir,
-                 settings.destinations.pixel_sync_dir)
+        roots = (settings.storage.media_root, settings.destinations.local_destination_dir, pixel)
         temp = [p for root in roots
                 for p in root.rglob("*") if p.name.startswith((".partial-", ".syncthing."))]
         assert temp == []
@@ -185,8 +186,10 @@ def check_invariants(home: tuple[Path, str], library: dict[str, str], *, finishe
                                     " WHERE state <> 'superseded'").fetchall()
         taken = Counter(str(Path(row["source_id"]).relative_to(folder / "library")) for row in rows)
         assert max(taken.values(), default=1) == 1, f"a source file twice in the catalog: {taken.most_common(3)}"
+        pixel = settings.destinations.pixel_sync_dir
+        assert pixel is not None, "the homes of these tests upload to the Pixel folder too"
         for destination_name, destination in (("local", settings.destinations.local_destination_dir),
-                                              ("pixel", settings.destinations.pixel_sync_dir)):
+                                              ("pixel", pixel)):
             copies = [p for p in destination.rglob("*") if p.is_file() and not p.name.startswith(".syncthing.")]
             digests = Counter(sha256_file(p) for p in copies)
             assert max(digests.values(), default=1) == 1, f"a file twice at {destination_name}"

@@ -208,7 +208,7 @@ def test_a_failed_batch_is_backfilled_from_failure(dagster: Dagster) -> None:
         "partitionNames": [batch], "assetSelection": [{"path": [p]} for p in PHASES],
         "title": "backfill test"}})["launchPartitionBackfill"])
     assert _wait_for_backfill(dagster, first) in {"COMPLETED_FAILED", "FAILED"}
-    assert dagster.catalog.batch(batch).status == "failed"
+    assert present(dagster.catalog.batch(batch)).status == "failed"
     assert dagster.catalog.count_by_state(batch) == {"staged": 1, "uploaded": 2}
 
     (destination / "b.jpg").rmdir()
@@ -217,7 +217,7 @@ def test_a_failed_batch_is_backfilled_from_failure(dagster: Dagster) -> None:
     assert _wait_for_backfill(dagster, second) in {"COMPLETED_SUCCESS", "COMPLETED"}
 
     catalog = dagster.catalog
-    assert catalog.batch(batch).status == "succeeded"
+    assert present(catalog.batch(batch)).status == "succeeded"
     assert catalog.count_by_state(batch) == {"verified": 3}
     # From failure: download ran once; the upload ran again and sent only what was missing.
     runs = catalog.conn.execute("SELECT phase, count(*) AS n FROM phase_runs WHERE batch_id = %s GROUP BY phase",
@@ -228,9 +228,9 @@ def test_a_failed_batch_is_backfilled_from_failure(dagster: Dagster) -> None:
     for file in catalog.iter_files(batch, FileState.VERIFIED):
         [upload] = catalog.uploads_of(file.id)
         assert upload.verified_at is not None
-        assert sha256_file(destination / upload.remote_id) == file.output_hash
-    verified = catalog.conn.execute("SELECT count(*) AS n, count(DISTINCT file_id) AS files FROM state_changes"
-                                    " WHERE to_state = 'verified'").fetchone()
+        assert sha256_file(destination / present(upload.remote_id)) == file.output_hash
+    verified = present(catalog.conn.execute("SELECT count(*) AS n, count(DISTINCT file_id) AS files FROM state_changes"
+                                            " WHERE to_state = 'verified'").fetchone())
     assert (verified["n"], verified["files"]) == (3, 3)
     # A fresh Dagster home: the daemon refreshes the dashboard after the batch without anyone starting a sensor.
     metadata = _wait_for_library_stats(dagster)
@@ -431,9 +431,9 @@ def test_a_run_killed_mid_phase_is_noticed_and_backfilled_from_failure(
         assert _wait_for_backfill(dagster, first) in {"COMPLETED_FAILED", "FAILED"}
         assert not armed.exists(), "the worker was killed"
         deadline = time.monotonic() + 120  # the failure sensor records it in the catalog on its next tick
-        while dagster.catalog.batch(batch).status != "failed" and time.monotonic() < deadline:
+        while present(dagster.catalog.batch(batch)).status != "failed" and time.monotonic() < deadline:
             time.sleep(2)
-        assert dagster.catalog.batch(batch).status == "failed"
+        assert present(dagster.catalog.batch(batch)).status == "failed"
 
         second = _launched(dagster.graphql(REEXECUTE, {"params": {
             "parentRunId": first, "strategy": "FROM_FAILURE"}})["reexecutePartitionBackfill"])
@@ -444,6 +444,7 @@ def test_a_run_killed_mid_phase_is_noticed_and_backfilled_from_failure(
         destination = folder / "destination"
         assert sorted(p.name for p in destination.iterdir()) == names
         assert not [p for p in folder.rglob(".partial-*")]
-        verified = catalog.conn.execute("SELECT count(*) AS n, count(DISTINCT file_id) AS files FROM state_changes"
-                                        " WHERE to_state = 'verified'").fetchone()
+        verified = present(catalog.conn.execute(
+            "SELECT count(*) AS n, count(DISTINCT file_id) AS files FROM state_changes WHERE to_state = 'verified'"
+        ).fetchone())
         assert (verified["n"], verified["files"]) == (3, 3)
