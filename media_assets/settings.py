@@ -502,7 +502,15 @@ def settings_file_path() -> Path:
 
 
 def read_settings_file(path: Path) -> dict[str, str]:
-    return {key: value or "" for key, value in dotenv_values(path).items()} if path.exists() else {}
+    """KEY=value pairs of the file; a line with a key and no `=` ("ENABLE_SORTING") is warned about and
+    ignored: it sets nothing, whatever its writer meant."""
+    if not path.exists():
+        return {}
+    values = dotenv_values(path)
+    for key in (key for key, value in values.items() if value is None):
+        warnings.warn(f"{path} has a line {key!r} with no '=', which sets nothing; write {key}=<value>",
+                      SettingsWarning, stacklevel=3)
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _closest_key(key: str) -> str:

@@ -342,6 +342,15 @@ def test_a_misspelt_key_in_the_file_warns_with_the_closest_known_key(tmp_path: P
     assert settings.compression.enabled  # the misspelt key changed nothing
 
 
+def test_a_line_with_no_equals_sign_is_warned_about(tmp_path: Path) -> None:
+    path = write_env(tmp_path, ENABLE_COMPRESSION="false")
+    path.write_text(path.read_text() + "ENABLE_SORTING\n")
+    with pytest.warns(SettingsWarning, match="has a line 'ENABLE_SORTING' with no '=', which sets nothing; "
+                                             "write ENABLE_SORTING=<value>"):
+        settings = load_settings(path, environ={})
+    assert settings.destinations.enable_sorting and not settings.compression.enabled
+
+
 def test_a_misspelt_environment_variable_warns_too(tmp_path: Path) -> None:
     path = write_env(tmp_path)
     with pytest.warns(SettingsWarning) as caught:
