@@ -27,7 +27,6 @@ from media_assets.definitions import defs
 from media_assets.defs.batch.job import BATCH_JOB_NAME
 from media_assets.defs.batch.sensors import batch_sensor
 from media_assets.defs.instance import (
-    DAGSTER_STORAGE_ENV,
     complete_dagster_tables,
     open_pipeline,
     prepare_dagster_home,
@@ -365,7 +364,7 @@ def test_dagster_tables_a_killed_first_start_left_out_are_made(tmp_path: Path, c
     pipeline = open_pipeline(load_settings(write_settings(tmp_path)))
     try:
         assert not pipeline.instance.has_dynamic_partition("batch", "20260101-000000")
-        assert complete_dagster_tables(os.environ[DAGSTER_STORAGE_ENV]) == []
+        assert complete_dagster_tables(pipeline.instance) == []
     finally:
         pipeline.close()
 

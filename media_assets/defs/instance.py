@@ -127,30 +127,33 @@ def open_pipeline(settings: Settings) -> Pipeline:
     os.environ[DATABASE_URL_ENV] = conninfo  # the resources of in-process runs use the same database
     os.environ.setdefault(DAGSTER_STORAGE_ENV, dagster_storage_url(conninfo))
     prepare_dagster_home(settings)
-    completed = complete_dagster_tables(os.environ[DAGSTER_STORAGE_ENV])
     instance = DagsterInstance.get()
-    if completed:
+    if complete_dagster_tables(instance):
         instance.reindex(print_fn=lambda _line: None)  # the data migrations Dagster runs after creating them
     return Pipeline(settings=settings, catalog=Catalog(conninfo), instance=instance)
 
 
-def complete_dagster_tables(storage_url: str) -> list[str]:
+def complete_dagster_tables(instance: DagsterInstance) -> list[str]:
     """Create, in one transaction, the Dagster tables a killed first start left out; their names.
 
     Dagster creates its tables on first use one statement at a time (its connections autocommit) and looks no
     further once `runs` or `event_logs` exists: a first start killed in between left an installation on which
     every run failed ("the dynamic partitions table ... does not exist"). A database with none of them is left
-    to Dagster's own first start."""
+    to Dagster's own first start, an instance that keeps its runs elsewhere than in PostgreSQL alone."""
     import sqlalchemy
     from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
     from dagster._core.storage.runs.schema import RunStorageSqlMetadata
     from dagster._core.storage.schedules.schema import ScheduleStorageSqlMetadata
     from dagster._core.storage.sql import stamp_alembic_rev
+    from dagster_postgres import PostgresEventLogStorage
     from dagster_postgres.run_storage import run_storage
     from dagster_postgres.utils import pg_alembic_config
 
+    storage = instance.event_log_storage
+    if not isinstance(storage, PostgresEventLogStorage):
+        return []
     schemas = (RunStorageSqlMetadata, SqlEventLogStorageMetadata, ScheduleStorageSqlMetadata)
-    engine = sqlalchemy.create_engine(storage_url, poolclass=sqlalchemy.pool.NullPool)
+    engine = sqlalchemy.create_engine(storage.postgres_url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.begin() as conn:
             present = set(sqlalchemy.inspect(conn).get_table_names())
