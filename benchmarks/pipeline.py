@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -203,9 +204,10 @@ def _catalog_figures(conninfo: str) -> dict[str, Any]:
             "states": states, "batches": batches, "catalog_mb": round(int(size) / 2**20, 2)}
 
 
-def _phase_cpu(conninfo: str, memory: TreeMemory) -> dict[str, dict[str, float]]:
+def _phase_cpu(conninfo: str, memory: TreeMemory, database: TreeMemory) -> dict[str, dict[str, float]]:
     """CPU seconds of the run's process tree within each phase's runs (summed over the batches; the phases run
-    one after the other in the run's process), and the mean load average while they ran."""
+    one after the other in the run's process), those of PostgreSQL (its postmaster and backends, sampled apart),
+    and the mean load average while they ran."""
     import psycopg
 
     with psycopg.connect(conninfo) as conn:
@@ -215,10 +217,13 @@ def _phase_cpu(conninfo: str, memory: TreeMemory) -> dict[str, dict[str, float]]
     out: dict[str, dict[str, float]] = {}
     loads: dict[str, list[float]] = {}
     for phase, start, end in runs:
-        out.setdefault(phase, {"cpu_seconds": 0.0})["cpu_seconds"] += memory.cpu_between(start, end)
+        figures = out.setdefault(phase, {"cpu_seconds": 0.0, "postgres_cpu_seconds": 0.0})
+        figures["cpu_seconds"] += memory.cpu_between(start, end)
+        figures["postgres_cpu_seconds"] += database.cpu_between(start, end)
         loads.setdefault(phase, []).extend(v for t, v in memory.load if start <= t <= end)
     for phase, figures in out.items():
         figures["cpu_seconds"] = round(figures["cpu_seconds"], 2)
+        figures["postgres_cpu_seconds"] = round(figures["postgres_cpu_seconds"], 2)
         figures["load_mean"] = round(sum(loads[phase]) / len(loads[phase]), 1) if loads[phase] else float("nan")
     return out
 
@@ -281,20 +286,22 @@ def run_size(files: int, size: tuple[int, int], cache: Path, work: Path) -> dict
         env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MEDIA_PIPELINE_", "DAGSTER_"))}
         env.update({"MEDIA_PIPELINE_SETTINGS": str(settings_file), DATABASE_URL_ENV: conninfo,
                     "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})  # the code beside this file
-        done, memory, seconds = run_sampled([sys.executable, "-m", "media_assets.cli", "run", "--all"],
-                                            env=env, cwd=home)
+        postgres = server.get_pid()
+        with TreeMemory(postgres, interval=0.2) if postgres else nullcontext(TreeMemory(0)) as database:
+            done, memory, seconds = run_sampled([sys.executable, "-m", "media_assets.cli", "run", "--all"],
+                                                env=env, cwd=home)
         (home / "run.log").write_text(done.stdout + done.stderr)
         if done.returncode != 0:
             raise RuntimeError(f"the run failed ({home / 'run.log'}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
         figures = _catalog_figures(conninfo)
-        for phase, cpu in _phase_cpu(conninfo, memory).items():
+        for phase, cpu in _phase_cpu(conninfo, memory, database).items():
             figures["phases"].setdefault(phase, {"seconds": 0.0, "files": 0}).update(cpu)
         media, kept = home / "media", home / "media" / "uploaded"
         destinations = _folder_bytes(home / "destination") + _folder_bytes(home / "pixel")
         on_disk = _folder_bytes(media) + destinations
         figures.update({
             "files": count, "library_mb": round(library_bytes / 2**20, 1), "wall_seconds": round(seconds, 1),
-            **memory.figures(),
+            **memory.figures(), "postgres_cpu_seconds": database.figures()["cpu_seconds"],
             "disk": {"media_root_mb": round(_folder_bytes(media) / 2**20, 1),
                      "kept_mb": round(_folder_bytes(kept) / 2**20, 1),
                      "destinations_mb": round(destinations / 2**20, 1),
@@ -398,11 +405,11 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 f" {1000 * total_cpu / r['files']:.1f} | {r['load'].get('mean', '-')} |")
     lines.append(row)
     lines.append("")
-    lines.append("| size | wall s | CPU s | load mean (max) | batches | peak RSS MB (PSS) | catalog MB"
-                 " | footprint ratio | status s at 100k |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    lines.append("| size | wall s | CPU s | PostgreSQL CPU s | load mean (max) | batches | peak RSS MB (PSS)"
+                 " | catalog MB | footprint ratio | status s at 100k |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for s, r in results.items():
-        lines.append(f"| {s} | {r['wall_seconds']} | {r['cpu_seconds']}"
+        lines.append(f"| {s} | {r['wall_seconds']} | {r['cpu_seconds']} | {r.get('postgres_cpu_seconds', '-')}"
                      f" | {r['load'].get('mean')} ({r['load'].get('max')}) | {r['batches']}"
                      f" | {r['peak_rss_mb']} ({r['peak_pss_mb']}) | {r['catalog_mb']}"
                      f" | {r['disk']['footprint_ratio']} | {r['status']['status_seconds']} |")
