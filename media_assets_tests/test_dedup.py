@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from media_assets.catalog.states import FileState
 from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
+from media_assets.media.ffmpeg_tools import ffmpeg_path
 from media_assets.media.near_index import NearIndex, brute_force
 from media_assets.media.perceptual import (
     APPLE_MAKERNOTE,
@@ -20,6 +22,7 @@ from media_assets.media.perceptual import (
     apple_makernote,
     photo_fingerprint,
     same_picture,
+    video_fingerprint,
 )
 from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, DedupConfig
 from media_assets.runner import run_batch
@@ -101,6 +104,39 @@ def test_a_black_and_white_edit_is_not_the_colour_photo(tmp_path: Path) -> None:
     colour_trailer = len(prints["colour"]) % (4 + SIGNATURE_SIZE[0] * SIGNATURE_SIZE[1])
     without_colour = prints["colour"][:-colour_trailer]
     assert same_picture(without_colour, prints["colour_small"])
+
+
+def _remux(ffmpeg: str, footage: Path, target: Path, tones: list[int]) -> None:
+    """`footage`'s video stream as it is (not re-encoded), with one sine audio stream per tone, or a title."""
+    inputs: list[str] = []
+    for tone in tones:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency={tone}:duration=1"]
+    maps = [arg for index in range(1, len(tones) + 1) for arg in ("-map", f"{index}:a")]
+    subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(footage), *inputs,
+                    "-map", "0:v", *maps, "-c:v", "copy", "-c:a", "aac", "-shortest", "-metadata",
+                    f"title={target.stem}", str(target)], check=True, capture_output=True, timeout=60)
+
+
+def test_footage_with_sound_is_not_a_near_duplicate_of_the_silent_footage(make_pipeline: MakePipeline) -> None:
+    """The same picture with sound (or with more audio tracks) holds more than without: the silent copy was
+    kept and the one with two tracks dropped. A silent copy of the silent footage is still merged."""
+    pipeline = make_pipeline()
+    library = pipeline.settings.sources.folder_source_paths[0]
+    ffmpeg = ffmpeg_path()
+    if ffmpeg is None or sample.make_video(library / "silent.mp4", size=(160, 120), audio=False) is None:
+        pytest.skip("no ffmpeg")
+    _remux(ffmpeg, library / "silent.mp4", library / "silent_copy.mp4", [])
+    _remux(ffmpeg, library / "silent.mp4", library / "one_track.mp4", [440])
+    _remux(ffmpeg, library / "silent.mp4", library / "two_tracks.mp4", [440, 880])
+    prints = {path.stem: present(video_fingerprint(path).similarity) for path in library.glob("*.mp4")}
+    assert not same_picture(prints["silent"], prints["two_tracks"])
+    assert not same_picture(prints["one_track"], prints["two_tracks"])
+    # A signature stored before audio streams were recorded is still compared as before.
+    assert same_picture(prints["silent"][:-len(b"AUDI") - 4], prints["two_tracks"])
+
+    found = {(duplicate.name, keeper.name) for duplicate, keeper in _dedup_batch(pipeline).items()}
+    assert found in ({("silent_copy.mp4", "silent.mp4")}, {("silent.mp4", "silent_copy.mp4")})
+    assert pipeline.catalog.count_by_state("b1") == {"unique": 3, "duplicate": 1}
 
 
 def _apple_note(entries: dict[int, str]) -> bytes:

@@ -13,7 +13,8 @@ shot of the same scene (their pHashes are as close as a copy's). The signature i
 frame already drops it to ~0.9. Images with too little detail to tell (flat scenes) are never confirmed:
 for them only exact duplicates are found. An animation or a multi-page scan is signed by several of its frames
 (a video by two), since two of them may open on the same frame and differ after it. The signature also records
-each frame's colourfulness: a black-and-white edit has its original's detail, but is not the same picture.
+each frame's colourfulness: a black-and-white edit has its original's detail, but is not the same picture; and a
+video's number of audio streams: footage with sound and the same footage without it are two files to keep.
 
 Even the reduced decode of a 12 MP JPEG costs ~35 ms: libjpeg must still entropy-decode every coefficient. Camera
 and phone JPEGs carry a ~160x120 EXIF thumbnail that decodes in well under a millisecond, and its pHash is 0-2
@@ -55,6 +56,7 @@ CONFIRM_CORRELATION = 0.96
 BLACK_AND_WHITE_AT_MOST = 3.0
 COLOUR_AT_LEAST = 10.0
 _COLOUR_TAG = b"COLR"
+_AUDIO_TAG = b"AUDI"
 #: Frames a video is fingerprinted by, as fractions of its duration.
 VIDEO_FRAMES = (0.25, 0.5)
 FFMPEG_TIMEOUT_S = 60.0
@@ -167,34 +169,59 @@ def colourfulness(image: Image.Image) -> float:
     return spread + 0.3 * float(np.hypot(red_green.mean(), yellow_blue.mean()))
 
 
-def signature(frames: list[Image.Image]) -> bytes:
-    """The detail signature of a picture's frames (one for a photo), with each frame's colourfulness."""
-    return encode_signature([detail_signature(frame) for frame in frames], [colourfulness(f) for f in frames])
+def signature(frames: list[Image.Image], audio_streams: int | None = None) -> bytes:
+    """The detail signature of a picture's frames (one for a photo), with each frame's colourfulness and, for a
+    video, its number of audio streams."""
+    return encode_signature([detail_signature(frame) for frame in frames], [colourfulness(f) for f in frames],
+                            audio_streams)
 
 
-def encode_signature(frames: list[tuple[np.ndarray, float]], colours: list[float] | None = None) -> bytes:
+def encode_signature(frames: list[tuple[np.ndarray, float]], colours: list[float] | None = None,
+                     audio_streams: int | None = None) -> bytes:
     """Per frame: detail (float32, big-endian) then the normalised pixels as int8 (~3 KB for a photo); then
-    COLR and each frame's colourfulness (float32), which signatures stored before it was added lack."""
+    COLR and each frame's colourfulness (float32); then, for a video, AUDI and its audio streams (uint32).
+    Signatures stored before either was added lack it."""
     out = bytearray()
     for values, detail in frames:
         out += struct.pack(">f", detail)
         out += np.clip(np.rint(values * _SIGNATURE_SCALE), -127, 127).astype(np.int8).tobytes()
     if colours:
         out += _COLOUR_TAG + struct.pack(f">{len(colours)}f", *colours)
+    if audio_streams is not None:
+        out += _AUDIO_TAG + struct.pack(">I", audio_streams)
     return bytes(out)
 
 
-def _colour_part(data: bytes) -> tuple[bytes, list[float]]:
-    """A signature's frames, and its colourfulness per frame (none in a signature stored before it was added)."""
-    trailer = len(data) % (4 + _SIGNATURE_PIXELS)
-    if trailer > len(_COLOUR_TAG) and data[-trailer:].startswith(_COLOUR_TAG):
-        colours = data[len(data) - trailer + len(_COLOUR_TAG):]
-        return data[:-trailer], list(struct.unpack(f">{len(colours) // 4}f", colours))
-    return data, []
+@dataclass(frozen=True)
+class _Trailer:
+    """What a signature records besides its frames' detail."""
+
+    colours: list[float]  # per frame; none in a signature stored before colour was recorded
+    audio_streams: int | None  # a video's; None for a photo, or a signature stored before audio was recorded
+
+
+def _split(data: bytes) -> tuple[bytes, _Trailer]:
+    """A signature's frames, and its trailer (COLR, then AUDI; either may be missing)."""
+    frame = 4 + _SIGNATURE_PIXELS
+    size = len(data) % frame
+    frames, trailer = data[:len(data) - size], data[len(data) - size:]
+    colours: list[float] = []
+    audio_streams: int | None = None
+    count = len(frames) // frame
+    end = len(_COLOUR_TAG) + 4 * count  # one float32 per frame
+    if trailer.startswith(_COLOUR_TAG) and len(trailer) >= end:
+        colours = list(struct.unpack(f">{count}f", trailer[len(_COLOUR_TAG):end]))
+        trailer = trailer[end:]
+    if trailer.startswith(_AUDIO_TAG) and len(trailer) == len(_AUDIO_TAG) + 4:
+        (audio_streams,) = struct.unpack(">I", trailer[len(_AUDIO_TAG):])
+        trailer = b""
+    if trailer:
+        return data, _Trailer([], None)  # not a trailer this module writes: decode_signature rejects it
+    return frames, _Trailer(colours, audio_streams)
 
 
 def decode_signature(data: bytes) -> list[tuple[np.ndarray, float]]:
-    data, _colours = _colour_part(data)
+    data, _trailer = _split(data)
     frame = 4 + _SIGNATURE_PIXELS
     if not data or len(data) % frame:
         raise ValueError("not a detail signature")
@@ -223,21 +250,29 @@ def signature_correlation(a: bytes, b: bytes) -> float | None:
 def black_and_white_against_colour(a: bytes, b: bytes) -> bool:
     """Whether a frame of one signature is black and white where the other's is in colour: a black-and-white
     edit keeps every detail of its original, but it is another picture. Unknown colour never differs."""
-    for one, other in zip(_colour_part(a)[1], _colour_part(b)[1], strict=False):
+    for one, other in zip(_split(a)[1].colours, _split(b)[1].colours, strict=False):
         low, high = sorted((one, other))
         if low <= BLACK_AND_WHITE_AT_MOST and high >= COLOUR_AT_LEAST:
             return True
     return False
 
 
+def different_sound(a: bytes, b: bytes) -> bool:
+    """Whether two videos' signatures record different numbers of audio streams: the same footage with sound
+    (or with more tracks) holds more than without. Unknown (a signature stored before it was recorded) never
+    differs."""
+    one, other = _split(a)[1].audio_streams, _split(b)[1].audio_streams
+    return one is not None and other is not None and one != other
+
+
 def same_picture(a: bytes | None, b: bytes | None) -> bool:
-    """The confirmation step: both signatures present, detailed enough, all frames correlated, and not one in
-    black and white beside one in colour."""
+    """The confirmation step: both signatures present, detailed enough, all frames correlated, not one in
+    black and white beside one in colour, and not two videos with different audio streams."""
     if a is None or b is None:
         return False
     correlation = signature_correlation(a, b)
     return (correlation is not None and correlation >= CONFIRM_CORRELATION
-            and not black_and_white_against_colour(a, b))
+            and not black_and_white_against_colour(a, b) and not different_sound(a, b))
 
 
 # --- files ----------------------------------------------------------------------------------------------
@@ -327,7 +362,8 @@ def exif_thumbnail(img: Image.Image) -> Image.Image | None:
 
 
 def video_fingerprint(path: Path) -> Fingerprint:
-    """pHash of the middle frame and signatures of VIDEO_FRAMES, plus Apple's content identifier."""
+    """pHash of the middle frame and signatures of VIDEO_FRAMES with the number of audio streams (from the same
+    ffprobe call), plus Apple's content identifier."""
     try:
         info = probe(path)
         duration = float((info.get("format") or {}).get("duration") or 0)
@@ -335,7 +371,8 @@ def video_fingerprint(path: Path) -> Fingerprint:
     except (ProbeError, OSError, ValueError, subprocess.SubprocessError) as error:
         return Fingerprint(error=f"{type(error).__name__}: {error}")
     tags = (info.get("format") or {}).get("tags") or {}
-    return Fingerprint(phash=phash64(frames[-1]), similarity=signature(frames),
+    audio_streams = sum(1 for stream in info.get("streams") or [] if stream.get("codec_type") == "audio")
+    return Fingerprint(phash=phash64(frames[-1]), similarity=signature(frames, audio_streams),
                        content_identifier=tags.get(_QUICKTIME_CONTENT_ID), metadata_tags=len(tags))
 
 

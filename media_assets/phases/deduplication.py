@@ -6,7 +6,8 @@ How it decides, conservatively (a false duplicate loses a memory, a missed one o
 - exact: same size and SHA-256 as a kept file of any batch, or as an earlier file of this batch;
 - near: pHash within DEDUP_NEAR_RADIUS bits *and* confirmed by the detail signature of both files' real pixels
   (media/perceptual.py), both taken of the picture as displayed (EXIF orientation applied), same kind of media and
-  the same aspect ratio either way round (a re-crop is a different picture), never within one burst. A JPEG's
+  the same aspect ratio either way round (a re-crop is a different picture), never within one burst, never two
+  videos with different numbers of audio streams (so a keeper never has fewer than its copies). A JPEG's
   pHash comes from its EXIF thumbnail when it has one, so its signature is computed only when a candidate needs
   confirming (for a kept file of an earlier batch: from its original in MEDIA_ROOT);
 - groups, not chains: each file is compared with its group's keeper directly, so a drift of similar frames
