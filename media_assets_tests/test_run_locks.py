@@ -23,6 +23,8 @@ from dagster_postgres import PostgresEventLogStorage
 from media_assets.catalog.database import dagster_storage_url
 from media_assets.catalog.locks import AdvisoryLock, batch_key, run_slot_key
 from media_assets.catalog.repository import Catalog
+from media_assets.defs.batch.assets import ICLOUD_POOL
+from media_assets.defs.batch.executor import create_pools
 from media_assets.defs.runs import PARTITION_TAG, RUNNER_PROCESS_TAG, reclaim_dead_runs
 from media_assets.faults import FAULTS_ENV
 from media_assets.media import sample_library as sample
@@ -92,6 +94,34 @@ def _storage_instance(conninfo: str, tmp_path: Path) -> DagsterInstance:
     (tmp_path / "dagster.yaml").write_text(
         f"storage:\n  postgres:\n    postgres_url: {url}\nconcurrency:\n  pools:\n    default_limit: 1\n")
     return DagsterInstance.from_config(str(tmp_path))
+
+
+def test_runs_starting_together_on_a_fresh_installation_make_the_pool_once(catalog_conninfo: str,
+                                                                          tmp_path: Path) -> None:
+    """Dagster makes a pool's row on a step's first claim; two runs doing it at once failed one of them
+    (UniqueViolation on concurrency_limits). Each run makes the pools first, one process at a time."""
+    instances = [_storage_instance(catalog_conninfo, tmp_path / f"home-{n}") for n in range(4)]
+    errors: list[BaseException] = []
+
+    def start(instance: DagsterInstance) -> None:
+        try:
+            create_pools(instance, catalog_conninfo)
+        except BaseException as error:  # collected: an exception in a thread would otherwise vanish
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(instance,)) for instance in instances]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert instances[0].event_log_storage.get_concurrency_keys() == {ICLOUD_POOL}
+        info = instances[0].event_log_storage.get_concurrency_info(ICLOUD_POOL)
+        assert info.slot_count == 1
+    finally:
+        for instance in instances:
+            instance.dispose()
 
 
 def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline: MakePipeline, tmp_path: Path) -> None:

@@ -19,11 +19,13 @@ from dagster._core.executor.in_process import InProcessExecutor
 from dagster._core.executor.multiprocess import MultiprocessExecutor
 
 from media_assets.catalog.database import resolve_conninfo
+from media_assets.catalog.locks import POOL_SETUP, AdvisoryLock
+from media_assets.defs.batch.assets import ICLOUD_POOL
 from media_assets.defs.runs import holding_run_locks
 from media_assets.settings import Settings, process_settings
 
 if TYPE_CHECKING:
-    from dagster import DagsterEvent
+    from dagster import DagsterEvent, DagsterInstance
     from dagster._core.execution.context.system import PlanOrchestrationContext
     from dagster._core.execution.plan.plan import ExecutionPlan
 
@@ -81,9 +83,25 @@ class RunLockingExecutor(Executor):
 
     def execute(self, plan_context: PlanOrchestrationContext,
                 execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
-        with holding_run_locks(plan_context.instance, plan_context.dagster_run, self.settings,
-                               resolve_conninfo(self.settings), plan_context.log):
+        conninfo = resolve_conninfo(self.settings)
+        create_pools(plan_context.instance, conninfo)
+        with holding_run_locks(plan_context.instance, plan_context.dagster_run, self.settings, conninfo,
+                               plan_context.log):
             yield from self.inner.execute(plan_context, execution_plan)
+
+
+def create_pools(instance: DagsterInstance, conninfo: str) -> None:
+    """Make the pools' limit rows before any step claims a slot, one process at a time.
+
+    Dagster makes a pool's row on the first claim in it; two runs making it at once on a fresh installation
+    fail one of them (its insert's IntegrityError aborts the PostgreSQL transaction it then goes on using)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    with AdvisoryLock(conninfo, POOL_SETUP, "setting up Dagster's pools") as lock:
+        lock.acquire(wait=True)
+        if ICLOUD_POOL not in storage.get_concurrency_keys():
+            storage.initialize_concurrency_limit_to_default(ICLOUD_POOL)
 
 
 @executor(name="media_pipeline", requirements=multiple_process_executor_requirements())
