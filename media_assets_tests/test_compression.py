@@ -14,7 +14,7 @@ from PIL import Image, ImageCms
 from PIL.PngImagePlugin import PngInfo
 
 from media_assets.media import sample_library as sample
-from media_assets.media.compressed import KEPT, LOSSLESS, REENCODED
+from media_assets.media.compressed import KEPT, LOSSLESS, REENCODED, saving, too_little
 from media_assets.media.jpeg_quality import estimate_quality
 from media_assets.media.photo_compression import (
     PhotoPolicy,
@@ -27,6 +27,7 @@ from media_assets.media.photo_compression import (
     quality_ladder,
 )
 from media_assets.media.ssim import ssim
+from media_assets.phases.common import PhaseOutcome
 from media_assets_tests.conftest import present
 
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -380,3 +381,15 @@ def test_metadata_segments_are_carried_over_in_order() -> None:
         assert img.info["comment"] == b"hello" and img.info["xmp"] == XMP
         assert img.getexif()[sample.TAG_MAKE] == "X"
         assert estimate_quality(img.quantization) == 80
+
+
+def test_an_output_that_grew_is_said_to_have_grown() -> None:
+    """"saved only -15.0%" read as a typo to the people watching; an output larger than its source grew."""
+    assert too_little(saving(1000, 1150)) == "grew by 15.0%"
+    assert too_little(saving(1000, 996)) == "saved only 0.4%"
+
+
+def test_a_phase_that_only_reads_bytes_says_how_many_without_an_arrow_to_zero() -> None:
+    assert "1,514,505 bytes" in PhaseOutcome("verification", files=6, bytes_in=1_514_505).summary()
+    assert "-> 0 bytes" not in PhaseOutcome("verification", files=6, bytes_in=1_514_505).summary()
+    assert "2,000 -> 1,500 bytes" in PhaseOutcome("compression", files=2, bytes_in=2000, bytes_out=1500).summary()

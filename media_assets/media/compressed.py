@@ -44,6 +44,11 @@ def saving(before: int, after: int) -> float:
     return 100.0 * (before - after) / before if before else 0.0
 
 
+def too_little(saved: float) -> str:
+    """Why an output was not worth keeping, in words: "saved only 0.4%", or "grew by 15.0%" (not "saved -15.0%")."""
+    return f"saved only {saved:.1f}%" if saved >= 0 else f"grew by {-saved:.1f}%"
+
+
 def publish(data: bytes, target: Path, *, action: str, decision: str, size_before: int,
             quality: float | None) -> Compressed:
     """Write an accepted output through a temp name and rename it into place."""

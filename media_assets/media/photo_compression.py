@@ -33,7 +33,16 @@ import mozjpeg_lossless_optimization
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
-from media_assets.media.compressed import DERIVATIVE, LOSSLESS, REENCODED, Compressed, kept, publish, saving
+from media_assets.media.compressed import (
+    DERIVATIVE,
+    LOSSLESS,
+    REENCODED,
+    Compressed,
+    kept,
+    publish,
+    saving,
+    too_little,
+)
 from media_assets.media.jpeg_quality import estimate_quality
 from media_assets.media.ssim import ssim
 
@@ -180,7 +189,7 @@ def _reencode(data: bytes, layout: JpegLayout, img: Image.Image, original: np.nd
         saved = saving(len(data), len(encoded))
         what = f"q{step} re-encode of a ~q{quality} source"
         if saved < policy.min_saving_percent:
-            return why or f"{what} saved only {saved:.1f}% (< {policy.min_saving_percent:g}%)"
+            return why or f"{what} {too_little(saved)} (< {policy.min_saving_percent:g}% saved)"
         if lost := lost_metadata(layout, encoded):
             return f"{what} would lose metadata ({lost})"
         score = ssim(reference, jpeg_luma(encoded))
@@ -259,7 +268,7 @@ def _jpeg_lossless(data: bytes, layout: JpegLayout, original: np.ndarray, target
         return kept(len(data), f"{why}; lossless optimisation failed ({error})")
     saved = saving(len(data), len(optimised))
     if saved < LOSSLESS_MIN_SAVING_PERCENT:
-        return kept(len(data), f"{why}; lossless optimisation saved only {saved:.1f}%")
+        return kept(len(data), f"{why}; lossless optimisation {too_little(saved)}")
     if lost := lost_metadata(layout, optimised):
         return kept(len(data), f"{why}; lossless optimisation would lose metadata ({lost})")
     if not np.array_equal(original, jpeg_luma(optimised)):
@@ -442,7 +451,7 @@ def _png(data: bytes, target: Path, policy: PhotoPolicy) -> Compressed:
     ])
     saved = saving(size, len(rebuilt))
     if saved < LOSSLESS_MIN_SAVING_PERCENT:
-        return kept(size, f"PNG lossless optimisation saved only {saved:.1f}%")
+        return kept(size, f"PNG lossless optimisation {too_little(saved)}")
     return publish(rebuilt, target, action=LOSSLESS, size_before=size, quality=1.0,
                    decision=f"optimised losslessly: {saved:.1f}% smaller (image data re-deflated)")
 

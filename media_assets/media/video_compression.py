@@ -28,7 +28,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from media_assets.media.compressed import TRANSCODED, Compressed, kept, saving
+from media_assets.media.compressed import TRANSCODED, Compressed, kept, saving, too_little
 from media_assets.media.ffmpeg_tools import ProbeError, ffmpeg_path, probe
 from media_assets.media.hashing import sha256_file
 from media_assets.media.mp4_metadata import CannotCarry, MetadataBoxes, carry_metadata, lost_boxes, metadata_boxes
@@ -190,7 +190,7 @@ def _check(source_info: dict, boxes: MetadataBoxes, output: Path, size_before: i
     size = output.stat().st_size
     saved = saving(size_before, size)
     if saved < policy.min_saving_percent:
-        return f"the transcode saved only {saved:.1f}% (< {policy.min_saving_percent:g}%)", size
+        return f"the transcode {too_little(saved)} (< {policy.min_saving_percent:g}% saved)", size
     return None, size
 
 

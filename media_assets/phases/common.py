@@ -126,8 +126,10 @@ class PhaseOutcome:
         parts += [f"{n} {what}" for what, n in sorted(self.counts.items()) if n]
         if self.failed:
             parts.append(f"{self.failed} failed")
-        if self.bytes_in or self.bytes_out:
+        if self.bytes_in and self.bytes_out:
             parts.append(f"{self.bytes_in:,} -> {self.bytes_out:,} bytes")
+        elif self.bytes_in or self.bytes_out:  # a phase that reads or writes only: no "-> 0 bytes"
+            parts.append(f"{self.bytes_in or self.bytes_out:,} bytes")
         parts.append(f"{self.seconds:.2f}s")
         return f"{self.phase}: " + ", ".join(parts)
 
