@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "icloud":
         return _icloud_login(settings, args.upload_account)
     from media_assets.catalog.database import lost_connection, release_embedded_postgres
-    from media_assets.catalog.locks import LockBusy
+    from media_assets.catalog.locks import LockBusy, who_is_running
 
     # dagster-postgres logs each of its reconnection attempts with the driver's whole message; the one sentence
     # below says it once.
@@ -112,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         exit_code = 1
         stopped_before_a_batch = not isinstance(stop, BatchStopped)
     except LockBusy as busy:
-        holder = busy.holder
-        running = f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running"
-        print(f"media-pipeline: {running}; run again with --wait to wait for it.", file=sys.stderr)
+        print(f"media-pipeline: {who_is_running(busy.holder)}; run again with --wait to wait for it.", file=sys.stderr)
         return BUSY
     except Exception as error:
         reason = lost_connection(error)

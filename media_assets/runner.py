@@ -15,13 +15,13 @@ from dagster._utils.interrupts import check_captured_interrupt
 
 from media_assets.automation import Decision, check_sources
 from media_assets.batches import BatchLifecycle, BatchStopped
-from media_assets.catalog.locks import POLL_SECONDS, REPORT_EVERY_SECONDS, Holder, RunLocks, process_run_locks
-from media_assets.defs.batch.assets import ICLOUD_POOL, PHASES
+from media_assets.catalog.locks import Holder, RunLocks, process_run_locks, waiting_for
+from media_assets.defs.batch.assets import PHASES
 from media_assets.defs.batch.job import BATCH_JOB_NAME
+from media_assets.defs.batch.pool_wait import PoolWatch
 from media_assets.defs.domains import domain_defs
 from media_assets.defs.instance import Pipeline
 from media_assets.defs.runs import (
-    PARTITION_TAG,
     RUNNER_PROCESS_TAG,
     RUNNER_REPORT_TAG,
     STOPPED,
@@ -60,8 +60,7 @@ def run_locks(pipeline: Pipeline) -> RunLocks:
 
 
 def _say_waiting(holder: Holder | None) -> None:
-    running = f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running"
-    log.warning(f"waiting: {running}")
+    log.warning(waiting_for(holder))
 
 
 def run_batch(pipeline: Pipeline, batch_id: str | None = None, *, wait: bool = False) -> RunReport:
@@ -102,7 +101,8 @@ def _run_holding_locks(pipeline: Pipeline, batch_id: str) -> RunReport:
         pipeline.instance.add_dynamic_partitions("batch", [batch_id])
     reclaim_dead_runs(pipeline.instance, pipeline.settings, catalog)
     started = time.perf_counter()
-    with RunWatch(pipeline.instance, batch_id) as watch:
+    watch = RunWatch(pipeline.instance, batch_id)
+    with watch:
         result = domain_defs.resolve_job_def(BATCH_JOB_NAME).execute_in_process(
             partition_key=batch_id, instance=pipeline.instance, raise_on_error=False,
             tags={RUNNER_REPORT_TAG: "runner", RUNNER_PROCESS_TAG: this_process()},
@@ -120,67 +120,26 @@ def _run_holding_locks(pipeline: Pipeline, batch_id: str) -> RunReport:
     return report
 
 
-class RunWatch(threading.Thread):
-    """Beside a run executing in this process's main thread, while it waits between steps (for a pool slot:
-    `icloud` lets one run talk to Apple at a time): says every minute what it waits for, which Dagster logs only
-    at debug level every 5 minutes; and turns Ctrl-C or SIGTERM into KeyboardInterrupt in the main thread, where
-    Dagster holds a stop back until the next step starts, which a waiting run never reaches."""
-
-    #: Seconds between looks at the pools (one query), so a wait is reported within this long.
-    POOL_CHECK_SECONDS = 10.0
+class RunWatch(PoolWatch):
+    """Beside a run executing in this process's main thread: says every minute what it waits for between steps
+    (`PoolWatch`, into this process's log), and turns Ctrl-C or SIGTERM into KeyboardInterrupt in the main thread,
+    where Dagster holds a stop back until the next step starts, which a run waiting for a pool slot never
+    reaches."""
 
     def __init__(self, instance: DagsterInstance, batch_id: str) -> None:
-        super().__init__(name=f"watch batch {batch_id}", daemon=True)
-        self.instance = instance
-        self.batch_id = batch_id
+        super().__init__(instance, batch_id, log.warning)
         self.stopped_waiting = False
-        #: Pools exist only where Dagster keeps them (its PostgreSQL storage; not an in-memory test instance).
-        self.pools_kept = instance.event_log_storage.supports_global_concurrency_limits
-        self._done = threading.Event()
+        self._held_back = 0
 
-    def __enter__(self) -> RunWatch:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self.join()
-
-    def run(self) -> None:
-        next_check = next_report = 0.0
-        held_back = 0
-        while not self._done.wait(POLL_SECONDS):
-            # A stop Dagster captured and no step picked up within a poll: the run is waiting. Stop it.
-            held_back = held_back + 1 if check_captured_interrupt() else 0
-            if held_back >= 2:
-                self.stopped_waiting = True
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.main_thread().ident or 0),
-                                                           ctypes.py_object(KeyboardInterrupt))
-                return
-            if self.pools_kept and time.monotonic() >= next_check:
-                next_check = time.monotonic() + self.POOL_CHECK_SECONDS
-                try:
-                    waiting = self._pool_wait()
-                except Exception:  # the catalog went away: the run itself says so; a watcher stays quiet
-                    waiting = None
-                if waiting and time.monotonic() >= next_report:
-                    log.warning(waiting)
-                    next_report = time.monotonic() + REPORT_EVERY_SECONDS
-
-    def _pool_wait(self) -> str | None:
-        """What this process's run waits for, naming the batches holding the pool's slots; None if it does not."""
-        info = self.instance.event_log_storage.get_concurrency_info(ICLOUD_POOL)
-        mine = [step for step in info.pending_steps if step.assigned_timestamp is None
-                and (run := self.instance.get_run_by_id(step.run_id)) is not None
-                and run.tags.get(RUNNER_PROCESS_TAG) == this_process()]
-        if not mine:
-            return None
-        holders = []
-        for run_id in sorted(info.active_run_ids):
-            run = self.instance.get_run_by_id(run_id)
-            holders.append(f"batch {run.tags.get(PARTITION_TAG, '?') if run else '?'} (run {run_id[:8]})")
-        return (f"batch {self.batch_id} waits at {mine[0].step_key} for a slot of pool {ICLOUD_POOL} "
-                f"({info.slot_count} at once), held by {', '.join(holders) or 'no one (being freed)'}")
+    def look(self) -> bool:
+        # A stop Dagster captured and no step picked up within a poll: the run is waiting. Stop it.
+        self._held_back = self._held_back + 1 if check_captured_interrupt() else 0
+        if self._held_back >= 2:
+            self.stopped_waiting = True
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.main_thread().ident or 0),
+                                                       ctypes.py_object(KeyboardInterrupt))
+            return False
+        return super().look()
 
 
 def retry_failed(pipeline: Pipeline) -> list[RunReport]:

@@ -3,6 +3,7 @@ batch lock is free is dead whatever host or pid it had, and is reclaimed with it
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -342,3 +343,63 @@ def test_ctrl_c_stops_a_run_waiting_for_a_run_slot(tmp_path: Path, catalog_conni
             catalog.close()
     finally:
         slot.release()
+
+
+@pytest.mark.slow
+def test_a_run_the_daemon_launched_says_in_its_event_log_what_it_waits_for(make_pipeline: MakePipeline,
+                                                                            tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run executed as the daemon's run workers execute it (the job's own executor, not the CLI's) that waits at
+    `download` for the `icloud` pool slot another live run holds says so at INFO in its event log (what the UI
+    shows), naming the holder, at once and again a minute later (here at every look); given the slot, it
+    finishes."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import execute_run
+
+    from media_assets.batches import BatchLifecycle
+    from media_assets.defs.batch import pool_wait
+    from media_assets.defs.batch.job import BATCH_JOB_NAME
+    from media_assets.defs.domains import domain_defs
+
+    monkeypatch.setattr(pool_wait, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(pool_wait.PoolWatch, "POOL_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(pool_wait.PoolWatch, "REPORT_SECONDS", 0.0)
+    pipeline = make_pipeline()
+    sample.make_photo(tmp_path / "library" / "a.jpg", seed=1, size=(64, 48))
+    conninfo = pipeline.catalog.conninfo
+    instance = _storage_instance(conninfo, tmp_path / "dagster_home")
+    holder = AdvisoryLock(conninfo, batch_key("b-other"), "batch b-other")
+    try:
+        other = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
+                           tags={PARTITION_TAG: "b-other", RUNNER_PROCESS_TAG: "another-host:1"})
+        instance.add_run(other)
+        instance.event_log_storage.set_concurrency_slots(ICLOUD_POOL, 1)
+        instance.event_log_storage.claim_concurrency_slot(ICLOUD_POOL, other.run_id, "download")
+        assert holder.try_acquire()  # that run is alive, wherever it runs
+
+        batch_id = BatchLifecycle(pipeline.catalog).create()
+        instance.add_dynamic_partitions("batch", [batch_id])
+        job = domain_defs.resolve_job_def(BATCH_JOB_NAME)
+        run = instance.create_run_for_job(job, tags={PARTITION_TAG: batch_id})
+        recon_job = ReconstructableRepository.for_module("media_assets.definitions", "defs").get_reconstructable_job(
+            BATCH_JOB_NAME)
+        outcome: dict[str, bool] = {}
+        worker = threading.Thread(target=lambda: outcome.update(
+            success=execute_run(recon_job, run, instance).success))
+        worker.start()
+        waiting = (f"batch {batch_id} waits at download for a slot of pool icloud (1 at once), held by batch b-other "
+                   f"(run {other.run_id[:8]})")
+
+        def said() -> list[str | int]:
+            return [entry.level for entry in instance.all_logs(run.run_id) if waiting in entry.user_message]
+
+        try:
+            _wait_until(lambda: len(said()) >= 2 or not worker.is_alive(), "the waiting run says so twice")
+            assert set(said()) == {logging.INFO}, [e.user_message for e in instance.all_logs(run.run_id)][-20:]
+        finally:
+            instance.event_log_storage.free_concurrency_slots_for_run(other.run_id)
+            worker.join(timeout=300)
+        assert outcome == {"success": True}
+    finally:
+        holder.release()
+        instance.dispose()

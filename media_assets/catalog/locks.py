@@ -64,6 +64,17 @@ class Holder:
         return f"since {since:%Y-%m-%d %H:%M:%S} UTC, host {self.host}, pid {self.pid}"
 
 
+def who_is_running(holder: Holder | None) -> str:
+    """`batch X is running (since ..., host ..., pid ...)`: what a run that finds no room says, wherever it runs
+    (the CLI, a run the daemon launched)."""
+    return f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running"
+
+
+def waiting_for(holder: Holder | None) -> str:
+    """What a run waiting for a run slot or its batch's lock says every minute, wherever it runs."""
+    return f"waiting: {who_is_running(holder)}"
+
+
 class LockBusy(Exception):
     """A lock is held by another process; `holder` says by whom (None when it let go meanwhile)."""
 

@@ -12,7 +12,13 @@ from contextlib import contextmanager
 from dagster import DagsterEvent, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from media_assets.batches import BatchLifecycle
-from media_assets.catalog.locks import RunLocks, batch_lock_free, orphaned_running_batches, process_run_locks
+from media_assets.catalog.locks import (
+    RunLocks,
+    batch_lock_free,
+    orphaned_running_batches,
+    process_run_locks,
+    waiting_for,
+)
 from media_assets.catalog.repository import Catalog
 from media_assets.phases.common import PhaseFailed
 from media_assets.settings import Settings
@@ -76,9 +82,8 @@ def holding_run_locks(instance: DagsterInstance, run: DagsterRun, settings: Sett
 def _take_run_locks(locks: RunLocks, batch_id: str, log: object) -> None:
     """The batch's lock at once (LockBusy when another process runs it), then a run slot, waiting for one."""
     locks.take_batch(batch_id, wait=False)
-    locks.take_slot(f"batch {batch_id}", wait=True, on_wait=lambda holder: log.warning(  # type: ignore[attr-defined]
-        "waiting for a run slot (MAX_CONCURRENT_BATCHES): "
-        + (f"{holder.what} is running ({holder.describe()})" if holder else "another batch is running")))
+    locks.take_slot(f"batch {batch_id}", wait=True,
+                    on_wait=lambda holder: log.info(waiting_for(holder)))  # type: ignore[attr-defined]
 
 
 def reclaim_dead_runs(instance: DagsterInstance, settings: Settings, catalog: Catalog) -> list[str]:

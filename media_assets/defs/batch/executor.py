@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from dagster import Executor, InitExecutorContext, executor, multiple_process_executor_requirements
@@ -21,7 +22,8 @@ from dagster._core.executor.multiprocess import MultiprocessExecutor
 from media_assets.catalog.database import resolve_conninfo
 from media_assets.catalog.locks import POOL_SETUP, AdvisoryLock
 from media_assets.defs.batch.assets import ICLOUD_POOL
-from media_assets.defs.runs import holding_run_locks
+from media_assets.defs.batch.pool_wait import PoolWatch
+from media_assets.defs.runs import PARTITION_TAG, holding_run_locks
 from media_assets.settings import Settings, process_settings
 
 if TYPE_CHECKING:
@@ -63,7 +65,8 @@ def engine(settings: Settings) -> Executor:
 
 
 class RunLockingExecutor(Executor):
-    """`inner` with the run's locks held around its whole execution, in the process that orchestrates it."""
+    """`inner` with the run's locks held around its whole execution, in the process that orchestrates it, and a
+    batch run saying in its event log every minute what it waits for between steps (a pool slot)."""
 
     def __init__(self, inner: Executor, settings: Settings) -> None:
         self.inner = inner
@@ -85,8 +88,10 @@ class RunLockingExecutor(Executor):
                 execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
         conninfo = resolve_conninfo(self.settings)
         create_pools(plan_context.instance, conninfo)
-        with holding_run_locks(plan_context.instance, plan_context.dagster_run, self.settings, conninfo,
-                               plan_context.log):
+        run = plan_context.dagster_run
+        batch_id = run.tags.get(PARTITION_TAG)
+        with (holding_run_locks(plan_context.instance, run, self.settings, conninfo, plan_context.log),
+              PoolWatch(plan_context.instance, batch_id, plan_context.log.info) if batch_id else nullcontext()):
             yield from self.inner.execute(plan_context, execution_plan)
 
 
