@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     icloud.add_argument("--upload-account", action="store_true",
                         help="sign in the upload account (ICLOUD_UPLOAD_USERNAME) instead of the source account")
     doctor = commands.add_parser("doctor", help="check this machine can take part: settings load, catalog reachable, "
-                                                "MEDIA_ROOT writable and the daemon's share, ffmpeg present")
+                                                "the broker with EXECUTOR=celery, MEDIA_ROOT writable and the "
+                                                "daemon's share, ffmpeg present")
     doctor.add_argument("--mark", action="store_true",
                         help="on the daemon's machine: give MEDIA_ROOT its id (.media-pipeline-id) if it has none")
     doctor.add_argument("--expect-id", default=None, metavar="ID",

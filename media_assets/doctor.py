@@ -1,6 +1,7 @@
 """`media-pipeline doctor`: can this machine take part in the pipeline? A worker of a few-machine deployment
-(Celery, Kubernetes) needs the same settings, the same catalog and the same MEDIA_ROOT as the daemon's machine;
-a wrong mount is the failure that would cost files, so the share is proven by a marker file, not assumed.
+(Celery, Kubernetes) needs the same settings, the same catalog (and broker) and the same MEDIA_ROOT as the
+daemon's machine; a wrong mount is the failure that would cost files, so the share is proven by a marker file,
+not assumed.
 
 The daemon's machine writes `MEDIA_ROOT/.media-pipeline-id` (a random id) once with `doctor --mark`; a worker
 runs `doctor --expect-id <that id>` and fails unless it reads the same id through its own mount."""
@@ -55,6 +56,23 @@ def check_catalog(conninfo: Callable[[], str]) -> Check:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return Check("catalog", "", f"not reachable ({first_line})")
     return Check("catalog", f"database {database} on {server} answers")
+
+
+def check_broker(settings: Settings) -> Check:
+    """With EXECUTOR=celery: the Celery broker takes a connection (kombu's own, as the run and the workers make
+    it), within CONNECT_TIMEOUT_S; the URL is shown with its password masked."""
+    try:
+        from kombu import Connection
+    except ImportError:
+        return Check("broker", "", "EXECUTOR=celery needs the celery extra: pip install 'media-pipeline[celery]'")
+    with Connection(settings.execution.celery_broker_url, connect_timeout=CONNECT_TIMEOUT_S) as connection:
+        shown = connection.as_uri()
+        try:
+            connection.ensure_connection(max_retries=1, timeout=CONNECT_TIMEOUT_S)
+        except Exception as error:  # refused, timed out, refused the login: each is this check's answer
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            return Check("broker", "", f"{shown} not reachable ({first_line})")
+    return Check("broker", f"{shown} answers")
 
 
 def read_marker(media_root: Path) -> str | None:
@@ -125,6 +143,8 @@ def diagnose(settings_path: Path | None, conninfo: Callable[[Settings], str], ex
     checks = [settings_check]
     if settings is not None:
         checks.append(check_catalog(lambda: conninfo(settings)))
+        if settings.execution.executor == "celery":
+            checks.append(check_broker(settings))
         media_root = settings.storage.media_root
         if mark:
             with suppress(OSError):  # an unwritable MEDIA_ROOT is what the check below reports

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from media_assets.catalog.database import DATABASE_URL_ENV
-from media_assets.doctor import MARKER_NAME, check_media_root, diagnose, mark_media_root
+from media_assets.doctor import MARKER_NAME, check_broker, check_media_root, diagnose, mark_media_root
+from media_assets.settings import load_settings
 
+from .celery_deployment import REDIS, redis_answers
 from .conftest import write_settings
 
 
@@ -69,6 +71,29 @@ def test_each_broken_part_is_one_failed_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("FAIL  settings:") and "BATCH_MAX_FILES" in result.stderr
     assert result.stderr.count("\n") == 1  # the checks needing settings are not run on none
+
+
+def test_with_executor_celery_an_unreachable_broker_is_one_failed_line(tmp_path: Path) -> None:
+    """The broker is checked only with EXECUTOR=celery, right after the catalog, its password never shown."""
+    (tmp_path / "media").mkdir()
+    port = _closed_port()
+    broker = f"amqp://pipeline:s3cret@127.0.0.1:{port}//"
+    result = _doctor(write_settings(tmp_path, EXECUTOR="celery", CELERY_BROKER_URL=broker), "--mark",
+                     database_url=f"postgresql://postgres@127.0.0.1:{_closed_port()}/nothing")
+    assert result.returncode == 1
+    failed = result.stderr.splitlines()
+    assert [line.split(":")[0] for line in failed] == ["FAIL  catalog", "FAIL  broker"], result.stderr
+    assert failed[1].startswith(f"FAIL  broker: amqp://pipeline:**@127.0.0.1:{port}// "
+                                "not reachable ("), failed[1]
+    assert "s3cret" not in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not redis_answers(), reason="no Redis broker answers on 127.0.0.1:6379 (as the Celery tests)")
+def test_a_broker_that_answers_passes(tmp_path: Path) -> None:
+    settings = load_settings(write_settings(tmp_path, EXECUTOR="celery",
+                                            CELERY_BROKER_URL=f"redis://{REDIS[0]}:{REDIS[1]}/0"))
+    check = check_broker(settings)
+    assert check.passed and check.detail == f"redis://:**@{REDIS[0]}:{REDIS[1]}/0 answers", check
 
 
 def test_a_media_root_without_the_daemons_marker_fails(tmp_path: Path) -> None:
