@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -290,23 +291,33 @@ def _icloud_login(settings: Settings, upload_account: bool) -> int:
 
 
 class ProgressBar:
-    """A terminal progress bar (tqdm) per phase, fed by the phases' progress (`phases.common.Progress`)."""
+    """A terminal progress bar (tqdm) per phase, fed by the phases' progress (`phases.common.Progress`): on each
+    file done, and on each heartbeat, which redraws it so its elapsed time runs on while one file takes long."""
 
     def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.stream = stream
         self.bar: Any = None
+        self._lock = threading.Lock()  # called from the phase's thread and from its heartbeat thread
 
     def __call__(self, progress: Any) -> None:  # a phases.common.Progress
         from tqdm import tqdm
 
-        if self.bar is None or self.bar.desc != progress.phase:
-            self.close()
-            self.bar = tqdm(desc=progress.phase, total=progress.total, unit="file", file=self.stream,
-                            dynamic_ncols=True)
-        self.bar.total = progress.total
-        self.bar.update(progress.done - self.bar.n)
+        with self._lock:
+            if self.bar is None or self.bar.desc != progress.phase:
+                self._close()
+                self.bar = tqdm(desc=progress.phase, total=progress.total, unit="file", file=self.stream,
+                                dynamic_ncols=True)
+            self.bar.total = progress.total
+            if progress.done == self.bar.n:
+                self.bar.refresh()  # no file done since: a heartbeat
+            else:
+                self.bar.update(progress.done - self.bar.n)
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,19 @@ from media_assets.settings import Settings
 
 #: A long phase says how far it is at least this often (in the CLI's output and the Dagster run log).
 PROGRESS_SECONDS = 20.0
-#: Called with a phase's Progress on every file it finishes (the CLI's progress bar on a terminal).
+#: How often a running phase's heartbeat thread wakes up: the progress bar's clock moves on, and a line is written
+#: once PROGRESS_SECONDS passed without one.
+HEARTBEAT_SECONDS = 1.0
+#: Called with a phase's Progress on every file it finishes and on every heartbeat (the CLI's progress bar on a
+#: terminal), from the phase's thread and from its heartbeat thread.
 PROGRESS_LISTENERS: list[Callable[[Progress], None]] = []
 
 
 @dataclass
 class Progress:
-    """How far a phase is: files done of `total`, files/s and an ETA; a log line every PROGRESS_SECONDS, also
-    while one file takes longer than that (`waiting`)."""
+    """How far a phase is: files done of `total`, files/s and an ETA; a line every PROGRESS_SECONDS. The phase's
+    heartbeat thread (`heartbeat`) writes the line also while one file takes longer than that, naming the file
+    the phase is `working_on`, so a 4 GB download or a long transcode does not look like a hang."""
 
     phase: str
     log: logging.Logger | Any
@@ -32,28 +39,33 @@ class Progress:
     done: int = 0
     started: float = field(default_factory=time.monotonic)
     last_line: float = field(default_factory=time.monotonic)
-    #: When the last file was done (or the phase started): how long the phase has been on the current one.
-    last_file: float = field(default_factory=time.monotonic)
+    #: The file the phase is on and since when (one tuple: the heartbeat thread reads it while the phase sets it).
+    on: tuple[str, float] | None = None
+    _line_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def expect(self, total: int) -> None:
         self.total = total
 
     def advance(self, files: int = 1) -> None:
         self.done += files
-        for listener in PROGRESS_LISTENERS:
-            listener(self)
-        now = self.last_file = time.monotonic()
-        if now - self.last_line >= PROGRESS_SECONDS:
-            self.last_line = now
-            self.log.info(self.line())
+        self._tell_listeners()
+        self._line_if_due(self.line)
 
-    def waiting(self, what: str) -> None:
-        """The phase is still waiting for `what` (one file): a heartbeat line once PROGRESS_SECONDS have passed
-        without any line, so a long transcode does not look like a hang."""
-        now = time.monotonic()
-        if now - self.last_line >= PROGRESS_SECONDS:
-            self.last_line = now
-            self.log.info(f"{self.phase}: still on {what}, {now - self.last_file:.0f} s; {self._counts()}")
+    @contextmanager
+    def working_on(self, what: str) -> Iterator[None]:
+        """While the block runs, heartbeat lines say "still on `what`, N s". Blocks nest (a chunk's upload inside
+        the loop over the files): the outer file is named again when the inner block ends."""
+        outer, self.on = self.on, (what, time.monotonic())
+        try:
+            yield
+        finally:
+            self.on = outer
+
+    def beat(self) -> None:
+        """The heartbeat thread's tick: the progress bar's elapsed time moves on, and a line once PROGRESS_SECONDS
+        passed without one."""
+        self._tell_listeners()
+        self._line_if_due(self._still_line)
 
     @property
     def rate(self) -> float:
@@ -62,6 +74,25 @@ class Progress:
     def line(self) -> str:
         return f"{self.phase}: {self._counts()}"
 
+    def _still_line(self) -> str:
+        on = self.on
+        if on is None:  # between files (a query, dedup's clustering): how far it is
+            return self.line()
+        what, since = on
+        return f"{self.phase}: still on {what}, {time.monotonic() - since:.0f} s; {self._counts()}"
+
+    def _tell_listeners(self) -> None:
+        for listener in PROGRESS_LISTENERS:
+            listener(self)
+
+    def _line_if_due(self, line: Callable[[], str]) -> None:
+        with self._line_lock:  # the phase's thread and its heartbeat: one line per interval, not one each
+            now = time.monotonic()
+            if now - self.last_line < PROGRESS_SECONDS:
+                return
+            self.last_line = now
+        self.log.info(line())
+
     def _counts(self) -> str:
         eta = "unknown"
         if self.total is not None and self.done:
@@ -69,6 +100,28 @@ class Progress:
             eta = f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
         total = f"/{self.total}" if self.total is not None else ""
         return f"{self.done}{total} files, {self.rate:.1f} files/s, ETA {eta}"
+
+
+@contextmanager
+def heartbeat(ctx: PhaseContext) -> Iterator[None]:
+    """A thread that calls `ctx.progress.beat()` every HEARTBEAT_SECONDS while the block (a phase) runs: the
+    phase's own thread may be busy with one file for minutes (a download, a copy, an upload, a hash) and cannot
+    say so itself. The thread is joined when the block ends, so no line comes after the phase's summary. Dagster's
+    `context.log` may be called from it: its handler keeps per-thread state and the Postgres event log opens a
+    connection per write; the thread never touches the catalog."""
+    stopped = threading.Event()
+
+    def beat_until_stopped() -> None:
+        while not stopped.wait(HEARTBEAT_SECONDS):
+            ctx.progress.beat()  # read each time: a phase may start a new Progress (deduplication's decisions)
+
+    thread = threading.Thread(target=beat_until_stopped, name=f"{ctx.progress.phase} heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        thread.join()
 
 
 class PhaseFailed(RuntimeError):
@@ -87,13 +140,17 @@ class PhaseContext:
     def __post_init__(self) -> None:
         self.progress = Progress("phase", self.log)  # run_phase names it after the phase
 
-    def files(self, *states: FileState) -> Iterator[MediaFile]:
-        """The batch's files in these states (`Catalog.iter_files`), each counted as progress of the phase."""
+    def files(self, *states: FileState, counted_here: bool = True) -> Iterator[MediaFile]:
+        """The batch's files in these states (`Catalog.iter_files`), each named by the phase's heartbeat lines
+        while the caller works on it and then counted as progress (unless not `counted_here`: a phase that works
+        in chunks advances the progress itself when a file's work is done)."""
         counts = self.catalog.count_by_state(self.batch_id)
         self.progress.expect(sum(counts.get(state.value, 0) for state in states))
         for file in self.catalog.iter_files(self.batch_id, *states):
-            yield file
-            self.progress.advance()
+            with self.progress.working_on(file.original_name):
+                yield file
+            if counted_here:
+                self.progress.advance()
 
     def path(self, relative: str) -> Path:
         """A catalog path (relative to MEDIA_ROOT) as an absolute path."""
@@ -155,12 +212,13 @@ def run_phase(name: str, ctx: PhaseContext, work: PhaseFunction, *, enabled: boo
     run_id = ctx.catalog.start_phase_run(ctx.batch_id, name, ctx.dagster_run_id)
     started = time.perf_counter()
     try:
-        if enabled:
-            work(ctx, outcome)
-        else:
-            outcome.status, outcome.note = "skipped", "turned off in settings"
-            if when_disabled is not None:
-                when_disabled(ctx, outcome)
+        with heartbeat(ctx):
+            if enabled:
+                work(ctx, outcome)
+            else:
+                outcome.status, outcome.note = "skipped", "turned off in settings"
+                if when_disabled is not None:
+                    when_disabled(ctx, outcome)
     except Exception as error:
         outcome.seconds = time.perf_counter() - started
         ctx.catalog.finish_phase_run(run_id, status="failed", files_processed=outcome.files,

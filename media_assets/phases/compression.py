@@ -132,7 +132,7 @@ def _compress_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
 
     started = time.perf_counter()
     ctx.progress.expect(total)
-    with Workers(workers, in_flight_per_worker=2, on_wait=ctx.progress.waiting) as pool:
+    with Workers(workers, in_flight_per_worker=2, working_on=ctx.progress.working_on) as pool:
         for done, (file, result) in enumerate(_results(config, jobs(), pool), start=1):
             record(ctx.catalog, ctx, file, result)
             outcome.files += 1

@@ -401,7 +401,7 @@ def deduplicate(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     if not total:
         return
     count = config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1
-    with Workers(count, on_wait=lambda what: ctx.progress.waiting(what)) as workers:
+    with Workers(count, working_on=lambda what: ctx.progress.working_on(what)) as workers:
         items = [Item(file, result) for file, result in fingerprints(ctx, config, total, workers)]
         assign_pairs(items)
         with deciding_alone(ctx):

@@ -59,7 +59,8 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
             if file_id is None:
                 selection.taken_elsewhere(item)
             else:
-                _take(ctx, outcome, ctx.catalog.get_file(file_id), source, item)
+                with ctx.progress.working_on(item.original_name):
+                    _take(ctx, outcome, ctx.catalog.get_file(file_id), source, item)
             ctx.progress.advance()
     outcome.counts["already_known"] += selection.known
     if selection.full:

@@ -5,7 +5,7 @@ reason), so both upload phases can run in either order and a re-run only sends w
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 
 from media_assets.catalog.icloud import IN_LIBRARY
@@ -23,24 +23,9 @@ def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
            required_destinations: Collection[str]) -> None:
     chunk: list[MediaFile] = []
     failures: list[tuple[MediaFile, Exception]] = []
-    for file in ctx.files(FileState.STAGED):
-        if ctx.catalog.upload_for(file.id, destination.name) is not None:
-            outcome.counts["already_uploaded"] += 1
-            continue
-        outcome.files += 1
-        held = destination.already_holds(file.source, file.source_id) if isinstance(destination,
-                                                                                    HoldsItsSource) else None
-        if held is not None:
-            ctx.catalog.record_upload(file.id, destination.name, status=IN_LIBRARY, remote_id=held,
-                                      checksum=file.output_hash, detail="already in iCloud: taken from this library")
-            outcome.counts["already_in_icloud"] += 1
-            continue
-        reason = destination.refusal(_staged_format(ctx, file), file.media_type)
-        if reason is not None:
-            ctx.catalog.record_upload(file.id, destination.name, status="not_accepted", remote_id=None,
-                                      checksum=file.output_hash, detail=reason)
-            outcome.counts["not_accepted"] += 1
-            ctx.log.warning(f"{file.original_name!r} not accepted by {destination.name}: {reason}")
+    for file in ctx.files(FileState.STAGED, counted_here=False):  # a file counts once its upload is done
+        if _settled_unsent(ctx, outcome, destination, file):
+            ctx.progress.advance()
             continue
         chunk.append(file)
         if len(chunk) == SEND_CHUNK:
@@ -53,6 +38,30 @@ def upload(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination,
         raise PhaseFailed(f"{len(failures)} file(s) could not be {destination.sending}: {_cause(error)} "
                           f"(first: {path_inside_source(first.source_path, ctx.settings.sources.folder_source_paths)}"
                           "); they stay staged and a re-run of the batch retries them")
+
+
+def _settled_unsent(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, file: MediaFile) -> bool:
+    """Whether the file needs no sending: uploaded already, already in the destination's library, or a format it
+    does not accept (recorded as such)."""
+    if ctx.catalog.upload_for(file.id, destination.name) is not None:
+        outcome.counts["already_uploaded"] += 1
+        return True
+    outcome.files += 1
+    held = destination.already_holds(file.source, file.source_id) if isinstance(destination,
+                                                                                HoldsItsSource) else None
+    if held is not None:
+        ctx.catalog.record_upload(file.id, destination.name, status=IN_LIBRARY, remote_id=held,
+                                  checksum=file.output_hash, detail="already in iCloud: taken from this library")
+        outcome.counts["already_in_icloud"] += 1
+        return True
+    reason = destination.refusal(_staged_format(ctx, file), file.media_type)
+    if reason is not None:
+        ctx.catalog.record_upload(file.id, destination.name, status="not_accepted", remote_id=None,
+                                  checksum=file.output_hash, detail=reason)
+        outcome.counts["not_accepted"] += 1
+        ctx.log.warning(f"{file.original_name!r} not accepted by {destination.name}: {reason}")
+        return True
+    return False
 
 
 def _cause(error: Exception) -> str:
@@ -81,17 +90,28 @@ def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, fi
         results = destination.upload_many(jobs)
     else:
         results = ((job, _upload_one(destination, job)) for job in jobs)
-    for file, (_job, result) in zip(files, results, strict=True):
+    for file, result in _each_awaited(ctx, files, results):
         if isinstance(result, Exception):
             outcome.failed += 1
             failures.append((file, result))
             ctx.catalog.set_error(file.id, f"upload to {destination.name} failed: {result}")
             ctx.log.warning(f"upload of {file.original_name!r} to {destination.name} failed: {result}")
-            continue
-        ctx.catalog.record_upload(file.id, destination.name, status="uploaded", remote_id=result,
-                                  checksum=file.output_hash)
-        outcome.bytes_out += file.output_size or 0
-        outcome.counts["uploaded"] += 1
+        else:
+            ctx.catalog.record_upload(file.id, destination.name, status="uploaded", remote_id=result,
+                                      checksum=file.output_hash)
+            outcome.bytes_out += file.output_size or 0
+            outcome.counts["uploaded"] += 1
+        ctx.progress.advance()
+
+
+def _each_awaited(ctx: PhaseContext, files: list[MediaFile], results: Iterable[tuple[UploadJob, str | Exception]]
+                  ) -> Iterator[tuple[MediaFile, str | Exception]]:
+    """Each file with its result, the phase `working_on` the file while its result is awaited (its upload)."""
+    awaited = iter(results)
+    for file in files:
+        with ctx.progress.working_on(file.original_name):
+            _job, result = next(awaited)
+        yield file, result
 
 
 def capture_moment(file: MediaFile) -> datetime | None:

@@ -1,8 +1,8 @@
 """A phase's worker processes: files are processed in parallel, results come back in order, and only a few
 jobs per worker are in flight, so memory stays bounded whatever the batch size. The parent alone writes the
-catalog. Workers die with the process that started them, however it dies (a SIGKILL included). While the parent
-waits for a file, it calls `on_wait` about every WAIT_POLL_SECONDS, so that a single long file (a video transcode)
-still gives a progress line."""
+catalog. Workers die with the process that started them, however it dies (a SIGKILL included). The parent waits
+for each file inside `working_on(name)` (the phase's `Progress.working_on`), so that a single long file (a video
+transcode) gets heartbeat lines naming it."""
 
 from __future__ import annotations
 
@@ -14,15 +14,14 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 K = TypeVar("K")
 R = TypeVar("R")
 #: prctl(2) option: the signal a process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
-#: How often the parent, waiting for one file, calls `on_wait`.
-WAIT_POLL_SECONDS = 1.0
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -69,11 +68,11 @@ class Workers:
     process to start, and the parent can still say what it waits for)."""
 
     def __init__(self, count: int, *, in_flight_per_worker: int = 4,
-                 on_wait: Callable[[str], None] | None = None) -> None:
+                 working_on: Callable[[str], AbstractContextManager[object]] | None = None) -> None:
         self.count = count
         self.in_flight = count * in_flight_per_worker
-        #: Called with the name of the file waited for, about every WAIT_POLL_SECONDS while it is not done.
-        self.on_wait = on_wait
+        #: Entered with the name of the file waited for while the parent waits for it.
+        self.working_on = working_on or (lambda _name: contextlib.nullcontext())
         # spawn: the parent holds a database connection and Dagster's threads, neither of which may be forked.
         self._pool: Executor = (ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
                                                     initializer=_start_worker, initargs=(os.getpid(),))
@@ -90,16 +89,14 @@ class Workers:
             name: Callable[[K], str] = str) -> Iterator[tuple[K, R]]:
         """(key, job(*args)) for each (key, args) of `tasks`, in order. With `on_error`, a job whose worker
         failed (killed, out of memory) gives `on_error(key, error)` instead of stopping the phase. `name` tells
-        `on_wait` which file is waited for."""
+        `working_on` which file is waited for."""
         window: deque[tuple[K, Future[R]]] = deque()
 
         def collect() -> tuple[K, R]:
             key, future = window.popleft()
-            while not wait([future], timeout=WAIT_POLL_SECONDS).done:
-                if self.on_wait is not None:
-                    self.on_wait(name(key))
             try:
-                return key, future.result()
+                with self.working_on(name(key)):
+                    return key, future.result()
             except Exception as error:
                 if on_error is None:
                     raise
