@@ -21,7 +21,6 @@ import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster_postgres import PostgresEventLogStorage
 
-from media_assets.catalog.database import dagster_storage_url
 from media_assets.catalog.locks import AdvisoryLock, batch_key, run_slot_key
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.batch.assets import ICLOUD_POOL
@@ -33,6 +32,7 @@ from media_assets.media.hashing import sha256_file
 from media_assets.media.sample_library import write_sample_library
 
 from .conftest import MakePipeline, present, write_settings
+from .daemon_runs import storage_instance
 
 
 def _cli(folder: Path, conninfo: str, *args: str, faults: str | None = None) -> subprocess.Popen[str]:
@@ -88,20 +88,11 @@ def test_a_second_run_names_the_running_batch_and_exits_or_waits(tmp_path: Path,
     assert waiting.returncode == 0 and "nothing new in the sources" in out, out[-2000:]
 
 
-def _storage_instance(conninfo: str, tmp_path: Path) -> DagsterInstance:
-    """A Dagster instance on the test's PostgreSQL (pool slots need a real event log storage)."""
-    url = dagster_storage_url(conninfo)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: {url}\nconcurrency:\n  pools:\n    default_limit: 1\n")
-    return DagsterInstance.from_config(str(tmp_path))
-
-
 def test_runs_starting_together_on_a_fresh_installation_make_the_pool_once(catalog_conninfo: str,
                                                                           tmp_path: Path) -> None:
     """Dagster makes a pool's row on a step's first claim; two runs doing it at once failed one of them
     (UniqueViolation on concurrency_limits). Each run makes the pools first, one process at a time."""
-    instances = [_storage_instance(catalog_conninfo, tmp_path / f"home-{n}") for n in range(4)]
+    instances = [storage_instance(catalog_conninfo, tmp_path / f"home-{n}") for n in range(4)]
     errors: list[BaseException] = []
 
     def start(instance: DagsterInstance) -> None:
@@ -127,7 +118,7 @@ def test_runs_starting_together_on_a_fresh_installation_make_the_pool_once(catal
 
 def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline: MakePipeline, tmp_path: Path) -> None:
     pipeline = make_pipeline()
-    instance = _storage_instance(pipeline.catalog.conninfo, tmp_path / "dagster_home")
+    instance = storage_instance(pipeline.catalog.conninfo, tmp_path / "dagster_home")
     try:
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         runs = {}
@@ -192,7 +183,7 @@ def test_re_running_a_batch_reclaims_its_dead_run_and_pool_slot(make_pipeline: M
     from media_assets.catalog.locks import process_run_locks
 
     pipeline = make_pipeline()
-    instance = _storage_instance(pipeline.catalog.conninfo, tmp_path / "dagster_home")
+    instance = storage_instance(pipeline.catalog.conninfo, tmp_path / "dagster_home")
     try:
         pipeline.catalog.create_batch("b1")
         run = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
@@ -239,7 +230,7 @@ def test_a_run_waiting_for_a_pool_slot_says_so_every_minute_and_stops_cleanly(tm
     Dagster run failed and no slot left claimed for it."""
     write_settings(tmp_path)
     sample.make_photo(tmp_path / "library" / "a.jpg", seed=1, size=(64, 48))
-    instance = _storage_instance(catalog_conninfo, tmp_path / "test_home")
+    instance = storage_instance(catalog_conninfo, tmp_path / "test_home")
     holder = AdvisoryLock(catalog_conninfo, batch_key("b-other"), "batch b-other")
     try:
         other = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
@@ -353,13 +344,10 @@ def test_a_run_the_daemon_launched_says_in_its_event_log_what_it_waits_for(make_
     `download` for the `icloud` pool slot another live run holds says so at INFO in its event log (what the UI
     shows), naming the holder, at once and again a minute later (here at every look); given the slot, it
     finishes."""
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
     from dagster._core.execution.api import execute_run
 
-    from media_assets.batches import BatchLifecycle
     from media_assets.defs.batch import pool_wait
-    from media_assets.defs.batch.job import BATCH_JOB_NAME
-    from media_assets.defs.domains import domain_defs
+    from media_assets_tests.daemon_runs import new_batch_run
 
     monkeypatch.setattr(pool_wait, "POLL_SECONDS", 0.05)
     monkeypatch.setattr(pool_wait.PoolWatch, "POOL_CHECK_SECONDS", 0.0)
@@ -367,7 +355,7 @@ def test_a_run_the_daemon_launched_says_in_its_event_log_what_it_waits_for(make_
     pipeline = make_pipeline()
     sample.make_photo(tmp_path / "library" / "a.jpg", seed=1, size=(64, 48))
     conninfo = pipeline.catalog.conninfo
-    instance = _storage_instance(conninfo, tmp_path / "dagster_home")
+    instance = storage_instance(conninfo, tmp_path / "dagster_home")
     holder = AdvisoryLock(conninfo, batch_key("b-other"), "batch b-other")
     try:
         other = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
@@ -377,15 +365,10 @@ def test_a_run_the_daemon_launched_says_in_its_event_log_what_it_waits_for(make_
         instance.event_log_storage.claim_concurrency_slot(ICLOUD_POOL, other.run_id, "download")
         assert holder.try_acquire()  # that run is alive, wherever it runs
 
-        batch_id = BatchLifecycle(pipeline.catalog).create()
-        instance.add_dynamic_partitions("batch", [batch_id])
-        job = domain_defs.resolve_job_def(BATCH_JOB_NAME)
-        run = instance.create_run_for_job(job, tags={PARTITION_TAG: batch_id})
-        recon_job = ReconstructableRepository.for_module("media_assets.definitions", "defs").get_reconstructable_job(
-            BATCH_JOB_NAME)
+        run, job = new_batch_run(instance, pipeline.catalog)
+        batch_id = run.tags[PARTITION_TAG]
         outcome: dict[str, bool] = {}
-        worker = threading.Thread(target=lambda: outcome.update(
-            success=execute_run(recon_job, run, instance).success))
+        worker = threading.Thread(target=lambda: outcome.update(success=execute_run(job, run, instance).success))
         worker.start()
         waiting = (f"batch {batch_id} waits at download for a slot of pool icloud (1 at once), held by batch b-other "
                    f"(run {other.run_id[:8]})")

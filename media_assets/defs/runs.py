@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from dagster import DagsterEvent, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
@@ -42,19 +42,24 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim_run(instance: DagsterInstance, run_id: str, tags: Mapping[str, str], settings: Settings, catalog: Catalog,
-              batch_id: str, log: object) -> None:
+def claim_run(instance: DagsterInstance, run: DagsterRun, settings: Settings, catalog: Catalog, batch_id: str,
+              log: object) -> None:
     """At a run's first phase, make sure its process holds the batch's lock and a run slot. The process the run
     is tagged with holds them already: the CLI before `execute_in_process`, the run worker of a run launched by
     the daemon or the UI from its executor's start (`holding_run_locks`), tagging the run before any phase is
     handed out. So a phase executed elsewhere (a Celery worker, a step process) takes nothing; only a run
-    executed in process without a tag (`materialize` in tests) takes them here, in its one process."""
+    executed in process without a tag (`materialize` in tests) takes them here, in its one process.
+
+    The tags are read from the instance: a step process of EXECUTOR=multiprocess is handed the run as it was
+    before its run worker tagged it, and would take the locks its run worker holds (LockBusy)."""
+    stored = instance.get_run_by_id(run.run_id)
+    tags = (stored or run).tags
     if tags.get(RUNNER_PROCESS_TAG, this_process()) != this_process():
         return
     locks = process_run_locks(catalog.conninfo, settings.automation.max_concurrent_batches)
     _take_run_locks(locks, batch_id, log)
     if RUNNER_PROCESS_TAG not in tags:
-        instance.add_run_tags(run_id, {RUNNER_PROCESS_TAG: this_process()})
+        instance.add_run_tags(run.run_id, {RUNNER_PROCESS_TAG: this_process()})
 
 
 @contextmanager

@@ -76,8 +76,7 @@ def batch_totals(catalog: Catalog, batch_id: str, outcome: PhaseOutcome) -> Phas
 
 
 def _claim(context: AssetExecutionContext, settings: Settings, catalog: Catalog) -> None:
-    claim_run(context.instance, context.run.run_id, context.run.tags, settings, catalog, context.partition_key,
-              context.log)
+    claim_run(context.instance, context.run, settings, catalog, context.partition_key, context.log)
 
 
 def _asset(name: str, previous: str | None, description: str,
