@@ -3,10 +3,14 @@ a phone's sync app) ever sees half a file, and no name that arrives from a sourc
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import os
 import shutil
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -52,8 +56,12 @@ def free_target(folder: Path, name: str, file_id: int, content_hash: str | None 
     return folder / with_suffix_id(name, file_id)
 
 
-def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = None) -> tuple[int, str]:
-    """Copy a stream to `target` through a temp file in the same folder, fsync, rename; (bytes, sha256)."""
+def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = None,
+                     durable: bool = True) -> tuple[int, str]:
+    """Copy a stream to `target` through a temp file in the same folder, fsync, rename; (bytes, sha256).
+
+    `durable=False` leaves the fsyncs to the caller, who makes a whole chunk of files durable at once
+    (`make_durable`) before the catalog records any of them."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / (temp_name or f"{TEMP_PREFIX}{target.name}")
     digest = hashlib.sha256()
@@ -66,28 +74,58 @@ def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = 
                 size += len(chunk)
                 faults.checkpoint("write", target.name)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    if durable:
+        _fsync_dir(target.parent)
     return size, digest.hexdigest()
 
 
-def copy_atomically(source: Path, target: Path, *, temp_name: str | None = None) -> tuple[int, str]:
+def copy_atomically(source: Path, target: Path, *, temp_name: str | None = None,
+                    durable: bool = True) -> tuple[int, str]:
     with source.open("rb") as stream:
-        return write_atomically(stream, target, temp_name=temp_name)
+        return write_atomically(stream, target, temp_name=temp_name, durable=durable)
 
 
-def move_file(source: Path, target: Path) -> None:
+def move_file(source: Path, target: Path, *, durable: bool = True) -> None:
+    """Rename `source` to `target` (copy and delete across filesystems); `durable=False`: see write_atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(source, target)
     except OSError:  # across filesystems
-        copy_atomically(source, target)
+        copy_atomically(source, target)  # durable before the only other copy goes
         source.unlink()
-    _fsync_dir(target.parent)
+    if durable:
+        _fsync_dir(target.parent)
+
+
+def make_durable(paths: Sequence[Path]) -> None:
+    """Make files written or renamed with `durable=False` (and their folders' entries) survive a power cut: one
+    `syncfs` per filesystem they are on, instead of an fsync of every file and folder. Where the C library has
+    no syncfs (not Linux), each file and its folder are fsynced."""
+    syncfs = getattr(_libc(), "syncfs", None)
+    if syncfs is None:
+        for path in paths:
+            _fsync_file(path)
+            _fsync_dir(path.parent)
+        return
+    for path in {path.stat().st_dev: path for path in paths}.values():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if syncfs(fd) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error), str(path))
+        finally:
+            os.close(fd)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 def remove_partials(folder: Path) -> int:
@@ -145,7 +183,11 @@ def _existing(folder: Path) -> Path:
 
 
 def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+    _fsync_file(folder)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -436,9 +436,9 @@ def test_record_upload_is_idempotent(files: Files) -> None:
     assert [(r.destination, r.status, r.remote_id, r.checksum, r.detail) for r in rows] == [
         ("local", "uploaded", "2024/a.jpg", "abc", None), ("pixel", "uploaded", "DCIM/a.jpg", "abc", None)]
     assert present(files.catalog.upload_for(file.id, "local")).verified_at is None
-    files.catalog.mark_upload_verified(file.id, "local")
+    files.catalog.mark_uploads_verified([file.id])
     assert present(files.catalog.upload_for(file.id, "local")).verified_at is not None
-    assert present(files.catalog.upload_for(file.id, "pixel")).verified_at is None
+    assert present(files.catalog.upload_for(file.id, "pixel")).verified_at is not None
     assert files.catalog.upload_for(file.id, "icloud") is None
     with pytest.raises(psycopg.errors.CheckViolation):
         files.catalog.record_upload(file.id, "local", status="maybe", remote_id=None, checksum=None)

@@ -57,8 +57,8 @@ def test_a_restart_mid_phase_fails_the_run_cleanly_and_the_rerun_completes(
     real_move = sorting.move_file
     restarted: list[bool] = []
 
-    def move_then_restart(source: Path, target: Path) -> None:
-        real_move(source, target)
+    def move_then_restart(source: Path, target: Path, *, durable: bool = True) -> None:
+        real_move(source, target, durable=durable)
         if not restarted:
             restarted.append(True)
             _restart(server)

@@ -72,8 +72,8 @@ def test_a_failed_batch_keeps_its_copies_and_a_re_run_still_finishes_it(make_pip
 
     real_move = sorting.move_file
 
-    def damaging_move(source: Path, target: Path) -> None:
-        real_move(source, target)
+    def damaging_move(source: Path, target: Path, *, durable: bool = True) -> None:
+        real_move(source, target, durable=durable)
         if target.name == Path(sample.HOLIDAY_DAY).name:
             target.write_bytes(b"bit rot")
 

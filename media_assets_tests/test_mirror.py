@@ -153,7 +153,7 @@ def test_a_row_updated_and_deleted_between_syncs_is_deleted_remotely(catalog: Ca
                                                                     remote: SupabaseRemote) -> None:
     _small_catalog(catalog)
     sync_once(catalog, remote, chunk_size=500)
-    catalog.mark_upload_verified(1, "local")
+    catalog.mark_uploads_verified([1])
     catalog.conn.execute("DELETE FROM uploads WHERE file_id = 1")
     sync_once(catalog, remote, chunk_size=500)
     assert_mirrored(catalog, supabase)

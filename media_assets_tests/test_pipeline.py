@@ -188,8 +188,8 @@ def test_verification_fails_loudly_when_a_kept_copy_is_damaged(make_pipeline: Ma
 
     real_move = sorting.move_file
 
-    def damaging_move(source: Path, target: Path) -> None:
-        real_move(source, target)
+    def damaging_move(source: Path, target: Path, *, durable: bool = True) -> None:
+        real_move(source, target, durable=durable)
         if target.name == Path(sample.GARDEN).name:
             target.write_bytes(b"bit rot")
 

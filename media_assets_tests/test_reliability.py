@@ -115,6 +115,29 @@ def test_killed_in_a_phase_then_rerun_loses_nothing(home: tuple[Path, str], phas
 
 
 @pytest.mark.slow
+def test_killed_between_a_chunks_renames_and_its_commit_the_rerun_catches_up(home: tuple[Path, str]) -> None:
+    """Sorting renames a whole chunk, then records it in one transaction: killed inside that transaction, no
+    file of the chunk is recorded as sorted though all were moved, and the re-run records them where they are."""
+    killed = _cli(home, "run", faults="kill@move:sorted:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    catalog = Catalog(home[1])
+    try:
+        [batch] = catalog.recent_batches(5)
+        states = catalog.count_by_state(batch.id)
+    finally:
+        catalog.close()
+    assert FileState.SORTED.value not in states
+    uploaded = home[0] / "media" / "uploaded"
+    moved = [p for p in uploaded.rglob("*") if p.is_file() and p.suffix.lower() != ".aae"]
+    assert len(moved) == states[FileState.UPLOADED.value] > 1
+
+    rerun = _cli(home, "run", "--batch", batch.id)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert sorted(p for p in uploaded.rglob("*") if p.is_file() and p.suffix.lower() != ".aae") == sorted(moved)
+    assert_nothing_lost(home)
+
+
+@pytest.mark.slow
 def test_a_full_disk_stops_the_phase_and_the_rerun_completes(home: tuple[Path, str]) -> None:
     full = _cli(home, "run", faults="enospc@write:*:4")
     assert full.returncode == 1

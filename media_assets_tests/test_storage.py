@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from media_assets import storage
 from media_assets.storage import (
     MAX_NAME_BYTES,
     TEMP_PREFIX,
@@ -249,3 +250,15 @@ def test_move_file(tmp_path: Path) -> None:
     move_file(source, target)
     assert not source.exists()
     assert target.read_bytes() == b"photo"
+
+
+def test_make_durable_fsyncs_each_file_and_folder_without_syncfs(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    written = [tmp_path / "a" / "one.jpg", tmp_path / "b" / "two.jpg"]
+    for path in written:
+        storage.write_atomically(io.BytesIO(b"bytes"), path, durable=False)
+    synced: list[str] = []
+    monkeypatch.setattr(storage, "_libc", lambda: object())  # a C library without syncfs
+    monkeypatch.setattr(storage, "_fsync_file", lambda path: synced.append(str(path.relative_to(tmp_path))))
+    storage.make_durable(written)
+    assert synced == ["a/one.jpg", "a", "b/two.jpg", "b"]

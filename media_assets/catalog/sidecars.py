@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from psycopg.rows import class_row, tuple_row
@@ -55,6 +55,14 @@ def sidecars_of(catalog: Catalog, file_id: int) -> list[Sidecar]:
     return _select(catalog, "s.file_id = %s ORDER BY s.id", (file_id,))
 
 
+def sidecars_by_file(catalog: Catalog, file_ids: Sequence[int]) -> dict[int, list[Sidecar]]:
+    """The sidecars of several files in one query (a phase's chunk), by file id; [] for a file without any."""
+    found: dict[int, list[Sidecar]] = {file_id: [] for file_id in file_ids}
+    for sidecar in _select(catalog, "s.file_id = ANY(%s) ORDER BY s.id", (list(file_ids),)):
+        found[sidecar.file_id].append(sidecar)
+    return found
+
+
 def all_sidecars(catalog: Catalog, page: int = 500) -> Iterator[Sidecar]:
     """Every sidecar of the catalog, read in pages."""
     last_id = 0
@@ -64,8 +72,8 @@ def all_sidecars(catalog: Catalog, page: int = 500) -> Iterator[Sidecar]:
 
 
 def mark_sidecar_sorted(catalog: Catalog, sidecar_id: int, sorted_path: str) -> None:
-    with catalog.transaction() as cur:
-        cur.execute("UPDATE sidecars SET sorted_path = %s WHERE id = %s", (sorted_path, sidecar_id))
+    """One statement: atomic on its own, or part of the transaction the caller has open (a sorting chunk)."""
+    catalog.conn.execute("UPDATE sidecars SET sorted_path = %s WHERE id = %s", (sorted_path, sidecar_id))
 
 
 def sorted_sidecars(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@ when it was verified at the destination."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -46,6 +47,23 @@ class UploadQueries(CatalogConnection):
                                  (file_id,)).fetchall()
         return [Upload(**row) for row in rows]
 
+    def uploads_by_file(self, file_ids: Sequence[int]) -> dict[int, list[Upload]]:
+        """The uploads of several files in one query (a phase's chunk), by file id; [] for a file without any."""
+        rows = self.conn.execute(f"SELECT {_COLUMNS} FROM uploads WHERE file_id = ANY(%s) ORDER BY file_id,"
+                                 " destination", (list(file_ids),)).fetchall()
+        found: dict[int, list[Upload]] = {file_id: [] for file_id in file_ids}
+        for row in rows:
+            found[row["file_id"]].append(Upload(**row))
+        return found
+
+    def uploaded_file_ids(self, batch_id: str, destination: str, state: str) -> list[int]:
+        """The batch's files in `state` with a copy uploaded to `destination`."""
+        rows = self.conn.execute(
+            "SELECT u.file_id FROM uploads u JOIN media_files f ON f.id = u.file_id WHERE f.batch_id = %s"
+            " AND f.state = %s AND u.destination = %s AND u.status = 'uploaded' ORDER BY u.file_id",
+            (batch_id, state, destination)).fetchall()
+        return [row["file_id"] for row in rows]
+
     def record_upload(self, file_id: int, destination: str, *, status: str, remote_id: str | None,
                       checksum: str | None, detail: str | None = None) -> None:
         self.conn.execute(
@@ -55,9 +73,10 @@ class UploadQueries(CatalogConnection):
             " detail = EXCLUDED.detail, uploaded_at = now()",
             (file_id, destination, status, remote_id, checksum, detail))
 
-    def mark_upload_verified(self, file_id: int, destination: str) -> None:
-        self.conn.execute("UPDATE uploads SET verified_at = now() WHERE file_id = %s AND destination = %s",
-                          (file_id, destination))
+    def mark_uploads_verified(self, file_ids: Sequence[int]) -> None:
+        """Every uploaded copy of these files was found intact at its destination."""
+        self.conn.execute("UPDATE uploads SET verified_at = now() WHERE file_id = ANY(%s) AND status = 'uploaded'",
+                          (list(file_ids),))
 
     def batch_uploads(self, batch_id: str) -> list[BatchUpload]:
         """The uploaded (not declined) copies of a batch's files, by file and destination."""

@@ -1,26 +1,33 @@
 """File preparation: stage each file to upload in `bridge/<batch>/` under its original (made safe) name,
 with the file id added only when two files of the batch share a name.
 
+The files are staged in chunks (`in_chunks`): one sync of the chunk's copies, then one catalog transaction.
+
 Staging copies rather than hard-links: the sorted copy must not share its bytes with the original, or an app
 that edits a photo in `uploaded/` (or one bad sector) would change the original too."""
 
 from __future__ import annotations
 
 from media_assets.catalog.states import FileState
-from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.phases.common import Chunk, PhaseContext, PhaseOutcome, in_chunks
 from media_assets.storage import copy_atomically, free_target, safe_name
 
 
 def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     bridge = ctx.settings.storage_dir("bridge") / ctx.batch_id
-    for file in ctx.files(FileState.COMPRESSED):
-        source = ctx.path(file.output_path or "")
-        target = free_target(bridge, _staged_name(file.original_name, source.suffix), file.id, file.output_hash)
-        if not target.exists():
-            copy_atomically(source, target)
-        ctx.catalog.move(file, FileState.STAGED, staged_path=ctx.relative(target))
-        outcome.files += 1
-        outcome.bytes_out += file.output_size or 0
+
+    def stage(chunk: Chunk) -> None:
+        for file in chunk:
+            source = ctx.path(file.output_path or "")
+            target = free_target(bridge, _staged_name(file.original_name, source.suffix), file.id, file.output_hash)
+            if not target.exists():
+                copy_atomically(source, target, durable=False)
+                chunk.wrote(target)
+            chunk.move(file, FileState.STAGED, staged_path=ctx.relative(target))
+            outcome.files += 1
+            outcome.bytes_out += file.output_size or 0
+
+    in_chunks(ctx, ctx.pending(FileState.COMPRESSED), stage)
 
 
 def _staged_name(original_name: str, output_suffix: str) -> str:

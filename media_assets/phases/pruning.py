@@ -7,49 +7,52 @@ lets go, so the library costs about one kept copy plus each destination's copy i
   always kept) and, for a folder source, only while the folder still holds that very version of the file. Its
   sidecars (.AAE, .xmp) still beside it go with it: those of a duplicate, which is never sorted (a kept
   file's sidecars were moved beside its kept copy).
-Every removal is recorded in the catalog first (`*_pruned_at`), so `verify --full` tells it from a loss."""
+Removals go in chunks: each chunk's are recorded in one catalog transaction, then done. Every removal is
+recorded in the catalog first (`*_pruned_at`), so `verify --full` tells it from a loss."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-from media_assets.catalog.repository import MediaFile
-from media_assets.catalog.sidecars import sidecars_of
+from media_assets.catalog.sidecars import sidecars_by_file
 from media_assets.catalog.states import FileState
 from media_assets.disk import DEFAULT_KEEP_BY_SOURCE, KeepOriginals
 from media_assets.media.hashing import sha256_file
-from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.phases.common import Chunk, PhaseContext, PhaseOutcome, in_chunks
 from media_assets.sources.base import MediaSource
 
 
 def release_copies(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, MediaSource]) -> None:
-    """Remove the batch's intermediate copies and the originals that are due (of this batch and earlier ones)."""
-    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.VERIFIED):
-        _release_intermediates(ctx, outcome, file)
+    """Remove the batch's intermediate copies and the originals that are due (of this batch and earlier ones),
+    in chunks (`in_chunks`): the chunk's removals are recorded in one transaction, then done."""
+    in_chunks(ctx, ctx.catalog.iter_files(ctx.batch_id, FileState.VERIFIED),
+              lambda chunk: _release_intermediates(ctx, outcome, chunk), progress=False)
     _release_originals(ctx, outcome, KeepOriginals.from_settings(ctx.settings), sources)
     for folder in ("originals", "compressed", "bridge"):
         with contextlib.suppress(OSError):  # not empty (kept originals, sorting off) or already gone
             (ctx.settings.storage_dir(folder) / ctx.batch_id).rmdir()
 
 
-def _release_intermediates(ctx: PhaseContext, outcome: PhaseOutcome, file: MediaFile) -> None:
-    kept = ctx.path(file.sorted_path or "")
-    copies = {path for path in (file.output_path, file.staged_path)
-              if path and path not in (file.original_path, file.sorted_path) and ctx.path(path).is_file()}
-    if not copies:
-        return
-    if sha256_file(kept) != file.output_hash:
-        ctx.log.warning(f"kept copy of {file.original_name!r} differs from its checksum; its compressed and "
-                        "staged copies stay")
-        outcome.counts["intermediate_copies_kept"] += len(copies)
-        return
-    if file.output_path in copies:
-        ctx.catalog.mark_pruned(file.id, "output")
-    for path in copies:
-        _remove(ctx.path(path), outcome, "intermediate_copies_removed")
+def _release_intermediates(ctx: PhaseContext, outcome: PhaseOutcome, chunk: Chunk) -> None:
+    for file in chunk:
+        kept = ctx.path(file.sorted_path or "")
+        copies = {path for path in (file.output_path, file.staged_path)
+                  if path and path not in (file.original_path, file.sorted_path) and ctx.path(path).is_file()}
+        if not copies:
+            continue
+        if sha256_file(kept) != file.output_hash:
+            ctx.log.warning(f"kept copy of {file.original_name!r} differs from its checksum; its compressed and "
+                            "staged copies stay")
+            outcome.counts["intermediate_copies_kept"] += len(copies)
+            continue
+        if file.output_path in copies:
+            chunk.record(functools.partial(ctx.catalog.mark_pruned, file.id, "output"))
+        for path in copies:
+            chunk.then(functools.partial(_remove, ctx.path(path), outcome, "intermediate_copies_removed"))
 
 
 def _release_originals(ctx: PhaseContext, outcome: PhaseOutcome, keep: KeepOriginals,
@@ -60,16 +63,23 @@ def _release_originals(ctx: PhaseContext, outcome: PhaseOutcome, keep: KeepOrigi
         if keep_for is None:
             continue
         current = ctx.batch_id if not keep_for else None  # this batch is verified just now
-        for file in ctx.catalog.originals_due(source, verified_before=now - keep_for, current_batch=current):
-            offered = sources.get(source)
-            if offered is not None and not offered.unchanged(file.source_id, file.source_version):
-                outcome.counts["originals_kept_source_changed"] += 1  # ours may be the last copy: keep it
-                continue
-            ctx.catalog.mark_pruned(file.id, "original")  # its unsorted sidecars count as pruned with it
-            _remove(ctx.path(file.original_path or ""), outcome, "originals_removed")
-            for sidecar in sidecars_of(ctx.catalog, file.id):
-                if sidecar.sorted_path is None:
-                    _remove(ctx.path(sidecar.original_path), outcome, "sidecars_removed")
+        in_chunks(ctx, ctx.catalog.originals_due(source, verified_before=now - keep_for, current_batch=current),
+                  functools.partial(_release_due_originals, ctx, outcome, sources.get(source)), progress=False)
+
+
+def _release_due_originals(ctx: PhaseContext, outcome: PhaseOutcome, offered: MediaSource | None,
+                           chunk: Chunk) -> None:
+    sidecars = sidecars_by_file(ctx.catalog, chunk.ids)
+    for file in chunk:
+        if offered is not None and not offered.unchanged(file.source_id, file.source_version):
+            outcome.counts["originals_kept_source_changed"] += 1  # ours may be the last copy: keep it
+            continue
+        # its unsorted sidecars count as pruned with it
+        chunk.record(functools.partial(ctx.catalog.mark_pruned, file.id, "original"))
+        chunk.then(functools.partial(_remove, ctx.path(file.original_path or ""), outcome, "originals_removed"))
+        for sidecar in sidecars[file.id]:
+            if sidecar.sorted_path is None:
+                chunk.then(functools.partial(_remove, ctx.path(sidecar.original_path), outcome, "sidecars_removed"))
 
 
 def _remove(path: Path, outcome: PhaseOutcome, counter: str) -> None:

@@ -3,40 +3,49 @@ sidecars beside it."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from media_assets.catalog.repository import MediaFile
-from media_assets.catalog.sidecars import mark_sidecar_sorted, sidecars_of
+from media_assets.catalog.sidecars import Sidecar, mark_sidecar_sorted, sidecars_by_file
 from media_assets.catalog.states import FileState
-from media_assets.phases.common import PhaseContext, PhaseOutcome
+from media_assets.phases.common import Chunk, PhaseContext, PhaseOutcome, in_chunks
 from media_assets.storage import free_target, move_file, safe_name
 
 UNDATED_FOLDER = "undated"
 
 
 def sort_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
+    """Sorted in chunks (`in_chunks`): the chunk's renames, one sync, one catalog transaction."""
     uploaded = ctx.settings.storage_dir("uploaded")
-    for file in ctx.files(FileState.UPLOADED):
-        staged = ctx.path(file.staged_path or "")
-        folder = file.captured_at.strftime("%Y/%m/%d") if file.captured_at else UNDATED_FOLDER
-        target = free_target(uploaded / folder, staged.name, file.id, file.output_hash)
-        if staged.exists():
-            move_file(staged, target)
-        elif not target.exists():
-            raise FileNotFoundError(f"staged file {staged} of {file.original_name!r} is missing")
-        # else: a killed run had moved it already; the catalog catches up now.
-        _place_sidecars(ctx, file, target)
-        ctx.catalog.move(file, FileState.SORTED, sorted_path=ctx.relative(target),
-                         detail=f"date from {file.capture_date_tag or file.capture_date_source}")
-        outcome.files += 1
-        outcome.bytes_out += file.output_size or 0
-        outcome.counts[f"date_from_{file.capture_date_source}"] += 1
+
+    def sort(chunk: Chunk) -> None:
+        sidecars = sidecars_by_file(ctx.catalog, chunk.ids)
+        for file in chunk:
+            staged = ctx.path(file.staged_path or "")
+            folder = file.captured_at.strftime("%Y/%m/%d") if file.captured_at else UNDATED_FOLDER
+            target = free_target(uploaded / folder, staged.name, file.id, file.output_hash)
+            if staged.exists():
+                move_file(staged, target, durable=False)
+                chunk.wrote(target)
+            elif not target.exists():
+                raise FileNotFoundError(f"staged file {staged} of {file.original_name!r} is missing")
+            # else: a killed run had moved it already; the catalog catches up now.
+            _place_sidecars(ctx, chunk, file, target, sidecars[file.id])
+            chunk.move(file, FileState.SORTED, sorted_path=ctx.relative(target),
+                       detail=f"date from {file.capture_date_tag or file.capture_date_source}")
+            outcome.files += 1
+            outcome.bytes_out += file.output_size or 0
+            outcome.counts[f"date_from_{file.capture_date_source}"] += 1
+
+    in_chunks(ctx, ctx.pending(FileState.UPLOADED), sort)
 
 
-def _place_sidecars(ctx: PhaseContext, file: MediaFile, sorted_file: Path) -> None:
+def _place_sidecars(ctx: PhaseContext, chunk: Chunk, file: MediaFile, sorted_file: Path,
+                    sidecars: list[Sidecar]) -> None:
     """Move the file's sidecars (.AAE, .xmp, Takeout .json) beside its sorted copy, named after it."""
     original_stem = Path(file.original_name).stem
-    for sidecar in sidecars_of(ctx.catalog, file.id):
+    for sidecar in sidecars:
         if sidecar.sorted_path is not None:
             continue
         name = sidecar.name
@@ -45,16 +54,22 @@ def _place_sidecars(ctx: PhaseContext, file: MediaFile, sorted_file: Path) -> No
         target = free_target(sorted_file.parent, safe_name(name), sidecar.id, sidecar.content_hash)
         original = ctx.path(sidecar.original_path)
         if original.exists():
-            move_file(original, target)
+            move_file(original, target, durable=False)
+            chunk.wrote(target)
         elif not target.exists():
             raise FileNotFoundError(f"sidecar {original} of {file.original_name!r} is missing")
         # else: a killed run had moved it already; the catalog catches up now.
-        mark_sidecar_sorted(ctx.catalog, sidecar.id, ctx.relative(target))
+        chunk.record(functools.partial(mark_sidecar_sorted, ctx.catalog, sidecar.id, ctx.relative(target)))
 
 
 def leave_in_bridge(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     """Sorting turned off: the staged copy is the kept copy, with its sidecars beside it."""
-    for file in ctx.catalog.iter_files(ctx.batch_id, FileState.UPLOADED):
-        _place_sidecars(ctx, file, ctx.path(file.staged_path or ""))
-        ctx.catalog.move(file, FileState.SORTED, sorted_path=file.staged_path, detail="sorting turned off")
-        outcome.files += 1
+
+    def keep(chunk: Chunk) -> None:
+        sidecars = sidecars_by_file(ctx.catalog, chunk.ids)
+        for file in chunk:
+            _place_sidecars(ctx, chunk, file, ctx.path(file.staged_path or ""), sidecars[file.id])
+            chunk.move(file, FileState.SORTED, sorted_path=file.staged_path, detail="sorting turned off")
+            outcome.files += 1
+
+    in_chunks(ctx, ctx.catalog.iter_files(ctx.batch_id, FileState.UPLOADED), keep, progress=False)

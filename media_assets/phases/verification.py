@@ -6,6 +6,7 @@ A verified batch then gives back the disk its intermediate copies took (`pruning
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping
 
@@ -15,7 +16,7 @@ from media_assets.catalog.states import FINAL_STATES, FileState
 from media_assets.destinations.base import Destination, ReadsBack
 from media_assets.icloud.replace import replace_if_configured
 from media_assets.media.hashing import sha256_file
-from media_assets.phases.common import PhaseContext, PhaseFailed, PhaseOutcome
+from media_assets.phases.common import Chunk, PhaseContext, PhaseFailed, PhaseOutcome, in_chunks
 from media_assets.phases.pruning import release_copies
 from media_assets.sources.base import MediaSource
 
@@ -26,26 +27,31 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
     that are due (`pruning.py`; `sources` tell whether a folder still holds a file)."""
     problems: list[str] = []
     read_back = _read_back_sample(ctx, destinations)
-    for file in ctx.files(FileState.SORTED):
-        outcome.files += 1
-        name = path_inside_source(file.source_path, ctx.settings.sources.folder_source_paths)
-        kept = ctx.path(file.sorted_path or "")
-        if not kept.is_file() or sha256_file(kept) != file.output_hash:
-            problems.append(f"{name}: kept copy {file.sorted_path} is missing or differs")
-            continue
-        bad = [row.destination for row in ctx.catalog.uploads_of(file.id) if row.status == "uploaded"
-               and not _arrived(destinations, row.destination, row.remote_id, file.output_hash or "",
-                                read_back=(file.id, row.destination) in read_back)]
-        outcome.counts["read_back"] += sum(1 for key in read_back if key[0] == file.id)
-        if bad:
-            problems.append(f"{name}: not found intact at {', '.join(bad)}")
-            continue
-        for row in ctx.catalog.uploads_of(file.id):
-            if row.status == "uploaded":
-                ctx.catalog.mark_upload_verified(file.id, row.destination)
-        ctx.catalog.move(file, FileState.VERIFIED)
-        outcome.bytes_in += file.output_size or 0
-        outcome.counts["verified"] += 1
+
+    def check(chunk: Chunk) -> None:
+        uploads = ctx.catalog.uploads_by_file(chunk.ids)
+        verified: list[int] = []  # filled below; recorded when the chunk is, also if a later file fails
+        chunk.record(functools.partial(ctx.catalog.mark_uploads_verified, verified))
+        for file in chunk:
+            outcome.files += 1
+            name = path_inside_source(file.source_path, ctx.settings.sources.folder_source_paths)
+            kept = ctx.path(file.sorted_path or "")
+            if not kept.is_file() or sha256_file(kept) != file.output_hash:
+                problems.append(f"{name}: kept copy {file.sorted_path} is missing or differs")
+                continue
+            bad = [row.destination for row in uploads[file.id] if row.status == "uploaded"
+                   and not _arrived(destinations, row.destination, row.remote_id, file.output_hash or "",
+                                    read_back=(file.id, row.destination) in read_back)]
+            outcome.counts["read_back"] += sum(1 for key in read_back if key[0] == file.id)
+            if bad:
+                problems.append(f"{name}: not found intact at {', '.join(bad)}")
+                continue
+            verified.append(file.id)
+            chunk.move(file, FileState.VERIFIED)
+            outcome.bytes_in += file.output_size or 0
+            outcome.counts["verified"] += 1
+
+    in_chunks(ctx, ctx.pending(FileState.SORTED), check)
     still = unaccounted(ctx)
     outcome.failed = len(problems)
     if still:
@@ -69,8 +75,7 @@ def _read_back_sample(ctx: PhaseContext, destinations: Mapping[str, Destination]
     for name, destination in destinations.items():
         if not isinstance(destination, ReadsBack) or destination.bytes_sample <= 0:
             continue
-        uploaded = [file.id for file in ctx.catalog.iter_files(ctx.batch_id, FileState.SORTED) if any(
-            row.destination == name and row.status == "uploaded" for row in ctx.catalog.uploads_of(file.id))]
+        uploaded = ctx.catalog.uploaded_file_ids(ctx.batch_id, name, FileState.SORTED.value)
         chosen |= {(file_id, name) for file_id in random.sample(uploaded, min(len(uploaded),
                                                                               destination.bytes_sample))}
     return chosen
