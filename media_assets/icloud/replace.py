@@ -5,7 +5,10 @@ asset is never deleted when its successor is the asset itself (Apple answered "d
 the successor is not the same asset: a Live Photo (the upload cannot pair still and video), a burst, an edit, a
 favourite, hidden or captioned asset, or a conversion to another format (a HEIC's JPEG derivative loses depth
 and gain maps and 10-bit colour). Those are recorded as kept with the reason, and the report lists them. Album
-membership is not looked at (listing every album per asset is costly): an asset in albums leaves them."""
+membership is not looked at (listing every album per asset is costly): an asset in albums leaves them.
+
+pyicloud is imported only when a replacement runs: every batch's verification calls `replace_if_configured`, and
+pyicloud with its dependencies is about 35 MB of the run's process that a library without iCloud never needs."""
 
 from __future__ import annotations
 
@@ -13,13 +16,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from media_assets.catalog.icloud import ICloudCatalog, ReplacementCandidate
 from media_assets.catalog.repository import Catalog
-from media_assets.icloud import library
 from media_assets.icloud.config import icloud_config
-from media_assets.icloud.session import Connection, account_connector
 from media_assets.settings import Settings
+
+if TYPE_CHECKING:
+    from media_assets.icloud.session import Connection
 
 log = logging.getLogger("media_assets.icloud")
 
@@ -27,6 +32,8 @@ log = logging.getLogger("media_assets.icloud")
 def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Connection], *, account: str,
                       destination: str = "icloud") -> int:
     """Move this batch's verified iCloud originals to Recently Deleted; returns how many were moved."""
+    from media_assets.icloud import library
+
     icloud = ICloudCatalog(catalog, account)
     by_asset: dict[str, list[ReplacementCandidate]] = defaultdict(list)
     for candidate in icloud.replacement_candidates(batch_id, destination):
@@ -55,6 +62,8 @@ def replace_originals(catalog: Catalog, batch_id: str, source: Callable[[], Conn
 
 def _not_reproducible(files: list[ReplacementCandidate]) -> str | None:
     """Why the uploaded files are not the same asset, as far as the catalog tells; None when they may be."""
+    from media_assets.icloud import library
+
     if any(library.split_source_id(f.source_id)[1] == library.LIVE for f in files):
         return "a Live Photo: the upload cannot pair its still and video again"
     if any(_converted(f.original_path, f.output_path) for f in files):
@@ -82,4 +91,6 @@ def replace_if_configured(settings: Settings, catalog: Catalog, batch_id: str) -
     config = icloud_config(settings)
     if not config.replace_originals:
         return 0
+    from media_assets.icloud.session import account_connector
+
     return replace_originals(catalog, batch_id, account_connector(config, settings), account=config.username)
