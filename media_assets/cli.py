@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from media_assets.settings import GB, STORAGE_FOLDERS, Settings, SettingsError, SettingsWarning, process_settings
-
+# Nothing heavy at import time, the settings (pydantic, ~18 MB) included: every phase's worker process imports
+# this module again as its __main__ (multiprocessing's spawn), and each worker would carry them for nothing.
 if TYPE_CHECKING:  # the CLI imports Dagster only inside the commands that run it
     from media_assets.defs.instance import Pipeline
+    from media_assets.settings import Settings
 
 #: Exit status when the catalog database went away (EX_UNAVAILABLE): nothing is lost, run again later.
 CATALOG_LOST = 69
@@ -177,6 +178,7 @@ class StopSignals:
 
 def _with_pipeline(settings: Settings, args: argparse.Namespace) -> int:
     from media_assets.defs.instance import open_pipeline
+    from media_assets.settings import SettingsError
     from media_assets.sources.configured import SourceUnavailable
 
     try:
@@ -265,6 +267,8 @@ def _catalog_not_reached(error: Exception) -> int:
 def _checked_settings() -> Settings | None:
     """This process's settings, or None after printing the one sentence that says what is wrong; warnings
     (an unknown key) are printed as one line each."""
+    from media_assets.settings import SettingsError, SettingsWarning, process_settings
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SettingsWarning)
         try:
@@ -281,6 +285,7 @@ def _checked_settings() -> Settings | None:
 def _icloud_login(settings: Settings, upload_account: bool) -> int:
     from media_assets.icloud.config import icloud_config
     from media_assets.icloud.session import ICloudAuthError, login_in_terminal
+    from media_assets.settings import SettingsError
 
     try:
         print(login_in_terminal(icloud_config(settings, role="destination" if upload_account else "source")))
@@ -483,6 +488,7 @@ def _status_text(pipeline: Pipeline) -> str:
     from media_assets.catalog.icloud import count_deleted_at_source, count_in_library
     from media_assets.catalog.phase_totals import phase_totals
     from media_assets.defs.status import status_data, status_lines
+    from media_assets.settings import GB, STORAGE_FOLDERS
     from media_assets.storage import free_bytes
 
     catalog, settings = pipeline.catalog, pipeline.settings

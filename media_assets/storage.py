@@ -13,11 +13,13 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from media_assets import faults
 from media_assets.media.hashing import CHUNK, sha256_file
-from media_assets.settings import GB, Settings
+
+if TYPE_CHECKING:  # the settings (pydantic) stay out of the workers, which write files through this module
+    from media_assets.settings import Settings
 
 MAX_NAME_BYTES = 180
 TEMP_PREFIX = ".partial-"
@@ -170,6 +172,8 @@ class FreeSpace:
 
 def free_space(settings: Settings) -> FreeSpace:
     """The one free-space rule, used by the asset check and the Telegram alert alike."""
+    from media_assets.settings import GB
+
     folders = settings.folders_written()
     return FreeSpace(threshold_gb=settings.storage.free_space_alert_gb, folders=folders,
                      free_gb={key: free_bytes(_existing(folder)) / GB for key, folder in folders.items()})

@@ -16,16 +16,19 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.media.compressed import FAILED, KEPT, Compressed, kept
 from media_assets.media.photo_compression import PhotoPolicy, compress_photo
 from media_assets.media.video_compression import VideoPolicy, compress_video
-from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.phases.workers import Workers, available_cores, release_freed_memory
-from media_assets.settings import Settings
 from media_assets.storage import remove_partials
+
+if TYPE_CHECKING:  # a worker imports this module for `compress_file`: no catalog (psycopg) or settings (pydantic)
+    from media_assets.catalog.repository import Catalog, MediaFile
+    from media_assets.phases.common import PhaseContext, PhaseOutcome
+    from media_assets.settings import Settings
 
 #: Fewer files than this per worker are compressed in the parent: starting a pool would cost more.
 POOL_MIN_FILES_PER_WORKER = 2
