@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 import zlib
 from datetime import datetime
 from pathlib import Path
@@ -17,10 +18,12 @@ from media_assets.media import sample_library as sample
 from media_assets.media.compressed import KEPT, LOSSLESS, REENCODED, saving, too_little
 from media_assets.media.jpeg_quality import estimate_quality
 from media_assets.media.photo_compression import (
+    LUMA_STRIP_ROWS,
     PhotoPolicy,
     _markers,
     compress_photo,
     copy_metadata_segments,
+    decoded_luma,
     jpeg_layout,
     jpeg_luma,
     promising_qualities,
@@ -134,13 +137,36 @@ def test_sampled_tiles_pick_the_quality_the_whole_ladder_would_pick(tmp_path: Pa
         img.load()
         reference = jpeg_luma(data)
         ladder = quality_ladder(85, 98, 5)
-        promising, why = promising_qualities(img, reference, len(data), 2, PhotoPolicy(), ladder)
+        promising, why = promising_qualities(img, len(data), 2, PhotoPolicy(), ladder)
         assert why == "" and promising[0] > 85
         assert f"to q{promising[0]}:" in result.decision
         passing = [step for step in ladder if ssim(reference, jpeg_luma(_save(img, step))) >= 0.98]
         assert passing[0] == promising[0]  # what trying every step in full would have chosen
-        _, why = promising_qualities(img, reference, len(data), 2, PhotoPolicy(min_saving_percent=95), ladder)
+        _, why = promising_qualities(img, len(data), 2, PhotoPolicy(min_saving_percent=95), ladder)
         assert "predicted from sampled tiles" in why  # no full encode when the tiles say it cannot pay
+
+
+@pytest.mark.parametrize("mode", ["YCbCr", "L", "RGB"])
+def test_the_luma_taken_strip_by_strip_is_the_whole_planes(mode: str) -> None:
+    """Same numbers as the plane taken at once (a height that is no multiple of the strips included), so every
+    SSIM score and the lossless check are unchanged."""
+    picture = sample.camera_like_image((640, 2 * LUMA_STRIP_ROWS + 37), 3).convert(mode)
+    whole = np.asarray(picture.getchannel(0) if mode == "YCbCr" else picture.convert("L"))
+    assert np.array_equal(decoded_luma(picture), whole)
+
+
+def test_taking_the_luma_holds_little_more_than_the_plane() -> None:
+    """At 12 MP the plane taken at once briefly cost three planes (Pillow's chunks, their join, the array): the
+    worker's peak while it held the decoded picture too."""
+    picture = Image.new("L", (2000, 1500), 128)
+    plane_bytes = picture.width * picture.height
+    tracemalloc.start()
+    try:
+        decoded_luma(picture)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * plane_bytes
 
 
 def _save(img: Image.Image, quality: int) -> bytes:

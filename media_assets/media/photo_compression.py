@@ -103,19 +103,29 @@ def _open(data: bytes) -> Image.Image:
 
 
 def jpeg_luma(data: bytes) -> np.ndarray:
-    """The full-resolution luma of a JPEG, straight from the decoder (no colour conversion, and no copy of the
-    decoded plane besides the array)."""
+    """The full-resolution luma of a JPEG, straight from the decoder (no colour conversion)."""
     with _open(data) as img:
         img.draft("L", img.size)
         img.load()
-        return _decoded_luma(img)
+        return decoded_luma(img)
 
 
-def _decoded_luma(img: Image.Image) -> np.ndarray:
-    """The luma of a loaded picture: for L and YCbCr the decoder's own Y plane (the same numbers as `jpeg_luma`)."""
-    if img.mode == "L":
-        return np.asarray(img)
-    return np.asarray(img.getchannel(0) if img.mode == "YCbCr" else img.convert("L"))
+#: Rows of a picture turned into an array at a time by `decoded_luma` (4 MB of a 4000 px wide YCbCr picture).
+LUMA_STRIP_ROWS = 256
+
+
+def decoded_luma(img: Image.Image) -> np.ndarray:
+    """The luma of a loaded picture: for L and YCbCr the decoder's own Y plane (the same numbers as `jpeg_luma`).
+
+    Filled strip by strip: numpy takes a Pillow image through `tobytes`, which gathers the plane in chunks and
+    joins them, so the whole plane at once briefly costs three planes (36 MB at 12 MP, the worker's peak)."""
+    plane = np.empty((img.height, img.width), np.uint8)
+    for top in range(0, img.height, LUMA_STRIP_ROWS):
+        strip = img.crop((0, top, img.width, min(top + LUMA_STRIP_ROWS, img.height)))
+        if strip.mode != "L":
+            strip = strip.getchannel(0) if strip.mode == "YCbCr" else strip.convert("L")
+        plane[top:top + strip.height] = np.asarray(strip)
+    return plane
 
 
 # --- JPEG -----------------------------------------------------------------------------------------------
@@ -152,14 +162,14 @@ def _jpeg(data: bytes, target: Path, policy: PhotoPolicy) -> Compressed:
             # truncated or broken file stops here.
             img.draft("L" if why else "YCbCr", img.size)
             img.load()
-            original = _decoded_luma(img)
         except (OSError, SyntaxError, ValueError) as error:
             return kept(size, f"cannot decode the JPEG ({error})")
         if not why:
-            result = _reencode(data, layout, img, original, quality or 0, sampling, target, policy)
+            result = _reencode(data, layout, img, quality or 0, sampling, target, policy)
             if isinstance(result, Compressed):
                 return result
             why = result
+        original = decoded_luma(img)
     return _jpeg_lossless(data, layout, original, target, why)
 
 
@@ -172,17 +182,19 @@ def _encode(picture: Image.Image, quality: int, sampling: int) -> bytes:
     return buffer.getvalue()
 
 
-def _reencode(data: bytes, layout: JpegLayout, img: Image.Image, original: np.ndarray, quality: int, sampling: int,
-              target: Path, policy: PhotoPolicy) -> Compressed | str:
-    """The re-encoded JPEG when it passes both gates, else the reason it did not."""
+def _reencode(data: bytes, layout: JpegLayout, img: Image.Image, quality: int, sampling: int, target: Path,
+              policy: PhotoPolicy) -> Compressed | str:
+    """The re-encoded JPEG when it passes both gates, else the reason it did not.
+
+    The picture's luma is taken for each SSIM, after the encode, not held through it: beside the decoded picture
+    (48 MB at 12 MP) and libjpeg's whole-image coefficients for the optimised Huffman tables (36 MB), it would be
+    12 MB more at the worker's peak, and taking it again costs about 10 ms."""
     picture: Image.Image = img
-    reference = original
     if policy.max_megapixels and img.width * img.height > policy.max_megapixels * 1e6:
         scale = (policy.max_megapixels * 1e6 / (img.width * img.height)) ** 0.5
         new_size = (max(1, int(img.width * scale)), max(1, int(img.height * scale)))
         picture = img.resize(new_size, Image.Resampling.LANCZOS)
-        reference = _decoded_luma(picture)
-    ladder, why = promising_qualities(picture, reference, len(data), sampling, policy,
+    ladder, why = promising_qualities(picture, len(data), sampling, policy,
                                       quality_ladder(policy.jpeg_quality, quality, policy.quality_margin))
     for step in ladder:
         encoded = copy_metadata_segments(data, _encode(picture, step, sampling))
@@ -192,7 +204,7 @@ def _reencode(data: bytes, layout: JpegLayout, img: Image.Image, original: np.nd
             return why or f"{what} {too_little(saved)} (< {policy.min_saving_percent:g}% saved)"
         if lost := lost_metadata(layout, encoded):
             return f"{what} would lose metadata ({lost})"
-        score = ssim(reference, jpeg_luma(encoded))
+        score = ssim(decoded_luma(picture), jpeg_luma(encoded))
         if score < policy.min_ssim:
             why = f"{what} failed the quality gate: SSIM {score:.4f} < {policy.min_ssim:g}"
             continue  # a higher quality may still pass and save plenty
@@ -224,8 +236,8 @@ def sample_tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
     return [(left, top, left + SAMPLE_TILE, top + SAMPLE_TILE) for top in starts(height) for left in starts(width)]
 
 
-def promising_qualities(picture: Image.Image, reference: np.ndarray, size: int, sampling: int,
-                        policy: PhotoPolicy, ladder: list[int]) -> tuple[list[int], str]:
+def promising_qualities(picture: Image.Image, size: int, sampling: int, policy: PhotoPolicy, ladder: list[int]
+                        ) -> tuple[list[int], str]:
     """The part of `ladder` worth a full encode, and why nothing is when it is empty.
 
     Each quality is first tried on sampled tiles (about 8% of a 12 MP picture): their SSIM predicts the whole
@@ -236,13 +248,15 @@ def promising_qualities(picture: Image.Image, reference: np.ndarray, size: int, 
     if not tiles:
         return ladder, ""
     pixels = picture.width * picture.height / (len(tiles) * SAMPLE_TILE * SAMPLE_TILE)
+    crops = [picture.crop(box) for box in tiles]
+    references = [decoded_luma(crop) for crop in crops]
     score = 0.0
     for index, step in enumerate(ladder):
         scores, scan_bytes = [], 0
-        for left, top, right, bottom in tiles:
-            encoded = _encode(picture.crop((left, top, right, bottom)), step, sampling)
+        for crop, reference in zip(crops, references, strict=True):
+            encoded = _encode(crop, step, sampling)
             scan_bytes += len(encoded) - _segments(encoded)[1]
-            scores.append(ssim(reference[top:bottom, left:right], jpeg_luma(encoded)))
+            scores.append(ssim(reference, jpeg_luma(encoded)))
         predicted = saving(size, int(scan_bytes * pixels))
         if predicted < policy.min_saving_percent - SAMPLE_SAVING_SLACK:
             return [], (f"q{step} re-encode would save about {predicted:.0f}% (predicted from sampled tiles, "
@@ -479,7 +493,7 @@ def _heic_derivative(data: bytes, target: Path, policy: PhotoPolicy) -> Compress
     buffer = io.BytesIO()
     picture.save(buffer, "JPEG", quality=DERIVATIVE_QUALITY, optimize=True, progressive=True, **metadata)
     encoded = buffer.getvalue()
-    score = ssim(np.asarray(picture.convert("L")), jpeg_luma(encoded))
+    score = ssim(decoded_luma(picture), jpeg_luma(encoded))
     return publish(encoded, target, action=DERIVATIVE, size_before=size, quality=score,
                    decision=f"JPEG derivative of the HEIC at q{DERIVATIVE_QUALITY} for JPEG-only destinations: "
                             f"SSIM {score:.4f}")
