@@ -101,3 +101,22 @@ def test_a_worker_runs_its_libraries_single_threaded() -> None:
     with Workers(2) as pool:
         assert {result for _, result in pool.map(thread_settings, ((n, (n,)) for n in range(2)))} == {
             ("1",) * len(ONE_THREAD_EACH)}
+
+
+def _modules_after_import(*modules: str) -> set[str]:
+    """The top-level packages a fresh interpreter holds after importing `modules`."""
+    code = f"import sys\nfor name in {modules!r}: __import__(name)\nprint(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return {name.split(".")[0] for name in done.stdout.split()}
+
+
+def test_a_compression_worker_imports_no_settings_catalog_or_dagster() -> None:
+    """What a spawn worker imports: the CLI again (as its __main__) and the phase module of its job. The
+    settings (pydantic, ~18 MB) and the catalog (psycopg, ~8 MB) were in every worker, at a 12 MP photo's peak."""
+    loaded = _modules_after_import("media_assets.cli", "media_assets.phases.compression")
+    assert not loaded & {"pydantic", "pydantic_settings", "psycopg", "dagster", "pyicloud"}
+
+
+def test_a_run_without_icloud_does_not_import_pyicloud() -> None:
+    """pyicloud and its dependencies were ~20 MB of the run's process through every batch's verification."""
+    assert "pyicloud" not in _modules_after_import("media_assets.runner")
