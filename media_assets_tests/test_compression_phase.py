@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from dagster import AssetKey
 
+from media_assets.catalog.repository import MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
@@ -91,3 +93,14 @@ def test_a_crash_while_compressing_lets_the_original_flow_on(make_pipeline: Make
 def test_wrong_settings_are_named(make_pipeline: MakePipeline, name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):  # refused as the settings are read, before any phase
         compression.CompressionConfig.from_settings(make_pipeline(**{name: value}).settings)
+
+
+@pytest.mark.parametrize(("media_type", "size", "alone"), [
+    ("video", (1920, 1080), True), ("video", (3840, 2160), True), ("video", None, True),
+    ("video", (1280, 720), False), ("photo", (4000, 3000), False)])
+def test_a_large_video_is_compressed_with_no_other_file_beside_it(media_type: str, size: tuple[int, int] | None,
+                                                                   alone: bool) -> None:
+    """ffmpeg at 1080p (~150 MB) beside a 12 MP re-encode (~140 MB) was the run's memory peak."""
+    width, height = size or (None, None)
+    file = cast(MediaFile, SimpleNamespace(media_type=media_type, width=width, height=height))
+    assert compression.runs_alone(file) is alone

@@ -103,6 +103,33 @@ def test_a_worker_runs_its_libraries_single_threaded() -> None:
             ("1",) * len(ONE_THREAD_EACH)}
 
 
+
+def logged_nap(log: str, key: int) -> int:
+    """A job that notes when it starts and ends (one appended line each: atomic between processes)."""
+    with open(log, "a") as out:
+        out.write(f"start {key}\n")
+    time.sleep(0.3)
+    with open(log, "a") as out:
+        out.write(f"end {key}\n")
+    return key
+
+
+def test_a_job_that_runs_alone_shares_the_pool_with_no_other(tmp_path: Path) -> None:
+    """The memory budget: a 1080p transcode never runs beside a 12 MP re-encode. The others still run two at a
+    time, and results still come back in order."""
+    log = str(tmp_path / "log")
+    with Workers(2, in_flight_per_worker=2) as pool:
+        results = [key for key, _ in pool.map(logged_nap, ((n, (log, n)) for n in range(7)),
+                                              runs_alone=lambda key: key == 3)]
+    assert results == list(range(7))
+    events = Path(log).read_text().split("\n")[:-1]
+    start, end = events.index("start 3"), events.index("end 3")
+    assert end == start + 1, f"nothing else ran beside job 3: {events}"
+    assert all(f"end {n}" in events[:start] for n in range(3)) and all(
+        f"start {n}" in events[end:] for n in range(4, 7))
+    assert events[:2] == ["start 0", "start 1"] or events[:2] == ["start 1", "start 0"], "the others ran two at once"
+
+
 def _modules_after_import(*modules: str) -> set[str]:
     """The top-level packages a fresh interpreter holds after importing `modules`."""
     code = f"import sys\nfor name in {modules!r}: __import__(name)\nprint(' '.join(sorted(sys.modules)))"

@@ -32,6 +32,10 @@ if TYPE_CHECKING:  # a worker imports this module for `compress_file`: no catalo
 
 #: Fewer files than this per worker are compressed in the parent: starting a pool would cost more.
 POOL_MIN_FILES_PER_WORKER = 2
+#: A video with frames larger than this is compressed with no other file beside it. ffmpeg transcoding 1080p holds
+#: about 150 MB (x264's frames, the decoder's); beside a 12 MP photo's re-encode (about 140 MB in its worker) the
+#: run's processes passed 600 MB. 720p (0.9 MP, about 70 MB in ffmpeg) still shares the machine.
+ALONE_MIN_VIDEO_PIXELS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,15 @@ def _results(config: CompressionConfig, jobs: Iterable[tuple[MediaFile, Job]], w
                     action=FAILED)
 
     return workers.map(compress_file, ((file, (job, config)) for file, job in jobs), on_error=worker_failed,
-                       name=lambda file: file.original_name)
+                       name=lambda file: file.original_name, runs_alone=runs_alone)
+
+
+def runs_alone(file: MediaFile) -> bool:
+    """Whether the file's compression is too big to share the machine: a video above ALONE_MIN_VIDEO_PIXELS
+    (one of unknown size too). Videos are few, so the cost is a core idle while each of them is transcoded."""
+    if file.media_type != "video":
+        return False
+    return file.width is None or file.height is None or file.width * file.height > ALONE_MIN_VIDEO_PIXELS
 
 
 def _paired(catalog: Catalog, file: MediaFile) -> bool:

@@ -86,10 +86,12 @@ class Workers:
 
     def map(self, job: Callable[..., R], tasks: Iterable[tuple[K, tuple[Any, ...]]], *,
             on_error: Callable[[K, Exception], R] | None = None,
-            name: Callable[[K], str] = str) -> Iterator[tuple[K, R]]:
+            name: Callable[[K], str] = str,
+            runs_alone: Callable[[K], bool] | None = None) -> Iterator[tuple[K, R]]:
         """(key, job(*args)) for each (key, args) of `tasks`, in order. With `on_error`, a job whose worker
         failed (killed, out of memory) gives `on_error(key, error)` instead of stopping the phase. `name` tells
-        `working_on` which file is waited for."""
+        `working_on` which file is waited for. A job whose key `runs_alone` says so starts once every earlier job is
+        done, and no later one starts before it is: the memory budget for jobs too big to share the machine."""
         window: deque[tuple[K, Future[R]]] = deque()
 
         def collect() -> tuple[K, R]:
@@ -103,8 +105,11 @@ class Workers:
                 return key, on_error(key, error)
 
         for key, args in tasks:
+            alone = runs_alone is not None and runs_alone(key)
+            while alone and window:
+                yield collect()
             window.append((key, self._pool.submit(job, *args)))
-            if len(window) >= self.in_flight:
+            while window and (alone or len(window) >= self.in_flight):
                 yield collect()
         while window:
             yield collect()
