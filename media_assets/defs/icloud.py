@@ -13,7 +13,9 @@ class ICloudResource(ConfigurableResource):
     settings: SettingsResource
 
     def source(self) -> MediaSource | None:
+        loaded = self.settings.load()
+        if not loaded.sources.enable_icloud_download:
+            return None  # and pyicloud (about 20 MB of the run's process) stays unimported
         from media_assets.sources.icloud import icloud_source
 
-        loaded = self.settings.load()
-        return icloud_source(loaded) if loaded.sources.enable_icloud_download else None
+        return icloud_source(loaded)
