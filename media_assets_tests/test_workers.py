@@ -144,6 +144,17 @@ def test_a_compression_worker_imports_no_settings_catalog_or_dagster() -> None:
     assert not loaded & {"pydantic", "pydantic_settings", "psycopg", "dagster", "pyicloud"}
 
 
-def test_a_run_without_icloud_does_not_import_pyicloud() -> None:
-    """pyicloud and its dependencies were ~20 MB of the run's process through every batch's verification."""
+def test_a_run_without_icloud_does_not_import_pyicloud(tmp_path: Path) -> None:
+    """pyicloud and its dependencies were ~20 MB of the run's process, imported by every batch's verification
+    and by the download phase asking for the iCloud source."""
     assert "pyicloud" not in _modules_after_import("media_assets.runner")
+    (tmp_path / "library").mkdir()
+    settings = tmp_path / "settings.env"
+    settings.write_text(f"ENABLE_ICLOUD_DOWNLOAD=false\nFOLDER_SOURCE_PATHS={tmp_path / 'library'}\n"
+                        f"MEDIA_ROOT={tmp_path / 'media'}\nDATA_DIR={tmp_path / 'data'}\n")
+    code = ("import sys\nfrom media_assets.defs.icloud import ICloudResource\n"
+            "from media_assets.defs.resources import SettingsResource\n"
+            f"assert ICloudResource(settings=SettingsResource(settings_file={str(settings)!r})).source() is None\n"
+            "print('pyicloud' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
