@@ -81,12 +81,15 @@ def test_a_failed_batch_keeps_its_copies_and_a_re_run_still_finishes_it(make_pip
     failed = run_batch(pipeline)
     assert not failed.success
     storage = pipeline.settings.storage_dir
-    assert _files_in(storage("compressed")) and _files_in(storage("originals"))
-    assert _pruned(pipeline, "original_pruned_at") == _pruned(pipeline, "output_pruned_at") == 0
+    assert _files_in(storage("originals")) and _pruned(pipeline, "original_pruned_at") == 0
+    # Compression's outputs were renamed into bridge/ (recorded as such), so the only copies of them are the
+    # kept copies in uploaded/ and the destinations'.
+    assert _files_in(storage("compressed")) == []
 
-    # The compressed copy that was kept lets the damaged kept copy be restored; the re-run then finishes.
+    # The destination's copy lets the damaged kept copy be restored; the re-run then finishes.
     [damaged] = [f for f in pipeline.catalog.iter_files(failed.batch_id, FileState.SORTED)]
-    shutil.copyfile(pipeline.settings.storage.media_root / present(damaged.output_path),
+    [upload] = pipeline.catalog.uploads_of(damaged.id)
+    shutil.copyfile(pipeline.settings.destinations.local_destination_dir / present(upload.remote_id),
                     pipeline.settings.storage.media_root / present(damaged.sorted_path))
     again = run_batch(pipeline, failed.batch_id)
     assert again.success, again.error

@@ -3,26 +3,38 @@ with the file id added only when two files of the batch share a name.
 
 The files are staged in chunks (`in_chunks`): one sync of the chunk's copies, then one catalog transaction.
 
-Staging copies rather than hard-links: the sorted copy must not share its bytes with the original, or an app
-that edits a photo in `uploaded/` (or one bad sector) would change the original too."""
+Compression's own output (`compressed/<batch>/`) is renamed into `bridge/`, not copied, and recorded as its
+`output_pruned_at` in the same transaction. An original (a file compression kept as it was) is copied rather
+than hard-linked or moved: it stays until verified, and the sorted copy must not share its bytes with it, or an
+app that edits a photo in `uploaded/` (or one bad sector) would change the original too."""
 
 from __future__ import annotations
 
+import functools
+
 from media_assets.catalog.states import FileState
 from media_assets.phases.common import Chunk, PhaseContext, PhaseOutcome, in_chunks
-from media_assets.storage import copy_atomically, free_target, safe_name
+from media_assets.storage import copy_atomically, free_target, move_file, safe_name
 
 
 def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     bridge = ctx.settings.storage_dir("bridge") / ctx.batch_id
+    compressed_folder = ctx.settings.storage_dir("compressed")
 
     def stage(chunk: Chunk) -> None:
         for file in chunk:
             source = ctx.path(file.output_path or "")
             target = free_target(bridge, _staged_name(file.original_name, source.suffix), file.id, file.output_hash)
+            compressed = file.output_path != file.original_path and source.is_relative_to(compressed_folder)
             if not target.exists():
-                copy_atomically(source, target, durable=False)
+                if compressed:  # compression's own output, not an original: renamed, no second copy
+                    move_file(source, target, durable=False)
+                else:
+                    copy_atomically(source, target, durable=False)
                 chunk.wrote(target)
+            # else: a killed run had staged it already; the catalog catches up now.
+            if compressed:  # its bytes live on as the staged copy; `verify --full` must not miss it
+                chunk.record(functools.partial(ctx.catalog.mark_pruned, file.id, "output"))
             chunk.move(file, FileState.STAGED, staged_path=ctx.relative(target))
             outcome.files += 1
             outcome.bytes_out += file.output_size or 0

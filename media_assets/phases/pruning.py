@@ -2,7 +2,8 @@
 lets go, so the library costs about one kept copy plus each destination's copy instead of four.
 
 - The compressed output and any staged copy left in `bridge/` go once the kept copy in `uploaded/` is
-  re-hashed and holds the same bytes.
+  re-hashed and holds the same bytes (file preparation renames compression's output into `bridge/`, so
+  since then only a staged copy left by sorting turned off, or an output of a batch staged before, remain).
 - An original goes when its source's rule allows (until_verified, days:N after the batch was verified, or
   always kept) and, for a folder source, only while the folder still holds that very version of the file. Its
   sidecars (.AAE, .xmp) still beside it go with it: those of a duplicate, which is never sorted (a kept
