@@ -1,0 +1,27 @@
+"""The step logs' capture (`PrivateComputeLogManager`): owner-only files, and one process per stream."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import psutil
+
+from media_assets.defs.instance import PRIVATE_LOG_MODE, PrivateComputeLogManager
+
+
+def test_a_capture_writes_private_logs_with_one_tail_per_stream_and_no_python_watcher(tmp_path: Path) -> None:
+    manager = PrivateComputeLogManager(base_dir=str(tmp_path))
+    log_key = ["run-1", "compute_logs", "abcdefgh"]
+    with manager.capture_logs(log_key):
+        print("a line of the step", flush=True)
+        print("a warning of the step", file=sys.stderr, flush=True)
+        helpers = [child.cmdline() for child in psutil.Process().children(recursive=True)]
+    # Dagster's own capture starts a Python watcher (watch_orphans.py, 11 MB) beside each stream's tail.
+    assert [command[0] for command in helpers] == ["tail", "tail"], helpers
+    out = Path(manager.get_captured_local_path(log_key, "out"))
+    err = Path(manager.get_captured_local_path(log_key, "err"))
+    assert out.read_text() == "a line of the step\n" and err.read_text() == "a warning of the step\n"
+    for written in (out, err, Path(manager.complete_artifact_path(log_key))):
+        assert written.stat().st_mode & 0o777 == PRIVATE_LOG_MODE, written
+    assert not psutil.Process().children(recursive=True)
