@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import psutil
@@ -25,3 +28,23 @@ def test_a_capture_writes_private_logs_with_one_tail_per_stream_and_no_python_wa
     for written in (out, err, Path(manager.complete_artifact_path(log_key))):
         assert written.stat().st_mode & 0o777 == PRIVATE_LOG_MODE, written
     assert not psutil.Process().children(recursive=True)
+
+
+def test_the_tails_end_when_the_capturing_process_is_killed(tmp_path: Path) -> None:
+    capturing = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from media_assets.defs.instance import PrivateComputeLogManager
+        with PrivateComputeLogManager(base_dir={str(tmp_path)!r}).capture_logs(["run-1", "compute_logs", "k"]):
+            print("capturing", flush=True)
+            time.sleep(600)
+        """)])
+    log = tmp_path / "run-1" / "compute_logs" / "k.out"
+    while not (log.is_file() and log.read_text()):
+        assert capturing.poll() is None
+        time.sleep(0.05)
+    tails = psutil.Process(capturing.pid).children()
+    assert [tail.name() for tail in tails] == ["tail", "tail"]
+    capturing.kill()  # no cleanup runs: what Dagster's watcher process was for
+    capturing.wait()
+    _, alive = psutil.wait_procs(tails, timeout=30)
+    assert not alive
