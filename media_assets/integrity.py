@@ -20,7 +20,15 @@ from media_assets.catalog.integrity import record_integrity_check, record_repair
 from media_assets.catalog.repository import Catalog, MediaFile, path_inside_source
 from media_assets.catalog.sidecars import all_sidecars
 from media_assets.catalog.states import FileState
-from media_assets.destinations.base import Destination, ListsItsFiles, ReadsBack, Resends, SeesItsCopies, UploadJob
+from media_assets.destinations.base import (
+    Destination,
+    ListsItsFiles,
+    ReadsBack,
+    Resends,
+    SeesItsCopies,
+    StatsItsCopies,
+    UploadJob,
+)
 from media_assets.media.hashing import sha256_file
 from media_assets.phases.upload import capture_moment
 from media_assets.settings import Settings
@@ -218,7 +226,8 @@ def repair_copies(settings: Settings, catalog: Catalog, destinations: Mapping[st
             continue
         record_repair(catalog, file, place, remote_id,
                       f"repaired at {place}: the {damaged.category} copy {damaged.remote_id} sent again from "
-                      f"the kept copy, verified as {remote_id}")
+                      f"the kept copy, verified as {remote_id}",
+                      destination.identity(remote_id) if isinstance(destination, StatsItsCopies) else None)
         report.repaired.append(f"{where}: sent again from the kept copy and verified"
                                + (f" as {remote_id}" if remote_id != damaged.remote_id else ""))
 

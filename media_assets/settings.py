@@ -165,7 +165,10 @@ class DestinationSettings(Section):
     enable_pixel_upload: bool = setting("ENABLE_PIXEL_UPLOAD", False, "copy kept files to PIXEL_SYNC_DIR")
     pixel_sync_dir: Path | None = setting("PIXEL_SYNC_DIR", None, "the folder Syncthing mirrors to the phone")
     enable_sorting: bool = setting("ENABLE_SORTING", True, "sort the bridge folder by capture date")
-    enable_verification: bool = setting("ENABLE_VERIFICATION", True, "re-read every upload at its destination")
+    enable_verification: bool = setting("ENABLE_VERIFICATION", True, "verify every copy at its destination")
+    verify_sample: int = setting("VERIFY_SAMPLE", 10,
+                                 "kept and folder-destination copies per batch and place that verification re-hashes"
+                                 " (the others are proven by their identity, a stat)", ge=0)
 
     @model_validator(mode="after")
     def _pixel_folder_when_enabled(self) -> DestinationSettings:

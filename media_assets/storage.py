@@ -58,12 +58,37 @@ def free_target(folder: Path, name: str, file_id: int, content_hash: str | None 
     return folder / with_suffix_id(name, file_id)
 
 
+class DiffersFromChecksum(OSError):
+    """The bytes read while copying do not have the SHA-256 the catalog expects: the copy is not made."""
+
+
+def copy_identity(path: Path) -> str | None:
+    """'st_ino:st_size:st_mtime_ns' of a file, None if there is none: a rename keeps it, any write changes it.
+    Taken right after the pipeline wrote and hashed a copy and recorded in the catalog, it proves by a stat
+    that the copy still holds those bytes (verification; the weekly scrub still re-hashes everything)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def holds_checksum(path: Path, identity: str | None, checksum: str | None, *, rehash: bool = False) -> bool:
+    """Whether the file holds the bytes of `checksum`: by its identity recorded when those bytes were written,
+    or, for a copy without one, one whose identity changed (it may have been copied back) or when `rehash`, by
+    re-hashing it."""
+    if not rehash and identity is not None and copy_identity(path) == identity:
+        return True
+    return path.is_file() and sha256_file(path) == checksum
+
+
 def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = None,
-                     durable: bool = True) -> tuple[int, str]:
+                     durable: bool = True, expected_sha256: str | None = None) -> tuple[int, str]:
     """Copy a stream to `target` through a temp file in the same folder, fsync, rename; (bytes, sha256).
 
     `durable=False` leaves the fsyncs to the caller, who makes a whole chunk of files durable at once
-    (`make_durable`) before the catalog records any of them."""
+    (`make_durable`) before the catalog records any of them. With `expected_sha256`, bytes that hash otherwise
+    never reach `target` (DiffersFromChecksum), so the copy's identity vouches for that checksum."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / (temp_name or f"{TEMP_PREFIX}{target.name}")
     digest = hashlib.sha256()
@@ -78,6 +103,8 @@ def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = 
             out.flush()
             if durable:
                 os.fsync(out.fileno())
+        if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
+            raise DiffersFromChecksum(f"{target.name}: the bytes copied are not those of SHA-256 {expected_sha256}")
         os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -88,9 +115,10 @@ def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = 
 
 
 def copy_atomically(source: Path, target: Path, *, temp_name: str | None = None,
-                    durable: bool = True) -> tuple[int, str]:
+                    durable: bool = True, expected_sha256: str | None = None) -> tuple[int, str]:
     with source.open("rb") as stream:
-        return write_atomically(stream, target, temp_name=temp_name, durable=durable)
+        return write_atomically(stream, target, temp_name=temp_name, durable=durable,
+                                expected_sha256=expected_sha256)
 
 
 def move_file(source: Path, target: Path, *, durable: bool = True) -> None:

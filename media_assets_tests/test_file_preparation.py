@@ -1,4 +1,5 @@
-"""File preparation renames compression's own output into `bridge/` (no second copy) and copies an original."""
+"""File preparation renames compression's own output into `bridge/` (no second copy) and copies an original,
+and records the staged copy's identity (the kept copy's, once sorting renames it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from media_assets.phases.common import run_phase
 from media_assets.phases.compression import compress
 from media_assets.phases.file_preparation import prepare_files
 from media_assets.runner import run_batch
+from media_assets.storage import copy_identity
 from media_assets_tests.conftest import MakePipeline, present
 from media_assets_tests.first_phases import download_and_deduplicate
 
@@ -27,6 +29,8 @@ def test_compressed_output_is_renamed_and_an_original_copied(make_pipeline: Make
     renamed = copied = 0
     for file in pipeline.catalog.iter_files("b1", FileState.STAGED):
         staged = ctx.path(present(file.staged_path)).stat()
+        # recorded when its bytes were known (written and hashed, or compression's output renamed): the kept copy
+        assert file.kept_identity == copy_identity(ctx.path(present(file.staged_path)))
         if file.output_path != file.original_path:
             renamed += 1
             assert staged.st_ino == inodes[file.id], "the very file compression wrote"

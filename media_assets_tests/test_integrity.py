@@ -25,6 +25,7 @@ from media_assets.media import sample_library as sample
 from media_assets.media.hashing import sha256_file
 from media_assets.reporting import RunReport
 from media_assets.runner import run_batch
+from media_assets.storage import copy_identity
 from media_assets_tests.conftest import MakePipeline, present
 from media_assets_tests.telegram_stub import TelegramStub
 from media_assets_tests.test_telegram import telegram_settings
@@ -198,6 +199,9 @@ def test_verify_repair_sends_a_bad_and_a_missing_copy_again_and_leaves_matching_
     assert f"repaired: 2019/Trip/IMG_1.jpg at local ({bad.remote_id}): sent again from the kept copy" in out
     assert sha256_file(local / bad.remote_id) == bad.checksum and sha256_file(pixel / gone.remote_id) == gone.checksum
     assert {path: path.stat().st_mtime_ns for path in untouched} == untouched  # matching copies never rewritten
+    for damaged, folder in ((bad, local), (gone, pixel)):  # the new copies' identities, for verification's stat
+        repaired = pipeline.catalog.upload_for(damaged.file_id, damaged.destination)
+        assert repaired and repaired.copy_identity == copy_identity(folder / present(damaged.remote_id))
     history = find.file_history_text(pipeline.catalog, "IMG_1.jpg", pipeline.settings.sources.folder_source_paths)
     assert f"verified -> verified (repaired at local: the differing copy {bad.remote_id} sent again" in history
 

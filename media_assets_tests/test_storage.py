@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from media_assets import storage
+from media_assets.destinations.folder import FolderDestination
 from media_assets.storage import (
     MAX_NAME_BYTES,
     TEMP_PREFIX,
+    DiffersFromChecksum,
     copy_atomically,
+    copy_identity,
     free_target,
     move_file,
     remove_partials,
@@ -262,3 +265,43 @@ def test_make_durable_fsyncs_each_file_and_folder_without_syncfs(tmp_path: Path,
     monkeypatch.setattr(storage, "_fsync_file", lambda path: synced.append(str(path.relative_to(tmp_path))))
     storage.make_durable(written)
     assert synced == ["a/one.jpg", "a", "b/two.jpg", "b"]
+
+
+def test_a_copy_whose_bytes_are_not_the_expected_ones_is_never_made(tmp_path: Path) -> None:
+    """So a folder destination's copy, and its identity, vouch for the catalog's checksum."""
+    source = tmp_path / "staged.jpg"
+    source.write_bytes(b"bytes that changed after they were hashed")
+    with pytest.raises(DiffersFromChecksum):
+        copy_atomically(source, tmp_path / "dest" / "a.jpg", expected_sha256=sha(b"the bytes that were hashed"))
+    assert list((tmp_path / "dest").iterdir()) == []
+    destination = FolderDestination("local", tmp_path / "local", "local folder")
+    with pytest.raises(OSError):
+        destination.upload(source, "a.jpg", sha(b"the bytes that were hashed"))
+    assert destination.all_ids() == set() and destination.identity("a.jpg") is None
+    assert destination.upload(source, "a.jpg", sha(source.read_bytes())) == "a.jpg"
+    assert destination.identity("a.jpg") == copy_identity(tmp_path / "local" / "a.jpg") is not None
+
+
+def test_a_copy_is_proven_by_its_identity_until_it_is_written_again(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "kept.jpg"
+    source = tmp_path / "src"
+    source.write_bytes(b"kept")
+    copy_atomically(source, copy)
+    identity = copy_identity(copy)
+    hashed: list[Path] = []
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return sha(path.read_bytes())
+
+    monkeypatch.setattr(storage, "sha256_file", counting)
+    assert storage.holds_checksum(copy, identity, sha(b"kept")) and hashed == []
+    assert storage.holds_checksum(copy, identity, sha(b"kept"), rehash=True) and hashed == [copy]
+    assert not storage.holds_checksum(copy, None, sha(b"other")) and len(hashed) == 2
+    copy.write_bytes(b"kapt")
+    later = copy.stat().st_mtime_ns + 10**9
+    os.utime(copy, ns=(later, later))
+    assert copy_identity(copy) != identity
+    assert not storage.holds_checksum(copy, identity, sha(b"kept")) and len(hashed) == 3
+    assert not storage.holds_checksum(tmp_path / "gone.jpg", identity, sha(b"kept"))

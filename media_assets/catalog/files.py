@@ -61,6 +61,8 @@ class MediaFile:
     output_pruned_at: datetime | None = None
     #: Quarantined because its source could not be reached, not for what it is: offered again (revision 0015).
     source_unreachable: bool = False
+    #: The kept copy's identity when its bytes were hashed (`storage.copy_identity`, revision 0016); None: unknown.
+    kept_identity: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> MediaFile:
@@ -102,6 +104,7 @@ class FileChanges(TypedDict, total=False):
     capture_time_zone: str | None
     capture_time_zone_source: str | None
     source_unreachable: bool
+    kept_identity: str | None
 
 
 class FingerprintColumns(TypedDict, total=False):
@@ -293,6 +296,12 @@ class FileQueries(CatalogConnection):
     def set_error(self, file_id: int, error: str | None) -> None:
         """Note a problem with a file that does not change its state (it will be retried)."""
         self.conn.execute("UPDATE media_files SET error = %s, updated_at = now() WHERE id = %s", (error, file_id))
+
+    def file_ids(self, batch_id: str, state: FileState) -> list[int]:
+        """The ids of the batch's files in `state` (a phase's random sample of them), in id order."""
+        rows = self.conn.execute("SELECT id FROM media_files WHERE batch_id = %s AND state = %s ORDER BY id",
+                                 (batch_id, state.value)).fetchall()
+        return [row["id"] for row in rows]
 
     def count_by_state(self, batch_id: str | None = None) -> dict[str, int]:
         if batch_id is None:

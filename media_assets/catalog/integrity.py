@@ -40,11 +40,12 @@ def last_integrity_check(catalog: Catalog) -> IntegrityCheck | None:
     return IntegrityCheck(**row) if row else None
 
 
-def record_repair(catalog: Catalog, file: MediaFile, destination: str, remote_id: str, detail: str) -> None:
-    """A copy at `destination` sent again and verified: its upload row now names it (verified now), and the
-    file's history says what was repaired."""
+def record_repair(catalog: Catalog, file: MediaFile, destination: str, remote_id: str, detail: str,
+                  copy_identity: str | None = None) -> None:
+    """A copy at `destination` sent again and verified: its upload row now names it and its identity (verified
+    now), and the file's history says what was repaired."""
     with catalog.transaction() as cur:
-        cur.execute("UPDATE uploads SET remote_id = %s, uploaded_at = now(), verified_at = now()"
-                    " WHERE file_id = %s AND destination = %s", (remote_id, file.id, destination))
+        cur.execute("UPDATE uploads SET remote_id = %s, copy_identity = %s, uploaded_at = now(), verified_at = now()"
+                    " WHERE file_id = %s AND destination = %s", (remote_id, copy_identity, file.id, destination))
         cur.execute("INSERT INTO state_changes (file_id, from_state, to_state, detail) VALUES (%s, %s, %s, %s)",
                     (file.id, file.state.value, file.state.value, detail))

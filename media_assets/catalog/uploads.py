@@ -22,6 +22,8 @@ class Upload:
     detail: str | None
     uploaded_at: datetime
     verified_at: datetime | None
+    #: The copy's identity when its bytes were hashed (`storage.copy_identity`, revision 0016): a folder's copies.
+    copy_identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,13 @@ class UploadQueries(CatalogConnection):
         return [row["file_id"] for row in rows]
 
     def record_upload(self, file_id: int, destination: str, *, status: str, remote_id: str | None,
-                      checksum: str | None, detail: str | None = None) -> None:
+                      checksum: str | None, detail: str | None = None, copy_identity: str | None = None) -> None:
         self.conn.execute(
-            "INSERT INTO uploads (file_id, destination, status, remote_id, checksum, detail)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (file_id, destination) DO UPDATE SET"
+            "INSERT INTO uploads (file_id, destination, status, remote_id, checksum, detail, copy_identity)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id, destination) DO UPDATE SET"
             " status = EXCLUDED.status, remote_id = EXCLUDED.remote_id, checksum = EXCLUDED.checksum,"
-            " detail = EXCLUDED.detail, uploaded_at = now()",
-            (file_id, destination, status, remote_id, checksum, detail))
+            " detail = EXCLUDED.detail, copy_identity = EXCLUDED.copy_identity, uploaded_at = now()",
+            (file_id, destination, status, remote_id, checksum, detail, copy_identity))
 
     def mark_uploads_verified(self, file_ids: Sequence[int]) -> None:
         """Every uploaded copy of these files was found intact at its destination."""

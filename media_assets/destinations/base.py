@@ -74,6 +74,20 @@ class SeesItsCopies(Protocol):
 
 
 @runtime_checkable
+class StatsItsCopies(Protocol):
+    """A destination whose copies are local files (a folder): each copy's identity (`storage.copy_identity`),
+    taken once its bytes were hashed as written, proves it later by a stat, without reading it again."""
+
+    def identity(self, remote_id: str) -> str | None:
+        """The copy's identity now; None when it is not there."""
+        ...
+
+    def verify_by_identity(self, remote_id: str, identity: str | None, checksum: str) -> bool:
+        """`verify`, but a copy whose identity is still the recorded one is not read (None: re-hashed)."""
+        ...
+
+
+@runtime_checkable
 class ListsItsFiles(Protocol):
     """A destination whose files can be listed (a folder), so files nobody sent there are found."""
 

@@ -1,7 +1,9 @@
 """Folder destinations: the local folder of the embedded default, and a Pixel phone's sync folder.
 
 Files are written under a temp name and renamed, so a sync app (Syncthing ignores `.syncthing.*.tmp`) never
-picks up half a file; an identical file already there counts as uploaded, a different one keeps its name."""
+picks up half a file; an identical file already there counts as uploaded, a different one keeps its name. A copy
+is made only of bytes that hash to the catalog's checksum, so its identity (`storage.copy_identity`), recorded
+on its upload row, proves it to verification by a stat."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from media_assets.destinations.base import UploadError, UploadJob
 from media_assets.media.hashing import sha256_file
-from media_assets.storage import copy_atomically, with_suffix_id
+from media_assets.storage import copy_atomically, copy_identity, holds_checksum, with_suffix_id
 
 
 class FolderDestination:
@@ -28,19 +30,24 @@ class FolderDestination:
         for candidate in candidates:
             target = self.folder / candidate
             if not target.exists():
-                copy_atomically(path, target, temp_name=f".syncthing.{candidate}.tmp")
+                copy_atomically(path, target, temp_name=f".syncthing.{candidate}.tmp", expected_sha256=checksum)
                 return candidate
             if sha256_file(target) == checksum:
                 return candidate
         raise UploadError(f"no free name for {name} in {self.folder}")
 
     def verify(self, remote_id: str, checksum: str) -> bool:
-        target = self.folder / remote_id
-        return target.is_file() and sha256_file(target) == checksum
+        return holds_checksum(self.folder / remote_id, None, checksum)
+
+    def identity(self, remote_id: str) -> str | None:
+        return copy_identity(self.folder / remote_id)
+
+    def verify_by_identity(self, remote_id: str, identity: str | None, checksum: str) -> bool:
+        return holds_checksum(self.folder / remote_id, identity, checksum)
 
     def resend(self, remote_id: str, job: UploadJob) -> str:
         target = self.folder / remote_id
-        copy_atomically(job.path, target, temp_name=f".syncthing.{target.name}.tmp")
+        copy_atomically(job.path, target, temp_name=f".syncthing.{target.name}.tmp", expected_sha256=job.checksum)
         return remote_id
 
     def holds(self, remote_id: str) -> bool:

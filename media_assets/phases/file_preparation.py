@@ -6,15 +6,22 @@ The files are staged in chunks (`in_chunks`): one sync of the chunk's copies, th
 Compression's own output (`compressed/<batch>/`) is renamed into `bridge/`, not copied, and recorded as its
 `output_pruned_at` in the same transaction. An original (a file compression kept as it was) is copied rather
 than hard-linked or moved: it stays until verified, and the sorted copy must not share its bytes with it, or an
-app that edits a photo in `uploaded/` (or one bad sector) would change the original too."""
+app that edits a photo in `uploaded/` (or one bad sector) would change the original too.
+
+The staged file becomes the kept copy (sorting renames it), so its identity (`storage.copy_identity`) is recorded
+as the file's `kept_identity` when its bytes are known: a copy's right after it was written and hashed to the
+catalog's checksum; compression's output right after the rename, when it has the size compression recorded
+(compression hashed it as it wrote it, in a worker that holds no catalog, and nothing else writes to
+`compressed/`). A staged file a killed run left is given none: verification re-hashes it."""
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from media_assets.catalog.states import FileState
 from media_assets.phases.common import Chunk, PhaseContext, PhaseOutcome, in_chunks
-from media_assets.storage import copy_atomically, free_target, move_file, safe_name
+from media_assets.storage import copy_atomically, copy_identity, free_target, move_file, safe_name
 
 
 def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
@@ -26,20 +33,28 @@ def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
             source = ctx.path(file.output_path or "")
             target = free_target(bridge, _staged_name(file.original_name, source.suffix), file.id, file.output_hash)
             compressed = file.output_path != file.original_path and source.is_relative_to(compressed_folder)
+            identity = None
             if not target.exists():
-                if compressed:  # compression's own output, not an original: renamed, no second copy
-                    move_file(source, target, durable=False)
-                else:
-                    copy_atomically(source, target, durable=False)
+                identity = _stage(source, target, file.output_hash, file.output_size, renamed=compressed)
                 chunk.wrote(target)
             # else: a killed run had staged it already; the catalog catches up now.
             if compressed:  # its bytes live on as the staged copy; `verify --full` must not miss it
                 chunk.record(functools.partial(ctx.catalog.mark_pruned, file.id, "output"))
-            chunk.move(file, FileState.STAGED, staged_path=ctx.relative(target))
+            chunk.move(file, FileState.STAGED, staged_path=ctx.relative(target), kept_identity=identity)
             outcome.files += 1
             outcome.bytes_out += file.output_size or 0
 
     in_chunks(ctx, ctx.pending(FileState.COMPRESSED), stage)
+
+
+def _stage(source: Path, target: Path, checksum: str | None, size: int | None, *, renamed: bool) -> str | None:
+    """Stage one file; the staged copy's identity when its bytes are known to be those of `checksum`."""
+    if renamed:  # compression's own output, not an original: renamed, no second copy
+        move_file(source, target, durable=False)
+        identity = copy_identity(target)
+        return identity if identity is not None and identity.split(":")[1] == str(size) else None
+    _size, digest = copy_atomically(source, target, durable=False)
+    return copy_identity(target) if digest == checksum else None  # else verification finds and names it
 
 
 def _staged_name(original_name: str, output_suffix: str) -> str:

@@ -1,9 +1,10 @@
 """After a verified batch: give back the disk its intermediate copies took, and the originals KEEP_ORIGINALS
 lets go, so the library costs about one kept copy plus each destination's copy instead of four.
 
-- The compressed output and any staged copy left in `bridge/` go once the kept copy in `uploaded/` is
-  re-hashed and holds the same bytes (file preparation renames compression's output into `bridge/`, so
-  since then only a staged copy left by sorting turned off, or an output of a batch staged before, remain).
+- The compressed output and any staged copy left in `bridge/` go once the kept copy in `uploaded/` holds the
+  same bytes: proven by its identity while that holds (as verification just did), else re-hashed (file
+  preparation renames compression's output into `bridge/`, so since then only a staged copy left by sorting
+  turned off, or an output of a batch staged before, remain).
 - An original goes when its source's rule allows (until_verified, days:N after the batch was verified, or
   always kept) and, for a folder source, only while the folder still holds that very version of the file. Its
   sidecars (.AAE, .xmp) still beside it go with it: those of a duplicate, which is never sorted (a kept
@@ -22,9 +23,9 @@ from pathlib import Path
 from media_assets.catalog.sidecars import sidecars_by_file
 from media_assets.catalog.states import FileState
 from media_assets.disk import DEFAULT_KEEP_BY_SOURCE, KeepOriginals
-from media_assets.media.hashing import sha256_file
 from media_assets.phases.common import Chunk, PhaseContext, PhaseOutcome, in_chunks
 from media_assets.sources.base import MediaSource
+from media_assets.storage import holds_checksum
 
 
 def release_copies(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, MediaSource]) -> None:
@@ -45,7 +46,7 @@ def _release_intermediates(ctx: PhaseContext, outcome: PhaseOutcome, chunk: Chun
                   if path and path not in (file.original_path, file.sorted_path) and ctx.path(path).is_file()}
         if not copies:
             continue
-        if sha256_file(kept) != file.output_hash:
+        if not holds_checksum(kept, file.kept_identity, file.output_hash):
             ctx.log.warning(f"kept copy of {file.original_name!r} differs from its checksum; its compressed and "
                             "staged copies stay")
             outcome.counts["intermediate_copies_kept"] += len(copies)

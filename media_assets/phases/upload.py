@@ -11,7 +11,14 @@ from datetime import datetime, timedelta, timezone
 from media_assets.catalog.icloud import IN_LIBRARY
 from media_assets.catalog.repository import MediaFile, path_inside_source
 from media_assets.catalog.states import FileState
-from media_assets.destinations.base import Destination, HoldsItsSource, UploadError, UploadJob, UploadsInGroups
+from media_assets.destinations.base import (
+    Destination,
+    HoldsItsSource,
+    StatsItsCopies,
+    UploadError,
+    UploadJob,
+    UploadsInGroups,
+)
 from media_assets.media.identify import content_format
 from media_assets.phases.common import PhaseContext, PhaseFailed, PhaseOutcome
 
@@ -97,8 +104,10 @@ def _send(ctx: PhaseContext, outcome: PhaseOutcome, destination: Destination, fi
             ctx.catalog.set_error(file.id, f"upload to {destination.name} failed: {result}")
             ctx.log.warning(f"upload of {file.original_name!r} to {destination.name} failed: {result}")
         else:
+            # right after the copy was written (or found) with these very bytes: verification stats, not reads
+            identity = destination.identity(result) if isinstance(destination, StatsItsCopies) else None
             ctx.catalog.record_upload(file.id, destination.name, status="uploaded", remote_id=result,
-                                      checksum=file.output_hash)
+                                      checksum=file.output_hash, copy_identity=identity)
             outcome.bytes_out += file.output_size or 0
             outcome.counts["uploaded"] += 1
         ctx.progress.advance()

@@ -2,7 +2,13 @@
 `uploaded/` and at every destination match the catalog's checksum (where a destination's own check cannot
 prove the bytes, iCloud, a random few of each batch are downloaded back and compared); then every file of the
 batch must be verified, a duplicate of a named file, or quarantined with a reason, or the phase fails loudly.
-A verified batch then gives back the disk its intermediate copies took (`pruning.py`)."""
+A verified batch then gives back the disk its intermediate copies took (`pruning.py`).
+
+The kept copy and a folder destination's copy were hashed as they were written, and their identity (inode,
+size, mtime) recorded then: one whose identity still holds is proven by a stat (re-reading it from the page
+cache would prove no more). A random VERIFY_SAMPLE of each batch and place is re-hashed anyway, and so is every
+copy without an identity or whose identity changed (only a hash that differs fails it). Durability and bit rot
+are proven by `verify --full` and the weekly scrub, which re-hash everything."""
 
 from __future__ import annotations
 
@@ -13,12 +19,16 @@ from collections.abc import Mapping
 from media_assets.batches import BatchLifecycle
 from media_assets.catalog.repository import path_inside_source
 from media_assets.catalog.states import FINAL_STATES, FileState
-from media_assets.destinations.base import Destination, ReadsBack
+from media_assets.catalog.uploads import Upload
+from media_assets.destinations.base import Destination, ReadsBack, StatsItsCopies
 from media_assets.icloud.replace import replace_if_configured
-from media_assets.media.hashing import sha256_file
 from media_assets.phases.common import Chunk, PhaseContext, PhaseFailed, PhaseOutcome, in_chunks
 from media_assets.phases.pruning import release_copies
 from media_assets.sources.base import MediaSource
+from media_assets.storage import holds_checksum
+
+#: The place of the kept copy in a re-hash sample (the others are destination names).
+KEPT = "kept"
 
 
 def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, Destination],
@@ -27,6 +37,7 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
     that are due (`pruning.py`; `sources` tell whether a folder still holds a file)."""
     problems: list[str] = []
     read_back = _read_back_sample(ctx, destinations)
+    rehash = _rehash_sample(ctx, destinations)
 
     def check(chunk: Chunk) -> None:
         uploads = ctx.catalog.uploads_by_file(chunk.ids)
@@ -36,12 +47,13 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
             outcome.files += 1
             name = path_inside_source(file.source_path, ctx.settings.sources.folder_source_paths)
             kept = ctx.path(file.sorted_path or "")
-            if not kept.is_file() or sha256_file(kept) != file.output_hash:
+            if not holds_checksum(kept, file.kept_identity, file.output_hash, rehash=(file.id, KEPT) in rehash):
                 problems.append(f"{name}: kept copy {file.sorted_path} is missing or differs")
                 continue
             bad = [row.destination for row in uploads[file.id] if row.status == "uploaded"
-                   and not _arrived(destinations, row.destination, row.remote_id, file.output_hash or "",
-                                    read_back=(file.id, row.destination) in read_back)]
+                   and not _arrived(destinations, row, file.output_hash or "",
+                                    read_back=(file.id, row.destination) in read_back,
+                                    rehash=(file.id, row.destination) in rehash)]
             outcome.counts["read_back"] += sum(1 for key in read_back if key[0] == file.id)
             if bad:
                 problems.append(f"{name}: not found intact at {', '.join(bad)}")
@@ -81,12 +93,28 @@ def _read_back_sample(ctx: PhaseContext, destinations: Mapping[str, Destination]
     return chosen
 
 
-def _arrived(destinations: Mapping[str, Destination], name: str, remote_id: str | None, checksum: str, *,
-             read_back: bool = False) -> bool:
-    destination = destinations.get(name)
-    if destination is None or remote_id is None or not destination.verify(remote_id, checksum):
+def _rehash_sample(ctx: PhaseContext, destinations: Mapping[str, Destination]) -> set[tuple[int, str]]:
+    """(file id, place): a random VERIFY_SAMPLE of the batch's kept copies, and of its uploads at each destination
+    whose copies have an identity, re-hashed even when their identity holds."""
+    size = ctx.settings.destinations.verify_sample
+    places = {KEPT: ctx.catalog.file_ids(ctx.batch_id, FileState.SORTED)}
+    places |= {name: ctx.catalog.uploaded_file_ids(ctx.batch_id, name, FileState.SORTED.value)
+               for name, destination in destinations.items() if isinstance(destination, StatsItsCopies)}
+    return {(file_id, place) for place, ids in places.items() for file_id in random.sample(ids, min(len(ids), size))}
+
+
+def _arrived(destinations: Mapping[str, Destination], row: Upload, checksum: str, *, read_back: bool,
+             rehash: bool) -> bool:
+    destination = destinations.get(row.destination)
+    remote_id = row.remote_id
+    if destination is None or remote_id is None:
         return False
-    return not read_back or (isinstance(destination, ReadsBack) and destination.verify_bytes(remote_id, checksum))
+    if isinstance(destination, StatsItsCopies):
+        found = destination.verify_by_identity(remote_id, None if rehash else row.copy_identity, checksum)
+    else:
+        found = destination.verify(remote_id, checksum)
+    return found and (not read_back or (isinstance(destination, ReadsBack)
+                                        and destination.verify_bytes(remote_id, checksum)))
 
 
 def finish_batch(ctx: PhaseContext) -> None:
