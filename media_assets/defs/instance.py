@@ -3,10 +3,7 @@ and the opened pipeline the CLI works with (settings, migrated catalog, instance
 
 from __future__ import annotations
 
-import functools
 import os
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -14,7 +11,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from dagster import DagsterInstance, Field, StringSource
-from dagster._core.execution.compute_logs import _fileno, mirror_stream_to_file, redirect_to_file
 from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
 from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._serdes import ConfigurableClassData
@@ -45,8 +41,7 @@ PRIVATE_LOG_MODE = 0o600
 
 class PrivateComputeLogManager(LocalComputeLogManager):
     """Dagster's local compute logs (each step's stdout and stderr, in `DAGSTER_HOME/storage` unless `base_dir`
-    says otherwise), created owner-only: Dagster's own manager leaves them to the umask (0644). The output goes
-    to the log file and, through one `tail` process per stream, on to the terminal (`mirror_to_file`)."""
+    says otherwise), created owner-only: Dagster's own manager leaves them to the umask (0644)."""
 
     def __init__(self, base_dir: str | None = None, polling_timeout: float | None = None,
                  inst_data: ConfigurableClassData | None = None) -> None:
@@ -65,11 +60,10 @@ class PrivateComputeLogManager(LocalComputeLogManager):
 
     @contextmanager
     def capture_logs(self, log_key: Sequence[str]) -> Iterator[CapturedLogContext]:
-        out, err = (self._create_private(log_key, IO_TYPE_EXTENSION[io_type])
-                    for io_type in (ComputeIOType.STDOUT, ComputeIOType.STDERR))
-        with mirror_to_file(sys.stdout, str(out)), mirror_to_file(sys.stderr, str(err)):
-            yield CapturedLogContext(log_key)
-        Path(self.complete_artifact_path(log_key)).touch()  # Dagster's sign that the capture is complete
+        for io_type in (ComputeIOType.STDOUT, ComputeIOType.STDERR):
+            self._create_private(log_key, IO_TYPE_EXTENSION[io_type])
+        with super().capture_logs(log_key) as context:
+            yield context
         with suppress(FileNotFoundError):
             os.chmod(self.complete_artifact_path(log_key), PRIVATE_LOG_MODE)
 
@@ -79,40 +73,11 @@ class PrivateComputeLogManager(LocalComputeLogManager):
         with super().open_log_stream(log_key, io_type) as stream:
             yield stream
 
-    def _create_private(self, log_key: Sequence[str], extension: str) -> Path:
+    def _create_private(self, log_key: Sequence[str], extension: str) -> None:
         """The log file, created empty and owner-only if it is not there yet (Dagster then appends to it)."""
         path = Path(self.get_captured_local_path(log_key, extension))
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_LOG_MODE))
-        return path
-
-
-@contextmanager
-def mirror_to_file(stream: IO[Any], path: str) -> Iterator[None]:
-    """The stream's output (its file descriptor, so the output of child processes too) goes to `path`, and a
-    `tail` copies the file on to the stream. Dagster's `mirror_stream_to_file` does the same with a second
-    process per stream, a Python watcher (11 MB) that ends the `tail` if this process dies; GNU tail's `--pid`
-    does that itself. Where `tail` has no `--pid` (BSD, busybox), Dagster's own."""
-    if not _tail_knows_pid():
-        with mirror_stream_to_file(stream, path):
-            yield
-        return
-    tail = subprocess.Popen(["tail", "-F", "-c", "+0", f"--pid={os.getpid()}", path],
-                            stdout=stream if _fileno(stream) else None)
-    try:
-        with redirect_to_file(stream, path):
-            yield
-    finally:
-        tail.terminate()
-        tail.communicate(timeout=30)
-
-
-@functools.cache
-def _tail_knows_pid() -> bool:
-    try:
-        return subprocess.run(["tail", f"--pid={os.getpid()}", "--version"], capture_output=True).returncode == 0
-    except OSError:
-        return False
 
 
 @dataclass
