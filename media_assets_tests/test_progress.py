@@ -101,7 +101,7 @@ def test_a_file_that_takes_longer_than_the_progress_interval_gives_still_on_line
 @pytest.mark.parametrize(("phase", "owner", "slow_part"), [
     ("download", download, "bring_item"),  # a folder copy or an iCloud download
     ("icloud_upload", FolderDestination, "upload"),  # the local destination's copy
-    ("verification", verification, "sha256_file"),  # hashing the kept copy
+    ("verification", verification, "holds_checksum"),  # checking the kept copy (a 4 GB file in the sample)
 ])
 def test_one_long_file_in_the_phases_own_thread_gives_still_on_lines(
         make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch, fast_heartbeat: None,
