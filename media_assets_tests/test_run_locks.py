@@ -13,7 +13,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -231,15 +232,7 @@ def test_a_run_waiting_for_a_pool_slot_says_so_every_minute_and_stops_cleanly(tm
     write_settings(tmp_path)
     sample.make_photo(tmp_path / "library" / "a.jpg", seed=1, size=(64, 48))
     instance = storage_instance(catalog_conninfo, tmp_path / "test_home")
-    holder = AdvisoryLock(catalog_conninfo, batch_key("b-other"), "batch b-other")
-    try:
-        other = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
-                           tags={PARTITION_TAG: "b-other", RUNNER_PROCESS_TAG: "another-host:1"})
-        instance.add_run(other)
-        instance.event_log_storage.set_concurrency_slots("icloud", 1)
-        instance.event_log_storage.claim_concurrency_slot("icloud", other.run_id, "download")
-        assert holder.try_acquire()  # that run is alive, wherever it runs
-
+    with _icloud_slot_held_by_another_run(instance, catalog_conninfo) as other:
         run = _cli(tmp_path, catalog_conninfo, "run")
         assert run.stdout is not None and run.stderr is not None
         out, err = Lines(run.stdout), Lines(run.stderr)
@@ -267,9 +260,6 @@ def test_a_run_waiting_for_a_pool_slot_says_so_every_minute_and_stops_cleanly(tm
         assert stopped.status is DagsterRunStatus.FAILURE
         info = instance.event_log_storage.get_concurrency_info("icloud")
         assert info.active_run_ids == {other.run_id} and info.pending_step_count == 0
-    finally:
-        holder.release()
-        instance.dispose()
 
 
 @pytest.mark.slow
@@ -356,15 +346,7 @@ def test_a_run_the_daemon_launched_says_in_its_event_log_what_it_waits_for(make_
     sample.make_photo(tmp_path / "library" / "a.jpg", seed=1, size=(64, 48))
     conninfo = pipeline.catalog.conninfo
     instance = storage_instance(conninfo, tmp_path / "dagster_home")
-    holder = AdvisoryLock(conninfo, batch_key("b-other"), "batch b-other")
-    try:
-        other = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
-                           tags={PARTITION_TAG: "b-other", RUNNER_PROCESS_TAG: "another-host:1"})
-        instance.add_run(other)
-        instance.event_log_storage.set_concurrency_slots(ICLOUD_POOL, 1)
-        instance.event_log_storage.claim_concurrency_slot(ICLOUD_POOL, other.run_id, "download")
-        assert holder.try_acquire()  # that run is alive, wherever it runs
-
+    with _icloud_slot_held_by_another_run(instance, conninfo) as other:
         run, job = new_batch_run(instance, pipeline.catalog)
         batch_id = run.tags[PARTITION_TAG]
         outcome: dict[str, bool] = {}
@@ -383,6 +365,21 @@ def test_a_run_the_daemon_launched_says_in_its_event_log_what_it_waits_for(make_
             instance.event_log_storage.free_concurrency_slots_for_run(other.run_id)
             worker.join(timeout=300)
         assert outcome == {"success": True}
+
+
+@contextmanager
+def _icloud_slot_held_by_another_run(instance: DagsterInstance, conninfo: str) -> Iterator[DagsterRun]:
+    """A live run of batch b-other (its batch lock held, on another host) holding the `icloud` pool's one slot;
+    the instance is disposed of afterwards."""
+    holder = AdvisoryLock(conninfo, batch_key("b-other"), "batch b-other")
+    try:
+        other = DagsterRun(job_name="media_batch", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
+                           tags={PARTITION_TAG: "b-other", RUNNER_PROCESS_TAG: "another-host:1"})
+        instance.add_run(other)
+        instance.event_log_storage.set_concurrency_slots(ICLOUD_POOL, 1)
+        instance.event_log_storage.claim_concurrency_slot(ICLOUD_POOL, other.run_id, "download")
+        assert holder.try_acquire()  # that run is alive, wherever it runs
+        yield other
     finally:
         holder.release()
         instance.dispose()
