@@ -58,15 +58,14 @@ def _same_disk(folder: Path, media_root: Path) -> bool:
 
 def copies_made(settings: Settings) -> int:
     """How many copies of a batch's bytes sit on MEDIA_ROOT's disk before verification frees the intermediate
-    ones: the original, the compressed output (when compression is on), the staged copy (moved, not copied,
-    into uploaded/), and each folder destination on the same disk."""
-    copies = 2 + int(settings.compression.enabled)
+    ones: the original and the staged copy (compression's output renamed into bridge/, or a copy of the original
+    it kept; sorting moves it into uploaded/), and each folder destination on the same disk."""
     folders = []
     if settings.destinations.enable_icloud_upload and not icloud_upload_configured(settings):
         folders.append(settings.destinations.local_destination_dir)
     if settings.destinations.enable_pixel_upload and settings.destinations.pixel_sync_dir is not None:
         folders.append(settings.destinations.pixel_sync_dir)
-    return copies + sum(_same_disk(folder, settings.storage.media_root) for folder in folders)
+    return 2 + sum(_same_disk(folder, settings.storage.media_root) for folder in folders)
 
 
 def space_shortfall(settings: Settings, batch_bytes: int) -> str | None:

@@ -13,7 +13,7 @@ import pytest
 from media_assets.catalog.states import FileState
 from media_assets.defs.instance import Pipeline
 from media_assets.destinations.configured import enabled_destinations
-from media_assets.disk import KeepOriginals
+from media_assets.disk import KeepOriginals, copies_made
 from media_assets.integrity import IntegrityReport, check_everything
 from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
@@ -23,6 +23,10 @@ from media_assets_tests.conftest import MakePipeline, present
 
 def _files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def _bytes_in(folder: Path) -> int:
+    return sum(p.stat().st_size for p in _files_in(folder))
 
 
 def _check(pipeline: Pipeline) -> IntegrityReport:
@@ -81,6 +85,14 @@ def test_a_failed_batch_keeps_its_copies_and_a_re_run_still_finishes_it(make_pip
     failed = run_batch(pipeline)
     assert not failed.success
     storage = pipeline.settings.storage_dir
+    # Nothing was given back yet: the most the batch ever holds, and what the free-space check must have counted
+    # (the original and the staged copy on MEDIA_ROOT, the local destination's copy on the same disk) -- no more,
+    # or a batch that fits is refused.
+    settings = pipeline.settings
+    held = _bytes_in(settings.storage.media_root) + _bytes_in(settings.destinations.local_destination_dir)
+    library = _bytes_in(settings.sources.folder_source_paths[0])
+    assert copies_made(settings) == 3
+    assert 2 * library < held <= copies_made(settings) * library
     assert _files_in(storage("originals")) and _pruned(pipeline, "original_pruned_at") == 0
     # Compression's outputs were renamed into bridge/ (recorded as such), so the only copies of them are the
     # kept copies in uploaded/ and the destinations'.
