@@ -137,10 +137,12 @@ def _modules_after_import(*modules: str) -> set[str]:
     return {name.split(".")[0] for name in done.stdout.split()}
 
 
-def test_a_compression_worker_imports_no_settings_catalog_or_dagster() -> None:
-    """What a spawn worker imports: the CLI again (as its __main__) and the phase module of its job. The
-    settings (pydantic, ~18 MB) and the catalog (psycopg, ~8 MB) were in every worker, at a 12 MP photo's peak."""
-    loaded = _modules_after_import("media_assets.cli", "media_assets.phases.compression")
+@pytest.mark.parametrize("job_module", ["media_assets.phases.compression", "media_assets.media.examine"])
+def test_a_worker_imports_no_settings_catalog_or_dagster(job_module: str) -> None:
+    """What a spawn worker imports: the CLI again (as its __main__) and the module of its job (compression's, or
+    download's `examine`). The settings (pydantic, ~18 MB) and the catalog (psycopg, ~8 MB) were in every
+    worker, at a 12 MP photo's peak."""
+    loaded = _modules_after_import("media_assets.cli", job_module)
     assert not loaded & {"pydantic", "pydantic_settings", "psycopg", "dagster", "pyicloud"}
 
 
