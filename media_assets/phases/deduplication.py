@@ -62,6 +62,10 @@ LIVE_PHOTO_SECONDS = 3
 INDEX_PAGE = 100_000
 #: Fewer files than this per worker are fingerprinted in the parent: starting a pool would cost more.
 POOL_MIN_FILES_PER_WORKER = 8
+#: Jobs in flight per worker. A job is a path and its answer a few KB, and files differ a thousandfold in cost (a
+#: JPEG's EXIF thumbnail: 1 ms; a HEIC without one, or a video: ~0.5 s): with four in flight, the results waited
+#: for in order held the other workers idle behind one HEIC.
+FINGERPRINTS_IN_FLIGHT_PER_WORKER = 64
 
 #: Signatures of some files' real pixels, by file id (None: undecodable, never confirmed).
 Signer = Callable[[list[MediaFile]], dict[int, bytes | None]]
@@ -401,7 +405,8 @@ def deduplicate(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     if not total:
         return
     count = config.workers if total >= config.workers * POOL_MIN_FILES_PER_WORKER else 1
-    with Workers(count, working_on=lambda what: ctx.progress.working_on(what)) as workers:
+    with Workers(count, in_flight_per_worker=FINGERPRINTS_IN_FLIGHT_PER_WORKER,
+                 working_on=lambda what: ctx.progress.working_on(what)) as workers:
         items = [Item(file, result) for file, result in fingerprints(ctx, config, total, workers)]
         assign_pairs(items)
         with deciding_alone(ctx):
