@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import get_args, get_type_hints
+from typing import cast, get_args, get_type_hints
 
 import psycopg
 import pytest
@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from typing_extensions import Unpack
 
 from media_assets.catalog import files as catalog_files
+from media_assets.catalog.files import Move
 from media_assets.catalog.migrate import alembic_config, upgrade_to_head
 from media_assets.catalog.repository import Catalog, Duplicate, FileChanges, MediaFile, QuarantinedFile
 from media_assets.catalog.states import ALLOWED_MOVES, FINAL_STATES, FileState, IllegalTransition
@@ -302,6 +303,84 @@ def test_move_inside_a_caller_transaction_rolls_back_with_it(files: Files) -> No
         raise RuntimeError("boom")
     assert files.catalog.get_file(file.id) == file
     assert history(files.catalog, file.id) == [(None, "discovered", None)]
+
+
+# -- a chunk's moves at once (move_files) -----------------------------------------------------------------------
+
+
+def _chunk_history(catalog: Catalog, file_ids: list[int]) -> list[tuple[int, str | None, str, str | None]]:
+    """The state changes of some files in the order they were written, each named by its file's place in
+    `file_ids`."""
+    rows = catalog.conn.execute("SELECT file_id, from_state, to_state, detail FROM state_changes"
+                                " WHERE file_id = ANY(%s) ORDER BY id", (file_ids,)).fetchall()
+    return [(file_ids.index(r["file_id"]), r["from_state"], r["to_state"], r["detail"]) for r in rows]
+
+
+def _moved_columns(file: MediaFile) -> dict[str, object]:
+    """What a move decided about a file: everything but its identity."""
+    return {name: value for name, value in vars(file).items()
+            if name not in {"id", "source_id", "original_name"}}
+
+
+def test_move_files_writes_what_single_moves_would(files: Files) -> None:
+    """One UPDATE per set of columns and one INSERT for the whole chunk leave the rows and the history that one
+    `move` after another leaves: the same states, columns (None included) and details, in the same order."""
+    def chunk(starts: list[MediaFile]) -> list[tuple[MediaFile, FileState, str | None, FileChanges]]:
+        staged, uploaded, quarantined, plain = starts
+        return [(staged, S.STAGED, None, {"staged_path": "bridge/b/a.jpg", "kept_identity": None}),
+                (uploaded, S.SORTED, "date from exif", {"sorted_path": "uploaded/2024/01/01/b.jpg"}),
+                (quarantined, S.QUARANTINED, "not a photo", {"error": "not a photo", "size_bytes": 3}),
+                (plain, S.VERIFIED, None, {})]
+
+    one_by_one = [files.at(S.COMPRESSED), files.at(S.UPLOADED), files.at(S.DOWNLOADED), files.at(S.SORTED)]
+    together = [files.at(S.COMPRESSED), files.at(S.UPLOADED), files.at(S.DOWNLOADED), files.at(S.SORTED)]
+    with files.catalog.transaction() as cur:
+        for file, target, detail, changes in chunk(one_by_one):
+            files.catalog.move(file, target, detail=detail, cursor=cur, **changes)
+    files.catalog.move_files([Move(file, target, detail, changes) for file, target, detail, changes
+                              in chunk(together)])
+
+    singles = [files.catalog.get_file(file.id) for file in one_by_one]
+    bulk = [files.catalog.get_file(file.id) for file in together]
+    assert [_moved_columns(file) for file in bulk] == [_moved_columns(file) for file in singles]
+    assert [file.state for file in bulk] == [S.STAGED, S.SORTED, S.QUARANTINED, S.VERIFIED]
+    single_ids, bulk_ids = [file.id for file in one_by_one], [file.id for file in together]
+    assert _chunk_history(files.catalog, bulk_ids) == _chunk_history(files.catalog, single_ids)
+    written = _chunk_history(files.catalog, bulk_ids)[-4:]
+    assert written == [(0, "compressed", "staged", None), (1, "uploaded", "sorted", "date from exif"),
+                       (2, "downloaded", "quarantined", "not a photo"), (3, "sorted", "verified", None)]
+
+
+def test_move_files_sets_every_column_a_move_may_set(files: Files) -> None:
+    """Each column goes in an array of its own type (`FileChanges` -> bigint[], text[], ...): every one of them,
+    with a value and with None, arrives as it was sent."""
+    values: FileChanges = {
+        "size_bytes": 5_000_000_000, "content_hash": "ab" * 32, "media_type": "photo", "media_format": "jpeg",
+        "width": 4000, "height": 3000, "captured_at": datetime(2024, 7, 1, 12, 30, 5),
+        "capture_utc_offset_minutes": -420, "capture_date_source": "metadata", "error": "a note",
+        "original_path": "originals/b/1-a.jpg", "output_path": "compressed/b/1-a.jpg", "output_size": 1234,
+        "output_hash": "cd" * 32, "compression_decision": "recompressed", "staged_path": "bridge/b/a.jpg",
+        "sorted_path": "uploaded/2024/07/01/a.jpg", "quality_score": 0.987654321, "capture_date_tag": "exif",
+        "capture_time_zone": "Europe/Zurich", "capture_time_zone_source": "gps", "source_unreachable": True,
+        "kept_identity": "1:2:3"}
+    assert set(values) == set(get_type_hints(FileChanges)), "every column a move may set"
+    nothing = cast(FileChanges, dict.fromkeys(values)) | {"source_unreachable": False}
+    with_values, with_none = files.new(), files.new()
+    files.catalog.move_files([Move(with_values, S.DOWNLOADED, changes=values),
+                              Move(with_none, S.DOWNLOADED, changes=nothing)])
+    assert {name: getattr(files.catalog.get_file(with_values.id), name) for name in values} == values
+    assert {name: getattr(files.catalog.get_file(with_none.id), name) for name in values} == nothing
+
+
+def test_move_files_refuses_a_file_twice_or_a_forbidden_move_before_writing(files: Files) -> None:
+    file = files.at(S.UPLOADED)
+    with pytest.raises(ValueError, match="at most once"):
+        files.catalog.move_files([Move(file, S.SORTED), Move(file, S.SORTED, detail="again")])
+    with pytest.raises(IllegalTransition, match="from uploaded to verified"):
+        files.catalog.move_files([Move(files.at(S.UPLOADED), S.SORTED), Move(file, S.VERIFIED)])
+    with pytest.raises(ValueError, match="not a media_files column"):
+        Move(file, S.SORTED, changes=cast(FileChanges, {"state": "verified"}))
+    assert files.catalog.get_file(file.id) == file
 
 
 # -- duplicates ------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from media_assets import cli
 from media_assets.catalog.migrate import alembic_config
 from media_assets.catalog.mirror import MirroredTable, mirror_status, pending_counts, read_changes
 from media_assets.catalog.repository import Catalog
-from media_assets.catalog.sidecars import mark_sidecar_sorted, record_sidecar
+from media_assets.catalog.sidecars import mark_sidecars_sorted, record_sidecar
 from media_assets.catalog.states import FileState
 from media_assets.defs.mirror.supabase import SupabaseResource, supabase_mirror, supabase_mirror_sensor
 from media_assets.defs.resources import CatalogResource, SettingsResource
@@ -165,7 +165,7 @@ def test_sidecars_are_mirrored_as_they_are_sorted_and_deleted(catalog: Catalog, 
     _small_catalog(catalog)
     sync_once(catalog, remote, chunk_size=500)
     (sidecar_id,) = supabase.rows("sidecars")
-    mark_sidecar_sorted(catalog, sidecar_id, "uploaded/2024/07/01/IMG_0.AAE")
+    mark_sidecars_sorted(catalog, [(sidecar_id, "uploaded/2024/07/01/IMG_0.AAE")])
     record_sidecar(catalog, 1, "IMG_0.xmp", "originals/20240701-120000/1-IMG_0.xmp", "fed")
     assert sync_once(catalog, remote, chunk_size=500).rows_upserted == {"sidecars": 2}
     assert supabase.rows("sidecars")[sidecar_id]["sorted_path"] == "uploaded/2024/07/01/IMG_0.AAE"

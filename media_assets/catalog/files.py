@@ -1,16 +1,17 @@
-"""The catalog's files: registering what a source offers, reading a batch's work in pages, and moving a file from
+"""The catalog's files: registering what a source offers, reading a batch's work in pages, and moving files from
 one state to the next in one transaction that also appends to `state_changes`, so a re-run continues where a
 crash left off. Deduplication's fingerprints and decisions are files' columns too."""
 
 from __future__ import annotations
 
 import functools
+import types
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, TypedDict, cast, get_type_hints
 
 import psycopg
 from typing_extensions import Unpack
@@ -107,6 +108,24 @@ class FileChanges(TypedDict, total=False):
     kept_identity: str | None
 
 
+@dataclass(frozen=True)
+class Move:
+    """One file's move to `target` with the columns it sets (`FileQueries.move_files` records many in one go).
+    Checked as it is made: a move the state machine forbids, or a column a move may not set, fails at the
+    phase's own line, before anything is written."""
+
+    file: MediaFile
+    target: FileState
+    detail: str | None = None
+    changes: FileChanges = field(default_factory=lambda: FileChanges())
+
+    def __post_init__(self) -> None:
+        check_move(self.file.state, self.target)
+        unknown = set(self.changes) - _UPDATABLE.keys()
+        if unknown:
+            raise ValueError(f"not a media_files column that a move sets (see FileChanges): {sorted(unknown)}")
+
+
 class FingerprintColumns(TypedDict, total=False):
     """Columns of revision 0002 that deduplication writes along with its decision."""
 
@@ -187,10 +206,33 @@ def _one_line(name: str) -> str:
 
 
 _COLUMNS = ", ".join(f.name for f in fields(MediaFile))
-_UPDATABLE = frozenset(FileChanges.__annotations__)
+#: The columns as a move's UPDATE returns them (`m`: the moved row, beside the moves' own columns).
+_MOVED_COLUMNS = ", ".join(f"m.{f.name}" for f in fields(MediaFile))
+#: The PostgreSQL type of each Python type a move sets: the arrays a chunk's moves are sent in are cast to them.
+_ARRAY_TYPES = {int: "bigint", str: "text", float: "double precision", bool: "boolean", datetime: "timestamp"}
+
+
+def _array_type(hint: Any) -> str:
+    """`int | None` -> "bigint[]"."""
+    [python_type] = [t for t in (hint.__args__ if isinstance(hint, types.UnionType) else (hint,))
+                     if t is not type(None)]
+    return f"{_ARRAY_TYPES[python_type]}[]"
+
+
+#: The columns a move may set (`FileChanges`), each with the type of the array its values are sent in.
+_UPDATABLE = {name: _array_type(hint) for name, hint in get_type_hints(FileChanges).items()}
 _FINGERPRINT_COLUMNS = frozenset(FingerprintColumns.__annotations__)
 #: Files that are not (yet) kept: not decided by deduplication, or dropped.
 _UNDECIDED_OR_DROPPED = "'discovered', 'downloaded', 'duplicate', 'quarantined'"
+
+
+def _arrays(moves: Sequence[Move], *values: Callable[[Move], object]) -> list[list[object]]:
+    """One array per value of the moves, for `unnest`: a statement's parameters for all of them at once."""
+    return [[value(move) for move in moves] for value in values]
+
+
+def _change(column: str, move: Move) -> object:
+    return cast(Mapping[str, object], move.changes)[column]
 
 
 class FileQueries(CatalogConnection):
@@ -267,31 +309,63 @@ class FileQueries(CatalogConnection):
 
     def move(self, file: MediaFile, target: FileState, *, detail: str | None = None, cursor: Cursor | None = None,
              **changes: Unpack[FileChanges]) -> MediaFile:
-        """Move one file to `target`, setting `changes` in the same transaction.
+        """Move one file to `target`, setting `changes` in the same transaction (`move_files` of one move).
 
         Fails if the file is no longer in the state the caller read, so two workers never both move it."""
-        check_move(file.state, target)
-        unknown = set(changes) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"not a media_files column that a move sets (see FileChanges): {sorted(unknown)}")
-        assignments = "".join(f", {name} = %s" for name in changes)
-        params = [target.value, *changes.values(), file.id, file.state.value]
+        [moved] = self._moved(Move(file, target, detail, changes), cursor=cursor, returning=_MOVED_COLUMNS)
+        return MediaFile.from_row(moved)
 
-        def apply(cur: Cursor) -> MediaFile:
-            faults.checkpoint("move", target.value)
-            row = cur.execute(
-                f"UPDATE media_files SET state = %s, updated_at = now(){assignments}"
-                f" WHERE id = %s AND state = %s RETURNING {_COLUMNS}", params).fetchone()
-            if row is None:
-                raise IllegalTransition(f"file {file.id} is no longer {file.state.value}")
-            cur.execute("INSERT INTO state_changes (file_id, from_state, to_state, detail) VALUES (%s, %s, %s, %s)",
-                        (file.id, file.state.value, target.value, detail))
-            return MediaFile.from_row(row)
+    def move_files(self, moves: Sequence[Move], *, cursor: Cursor | None = None) -> None:
+        """Record a chunk's moves set-based: one UPDATE per set of columns the moves set and one INSERT of their
+        `state_changes` rows (in the moves' order, as one move after another would write them), instead of
+        two statements per file. If any file is no longer in the state its move was made from, nothing is
+        recorded and IllegalTransition names every such file."""
+        self._moved(*moves, cursor=cursor, returning="m.id")
 
+    def _moved(self, *moves: Move, cursor: Cursor | None, returning: str) -> list[dict[str, Any]]:
+        """`moves` recorded in the caller's transaction (`cursor`) or in one of their own: the rows `returning`."""
+        if len({move.file.id for move in moves}) < len(moves):
+            raise ValueError("a file moves at most once in one go")
+        by_columns: dict[tuple[str, ...], list[Move]] = {}
+        for move in moves:
+            by_columns.setdefault(tuple(sorted(move.changes)), []).append(move)
+
+        def apply(cur: Cursor) -> list[dict[str, Any]]:
+            for move in moves:
+                faults.checkpoint("move", move.target.value)
+            rows: list[dict[str, Any]] = []
+            for columns, group in by_columns.items():
+                rows += self._update(cur, columns, group, returning)
+            if len(rows) < len(moves):
+                moved = {row["id"] for row in rows}
+                raise IllegalTransition("; ".join(f"file {move.file.id} is no longer {move.file.state.value}"
+                                                  for move in moves if move.file.id not in moved))
+            cur.execute("INSERT INTO state_changes (file_id, from_state, to_state, detail)"
+                        " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[])",
+                        _arrays(moves, lambda m: m.file.id, lambda m: m.file.state.value,
+                                lambda m: m.target.value, lambda m: m.detail))
+            return rows
+
+        if not moves:
+            return []
         if cursor is not None:
             return apply(cursor)
         with self.transaction() as cur:
             return apply(cur)
+
+    @staticmethod
+    def _update(cur: Cursor, columns: tuple[str, ...], moves: list[Move], returning: str) -> list[dict[str, Any]]:
+        """One conditional UPDATE of moves that set the same `columns`: a file no longer in the state its move
+        was made from is not returned."""
+        assignments = "".join(f", {name} = v.{name}" for name in columns)
+        arrays = "".join(f", %s::{_UPDATABLE[name]}" for name in columns)
+        return cur.execute(
+            f"UPDATE media_files AS m SET state = v.to_state, updated_at = now(){assignments}"
+            f" FROM unnest(%s::bigint[], %s::text[], %s::text[]{arrays})"
+            f" AS v(id, from_state, to_state{''.join(f', {name}' for name in columns)})"
+            f" WHERE m.id = v.id AND m.state = v.from_state RETURNING {returning}",
+            _arrays(moves, lambda m: m.file.id, lambda m: m.file.state.value, lambda m: m.target.value,
+                    *(functools.partial(_change, name) for name in columns))).fetchall()
 
     def set_error(self, file_id: int, error: str | None) -> None:
         """Note a problem with a file that does not change its state (it will be retried)."""
@@ -319,11 +393,13 @@ class FileQueries(CatalogConnection):
 
     # -- pruning (revision 0006) -----------------------------------------------------------------------------
 
-    def mark_pruned(self, file_id: int, copy: str) -> None:
-        """Record that a file's `original` or compressed `output` copy is removed on purpose (before removing
-        it, so a crash in between leaves a file that is merely still there, never an unexplained loss)."""
+    def mark_pruned(self, file_ids: Sequence[int], copy: str) -> None:
+        """Record that the files' `original` or compressed `output` copies are removed on purpose (before
+        removing them, so a crash in between leaves files that are merely still there, never an unexplained
+        loss). One statement: atomic on its own, or part of the caller's transaction (a chunk's)."""
         column = {"original": "original_pruned_at", "output": "output_pruned_at"}[copy]
-        self.conn.execute(f"UPDATE media_files SET {column} = now() WHERE id = %s AND {column} IS NULL", (file_id,))
+        self.conn.execute(f"UPDATE media_files SET {column} = now() WHERE id = ANY(%s) AND {column} IS NULL",
+                          (list(file_ids),))
 
     def originals_due(self, source: str, *, verified_before: datetime,
                       current_batch: str | None) -> Iterator[MediaFile]:

@@ -71,9 +71,12 @@ def all_sidecars(catalog: Catalog, page: int = 500) -> Iterator[Sidecar]:
         last_id = rows[-1].id
 
 
-def mark_sidecar_sorted(catalog: Catalog, sidecar_id: int, sorted_path: str) -> None:
-    """One statement: atomic on its own, or part of the transaction the caller has open (a sorting chunk)."""
-    catalog.conn.execute("UPDATE sidecars SET sorted_path = %s WHERE id = %s", (sorted_path, sidecar_id))
+def mark_sidecars_sorted(catalog: Catalog, placed: Sequence[tuple[int, str]]) -> None:
+    """(sidecar id, sorted path) of several sidecars in one statement: atomic on its own, or part of the
+    transaction the caller has open (a sorting chunk)."""
+    catalog.conn.execute("UPDATE sidecars AS s SET sorted_path = v.sorted_path"
+                         " FROM unnest(%s::bigint[], %s::text[]) AS v(id, sorted_path) WHERE s.id = v.id",
+                         ([sidecar_id for sidecar_id, _ in placed], [path for _, path in placed]))
 
 
 def sorted_sidecars(catalog: Catalog, batch_id: str) -> list[tuple[str, str]]:

@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from typing_extensions import Unpack
 
-from media_assets.catalog.connection import Cursor
-from media_assets.catalog.files import FileChanges
+from media_assets.catalog.files import FileChanges, Move
 from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
 from media_assets.settings import Settings
@@ -34,6 +33,7 @@ HEARTBEAT_SECONDS = 1.0
 CHUNK_FILES = 200
 CHUNK_SECONDS = 2.0
 FIRST_CHUNK_FILES = 20
+T = TypeVar("T")
 #: Called with a phase's Progress on every file it finishes and on every heartbeat (the CLI's progress bar on a
 #: terminal), from the phase's thread and from its heartbeat thread.
 PROGRESS_LISTENERS: list[Callable[[Progress], None]] = []
@@ -139,13 +139,15 @@ def heartbeat(ctx: PhaseContext) -> Iterator[None]:
 @dataclass
 class Chunk:
     """Files a phase works on together (`in_chunks`): what their work wrote, and what the catalog records of it
-    afterwards (in one transaction), then what may only happen once that is recorded (a removal)."""
+    afterwards (in one transaction, set-based: one statement per kind of change, not per file), then what may
+    only happen once that is recorded (a removal)."""
 
     catalog: Catalog
     progress: Progress
     files: list[MediaFile]
     written: list[Path] = field(default_factory=list)
-    changes: list[Callable[[Cursor], object]] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)
+    gathered: list[tuple[Callable[[list[Any]], object], list[Any]]] = field(default_factory=list)
     afterwards: list[Callable[[], object]] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[MediaFile]:
@@ -166,11 +168,15 @@ class Chunk:
 
     def move(self, file: MediaFile, target: FileState, *, detail: str | None = None,
              **changes: Unpack[FileChanges]) -> None:
-        self.changes.append(lambda cur: self.catalog.move(file, target, detail=detail, cursor=cur, **changes))
+        """Move the file when the chunk is recorded (`Catalog.move_files`, with the chunk's other moves)."""
+        self.moves.append(Move(file, target, detail, changes))
 
-    def record(self, change: Callable[[], object]) -> None:
-        """A catalog change other than a move (it runs in the chunk's transaction)."""
-        self.changes.append(lambda _cur: change())
+    def gather(self, record: Callable[[list[T]], object]) -> list[T]:
+        """A list the phase fills as it works (sidecars sorted, files pruned): `record` writes all of it in one
+        statement in the chunk's transaction, unless it stays empty."""
+        items: list[T] = []
+        self.gathered.append((record, items))
+        return items
 
     def then(self, action: Callable[[], object]) -> None:
         """Something to do once the chunk is recorded (remove a copy whose removal is recorded first)."""
@@ -178,10 +184,12 @@ class Chunk:
 
     def finish(self) -> None:
         make_durable(self.written)
-        if self.changes:
+        gathered = [(record, items) for record, items in self.gathered if items]
+        if self.moves or gathered:
             with self.catalog.transaction() as cur:
-                for change in self.changes:
-                    change(cur)
+                self.catalog.move_files(self.moves, cursor=cur)
+                for record, items in gathered:
+                    record(items)
         for action in self.afterwards:
             action()
 

@@ -29,6 +29,7 @@ def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
     compressed_folder = ctx.settings.storage_dir("compressed")
 
     def stage(chunk: Chunk) -> None:
+        renamed_outputs = chunk.gather(functools.partial(ctx.catalog.mark_pruned, copy="output"))
         for file in chunk:
             source = ctx.path(file.output_path or "")
             target = free_target(bridge, _staged_name(file.original_name, source.suffix), file.id, file.output_hash)
@@ -39,7 +40,7 @@ def prepare_files(ctx: PhaseContext, outcome: PhaseOutcome) -> None:
                 chunk.wrote(target)
             # else: a killed run had staged it already; the catalog catches up now.
             if compressed:  # its bytes live on as the staged copy; `verify --full` must not miss it
-                chunk.record(functools.partial(ctx.catalog.mark_pruned, file.id, "output"))
+                renamed_outputs.append(file.id)
             chunk.move(file, FileState.STAGED, staged_path=ctx.relative(target), kept_identity=identity)
             outcome.files += 1
             outcome.bytes_out += file.output_size or 0

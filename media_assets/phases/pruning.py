@@ -40,6 +40,7 @@ def release_copies(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[st
 
 
 def _release_intermediates(ctx: PhaseContext, outcome: PhaseOutcome, chunk: Chunk) -> None:
+    pruned_outputs = chunk.gather(functools.partial(ctx.catalog.mark_pruned, copy="output"))
     for file in chunk:
         kept = ctx.path(file.sorted_path or "")
         copies = {path for path in (file.output_path, file.staged_path)
@@ -52,7 +53,7 @@ def _release_intermediates(ctx: PhaseContext, outcome: PhaseOutcome, chunk: Chun
             outcome.counts["intermediate_copies_kept"] += len(copies)
             continue
         if file.output_path in copies:
-            chunk.record(functools.partial(ctx.catalog.mark_pruned, file.id, "output"))
+            pruned_outputs.append(file.id)
         for path in copies:
             chunk.then(functools.partial(_remove, ctx.path(path), outcome, "intermediate_copies_removed"))
 
@@ -72,12 +73,13 @@ def _release_originals(ctx: PhaseContext, outcome: PhaseOutcome, keep: KeepOrigi
 def _release_due_originals(ctx: PhaseContext, outcome: PhaseOutcome, offered: MediaSource | None,
                            chunk: Chunk) -> None:
     sidecars = sidecars_by_file(ctx.catalog, chunk.ids)
+    pruned_originals = chunk.gather(functools.partial(ctx.catalog.mark_pruned, copy="original"))
     for file in chunk:
         if offered is not None and not offered.unchanged(file.source_id, file.source_version):
             outcome.counts["originals_kept_source_changed"] += 1  # ours may be the last copy: keep it
             continue
         # its unsorted sidecars count as pruned with it
-        chunk.record(functools.partial(ctx.catalog.mark_pruned, file.id, "original"))
+        pruned_originals.append(file.id)
         chunk.then(functools.partial(_remove, ctx.path(file.original_path or ""), outcome, "originals_removed"))
         for sidecar in sidecars[file.id]:
             if sidecar.sorted_path is None:

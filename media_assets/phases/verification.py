@@ -12,7 +12,6 @@ are proven by `verify --full` and the weekly scrub, which re-hash everything."""
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Mapping
 
@@ -41,8 +40,7 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
 
     def check(chunk: Chunk) -> None:
         uploads = ctx.catalog.uploads_by_file(chunk.ids)
-        verified: list[int] = []  # filled below; recorded when the chunk is, also if a later file fails
-        chunk.record(functools.partial(ctx.catalog.mark_uploads_verified, verified))
+        verified = chunk.gather(ctx.catalog.mark_uploads_verified)  # recorded with the chunk, even if a file fails
         for file in chunk:
             outcome.files += 1
             name = path_inside_source(file.source_path, ctx.settings.sources.folder_source_paths)
