@@ -352,8 +352,8 @@ def test_move_files_writes_what_single_moves_would(files: Files) -> None:
 
 
 def test_move_files_sets_every_column_a_move_may_set(files: Files) -> None:
-    """Each column goes in an array of its own type (`FileChanges` -> bigint[], text[], ...): every one of them,
-    with a value and with None, arrives as it was sent."""
+    """Each column is sent as its own type (`FileChanges` -> bigint, text, ...; in arrays for a chunk): every one
+    of them, with a value and with None, arrives as it was sent."""
     values: FileChanges = {
         "size_bytes": 5_000_000_000, "content_hash": "ab" * 32, "media_type": "photo", "media_format": "jpeg",
         "width": 4000, "height": 3000, "captured_at": datetime(2024, 7, 1, 12, 30, 5),
@@ -368,8 +368,10 @@ def test_move_files_sets_every_column_a_move_may_set(files: Files) -> None:
     with_values, with_none = files.new(), files.new()
     files.catalog.move_files([Move(with_values, S.DOWNLOADED, changes=values),
                               Move(with_none, S.DOWNLOADED, changes=nothing)])
+    alone = files.catalog.move(files.new(), S.DOWNLOADED, **values)  # one move: a VALUES row, not arrays
     assert {name: getattr(files.catalog.get_file(with_values.id), name) for name in values} == values
     assert {name: getattr(files.catalog.get_file(with_none.id), name) for name in values} == nothing
+    assert {name: getattr(alone, name) for name in values} == values
 
 
 def test_move_files_refuses_a_file_twice_or_a_forbidden_move_before_writing(files: Files) -> None:
