@@ -146,6 +146,14 @@ def test_a_worker_imports_no_settings_catalog_or_dagster(job_module: str) -> Non
     assert not loaded & {"pydantic", "pydantic_settings", "psycopg", "dagster", "pyicloud"}
 
 
+def test_a_run_imports_telegram_and_supabase_only_to_use_them() -> None:
+    """python-telegram-bot (~20 MB) and supabase-py with httpx and PyJWT (~30 MB) were in the run's process for
+    the whole batch, imported with the run's report and the mirror's asset, though a run sends nothing until
+    it ends and most installations mirror nothing."""
+    loaded = _modules_after_import("media_assets.runner", "media_assets.telegram", "media_assets.mirror")
+    assert not loaded & {"telegram", "httpx", "supabase", "postgrest", "jwt"}
+
+
 def test_a_run_without_icloud_does_not_import_pyicloud(tmp_path: Path) -> None:
     """pyicloud and its dependencies were ~20 MB of the run's process, imported by every batch's verification
     and by the download phase asking for the iCloud source."""

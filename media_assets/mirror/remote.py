@@ -6,7 +6,10 @@ are still there, and checksums per key range for the reconciliation.
 
 supabase-py retries only GET/HEAD and never timeouts, while every write here is idempotent, so every request goes
 through one retry loop with exponential backoff for 5xx answers, timeouts and connection errors. 4xx answers are
-not retried: they need a person (a wrong key, a missing table)."""
+not retried: they need a person (a wrong key, a missing table).
+
+supabase-py, httpx and PyJWT (~30 MB together) are imported when a remote is made or a key is read, not with this
+module: every run imports the mirror's code, and most installations mirror nothing."""
 
 from __future__ import annotations
 
@@ -14,15 +17,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
-
-import httpx
-import jwt
-from postgrest import APIError
-from supabase import ClientOptions, create_client
+from typing import TYPE_CHECKING, Any
 
 from media_assets.mirror.config import MirrorConfig
 from media_assets.mirror.tables import MirroredTable
+
+if TYPE_CHECKING:
+    import httpx
+    from postgrest import APIError
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
@@ -56,6 +58,8 @@ def key_role(key: str) -> str | None:
         return "service_role"
     if key.startswith("sb_publishable_"):
         return "anon"
+    import jwt
+
     try:
         claims = jwt.decode(key, options={"verify_signature": False})
     except jwt.InvalidTokenError:
@@ -83,6 +87,9 @@ class SupabaseRemote:
 
     def __init__(self, url: str, key: str, *, timeout_seconds: float, max_attempts: int,
                  backoff_seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        import httpx
+        from supabase import ClientOptions, create_client
+
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.requests = 0
@@ -156,6 +163,8 @@ class SupabaseRemote:
 
     def _post_rpc(self, function: str, body: bytes) -> Any:
         """A function call with a ready JSON body; PostgREST's errors raised as supabase-py raises them."""
+        from postgrest import APIError
+
         answer = self._http.post(f"{self._rpc_url}/{function}", content=body, headers=self._rpc_headers)
         if answer.is_success:
             return answer.json()
@@ -167,6 +176,9 @@ class SupabaseRemote:
 
     def _call(self, what: str, execute: Callable[[], Any]) -> Any:
         """Run one request, retrying transient failures with exponential backoff."""
+        import httpx
+        from postgrest import APIError
+
         for attempt in range(1, self.max_attempts + 1):
             self._last_status = None
             try:

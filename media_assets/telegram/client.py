@@ -1,6 +1,9 @@
 """A thin, best-effort wrapper around python-telegram-bot: one short-lived Bot per use (its httpx client is bound
 to the event loop), polite retries on flood limits, brief retries on network errors, secrets removed from
-everything sent, and nothing raised to the caller when Telegram is down."""
+everything sent, and nothing raised to the caller when Telegram is down.
+
+python-telegram-bot (with httpx, ~20 MB) is imported only when a message is sent: every run imports this module
+for its report, and a run without Telegram (or before the report) should not carry it."""
 
 from __future__ import annotations
 
@@ -10,13 +13,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
-
-from telegram import Bot, Message
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from typing import TYPE_CHECKING, TypeVar
 
 from media_assets.telegram.config import TelegramConfig
 from media_assets.telegram.redaction import redact
+
+if TYPE_CHECKING:
+    from telegram import Bot, Message
+    from telegram.error import RetryAfter
 
 log = logging.getLogger("media_assets.telegram")
 # httpx logs every request URL at INFO, and the URL holds the bot token; ptb logs raw API answers (which may hold
@@ -58,6 +62,8 @@ class TelegramClient:
 
     async def call(self, make: Callable[[], Awaitable[T]], what: str) -> T:
         """Run one API call: wait out 429s (bounded), retry network errors briefly, raise `Undelivered` else."""
+        from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+
         waited = 0.0
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -82,6 +88,8 @@ class TelegramClient:
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[Bot]:
         """An initialised Bot (getMe done) for this event loop, shut down afterwards."""
+        from telegram import Bot
+
         bot = Bot(self.config.token, base_url=self.config.base_url, base_file_url=self.config.base_file_url)
         await self.call(bot.initialize, "getMe")
         try:

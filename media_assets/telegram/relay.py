@@ -15,13 +15,15 @@ import math
 import re
 import time
 from functools import partial
-
-from telegram import Bot, Message, Update
+from typing import TYPE_CHECKING
 
 from media_assets.settings import Settings, process_settings
 from media_assets.telegram.client import NETWORK_BACKOFF_SECONDS, TelegramClient, Undelivered
 from media_assets.telegram.config import TelegramConfig, telegram_config
 from media_assets.telegram.messages import deadline_text
+
+if TYPE_CHECKING:  # python-telegram-bot itself is imported by the client, once a message is sent
+    from telegram import Bot, Message, Update
 
 log = logging.getLogger("media_assets.telegram")
 CODE = re.compile(r"(\d{3}) ?(\d{3})")
