@@ -139,6 +139,26 @@ def test_footage_with_sound_is_not_a_near_duplicate_of_the_silent_footage(make_p
     assert pipeline.catalog.count_by_state("b1") == {"unique": 3, "duplicate": 1}
 
 
+def test_a_video_frame_is_decoded_on_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool runs a worker per core already; ffmpeg's own decoding threads held a frame each (46 MB for a
+    720p clip instead of 35), and two clips fingerprinted side by side were the deduplication's peak."""
+    clip = sample.make_video(tmp_path / "clip.mp4", size=(160, 120), audio=False)
+    if clip is None:
+        pytest.skip("no ffmpeg")
+    commands: list[list[str]] = []
+    real_run = subprocess.run
+
+    def run(command: list[str], **options: object) -> subprocess.CompletedProcess[bytes]:
+        commands.append(command)
+        return real_run(command, **options)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", run)
+    assert present(video_fingerprint(clip).phash) is not None
+    decodes = [command for command in commands if "image2pipe" in command]
+    assert decodes and all(command[command.index("-threads") + 1] == "1"
+                           and command.index("-threads") < command.index("-i") for command in decodes)
+
+
 def _apple_note(entries: dict[int, str]) -> bytes:
     """An Apple MakerNote with ASCII entries, laid out as iPhones write it."""
     head = APPLE_MAKERNOTE + b"\x00\x01MM"
