@@ -14,8 +14,8 @@ from media_assets.catalog.states import FileState
 from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
 from media_assets.media.hashing import sha256_file
-from media_assets.phases import compression
-from media_assets.phases.common import run_phase
+from media_assets.phases import common, compression
+from media_assets.phases.common import PhaseContext, run_phase
 from media_assets.runner import run_batch
 from media_assets.settings import SettingsError
 from media_assets_tests.conftest import MakePipeline, present
@@ -104,3 +104,16 @@ def test_a_large_video_is_compressed_with_no_other_file_beside_it(media_type: st
     width, height = size or (None, None)
     file = cast(MediaFile, SimpleNamespace(media_type=media_type, width=width, height=height))
     assert compression.runs_alone(file) is alone
+
+
+def test_a_phase_starts_by_giving_back_the_memory_the_previous_one_freed(make_pipeline: MakePipeline,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deduplication holds the batch's fingerprints and near index in the run's process; once freed, glibc kept
+    the pages while compression's workers (the run's peak) ran beside it."""
+    pipeline = make_pipeline()
+    pipeline.catalog.create_batch("trim")
+    ctx = PhaseContext(batch_id="trim", settings=pipeline.settings, catalog=pipeline.catalog)
+    happened: list[str] = []
+    monkeypatch.setattr(common, "release_freed_memory", lambda: happened.append("released"))
+    run_phase("compression", ctx, lambda _ctx, _outcome: happened.append("compressed"))
+    assert happened == ["released", "compressed"]

@@ -20,6 +20,7 @@ from typing_extensions import Unpack
 from media_assets.catalog.files import FileChanges, Move
 from media_assets.catalog.repository import Catalog, MediaFile
 from media_assets.catalog.states import FileState
+from media_assets.phases.workers import release_freed_memory
 from media_assets.settings import Settings
 from media_assets.storage import make_durable
 
@@ -308,6 +309,9 @@ def run_phase(name: str, ctx: PhaseContext, work: PhaseFunction, *, enabled: boo
               when_disabled: PhaseFunction | None = None) -> PhaseOutcome:
     """Run one phase over a batch with its bookkeeping. A disabled phase is recorded as skipped, and
     `when_disabled` lets files flow on past it (for example compression off: originals are staged)."""
+    # What the previous phase freed (a batch's fingerprints, the decision's index) goes back to the system:
+    # glibc keeps it otherwise, and the next phase's workers would run beside an idle heap.
+    release_freed_memory()
     outcome = PhaseOutcome(phase=name)
     ctx.progress = Progress(name, ctx.log)
     run_id = ctx.catalog.start_phase_run(ctx.batch_id, name, ctx.dagster_run_id)
