@@ -3,9 +3,10 @@ takes it (folder source -> local destination + Pixel folder, bounded batches), b
 published figures for 928 files.
 
 The library: mostly 12 MP JPEGs with camera-like texture, EXIF dates and thumbnails (saved at q92, so
-compression re-encodes them), some 12 MP HEICs, PNG screenshots and 2 s 1080p clips at a phone's bit rate,
-plus 5% exact copies and 5% resized copies in a backup folder. `--quick` makes 200 files at 2 MP / 720p;
-`--photo-size` chooses another photo size (clips are 1080p from 4000 px wide photos up, 720p below).
+compression re-encodes them), some 12 MP HEICs (with a 320 px thumbnail, as an iPhone writes them), PNG
+screenshots and 2 s 1080p clips at a phone's bit rate, plus 5% exact copies and 5% resized copies in a backup
+folder. `--quick` makes 200 files at 2 MP / 720p; `--photo-size` chooses another photo size (clips are 1080p
+from 4000 px wide photos up, 720p below).
 
 Reported per size: seconds and ms per library file of each phase (summed over the batches), beside the CPU
 seconds the run's process tree spent in it (sampled, see benchmarks/memory.py: on a shared machine the wall time
@@ -61,6 +62,8 @@ PHASE_GROUPS = {"download": ["download"], "deduplication": ["deduplication"], "c
                 "sorting": ["sorting"], "verification": ["verification"]}
 #: Share of the originals (the 90% that are not copies) by kind; the rest are JPEGs.
 MIX = {"heic": 0.02, "png": 0.05, "video": 0.01}
+#: An iPhone's HEIC carries a 320 px thumbnail (deduplication fingerprints it instead of decoding 12 MP).
+IPHONE_THUMBNAIL = 320
 STATUS_CATALOG_FILES = 100_000
 #: The per-file catalog queries of the phases, by name: each must be an index lookup on a big catalog.
 HOT_QUERIES = {
@@ -117,7 +120,8 @@ def _make_file(task: tuple[str, int, str, tuple[int, int], str | None]) -> None:
     elif kind == "jpeg":
         data = _jpeg(_camera_photo(size, n), n)
     elif kind == "heic":
-        data = sample.photo_bytes(image=_camera_photo(size, n), fmt="HEIC", quality=80, taken=_taken(n))
+        data = sample.photo_bytes(image=_camera_photo(size, n), fmt="HEIC", quality=80, taken=_taken(n),
+                                  heif_thumbnail=IPHONE_THUMBNAIL)
     elif kind == "png":
         data = sample.screenshot_bytes(size=(size[0] // 4, size[0] // 4 * 20 // 9), seed=n)
     else:

@@ -183,3 +183,15 @@ def test_make_photo_without_metadata_has_no_exif(tmp_path: Path) -> None:
     path = sl.make_photo(tmp_path / "plain.jpg", size=(64, 48), seed=1, make=None, model=None)
     with Image.open(path) as img:
         assert len(img.getexif()) == 0
+
+
+def test_a_heic_can_carry_an_iphone_like_thumbnail() -> None:
+    """The end-to-end benchmark's HEICs carry one, as an iPhone's do: deduplication fingerprints it instead of
+    decoding the whole picture."""
+    register_heif()
+    plain, with_thumbnail = (Image.open(io.BytesIO(sl.photo_bytes(size=(1024, 768), fmt="HEIC", heif_thumbnail=t)))
+                             for t in (None, 320))
+    assert plain.info.get("thumbnails", []) == []
+    assert len(with_thumbnail.info["thumbnails"]) == 1
+    with_thumbnail.draft("RGB", (320, 240))
+    assert with_thumbnail.size == (320, 240)

@@ -151,8 +151,10 @@ def photo_bytes(
     model: str | None = "Pixel 7",
     extra_exif: Mapping[int, Any] | None = None,
     image: Image.Image | None = None,
+    heif_thumbnail: int | None = None,
 ) -> bytes:
-    """Encoded bytes of a textured photo (or of ``image``) with the given EXIF; see :func:`make_photo`."""
+    """Encoded bytes of a textured photo (or of ``image``) with the given EXIF; see :func:`make_photo`.
+    ``heif_thumbnail``: a HEIC also carries a thumbnail this many pixels wide, as an iPhone's does (320)."""
     img = image if image is not None else textured_image(size, seed)
     has_exif = any(v is not None for v in (taken, gps, make, model)) or bool(extra_exif)
     exif = build_exif(taken=taken, offset=offset, gps=gps, make=make, model=model, extra=extra_exif)
@@ -166,6 +168,8 @@ def photo_bytes(
         from media_assets.media.dates import register_heif
 
         register_heif()
+        if heif_thumbnail:
+            params["thumbnails"] = [heif_thumbnail]
     if has_exif:
         params["exif"] = exif.tobytes()
     buf = io.BytesIO()
