@@ -17,6 +17,7 @@ from media_assets.automation import Decision, check_sources
 from media_assets.batches import BatchLifecycle, BatchStopped
 from media_assets.catalog.locks import Holder, RunLocks, process_run_locks, waiting_for
 from media_assets.defs.batch.assets import PHASES
+from media_assets.defs.batch.executor import create_pools
 from media_assets.defs.batch.job import BATCH_JOB_NAME
 from media_assets.defs.batch.pool_wait import PoolWatch
 from media_assets.defs.domains import domain_defs
@@ -100,6 +101,8 @@ def _run_holding_locks(pipeline: Pipeline, batch_id: str) -> RunReport:
     if not pipeline.instance.has_dynamic_partition("batch", batch_id):
         pipeline.instance.add_dynamic_partitions("batch", [batch_id])
     reclaim_dead_runs(pipeline.instance, pipeline.settings, catalog)
+    # execute_in_process runs Dagster's in-process executor, not the job's (which makes the pools itself)
+    create_pools(pipeline.instance, catalog.conninfo)
     started = time.perf_counter()
     watch = RunWatch(pipeline.instance, batch_id)
     with watch:

@@ -18,19 +18,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import psycopg
 import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster_postgres import PostgresEventLogStorage
 
-from media_assets.catalog.locks import AdvisoryLock, batch_key, run_slot_key
+from media_assets.catalog.database import DATABASE_URL_ENV
+from media_assets.catalog.locks import DAGSTER_SETUP, POOL_SETUP, AdvisoryLock, batch_key, is_free, run_slot_key
 from media_assets.catalog.repository import Catalog
 from media_assets.defs.batch.assets import ICLOUD_POOL
 from media_assets.defs.batch.executor import create_pools
+from media_assets.defs.instance import Pipeline, open_pipeline
 from media_assets.defs.runs import PARTITION_TAG, RUNNER_PROCESS_TAG, reclaim_dead_runs
 from media_assets.faults import FAULTS_ENV
 from media_assets.media import sample_library as sample
 from media_assets.media.hashing import sha256_file
 from media_assets.media.sample_library import write_sample_library
+from media_assets.runner import run_batch
+from media_assets.settings import load_settings
 
 from .conftest import MakePipeline, present, write_settings
 from .daemon_runs import storage_instance
@@ -115,6 +120,73 @@ def test_runs_starting_together_on_a_fresh_installation_make_the_pool_once(catal
     finally:
         for instance in instances:
             instance.dispose()
+
+
+def test_processes_starting_on_a_new_installation_make_dagsters_tables_one_at_a_time(
+        catalog_conninfo: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster makes its tables when its storage is first opened; two `media-pipeline` commands starting together
+    on a new installation both made them and one failed ("type event_logs already exists"). A process opening
+    the pipeline while another sets Dagster up waits for it, then finds the tables made."""
+    monkeypatch.setenv(DATABASE_URL_ENV, catalog_conninfo)
+    settings = load_settings(write_settings(tmp_path))
+    opened: list[Pipeline] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            opened.append(open_pipeline(settings))
+        except BaseException as error:  # collected: an exception in a thread would otherwise vanish
+            errors.append(error)
+
+    def dagster_tables() -> bool:
+        with psycopg.connect(catalog_conninfo) as conn:
+            return conn.execute("SELECT to_regclass('event_logs') IS NOT NULL").fetchone() == (True,)
+
+    caplog.set_level(logging.WARNING, logger="media_assets.catalog.locks")
+    starting = threading.Thread(target=start)
+    with AdvisoryLock(catalog_conninfo, DAGSTER_SETUP, "another process setting up Dagster") as other:
+        other.acquire(wait=False)
+        starting.start()
+        _wait_until(lambda: "setting up Dagster's tables waits" in caplog.text or dagster_tables() or errors,
+                    "the starting process waits or makes the tables")
+        assert not dagster_tables(), "made while another process sets Dagster up"
+    starting.join(timeout=120)
+    try:
+        assert errors == [] and len(opened) == 1
+        assert dagster_tables()
+    finally:
+        for pipeline in opened:
+            pipeline.close()
+
+
+def test_a_run_in_this_process_makes_the_pools_before_a_step_claims_one(make_pipeline: MakePipeline, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`media-pipeline run` executes its job in process, where Dagster's in-process executor stands in for the
+    job's own and so never made the pools: two runs started together on a fresh installation both made the icloud
+    pool's row at their first claim, and one failed (UniqueViolation) before any phase started. It makes them
+    first, under the pool setup lock, like a daemon run; no step makes one."""
+    opened = make_pipeline()
+    sample.make_photo(tmp_path / "library" / "a.jpg", seed=1, size=(64, 48))
+    pipeline = Pipeline(settings=opened.settings, catalog=opened.catalog,
+                        instance=storage_instance(opened.catalog.conninfo, tmp_path / "dagster_home"))
+    storage = pipeline.instance.event_log_storage
+    made: list[tuple[str, bool]] = []
+    make = storage.initialize_concurrency_limit_to_default
+    watcher = psycopg.connect(opened.catalog.conninfo, autocommit=True)
+
+    def watched(key: str) -> bool:
+        made.append((key, not is_free(watcher, POOL_SETUP)))
+        return make(key)
+
+    monkeypatch.setattr(storage, "initialize_concurrency_limit_to_default", watched)
+    try:
+        report = run_batch(pipeline)
+    finally:
+        pipeline.instance.dispose()
+        watcher.close()
+    assert report.success, report.error
+    assert made == [(ICLOUD_POOL, True)], "made once, holding the pool setup lock"
 
 
 def test_a_dead_run_is_found_by_its_free_lock_whatever_host_it_had(make_pipeline: MakePipeline, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ BATCH_CREATION = 1
 DEDUPLICATION = 2
 MIRROR_PASS = 3
 POOL_SETUP = 4
+DAGSTER_SETUP = 5
 #: Keys below this are reserved for the locks above; run slots and batches are further up.
 _RUN_SLOTS = 1_000
 _BATCHES = 1_000_000

@@ -19,6 +19,7 @@ from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, L
 from dagster._serdes import ConfigurableClassData
 
 from media_assets.catalog.database import DATABASE_URL_ENV, dagster_storage_url, resolve_conninfo
+from media_assets.catalog.locks import DAGSTER_SETUP, AdvisoryLock
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
 from media_assets.settings import Settings, make_private, prepare_folders, use_settings
@@ -175,9 +176,13 @@ def open_pipeline(settings: Settings) -> Pipeline:
     os.environ[DATABASE_URL_ENV] = conninfo  # the resources of in-process runs use the same database
     os.environ.setdefault(DAGSTER_STORAGE_ENV, dagster_storage_url(conninfo))
     prepare_dagster_home(settings)
-    instance = DagsterInstance.get()
-    if complete_dagster_tables(instance):
-        instance.reindex(print_fn=lambda _line: None)  # the data migrations Dagster runs after creating them
+    # Dagster makes its tables when its storage is first opened, and two processes doing it at once on a new
+    # installation fail one of them ("type event_logs already exists"): one process at a time.
+    with AdvisoryLock(conninfo, DAGSTER_SETUP, "setting up Dagster's tables") as lock:
+        lock.acquire(wait=True)
+        instance = DagsterInstance.get()
+        if complete_dagster_tables(instance):
+            instance.reindex(print_fn=lambda _line: None)  # the data migrations Dagster runs after creating them
     return Pipeline(settings=settings, catalog=Catalog(conninfo), instance=instance)
 
 
