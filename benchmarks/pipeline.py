@@ -197,14 +197,17 @@ def _catalog_figures(conninfo: str) -> dict[str, Any]:
     with psycopg.connect(conninfo) as conn:
         phases = conn.execute(
             "SELECT phase, sum(extract(epoch FROM finished_at - started_at))::float AS seconds,"
-            " sum(files_processed) AS files FROM phase_runs GROUP BY phase").fetchall()
+            " sum(files_processed) AS files, sum(coalesce((details->>'pruning_seconds')::float, 0)) AS pruning"
+            " FROM phase_runs GROUP BY phase").fetchall()
         states: dict[str, int] = dict(conn.execute("SELECT state, count(*) FROM media_files GROUP BY state"))
         batches = _one(conn, "SELECT count(*) FROM batches")
         size = _one(conn,
             "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.relkind = 'r' AND n.nspname = 'public' AND c.relname IN ('batches', 'media_files',"
             " 'state_changes', 'duplicate_files', 'phase_runs', 'uploads', 'mirror_outbox')")
-    return {"phases": {name: {"seconds": round(seconds, 3), "files": int(files)} for name, seconds, files in phases},
+    return {"phases": {name: {"seconds": round(seconds, 3), "files": int(files),
+                              **({"pruning_seconds": round(pruning, 3)} if pruning else {})}
+                       for name, seconds, files, pruning in phases},
             "states": states, "batches": batches, "catalog_mb": round(int(size) / 2**20, 2)}
 
 
@@ -402,6 +405,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             row += (f" {wall[s][group]:.1f} | {1000 * wall[s][group] / r['files']:.1f} | {cpu[s][group]:.1f} |"
                     f" {1000 * cpu[s][group] / r['files']:.1f} | {_group_load(r, group)} |")
         lines.append(row)
+        if group == "verification":
+            lines.append(_pruning_row(results))
     row = f"| **all phases** | {SEED_TOTAL} | {1000 * SEED_TOTAL / SEED_FILES:.1f} |"
     for s, r in results.items():
         total, total_cpu = sum(wall[s].values()), sum(cpu[s].values())
@@ -418,6 +423,16 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                      f" | {r['peak_rss_mb']} ({r['peak_pss_mb']}) | {r['catalog_mb']}"
                      f" | {r['disk']['footprint_ratio']} | {r['status']['status_seconds']} |")
     return "\n".join(lines)
+
+
+def _pruning_row(results: dict[str, dict[str, Any]]) -> str:
+    """Verification's removal of the intermediate copies and the originals due (wall only: it is the file
+    system's work, and the seed system pruned nothing)."""
+    row = "| ... of which pruning | - | - |"
+    for r in results.values():
+        pruning = sum(phase.get("pruning_seconds", 0.0) for phase in r["phases"].values())
+        row += f" {pruning:.1f} | {1000 * pruning / r['files']:.1f} | - | - | - |"
+    return row
 
 
 def growth(results: dict[str, dict[str, Any]], key: str = "seconds") -> dict[str, float]:

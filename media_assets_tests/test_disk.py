@@ -60,7 +60,9 @@ def test_a_verified_batch_from_a_folder_keeps_only_the_kept_copies(make_pipeline
     assert on_disk - kept == sum(p.stat().st_size for p in _files_in(storage("quarantine")))
     # `status` reads the same from the catalog, without walking the folders.
     assert pipeline.catalog.storage_bytes() == {"uploaded": kept, "quarantine": on_disk - kept}
-    assert _verification_counts(pipeline, report.batch_id)["originals_removed"] == 8  # verified and duplicates
+    verification = _verification_counts(pipeline, report.batch_id)
+    assert verification["originals_removed"] == 8  # verified and duplicates
+    assert 0 < verification["pruning_seconds"] <= verification["seconds"], "the removals' time, within the phase's"
     # The source was only read; verify --full counts the removed copies as pruned, not missing.
     assert (pipeline.settings.sources.folder_source_paths[0] / sample.HOLIDAY_NIGHT).is_file()
     result = _check(pipeline)

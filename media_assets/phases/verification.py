@@ -13,6 +13,7 @@ are proven by `verify --full` and the weekly scrub, which re-hash everything."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping
 
 from media_assets.batches import BatchLifecycle
@@ -68,7 +69,11 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
         where = ", ".join(f"{n} {state}" for state, n in sorted(still.items()))
         raise PhaseFailed(f"{sum(still.values())} file(s) of batch {ctx.batch_id} are not accounted for "
                           f"(still {where})" + "".join(f"; {problem}" for problem in problems[:10]))
+    # Apart in the metadata: freeing a copy's blocks is file-system work that can outweigh the checks (2 ms a
+    # 2 MB file on an ext4 mounted with `discard`, measured), and a seed system that never pruned did neither.
+    started = time.perf_counter()
     release_copies(ctx, outcome, sources)
+    outcome.measures["pruning_seconds"] = round(time.perf_counter() - started, 3)
 
 
 def unaccounted(ctx: PhaseContext) -> dict[str, int]:
