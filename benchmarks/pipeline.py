@@ -121,7 +121,7 @@ def _make_file(task: tuple[str, int, str, tuple[int, int], str | None]) -> None:
         data = _jpeg(_camera_photo(size, n), n)
     elif kind == "heic":
         data = sample.photo_bytes(image=_camera_photo(size, n), fmt="HEIC", quality=80, taken=_taken(n),
-                                  heif_thumbnail=IPHONE_THUMBNAIL)
+                                  heif_thumbnail=IPHONE_THUMBNAIL, heif_preset="ultrafast")
     elif kind == "png":
         data = sample.screenshot_bytes(size=(size[0] // 4, size[0] // 4 * 20 // 9), seed=n)
     else:
