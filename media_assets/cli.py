@@ -468,14 +468,14 @@ def _become_worker(pipeline: Pipeline, name: str, celery_args: list[str]) -> int
     `celery_config` the runs' executor uses, in the environment `open_pipeline` prepared (the catalog, Dagster's
     storage and DAGSTER_HOME, where dagster-celery keeps the worker's configuration)."""
     from media_assets.defs.batch.executor import worker_config
+    from media_assets.storage import write_text_atomically
 
     if pipeline.settings.execution.executor != "celery":
         print("media-pipeline: a worker needs EXECUTOR=celery and CELERY_BROKER_URL in the settings (the same "
               "settings as the daemon's machine)", file=sys.stderr)
         return 2
     config = Path(os.environ["DAGSTER_HOME"]) / "celery-worker.yaml"
-    config.touch(mode=0o600)  # the broker's address may hold its password
-    config.write_text(worker_config(pipeline.settings))
+    write_text_atomically(config, worker_config(pipeline.settings), mode=0o600)  # the broker's URL may hold a password
     bin_dir = Path(sys.executable).parent
     os.environ["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])  # it starts `celery`
     pipeline.close()

@@ -9,6 +9,7 @@ import functools
 import hashlib
 import os
 import shutil
+import tempfile
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +113,22 @@ def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = 
     if durable:
         _fsync_dir(target.parent)
     return size, digest.hexdigest()
+
+
+def write_text_atomically(target: Path, text: str, *, mode: int = 0o600) -> None:
+    """Replace a small file (a configuration Dagster or Celery reads) as a whole: another process starting at
+    the same moment, or a start after a kill, reads the old text or the new one, never a truncated file."""
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f"{TEMP_PREFIX}{target.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def copy_atomically(source: Path, target: Path, *, temp_name: str | None = None,

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from media_assets.storage import write_text_atomically
+
 #: The code location's name: the one Dagster gave `-m media_assets.definitions`, which earlier runs are recorded
 #: under (re-executing one needs its location by that name).
 LOCATION = "media_assets.definitions"
@@ -74,7 +76,7 @@ def running_ui(host: str, port: int, dagster_home: Path) -> Iterator[list[subpro
     bin_dir = Path(sys.executable).parent
     code_port = free_port()
     workspace = dagster_home / "workspace.yaml"
-    workspace.write_text(workspace_yaml(code_port))
+    write_text_atomically(workspace, workspace_yaml(code_port))
     children: list[subprocess.Popen[bytes]] = []
     try:
         children.append(subprocess.Popen(

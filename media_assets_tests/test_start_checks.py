@@ -431,6 +431,22 @@ def test_data_reports_and_dagster_home_are_owner_only(tmp_path: Path, monkeypatc
         assert written.stat().st_mode & 0o777 == 0o600, written
 
 
+def test_a_changed_instance_file_is_replaced_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process reading dagster.yaml while another start rewrites it (MAX_CONCURRENT_BATCHES changed) reads the
+    old file or the new one, never a truncated one; the new one is as private as the old."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = prepare_dagster_home(_load(tmp_path, MAX_CONCURRENT_BATCHES="1"))
+    monkeypatch.delenv("DAGSTER_HOME")
+    config = home / "dagster.yaml"
+    before = config.read_text()
+    with config.open() as reading:
+        prepare_dagster_home(_load(tmp_path, MAX_CONCURRENT_BATCHES="2"))
+        assert reading.read() == before
+    assert "max_concurrent_runs: 2" in config.read_text() and "max_concurrent_runs: 1" in before
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in home.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
 def test_one_free_space_rule_for_the_check_and_the_alert(tmp_path: Path) -> None:
     settings = _load(tmp_path, FREE_SPACE_ALERT_GB=str(10**9), ENABLE_PIXEL_UPLOAD="true", PIXEL_SYNC_DIR="pixel")
     space = free_space(settings)

@@ -23,6 +23,7 @@ from media_assets.catalog.locks import DAGSTER_SETUP, AdvisoryLock
 from media_assets.catalog.migrate import upgrade_to_head
 from media_assets.catalog.repository import Catalog
 from media_assets.settings import Settings, make_private, prepare_folders, use_settings
+from media_assets.storage import write_text_atomically
 
 DAGSTER_STORAGE_ENV = "MEDIA_PIPELINE_DAGSTER_STORAGE_URL"
 #: The repository's instance file (present in a checkout); installs without it get the minimal one below.
@@ -160,8 +161,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
     config = home / "dagster.yaml"
     wanted = instance_yaml(settings)
     if not config.exists() or config.read_text() != wanted:
-        config.write_text(wanted)
-    config.chmod(PRIVATE_LOG_MODE)  # like everything else in the Dagster home
+        write_text_atomically(config, wanted, mode=PRIVATE_LOG_MODE)  # private like all else in the Dagster home
+    else:
+        config.chmod(PRIVATE_LOG_MODE)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
