@@ -22,6 +22,7 @@ from dagster import (
 
 from media_assets import cli
 from media_assets.batches import is_batch_id
+from media_assets.catalog.phase_totals import phase_totals
 from media_assets.catalog.repository import path_inside_source
 from media_assets.catalog.states import FileState
 from media_assets.definitions import defs
@@ -79,6 +80,10 @@ def test_every_phase_reports_the_batch_totals_after_a_retry(make_pipeline: MakeP
     assert (upload["files"], upload["failed"], upload["uploaded"]) == (3, 0, 3)
     compression = _latest_metadata(pipeline, "compression")
     assert compression["bytes_in"] - compression["bytes_out"] == compression["bytes_saved"]
+    # A measure is the run's own, never summed nor cut to a whole number among the batch's counts.
+    verification = phase_totals(pipeline.catalog, retried.batch_id, "verification")
+    assert "pruning_seconds" in _latest_metadata(pipeline, "verification")
+    assert "pruning_seconds" not in verification.counts and verification.files == 3
     assert set(PHASES) <= {key.to_user_string() for key in pipeline.instance.all_asset_keys()}
 
 

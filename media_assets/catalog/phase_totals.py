@@ -47,5 +47,6 @@ def phase_totals(catalog: Catalog, batch_id: str, phase: str) -> PhaseTotals:
 
 
 def _numbers(details: dict[str, object] | None) -> dict[str, int]:
-    return {key: int(value) for key, value in (details or {}).items()
-            if key not in _COLUMNS and isinstance(value, int | float) and not isinstance(value, bool)}
+    """The counts of a run's details; its measures (floats, such as pruning_seconds) are that run's own."""
+    return {key: value for key, value in (details or {}).items()
+            if key not in _COLUMNS and isinstance(value, int) and not isinstance(value, bool)}
