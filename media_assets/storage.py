@@ -7,9 +7,9 @@ import ctypes
 import ctypes.util
 import functools
 import hashlib
+import io
 import os
 import shutil
-import tempfile
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,18 +84,22 @@ def holds_checksum(path: Path, identity: str | None, checksum: str | None, *, re
 
 
 def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = None,
-                     durable: bool = True, expected_sha256: str | None = None) -> tuple[int, str]:
+                     durable: bool = True, expected_sha256: str | None = None,
+                     mode: int | None = None) -> tuple[int, str]:
     """Copy a stream to `target` through a temp file in the same folder, fsync, rename; (bytes, sha256).
 
     `durable=False` leaves the fsyncs to the caller, who makes a whole chunk of files durable at once
     (`make_durable`) before the catalog records any of them. With `expected_sha256`, bytes that hash otherwise
-    never reach `target` (DiffersFromChecksum), so the copy's identity vouches for that checksum."""
+    never reach `target` (DiffersFromChecksum), so the copy's identity vouches for that checksum. `mode`: the
+    file's permissions, set before it takes the target's name."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / (temp_name or f"{TEMP_PREFIX}{target.name}")
     digest = hashlib.sha256()
     size = 0
     try:
         with temp.open("wb") as out:
+            if mode is not None:
+                os.fchmod(out.fileno(), mode)
             while chunk := source.read(CHUNK):
                 out.write(chunk)
                 digest.update(chunk)
@@ -118,17 +122,8 @@ def write_atomically(source: BinaryIO, target: Path, *, temp_name: str | None = 
 def write_text_atomically(target: Path, text: str, *, mode: int = 0o600) -> None:
     """Replace a small file (a configuration Dagster or Celery reads) as a whole: another process starting at
     the same moment, or a start after a kill, reads the old text or the new one, never a truncated file."""
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f"{TEMP_PREFIX}{target.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            os.fchmod(out.fileno(), mode)
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(io.BytesIO(text.encode()), target, temp_name=f"{TEMP_PREFIX}{target.name}.{os.getpid()}",
+                     mode=mode)
 
 
 def copy_atomically(source: Path, target: Path, *, temp_name: str | None = None,
