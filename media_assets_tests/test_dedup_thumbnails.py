@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from PIL import Image
+import pytest
+from PIL import Image, PngImagePlugin
 
 from media_assets.catalog.states import FileState
 from media_assets.defs.instance import Pipeline
 from media_assets.media import sample_library as sample
-from media_assets.media.perceptual import phash64, photo_fingerprint, pixel_signature, reduced_frames
+from media_assets.media.perceptual import phash64, photo_fingerprint, pixel_signature, reduced_frames, signature
 from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS
 from media_assets_tests.conftest import MakePipeline, present
 from media_assets_tests.dedup_corpus import exif_with_thumbnail
@@ -74,6 +75,27 @@ def test_a_letterboxed_or_missing_thumbnail_falls_back_to_decoding(tmp_path: Pat
     for name in ("boxed.jpg", "bare.jpg"):
         taken = photo_fingerprint(tmp_path / name)
         assert taken.similarity is not None and taken.phash == phash64(reduced_frames(tmp_path / name)[0])
+
+
+def test_a_picture_without_a_thumbnail_is_decoded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow looks for a PNG's EXIF after its pixels when none came before them (a screenshot without EXIF),
+    so reading its metadata decodes it: the fingerprint takes its frames from that decode instead of opening
+    and decoding the file a second time (a screenshot took twice the CPU)."""
+    decodes: list[str] = []
+    prepare = PngImagePlugin.PngImageFile.load_prepare
+
+    def counted(img: PngImagePlugin.PngImageFile) -> None:
+        decodes.append(str(img.filename))
+        prepare(img)
+
+    path = tmp_path / "Screenshot.png"
+    sample.textured_image(SIZE, 73).save(path)
+    expected = reduced_frames(path)
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load_prepare", counted)
+    taken = photo_fingerprint(path)
+    assert decodes == [str(path)]
+    assert taken.phash == phash64(expected[0])
+    assert taken.similarity == signature(expected)
 
 
 def test_copies_with_and_without_thumbnails_meet_and_stale_thumbnails_merge_nothing(

@@ -128,19 +128,25 @@ def reduced_frames(path: Path, *, real_pixels: bool = False) -> list[Image.Image
     thumbnail (which may be stale), at the cost of a full HEIC decode."""
     _register_heif()
     with Image.open(path) as img:
-        count = getattr(img, "n_frames", 1) if img.format in FRAMES_FORMATS else 1
-        if count == 1:
-            target = _DECODE_AT_LEAST if img.width >= img.height else _DECODE_AT_LEAST[::-1]
-            # JPEG: DCT scaling by up to 1/8 (real pixels); HEIF: the smallest embedded thumbnail this big.
-            if not (real_pixels and img.format in THUMBNAIL_DRAFT_FORMATS):
-                img.draft("RGB", target)
-            img.load()
-            return [_reduced(img)]
-        frames = []
-        for index in sorted({round(k * (count - 1) / (IMAGE_FRAMES - 1)) for k in range(IMAGE_FRAMES)}):
-            img.seek(index)
-            frames.append(_reduced(img.copy()))
-        return frames
+        return frames_of(img, real_pixels=real_pixels)
+
+
+def frames_of(img: Image.Image, *, real_pixels: bool = False) -> list[Image.Image]:
+    """`reduced_frames` of an open picture. Its pixels may be loaded already (a PNG loads them to find an EXIF
+    chunk stored after them): they are then reduced, not decoded again."""
+    count = getattr(img, "n_frames", 1) if img.format in FRAMES_FORMATS else 1
+    if count == 1:
+        target = _DECODE_AT_LEAST if img.width >= img.height else _DECODE_AT_LEAST[::-1]
+        # JPEG: DCT scaling by up to 1/8 (real pixels); HEIF: the smallest embedded thumbnail this big.
+        if not (real_pixels and img.format in THUMBNAIL_DRAFT_FORMATS):
+            img.draft("RGB", target)
+        img.load()
+        return [_reduced(img)]
+    frames = []
+    for index in sorted({round(k * (count - 1) / (IMAGE_FRAMES - 1)) for k in range(IMAGE_FRAMES)}):
+        img.seek(index)
+        frames.append(_reduced(img.copy()))
+    return frames
 
 
 def _reduced(img: Image.Image) -> Image.Image:
@@ -288,10 +294,12 @@ def photo_fingerprint(path: Path) -> Fingerprint:
             thumbnail = exif_thumbnail(img)
             image_format = img.format
             extras = beyond_the_picture(path, img)
-        if thumbnail is not None:
-            return Fingerprint(phash=phash64(thumbnail), content_identifier=content_identifier, burst_id=burst_id,
-                               metadata_tags=tags, extras=extras)
-        frames = reduced_frames(path)
+            if thumbnail is not None:
+                return Fingerprint(phash=phash64(thumbnail), content_identifier=content_identifier,
+                                   burst_id=burst_id, metadata_tags=tags, extras=extras)
+            # The same open picture: reading a PNG's EXIF decoded its pixels already (Pillow looks for an eXIf
+            # chunk after the image data), and opening the file again decoded them twice.
+            frames = frames_of(img)
     except Exception as error:  # any decoder failure: this file simply gets no near-duplicate check
         return Fingerprint(error=f"{type(error).__name__}: {error}")
     if image_format in THUMBNAIL_DRAFT_FORMATS:  # the pHash came from an embedded thumbnail: sign real pixels later
