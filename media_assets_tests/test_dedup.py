@@ -24,6 +24,7 @@ from media_assets.media.perceptual import (
     same_picture,
     video_fingerprint,
 )
+from media_assets.phases import deduplication
 from media_assets.phases.deduplication import DEFAULT_NEAR_RADIUS, DedupConfig
 from media_assets.runner import run_batch
 from media_assets_tests.conftest import MakePipeline, present
@@ -57,6 +58,31 @@ def test_copies_are_found_and_look_alikes_are_not_merged(make_pipeline: MakePipe
     hashed = present(pipeline.catalog.conn.execute(
         "SELECT count(*) AS n FROM media_files WHERE state = 'unique' AND phash IS NOT NULL").fetchone())["n"]
     assert hashed == states["unique"]
+
+
+def test_decisions_are_recorded_many_files_to_a_transaction(make_pipeline: MakePipeline,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction per file cost a WAL flush per file: the decisions go DECISIONS_PER_TRANSACTION at a time,
+    each file's fingerprint, move and duplicate row in its chunk's transaction."""
+    monkeypatch.setattr(deduplication, "DECISIONS_PER_TRANSACTION", 3)
+    pipeline = make_pipeline()
+    library = pipeline.settings.sources.folder_source_paths[0]
+    for seed in range(4):
+        sample.make_photo(library / f"IMG_{seed}.jpg", size=(320, 240), seed=80 + seed)
+    (library / "IMG_0 copy.jpg").write_bytes((library / "IMG_0.jpg").read_bytes())
+    download_and_deduplicate(pipeline, "b1")
+    assert pipeline.catalog.count_by_state("b1") == {"unique": 4, "duplicate": 1}
+    transactions = pipeline.catalog.conn.execute(
+        "SELECT f.id, f.xmin::text AS file_tx, s.xmin::text AS change_tx, f.phash IS NOT NULL AS hashed"
+        " FROM media_files f JOIN state_changes s ON s.file_id = f.id AND s.to_state = f.state"
+        " WHERE f.batch_id = 'b1' ORDER BY f.id").fetchall()
+    assert all(row["file_tx"] == row["change_tx"] and row["hashed"] for row in transactions)
+    assert [len({row["file_tx"] for row in transactions[i:i + 3]}) for i in (0, 3)] == [1, 1]
+    assert len({row["file_tx"] for row in transactions}) == 2
+    [duplicate] = pipeline.catalog.duplicates("b1")
+    duplicate_tx = {row["file_tx"] for row in transactions if row["id"] == duplicate.file_id}
+    assert present(pipeline.catalog.conn.execute("SELECT xmin::text AS tx FROM duplicate_files WHERE file_id = %s",
+                                                 (duplicate.file_id,)).fetchone())["tx"] in duplicate_tx
 
 
 def test_burst_frames_are_similar_but_not_the_same_picture(tmp_path: Path) -> None:

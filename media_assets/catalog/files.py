@@ -136,6 +136,27 @@ class FingerprintColumns(TypedDict, total=False):
     burst_id: str | None
 
 
+@dataclass(frozen=True)
+class DedupDecision:
+    """Deduplication's decision on one file, as `record_dedup_decisions` writes it: kept (no keeper), or a
+    duplicate of `keeper_id`, found by `kind` (exact or near) at a pHash `distance`."""
+
+    file: MediaFile
+    detail: str | None = None
+    keeper_id: int | None = None
+    kind: str | None = None
+    distance: int = 0
+    fingerprint: FingerprintColumns = field(default_factory=lambda: FingerprintColumns())
+
+    def __post_init__(self) -> None:
+        if self.keeper_id is not None and self.kind is None:
+            raise ValueError("a duplicate needs its keeper and kind")
+
+    @property
+    def target(self) -> FileState:
+        return FileState.UNIQUE if self.keeper_id is None else FileState.DUPLICATE
+
+
 class CatalogFingerprint(TypedDict):
     """Everything the near-duplicate confirmation needs about a catalogued file."""
 
@@ -474,25 +495,23 @@ class FileQueries(CatalogConnection):
             cur.executemany("UPDATE media_files SET similarity = %s WHERE id = %s AND similarity IS NULL",
                             [(signature, file_id) for file_id, signature in signatures.items()])
 
-    def record_dedup_decision(self, file: MediaFile, target: FileState, *, keeper_id: int | None = None,
-                              kind: str | None = None, distance: int = 0, detail: str | None = None,
-                              **fingerprint: Unpack[FingerprintColumns]) -> MediaFile:
-        """One transaction: store the file's fingerprint columns, move it to unique or duplicate, and for a
-        duplicate record its keeper."""
-        unknown = set(fingerprint) - _FINGERPRINT_COLUMNS
-        if unknown:
-            raise ValueError(f"not a fingerprint column: {sorted(unknown)}")
+    def record_dedup_decisions(self, decisions: Sequence[DedupDecision]) -> None:
+        """One transaction for many files (a WAL flush per file was most of recording a batch's decisions): store
+        their fingerprint columns, move each to unique or duplicate, and record each duplicate's keeper."""
         with self.transaction() as cur:
-            if fingerprint:
-                assignments = ", ".join(f"{name} = %s" for name in fingerprint)
-                cur.execute(f"UPDATE media_files SET {assignments} WHERE id = %s", [*fingerprint.values(), file.id])
-            moved = self.move(file, target, detail=detail, cursor=cur)
-            if target is FileState.DUPLICATE:
-                if keeper_id is None or kind is None:
-                    raise ValueError("a duplicate needs its keeper and kind")
-                cur.execute("INSERT INTO duplicate_files (file_id, keeper_id, batch_id, kind, distance)"
-                            " VALUES (%s, %s, %s, %s, %s)", (file.id, keeper_id, file.batch_id, kind, distance))
-            return moved
+            for columns in {tuple(decision.fingerprint) for decision in decisions}:
+                if set(columns) - _FINGERPRINT_COLUMNS:
+                    raise ValueError(f"not a fingerprint column: {sorted(set(columns) - _FINGERPRINT_COLUMNS)}")
+                assignments = ", ".join(f"{name} = %s" for name in columns)
+                cur.executemany(f"UPDATE media_files SET {assignments} WHERE id = %s",
+                                [[*cast(Mapping[str, object], decision.fingerprint).values(), decision.file.id]
+                                 for decision in decisions if tuple(decision.fingerprint) == columns])
+            self.move_files([Move(decision.file, decision.target, decision.detail) for decision in decisions],
+                            cursor=cur)
+            cur.executemany("INSERT INTO duplicate_files (file_id, keeper_id, batch_id, kind, distance)"
+                            " VALUES (%s, %s, %s, %s, %s)",
+                            [(decision.file.id, decision.keeper_id, decision.file.batch_id, decision.kind,
+                              decision.distance) for decision in decisions if decision.keeper_id is not None])
 
     def duplicates(self, batch_id: str) -> list[Duplicate]:
         rows = self.conn.execute(
