@@ -134,10 +134,16 @@ def copy_atomically(source: Path, target: Path, *, temp_name: str | None = None,
 
 
 def move_file(source: Path, target: Path, *, durable: bool = True) -> None:
-    """Rename `source` to `target` (copy and delete across filesystems); `durable=False`: see write_atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Rename `source` to `target` (copy and delete across filesystems); `durable=False`: see write_atomically.
+    The target's folder is made when the rename finds it missing (not asked for before every rename)."""
     try:
         os.replace(source, target)
+    except FileNotFoundError:
+        if target.parent.is_dir():
+            raise  # the source is what is missing
+        target.parent.mkdir(parents=True, exist_ok=True)
+        move_file(source, target, durable=durable)
+        return
     except OSError:  # across filesystems
         copy_atomically(source, target)  # durable before the only other copy goes
         source.unlink()
@@ -155,7 +161,8 @@ def make_durable(paths: Sequence[Path]) -> None:
             _fsync_file(path)
             _fsync_dir(path.parent)
         return
-    for path in {path.stat().st_dev: path for path in paths}.values():
+    folders = {path.parent for path in paths}  # a chunk's files share a few folders: a stat of each folder
+    for path in {folder.stat().st_dev: folder for folder in folders}.values():
         fd = os.open(path, os.O_RDONLY)
         try:
             if syncfs(fd) != 0:

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -253,6 +254,32 @@ def test_move_file(tmp_path: Path) -> None:
     move_file(source, target)
     assert not source.exists()
     assert target.read_bytes() == b"photo"
+
+
+def test_a_move_makes_its_folder_only_when_it_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sorting moves thousands of files into a few date folders: a mkdir before every rename was a syscall, an
+    exception and a stat per file."""
+    made: list[Path] = []
+    mkdir = Path.mkdir
+
+    def counted(path: Path, *args: Any, **kwargs: Any) -> None:
+        made.append(path)
+        mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", counted)
+    (tmp_path / "a.jpg").write_bytes(b"a")
+    move_file(tmp_path / "a.jpg", tmp_path / "2024" / "05" / "a.jpg", durable=False)
+    assert set(made) == {tmp_path / "2024", tmp_path / "2024" / "05"}  # made once, for the first move
+    made.clear()
+    for name in ("d.jpg", "e.jpg"):
+        (tmp_path / name).write_bytes(name.encode())
+        move_file(tmp_path / name, tmp_path / "2024" / "05" / name, durable=False)
+    assert made == []
+    assert sorted(p.name for p in (tmp_path / "2024" / "05").iterdir()) == ["a.jpg", "d.jpg", "e.jpg"]
+    with pytest.raises(FileNotFoundError):
+        move_file(tmp_path / "gone.jpg", tmp_path / "2024" / "05" / "gone.jpg")
+    with pytest.raises(FileNotFoundError):
+        move_file(tmp_path / "gone.jpg", tmp_path / "2025" / "gone.jpg")
 
 
 def test_make_durable_fsyncs_each_file_and_folder_without_syncfs(tmp_path: Path,
