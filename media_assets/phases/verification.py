@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 
 from media_assets.batches import BatchLifecycle
-from media_assets.catalog.repository import path_inside_source
+from media_assets.catalog.repository import MediaFile, path_inside_source
 from media_assets.catalog.states import FINAL_STATES, FileState
 from media_assets.catalog.uploads import Upload
 from media_assets.destinations.base import Destination, ReadsBack, StatsItsCopies
@@ -44,10 +44,9 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
         verified = chunk.gather(ctx.catalog.mark_uploads_verified)  # recorded with the chunk, even if a file fails
         for file in chunk:
             outcome.files += 1
-            name = path_inside_source(file.source_path, ctx.settings.sources.folder_source_paths)
             kept = ctx.path(file.sorted_path or "")
             if not holds_checksum(kept, file.kept_identity, file.output_hash, rehash=(file.id, KEPT) in rehash):
-                problems.append(f"{name}: kept copy {file.sorted_path} is missing or differs")
+                problems.append(f"{_name(ctx, file)}: kept copy {file.sorted_path} is missing or differs")
                 continue
             bad = [row.destination for row in uploads[file.id] if row.status == "uploaded"
                    and not _arrived(destinations, row, file.output_hash or "",
@@ -55,7 +54,7 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
                                     rehash=(file.id, row.destination) in rehash)]
             outcome.counts["read_back"] += sum(1 for key in read_back if key[0] == file.id)
             if bad:
-                problems.append(f"{name}: not found intact at {', '.join(bad)}")
+                problems.append(f"{_name(ctx, file)}: not found intact at {', '.join(bad)}")
                 continue
             verified.append(file.id)
             chunk.move(file, FileState.VERIFIED)
@@ -74,6 +73,12 @@ def verify(ctx: PhaseContext, outcome: PhaseOutcome, destinations: Mapping[str, 
     started = time.perf_counter()
     release_copies(ctx, outcome, sources)
     outcome.measures["pruning_seconds"] = round(time.perf_counter() - started, 3)
+
+
+def _name(ctx: PhaseContext, file: MediaFile) -> str:
+    """How a problem names the file: its path inside its source folder (resolving the folders costs more than a
+    file's checks, so only for a file with a problem)."""
+    return path_inside_source(file.source_path, ctx.settings.sources.folder_source_paths)
 
 
 def unaccounted(ctx: PhaseContext) -> dict[str, int]:
