@@ -111,6 +111,11 @@ class BatchSelection:
                     items.close()
 
 
+def lists_cheaply(source: MediaSource) -> bool:
+    """Whether listing the source is a local walk (a folder) rather than requests (iCloud)."""
+    return isinstance(source, ListsCheaply) and source.cheap_listing
+
+
 def plan_batch(catalog: Catalog, sources: Mapping[str, MediaSource], limits: BatchLimits) -> BatchSelection:
     """What the next batch would take, without taking it: its files and bytes, and whether more wait.
 
@@ -122,7 +127,7 @@ def plan_batch(catalog: Catalog, sources: Mapping[str, MediaSource], limits: Bat
     for name, source in sources.items():
         try:
             for _ in selection.scan(catalog, {name: source}):
-                if not (isinstance(source, ListsCheaply) and source.cheap_listing):
+                if not lists_cheaply(source):
                     break
         except SourceNeedsSettings:
             raise

@@ -20,6 +20,7 @@ from media_assets.media import sample_library as sample
 from media_assets.runner import run_batch
 from media_assets.selection import BatchLimits, BatchSelection, pair_groups, plan_batch
 from media_assets.sources.base import SourceItem
+from media_assets.sources.folder import FolderSource
 from media_assets_tests.conftest import ListingOnlySource, MakePipeline, present
 
 
@@ -148,3 +149,22 @@ def test_a_plan_lists_a_remote_source_only_up_to_its_first_new_file(catalog: Cat
 
     plan = plan_batch(catalog, {"icloud": Remote()}, BatchLimits(max_files=100, max_bytes=10**9))
     assert plan.files == 1 and not Remote.finished
+
+
+def test_a_batch_lists_a_folder_source_once_to_decide_and_once_to_take(make_pipeline: MakePipeline,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each listing walks every known file of the source too (all of the library at each batch), so the
+    download phase's own ETA must come from the walk that chooses its files, not from another one."""
+    pipeline = make_pipeline(BATCH_MAX_FILES="2")
+    _photos(pipeline.settings.sources.folder_source_paths[0], ["a.jpg", "b.jpg", "c.jpg"])
+    listings: list[str] = []
+    walk = FolderSource.scan
+
+    def counted(source: FolderSource) -> Iterator[SourceItem]:
+        listings.append("walk")
+        return walk(source)
+
+    monkeypatch.setattr(FolderSource, "scan", counted)
+    assert cli._run_once(pipeline, None) == 0
+    assert len(listings) == 2
+    assert _names(pipeline, _batches(pipeline)[0]) == {"a.jpg", "b.jpg"}

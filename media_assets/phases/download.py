@@ -25,7 +25,7 @@ from media_assets.media.examine import Dating, Examined, examine
 from media_assets.media.identify import MediaKind, UnsupportedMedia, sniff_stream, true_extension
 from media_assets.phases.common import PhaseContext, PhaseOutcome
 from media_assets.phases.workers import Workers, available_cores
-from media_assets.selection import BatchLimits, BatchSelection, plan_batch
+from media_assets.selection import BatchLimits, BatchSelection, lists_cheaply, plan_batch
 from media_assets.sources.base import MediaSource, SourceError, SourceItem, SourceUnreachable, TakesLocalFile
 from media_assets.storage import move_file, remove_partials, safe_name, write_atomically
 
@@ -53,11 +53,20 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
     # A re-run after a crash mid-scan counts what the batch already took against its limits.
     taken_files, taken_bytes = ctx.catalog.batch_size(ctx.batch_id)
     limits = BatchLimits.from_settings(ctx.settings)
-    # Listing the sources first (no transfers) tells how many files are coming, for the progress ETA.
-    coming = plan_batch(ctx.catalog, sources, limits).files
-    ctx.progress.expect(ctx.progress.done + coming)
     selection = BatchSelection(limits, files=taken_files, bytes=taken_bytes)
-    _take_all(ctx, outcome, _registered(ctx, selection, sources), expected=coming)
+    chosen: Iterable[tuple[MediaSource, list[SourceItem]]]
+    if all(lists_cheaply(source) for source in sources.values()):
+        # One walk of the sources chooses the batch's files (a batch's worth, held until they are registered)
+        # and tells the progress ETA how many are coming: the walk lists every known file too, so it is done once.
+        chosen = list(selection.scan(ctx.catalog, sources))
+        coming = selection.files - taken_files
+    else:
+        # A source listed by requests is walked as its files are taken (the walk starts their transfers); a plan
+        # lists the sources first, up to such a source's first new files, for the ETA.
+        chosen = selection.scan(ctx.catalog, sources)
+        coming = plan_batch(ctx.catalog, sources, limits).files
+    ctx.progress.expect(ctx.progress.done + coming)
+    _take_all(ctx, outcome, _registered(ctx, selection, chosen), expected=coming)
     outcome.counts["already_known"] += selection.known
     if selection.full:
         outcome.counts["left_for_next_batch"] += 1
@@ -82,9 +91,10 @@ def _taken_again(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str,
         yield file, source, source.lookup(file.source_id)
 
 
-def _registered(ctx: PhaseContext, selection: BatchSelection, sources: Mapping[str, MediaSource]) -> Iterator[Offered]:
-    """The new files the selection takes from the sources, each registered in the catalog as it comes."""
-    for source, group in selection.scan(ctx.catalog, sources):
+def _registered(ctx: PhaseContext, selection: BatchSelection,
+                chosen: Iterable[tuple[MediaSource, list[SourceItem]]]) -> Iterator[Offered]:
+    """The new files the selection chose, each registered in the catalog as it comes."""
+    for source, group in chosen:
         for item in group:
             file_id = ctx.catalog.register_file(ctx.batch_id, source=item.source, source_id=item.source_id,
                                                 source_version=item.version, original_name=item.original_name,

@@ -27,7 +27,7 @@ UNREACHABLE_ERRORS = frozenset({errno.ENOENT, errno.EIO, errno.ENOTCONN, errno.E
                                 errno.ENODEV, errno.ENXIO, errno.ECONNRESET, errno.ECONNABORTED})
 
 
-def path_key(path: Path) -> str:
+def path_key(path: str | Path) -> str:
     """A text key for a path that survives names that are not valid UTF-8 (the catalog stores text)."""
     raw = os.fsencode(path)
     try:
@@ -46,9 +46,9 @@ def _version(info: os.stat_result) -> str:
     return f"{info.st_size}:{info.st_mtime_ns}"
 
 
-def _display_name(path: Path) -> str:
+def _display_name(path: str | Path) -> str:
     """The file name as valid UTF-8 text (undecodable bytes become U+FFFD), so the catalog can store it."""
-    return os.fsencode(path.name).decode("utf-8", "replace")
+    return os.fsencode(os.path.basename(path)).decode("utf-8", "replace")
 
 
 def _is_system_file(name: str) -> bool:
@@ -80,10 +80,13 @@ class FolderSource:
             for name in names:
                 if name in attached:
                     continue  # travels with its photo
-                item = self._item(root, Path(folder) / name)
+                # Paths stay strings here: the walk lists every known file at each batch, and a Path per
+                # file cost more than the file's stat.
+                item = self._item(root, os.path.join(folder, name))
                 if name in owned and item.refusal is None:
-                    item = replace(item, sidecars=tuple((path_key(Path(folder) / sidecar), _display_name(Path(sidecar)))
-                                                       for sidecar in owned[name]))
+                    sidecars = ((path_key(os.path.join(folder, sidecar)), _display_name(sidecar))
+                                for sidecar in owned[name])
+                    item = replace(item, sidecars=tuple(sidecars))
                 yield item
         yield from self._unreadable_folders(unreadable)
 
@@ -94,17 +97,17 @@ class FolderSource:
                              refusal=f"folder is not readable ({error.strerror}): its files were not taken")
         errors.clear()
 
-    def _item(self, root: Path, path: Path) -> SourceItem:
+    def _item(self, root: Path, path: str) -> SourceItem:
         key = path_key(path)
         display = _display_name(path)
         try:
-            info = path.lstat()
+            info = os.lstat(path)
         except OSError as error:
             return SourceItem(self.name, key, "unreadable", display, refusal=f"cannot read file: {error.strerror}",
                               unreachable=error.errno in UNREACHABLE_ERRORS)
         if stat.S_ISLNK(info.st_mode):
             try:
-                target = path.resolve()
+                target = Path(path).resolve()
             except (OSError, RuntimeError):  # a symlink loop: RuntimeError before Python 3.13
                 return SourceItem(self.name, key, "broken-link", display, refusal="broken symbolic link (loop)")
             if not target.is_relative_to(root):
@@ -126,7 +129,7 @@ class FolderSource:
         if root is None:
             return SourceItem(self.name, source_id, "", _display_name(path),
                               refusal="file lies outside the configured source folders")
-        return self._item(root, path)
+        return self._item(root, os.fspath(path))
 
     def _checked_path(self, source_id: str) -> Path:
         path = path_from_key(source_id)
