@@ -217,6 +217,9 @@ def _catalog_figures(conninfo: str) -> dict[str, Any]:
             " sum(files_processed) AS files, sum(coalesce((details->>'pruning_seconds')::float, 0)) AS pruning"
             " FROM phase_runs GROUP BY phase").fetchall()
         states: dict[str, int] = dict(conn.execute("SELECT state, count(*) FROM media_files GROUP BY state"))
+        by_batch = conn.execute(
+            "SELECT round((1000 * extract(epoch FROM finished_at - started_at) / files_processed)::numeric, 2)::float"
+            " FROM phase_runs WHERE phase = 'download' AND files_processed > 0 ORDER BY started_at").fetchall()
         batches = _one(conn, "SELECT count(*) FROM batches")
         size = _one(conn,
             "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -225,7 +228,9 @@ def _catalog_figures(conninfo: str) -> dict[str, Any]:
     return {"phases": {name: {"seconds": round(seconds, 3), "files": int(files),
                               **({"pruning_seconds": round(pruning, 3)} if pruning else {})}
                        for name, seconds, files, pruning in phases},
-            "states": states, "batches": batches, "catalog_mb": round(int(size) / 2**20, 2)}
+            "states": states, "batches": batches, "catalog_mb": round(int(size) / 2**20, 2),
+            # Whether a phase's cost grows with the catalog shows batch by batch (each batch's sources hold more).
+            "download_ms_per_file_by_batch": [ms for ms, in by_batch]}
 
 
 def _phase_cpu(conninfo: str, memory: TreeMemory, database: TreeMemory) -> dict[str, dict[str, float]]:
@@ -514,6 +519,7 @@ def main() -> int:
         print(f"{s}: hot queries on a {STATUS_CATALOG_FILES:,}-file catalog: "
               f"{slow or 'all index lookups'}")
         print(f"{s}: processes at the peak RSS (MB): {r['peak_breakdown_mb']}")
+        print(f"{s}: download ms/file, batch by batch: {r['download_ms_per_file_by_batch']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
