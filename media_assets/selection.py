@@ -64,6 +64,8 @@ class BatchSelection:
     bytes: int = 0
     known: int = 0
     full: bool = False
+    #: Files this batch chose that another batch registered first, since the last `refill`.
+    lost: int = 0
     #: Sources that could not be looked into (the batch itself will find out what they hold).
     unreadable: list[str] = field(default_factory=list)
 
@@ -94,6 +96,7 @@ class BatchSelection:
         self.files -= 1
         self.bytes -= item.size or 0
         self.known += 1
+        self.lost += 1
 
     def scan(self, catalog: Catalog, sources: Mapping[str, MediaSource]) -> Iterator[tuple[MediaSource,
                                                                                                list[SourceItem]]]:
@@ -109,6 +112,15 @@ class BatchSelection:
             finally:  # an early stop ends the source's listing (and its transfers) now
                 if isinstance(items, Generator):
                     items.close()
+
+
+    def refill(self, catalog: Catalog, sources: Mapping[str, MediaSource]) -> Iterator[tuple[MediaSource,
+                                                                                                 list[SourceItem]]]:
+        """For a batch that chose its files in one walk before registering them: the room left by those another
+        batch registered first (`taken_elsewhere`), filled by walking again; no walk when there were none."""
+        while self.lost:
+            self.lost, self.full = 0, False
+            yield from self.scan(catalog, sources)
 
 
 def lists_cheaply(source: MediaSource) -> bool:

@@ -92,17 +92,18 @@ def test_a_file_another_batch_registered_meanwhile_leaves_room_for_the_next(make
         catalog.create_batch(batch_id)
 
     class ScannedAtTheSameMoment(FolderSource):
-        """b1 registers IMG_0 just after b2's selection listed it (its first scan only plans the batch)."""
+        """b1 registers IMG_0 just after b2's first walk listed it, before b2 registers what it chose."""
 
         scans = 0
 
         def scan(self) -> Iterator[SourceItem]:
             self.scans += 1
-            for item in super().scan():
-                if self.scans == 2 and item.original_name == "IMG_0.jpg":
-                    catalog.register_file("b1", source=item.source, source_id=item.source_id,
-                                          source_version=item.version, original_name=item.original_name)
-                yield item
+            items = list(super().scan())
+            yield from items
+            if self.scans == 1:
+                first = next(item for item in items if item.original_name == "IMG_0.jpg")
+                catalog.register_file("b1", source=first.source, source_id=first.source_id,
+                                      source_version=first.version, original_name=first.original_name)
 
     source = ScannedAtTheSameMoment([library])
     ctx = PhaseContext(batch_id="b2", settings=pipeline.settings, catalog=catalog)

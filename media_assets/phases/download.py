@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
@@ -58,8 +59,9 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
     if all(lists_cheaply(source) for source in sources.values()):
         # One walk of the sources chooses the batch's files (a batch's worth, held until they are registered)
         # and tells the progress ETA how many are coming: the walk lists every known file too, so it is done once.
-        chosen = list(selection.scan(ctx.catalog, sources))
+        first = list(selection.scan(ctx.catalog, sources))
         coming = selection.files - taken_files
+        chosen = chain(first, _counted(ctx, selection.refill(ctx.catalog, sources)))
     else:
         # A source listed by requests is walked as its files are taken (the walk starts their transfers); a plan
         # lists the sources first, up to such a source's first new files, for the ETA.
@@ -73,6 +75,14 @@ def download(ctx: PhaseContext, outcome: PhaseOutcome, sources: Mapping[str, Med
         ctx.log.info(f"batch {ctx.batch_id} is full ({selection.files} files, {selection.bytes / 1e9:.1f} GB); "
                      "the sources hold more, for the next batch")
     ctx.catalog.mark_batch_scanned(ctx.batch_id, backlog=selection.full)
+
+
+def _counted(ctx: PhaseContext, chosen: Iterable[tuple[MediaSource, list[SourceItem]]]
+             ) -> Iterator[tuple[MediaSource, list[SourceItem]]]:
+    """Groups chosen after the ETA was set, each added to the files the progress expects."""
+    for source, group in chosen:
+        ctx.progress.expect((ctx.progress.total or 0) + len(group))
+        yield source, group
 
 
 #: A file of the batch, its source, and what the source says of it.
