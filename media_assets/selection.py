@@ -113,7 +113,6 @@ class BatchSelection:
                 if isinstance(items, Generator):
                     items.close()
 
-
     def refill(self, catalog: Catalog, sources: Mapping[str, MediaSource]) -> Iterator[tuple[MediaSource,
                                                                                                  list[SourceItem]]]:
         """For a batch that chose its files in one walk before registering them: the room left by those another
